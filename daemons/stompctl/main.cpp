@@ -1,0 +1,328 @@
+// stompctl: publish to and subscribe from a STOMP destination through libbus — the tool to
+// debug the bus with, in the spirit of mosquitto_pub/mosquitto_sub.
+//
+// Exit codes: 0 success; 1 not accepted (no receipt before the deadline, connection failed);
+// 2 usage or configuration error; 3 the broker answered ERROR.
+#include "bus/client.hpp"
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+namespace net = boost::asio;
+using std::chrono::milliseconds;
+
+namespace {
+
+struct common_args {
+    std::string url = "stomp://127.0.0.1:61613";
+    std::string options;
+    std::string login;
+    std::string passcode_file;
+    std::string vhost;
+    std::string client_id;
+    std::string protocol = "negotiate";
+    double timeout = 10;
+    bool verbose = false;
+    bool insecure = false;
+    std::string ca_file;
+};
+
+struct publish_args {
+    std::string destination;
+    std::vector<std::string> headers;
+    std::string message;
+    std::string file;
+    int count = 1;
+    int window = 1000;
+    bool stats = false;
+};
+
+struct subscribe_args {
+    std::string destination;
+    std::string ack = "auto";
+    std::string durable;
+    std::string durable_style = "both";
+    int count = 0;
+    double wait = 0;
+    bool json = false;
+    bool headers = false;
+    bool keepalives = false;
+    std::string ready_file;
+    unsigned prefetch = 0;
+};
+
+std::string read_secret(const std::string& path)
+{
+    std::ifstream in(path);
+    if (!in) throw bus::config_error("cannot read passcode file " + path);
+    std::string s((std::istreambuf_iterator<char>(in)), {});
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    return s;
+}
+
+bus::client_options make_options(const common_args& a)
+{
+    auto o = bus::options_from_url(a.url, a.options);
+    for (auto& ep : o.url.endpoints) {
+        if (!a.login.empty()) ep.login = a.login;
+        if (!a.passcode_file.empty()) ep.passcode = read_secret(a.passcode_file);
+    }
+    o.vhost = a.vhost;
+    o.client_id = a.client_id;
+    if (a.protocol == "1.0") o.protocol = bus::protocol_mode::v1_0;
+    else if (a.protocol != "negotiate") throw bus::config_error("--protocol must be negotiate or 1.0");
+    o.receipt_timeout = milliseconds(static_cast<long>(a.timeout * 1000));
+    o.connect_timeout = std::min(o.connect_timeout, o.receipt_timeout);
+    o.tls.ca_file = a.ca_file;
+    o.tls.verify = !a.insecure;
+    // A one-shot tool gives up after a few attempts instead of retrying forever.
+    if (o.url.reconnect.max_attempts == 0)
+        o.url.reconnect.max_attempts = static_cast<int>(2 * o.url.endpoints.size() + 1);
+    return o;
+}
+
+std::pair<std::string, std::string> split_header(const std::string& h)
+{
+    auto colon = h.find(':');
+    if (colon == std::string::npos || colon == 0)
+        throw bus::config_error("header '" + h + "' must be name:value");
+    return {h.substr(0, colon), h.substr(colon + 1)};
+}
+
+net::awaitable<void> run_client(bus::client& c, int& rc)
+{
+    try {
+        co_await c.run();
+    } catch (const std::system_error& e) {
+        std::cerr << "stompctl: " << e.what()
+                  << (c.last_error().empty() ? "" : " (" + c.last_error() + ")") << "\n";
+        if (rc == 0) rc = 1;
+    }
+}
+
+net::awaitable<void> do_publish(bus::client& c, const common_args& a, const publish_args& p,
+                                std::string body, int& rc)
+{
+    bus::stomp::frame f("SEND");
+    f.add("destination", p.destination);
+    for (auto& h : p.headers) {
+        auto [k, v] = split_header(h);
+        f.add(k, v);
+    }
+    f.body = std::move(body);
+    auto start = std::chrono::steady_clock::now();
+    int failed = 0;
+    int next = 0, done = 0;
+    std::error_code first_error;
+    auto ex = co_await net::this_coro::executor;
+    net::steady_timer progress(ex);
+    // Keep up to `window` publishes in flight; each completes on its own receipt.
+    auto one = [&](bus::stomp::frame fr) -> net::awaitable<void> {
+        auto ec = co_await c.publish(std::move(fr), milliseconds(static_cast<long>(a.timeout * 1000)));
+        if (ec) {
+            ++failed;
+            if (!first_error) first_error = ec;
+        }
+        ++done;
+        progress.cancel();
+    };
+    while (done < p.count) {
+        while (next < p.count && next - done < p.window) {
+            ++next;
+            net::co_spawn(ex, one(f), net::detached);
+        }
+        progress.expires_at(std::chrono::steady_clock::time_point::max());
+        co_await progress.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (failed) {
+        std::cerr << "stompctl: " << failed << " of " << p.count
+                  << " not accepted: " << first_error.message()
+                  << (c.last_error().empty() ? "" : " (" + c.last_error() + ")") << "\n";
+        rc = first_error == bus::errc::broker_error ? 3 : 1;
+    }
+    if (p.stats)
+        std::cout << nlohmann::json{{"client", "stompctl"}, {"count", p.count},
+                                    {"size", f.body.size()}, {"seconds", secs},
+                                    {"msgs_per_s", p.count / secs}, {"failed", failed}}
+                         .dump()
+                  << std::endl;
+    c.stop();
+}
+
+bus::ack_mode parse_ack(const std::string& s)
+{
+    if (s == "auto") return bus::ack_mode::automatic;
+    if (s == "client") return bus::ack_mode::client;
+    if (s == "client-individual") return bus::ack_mode::client_individual;
+    throw bus::config_error("--ack must be auto, client or client-individual");
+}
+
+bus::durable_style parse_style(const std::string& s)
+{
+    if (s == "rabbitmq") return bus::durable_style::rabbitmq;
+    if (s == "activemq") return bus::durable_style::activemq;
+    if (s == "both") return bus::durable_style::both;
+    throw bus::config_error("--durable-style must be rabbitmq, activemq or both");
+}
+
+void print_message(const bus::message& m, const subscribe_args& s)
+{
+    if (s.json) {
+        nlohmann::json h = nlohmann::json::array();
+        for (auto& [k, v] : m.frame.headers) h.push_back({k, v});
+        nlohmann::json j{{"destination", m.destination()},
+                         {"message_id", m.id()},
+                         {"redelivered", m.redelivered},
+                         {"headers", h},
+                         {"body", m.body()}};
+        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+        if (s.headers) {
+            for (auto& [k, v] : m.frame.headers) std::cout << k << ":" << v << "\n";
+            std::cout << "\n";
+        }
+        std::cout << m.body();
+        if (m.body().empty() || m.body().back() != '\n') std::cout << "\n";
+    }
+    std::cout.flush();
+}
+
+net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const subscribe_args& s,
+                                  int& rc)
+{
+    int received = 0;
+    auto ex = co_await net::this_coro::executor;
+    net::steady_timer done(ex);
+    bus::subscription_options o;
+    o.destination = s.destination;
+    o.ack = parse_ack(s.ack);
+    o.durable_name = s.durable;
+    o.durable = s.durable.empty() ? bus::durable_style::none : parse_style(s.durable_style);
+    o.deliver_keepalives = s.keepalives;
+    o.prefetch = s.prefetch;
+    auto id = c.subscribe(o, [&](const bus::message& m) -> net::awaitable<bus::disposition> {
+        print_message(m, s);
+        if (s.count > 0 && ++received >= s.count) done.cancel();
+        co_return bus::disposition::ack;
+    });
+    if (!co_await c.wait_subscribed(id, milliseconds(static_cast<long>(a.timeout * 1000)))) {
+        std::cerr << "stompctl: subscription to " << s.destination << " not confirmed"
+                  << (c.last_error().empty() ? "" : " (" + c.last_error() + ")") << "\n";
+        rc = 1;
+        c.stop();
+        co_return;
+    }
+    if (!s.ready_file.empty()) std::ofstream(s.ready_file) << "ready\n";
+    if (s.wait > 0) done.expires_after(milliseconds(static_cast<long>(s.wait * 1000)));
+    else done.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await done.async_wait(net::as_tuple(net::use_awaitable));
+    if (s.count > 0 && received < s.count) {
+        std::cerr << "stompctl: received " << received << " of " << s.count << " messages\n";
+        rc = 1;
+    }
+    c.stop();
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"stompctl - publish to and subscribe from STOMP destinations (deploykit libbus)"};
+    app.require_subcommand(1);
+    common_args a;
+    app.add_option("-u,--url", a.url,
+                   "broker URL: stomp://[user:pass@]host:port, stomp+ssl://..., or "
+                   "failover://(url1,url2)?options")
+        ->envname("STOMP_URL");
+    app.add_option("--options", a.options, "stomp-options string appended to the URL (original configs)");
+    app.add_option("--login", a.login, "login (overrides the URL)");
+    app.add_option("--passcode-file", a.passcode_file, "read the passcode from this file");
+    app.add_option("--vhost", a.vhost, "CONNECT host header (virtual host)");
+    app.add_option("--client-id", a.client_id, "CONNECT client-id (ActiveMQ durable subscriptions)");
+    app.add_option("--protocol", a.protocol, "negotiate (1.0-1.2 with heart-beats) or 1.0");
+    app.add_option("--timeout", a.timeout, "seconds to wait for receipts and connections");
+    app.add_option("--ca-file", a.ca_file, "CA bundle for stomp+ssl");
+    app.add_flag("--insecure", a.insecure, "do not verify the broker's TLS certificate");
+    app.add_flag("-v,--verbose", a.verbose, "log connection events to stderr");
+
+    publish_args p;
+    auto* pub = app.add_subcommand("publish", "send a message and wait for the broker's receipt");
+    pub->add_option("-t,--destination", p.destination, "e.g. /topic/future.git.commits")->required();
+    pub->add_option("-H,--header", p.headers, "extra header name:value (repeatable)");
+    pub->add_option("-m,--message", p.message, "body (default: read stdin)");
+    pub->add_option("-f,--file", p.file, "read the body from this file");
+    pub->add_option("--count", p.count, "send the message this many times (pipelined)")->check(CLI::Range(1, 100000000));
+    pub->add_option("--window", p.window, "publishes in flight at once")->check(CLI::Range(1, 100000));
+    pub->add_flag("--stats", p.stats, "print a JSON line with the publish rate");
+
+    subscribe_args s;
+    auto* sub = app.add_subcommand("subscribe", "print messages from a destination");
+    sub->alias("tail");
+    sub->add_option("-t,--destination", s.destination, "e.g. /topic/future.git.commits")->required();
+    sub->add_option("--ack", s.ack, "auto, client or client-individual");
+    sub->add_option("--durable", s.durable, "durable subscription name");
+    sub->add_option("--durable-style", s.durable_style, "rabbitmq, activemq or both");
+    sub->add_option("--prefetch", s.prefetch, "broker-side unacked window");
+    sub->add_option("-n,--count", s.count, "exit after this many messages");
+    sub->add_option("--wait", s.wait, "exit after this many seconds");
+    sub->add_flag("--json", s.json, "one JSON object per message");
+    sub->add_flag("--headers", s.headers, "print headers before each body");
+    sub->add_flag("--keepalives", s.keepalives, "also print the original's newline keepalives");
+    sub->add_option("--ready-file", s.ready_file, "create this file once the subscription is confirmed");
+
+    CLI11_PARSE(app, argc, argv);
+
+    auto log = spdlog::stderr_color_mt("stompctl");
+    log->set_level(a.verbose ? spdlog::level::debug : spdlog::level::warn);
+    int rc = 0;
+    try {
+        std::string body;
+        if (*pub) {
+            if (!p.file.empty()) {
+                std::ifstream in(p.file, std::ios::binary);
+                if (!in) throw bus::config_error("cannot read " + p.file);
+                body.assign(std::istreambuf_iterator<char>(in), {});
+            } else if (pub->count("--message") > 0) {
+                body = p.message;
+            } else {
+                body.assign(std::istreambuf_iterator<char>(std::cin), {});
+            }
+        }
+        net::io_context io(1);
+        bus::client c(io.get_executor(), make_options(a), *log);
+        net::signal_set signals(io, SIGINT, SIGTERM);
+        signals.async_wait([&](auto ec, int) {
+            if (!ec) c.stop();
+        });
+        net::co_spawn(io, run_client(c, rc), [&](std::exception_ptr e) {
+            signals.cancel();
+            if (e) std::rethrow_exception(e);
+        });
+        if (*pub) net::co_spawn(io, do_publish(c, a, p, std::move(body), rc), net::detached);
+        else net::co_spawn(io, do_subscribe(c, a, s, rc), net::detached);
+        io.run();
+    } catch (const bus::config_error& e) {
+        std::cerr << "stompctl: " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "stompctl: " << e.what() << "\n";
+        return 1;
+    }
+    return rc;
+}

@@ -1,0 +1,44 @@
+#pragma once
+
+#include "bus/url.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace bus {
+
+/// Pure reconnect schedule: which endpoint to try next and how long to wait first.
+///
+/// Delays grow from `initial_delay` by `multiplier` up to `max_delay` (constant when not
+/// exponential), each reduced by a random jitter so a fleet does not reconnect in lock-step.
+/// `reset()` after a successful connect starts over (the original never reset). Endpoints are
+/// tried in order, wrapping around; with `randomize` each round uses a fresh shuffle.
+class backoff {
+public:
+    backoff(reconnect_policy policy, std::size_t endpoints, std::uint64_t seed);
+
+    /// Index of the endpoint for the next attempt.
+    std::size_t endpoint() const noexcept { return order_[pos_]; }
+    /// Records a failed attempt; returns the wait before the next one.
+    std::chrono::milliseconds failed();
+    /// True once `max_attempts` consecutive attempts have failed.
+    bool exhausted() const noexcept;
+    /// Records a successful connect.
+    void reset();
+    int failures() const noexcept { return failures_; }
+
+private:
+    void reshuffle();
+
+    reconnect_policy policy_;
+    std::vector<std::size_t> order_;
+    std::size_t pos_ = 0;
+    int failures_ = 0;
+    double delay_ms_;
+    std::mt19937_64 rng_;
+};
+
+} // namespace bus

@@ -1,0 +1,46 @@
+#include "bus/backoff.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace bus {
+
+backoff::backoff(reconnect_policy policy, std::size_t endpoints, std::uint64_t seed)
+    : policy_(policy), order_(std::max<std::size_t>(endpoints, 1)),
+      delay_ms_(static_cast<double>(policy.initial_delay.count())), rng_(seed)
+{
+    std::iota(order_.begin(), order_.end(), std::size_t{0});
+    if (policy_.randomize) reshuffle();
+}
+
+void backoff::reshuffle() { std::shuffle(order_.begin(), order_.end(), rng_); }
+
+std::chrono::milliseconds backoff::failed()
+{
+    ++failures_;
+    if (++pos_ == order_.size()) {
+        pos_ = 0;
+        if (policy_.randomize) reshuffle();
+    }
+    const double cap = static_cast<double>(policy_.max_delay.count());
+    double d = std::min(delay_ms_, cap);
+    if (policy_.exponential) delay_ms_ = std::min(delay_ms_ * policy_.multiplier, cap);
+    if (policy_.jitter > 0) {
+        std::uniform_real_distribution<double> u(0.0, std::min(policy_.jitter, 1.0));
+        d *= 1.0 - u(rng_);
+    }
+    return std::chrono::milliseconds(static_cast<std::int64_t>(d));
+}
+
+bool backoff::exhausted() const noexcept
+{
+    return policy_.max_attempts > 0 && failures_ >= policy_.max_attempts;
+}
+
+void backoff::reset()
+{
+    failures_ = 0;
+    delay_ms_ = static_cast<double>(policy_.initial_delay.count());
+}
+
+} // namespace bus

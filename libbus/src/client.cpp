@@ -1,0 +1,921 @@
+#include "bus/client.hpp"
+
+#include "bus/backoff.hpp"
+#include "bus/stomp/serializer.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <deque>
+#include <map>
+#include <optional>
+#include <random>
+
+namespace bus {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+using std::chrono::milliseconds;
+using steady = std::chrono::steady_clock;
+
+// ---- errors ---------------------------------------------------------------------------------
+
+namespace {
+class bus_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "bus"; }
+    std::string message(int ev) const override
+    {
+        switch (static_cast<errc>(ev)) {
+        case errc::receipt_timeout: return "no receipt before the deadline";
+        case errc::broker_error: return "broker answered with ERROR";
+        case errc::stopped: return "client stopped";
+        case errc::too_many_pending: return "too many publishes awaiting receipts";
+        case errc::unencodable: return "header cannot be encoded in this STOMP version";
+        case errc::attempts_exhausted: return "reconnect attempts exhausted";
+        case errc::not_connected: return "not connected";
+        }
+        return "unknown bus error";
+    }
+};
+} // namespace
+
+const std::error_category& bus_category() noexcept
+{
+    static const bus_category_impl cat;
+    return cat;
+}
+
+client_options options_from_url(std::string_view rserver, std::string_view stomp_options)
+{
+    client_options o;
+    o.url = parse_broker_url(rserver, stomp_options);
+    return o;
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+namespace {
+
+constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
+
+/// Waiters for a broadcast condition. Each waiter owns its timer; notify cancels them all.
+struct waiters {
+    std::vector<net::steady_timer*> list;
+    void notify_all()
+    {
+        for (auto* t : list) t->cancel();
+    }
+};
+
+/// Waits until `pred()` or `timeout`; returns `pred()`.
+template <class Pred>
+net::awaitable<bool> wait_until(waiters& w, milliseconds timeout, Pred pred)
+{
+    auto deadline = steady::now() + timeout;
+    while (!pred()) {
+        if (steady::now() >= deadline) co_return false;
+        net::steady_timer t(co_await net::this_coro::executor);
+        t.expires_at(deadline);
+        w.list.push_back(&t);
+        struct unregister {
+            waiters& w;
+            net::steady_timer* t;
+            ~unregister() { std::erase(w.list, t); }
+        } guard{w, &t};
+        auto [ec] = co_await t.async_wait(tuple_awaitable);
+        (void)ec;
+    }
+    co_return true;
+}
+
+template <class T>
+net::awaitable<T> timed(net::awaitable<T> op, steady::time_point deadline, const char* what)
+{
+    net::steady_timer t(co_await net::this_coro::executor);
+    t.expires_at(deadline);
+    auto r = co_await (std::move(op) || t.async_wait(net::use_awaitable));
+    if (r.index() == 1) throw std::runtime_error(std::string(what) + " timed out");
+    co_return std::get<0>(std::move(r));
+}
+
+net::awaitable<void> timed(net::awaitable<void> op, steady::time_point deadline, const char* what)
+{
+    net::steady_timer t(co_await net::this_coro::executor);
+    t.expires_at(deadline);
+    auto r = co_await (std::move(op) || t.async_wait(net::use_awaitable));
+    if (r.index() == 1) throw std::runtime_error(std::string(what) + " timed out");
+}
+
+std::string_view ack_mode_name(ack_mode m)
+{
+    switch (m) {
+    case ack_mode::automatic: return "auto";
+    case ack_mode::client: return "client";
+    case ack_mode::client_individual: return "client-individual";
+    }
+    return "auto";
+}
+
+std::string ms_string(milliseconds a, milliseconds b)
+{
+    return std::to_string(a.count()) + "," + std::to_string(b.count());
+}
+
+} // namespace
+
+// ---- state ----------------------------------------------------------------------------------
+
+namespace {
+
+struct pending_publish {
+    explicit pending_publish(const net::any_io_executor& ex) : timer(ex) {}
+    std::uint64_t seq = 0;
+    stomp::frame frame;
+    net::steady_timer timer;
+    bool done = false;
+    bool sent = false;
+    std::error_code result;
+};
+
+struct subscription_state {
+    subscription_state(const net::any_io_executor& ex) : ready(ex), space(ex) {}
+    subscription_options opts;
+    message_handler handler;
+    std::deque<message> queue;
+    net::steady_timer ready;   // consumer waits here for messages
+    net::steady_timer space;   // reader waits here while the queue is full
+    bool closed = false;
+    std::uint64_t confirmed_on = 0;  // connection generation whose SUBSCRIBE was receipted
+};
+
+/// One TCP (optionally TLS) connection and its protocol state.
+struct connection {
+    connection(const net::any_io_executor& ex, stomp::limits lim)
+        : socket(ex), writer_signal(ex), parser(lim), ka({}, steady::now())
+    {
+    }
+
+    tcp::socket socket;
+    std::optional<ssl::stream<tcp::socket&>> tls;
+    net::steady_timer writer_signal;
+    std::deque<std::string> queue;
+    std::size_t queued_bytes = 0;
+    std::string broken;  // set when the connection must be dropped; the writer throws it
+    stomp::parser parser;
+    std::string rbuf;
+    std::size_t rstart = 0;
+    keepalive ka;
+    stomp::version version = stomp::version::v1_0;
+    std::uint64_t generation = 0;
+    std::string server;
+
+    template <class Buffers>
+    net::awaitable<std::size_t> write(const Buffers& b)
+    {
+        if (tls) co_return co_await net::async_write(*tls, b, net::use_awaitable);
+        co_return co_await net::async_write(socket, b, net::use_awaitable);
+    }
+    net::awaitable<std::size_t> read_some(net::mutable_buffer b)
+    {
+        if (tls) co_return co_await tls->async_read_some(b, net::use_awaitable);
+        co_return co_await socket.async_read_some(b, net::use_awaitable);
+    }
+    void close()
+    {
+        boost::system::error_code ignored;
+        socket.shutdown(tcp::socket::shutdown_both, ignored);
+        socket.close(ignored);
+        writer_signal.cancel();
+    }
+};
+
+} // namespace
+
+struct client::impl : std::enable_shared_from_this<client::impl> {
+    impl(net::any_io_executor ex, client_options o, spdlog::logger& l)
+        : exec(std::move(ex)), opts(std::move(o)), log(l), tls_ctx(ssl::context::tls_client)
+    {
+        if (opts.url.endpoints.empty()) throw config_error("no broker configured");
+        for (auto& n : opts.url.notes) log.info("stomp: {}", n);
+        bool any_tls = std::any_of(opts.url.endpoints.begin(), opts.url.endpoints.end(),
+                                   [](const endpoint& e) { return e.tls; });
+        if (any_tls) setup_tls();
+    }
+
+    net::any_io_executor exec;
+    client_options opts;
+    spdlog::logger& log;
+    ssl::context tls_ctx;
+    client_stats stats;
+
+    std::shared_ptr<connection> current;
+    std::uint64_t generation = 0;
+    bool stopping = false;
+    bool running = false;
+    waiters stop_waiters;
+    waiters connect_waiters;
+    waiters subscribe_waiters;
+    waiters disconnect_waiters;
+    bool disconnect_receipted = false;
+    std::string last_error;
+
+    std::uint64_t seq = 0;
+    std::map<std::uint64_t, std::shared_ptr<pending_publish>> pending;
+    std::map<std::string, std::shared_ptr<subscription_state>> subs;
+    std::uint64_t sub_counter = 0;
+    std::uint64_t probe_counter = 0;
+
+    void setup_tls()
+    {
+        tls_ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                            ssl::context::no_tlsv1_1);
+        if (opts.tls.ca_file.empty()) tls_ctx.set_default_verify_paths();
+        else tls_ctx.load_verify_file(opts.tls.ca_file);
+        if (!opts.tls.cert_file.empty())
+            tls_ctx.use_certificate_chain_file(opts.tls.cert_file);
+        if (!opts.tls.key_file.empty())
+            tls_ctx.use_private_key_file(opts.tls.key_file, ssl::context::pem);
+        tls_ctx.set_verify_mode(opts.tls.verify ? ssl::verify_peer : ssl::verify_none);
+    }
+
+    // ---- sending ----------------------------------------------------------------------------
+
+    void enqueue(connection& c, std::string bytes)
+    {
+        if (!c.broken.empty()) return;
+        if (c.queued_bytes + bytes.size() > opts.max_queued_bytes) {
+            c.broken = "send queue over " + std::to_string(opts.max_queued_bytes) + " bytes";
+            c.writer_signal.cancel();
+            return;
+        }
+        c.queued_bytes += bytes.size();
+        c.queue.push_back(std::move(bytes));
+        c.writer_signal.cancel();
+    }
+
+    std::error_code enqueue_frame(connection& c, const stomp::frame& f)
+    {
+        std::string out;
+        std::error_code ec;
+        stomp::serialize(out, f, c.version, ec);
+        if (ec) return make_error_code(errc::unencodable);
+        enqueue(c, std::move(out));
+        return {};
+    }
+
+    void send_pending(connection& c, pending_publish& p)
+    {
+        if (enqueue_frame(c, p.frame)) {
+            complete(p, errc::unencodable);
+            return;
+        }
+        if (p.sent) ++stats.resent;
+        p.sent = true;
+    }
+
+    void complete(pending_publish& p, std::error_code ec)
+    {
+        if (p.done) return;
+        p.done = true;
+        p.result = ec;
+        p.timer.cancel();
+    }
+
+    stomp::frame subscribe_frame(const std::string& id, const subscription_options& o)
+    {
+        stomp::frame s("SUBSCRIBE");
+        s.add("destination", o.destination);
+        s.add("id", id);
+        s.add("ack", ack_mode_name(o.ack));
+        if (!o.durable_name.empty()) {
+            if (o.durable == durable_style::rabbitmq || o.durable == durable_style::both) {
+                s.add("durable", "true");
+                s.add("auto-delete", "false");
+                s.add("persistent", "true");
+            }
+            if (o.durable == durable_style::activemq || o.durable == durable_style::both)
+                s.add("activemq.subscriptionName", o.durable_name);
+        }
+        if (o.prefetch > 0) {
+            s.add("prefetch-count", std::to_string(o.prefetch));
+            s.add("activemq.prefetchSize", std::to_string(o.prefetch));
+        }
+        for (auto& [k, v] : o.headers) s.add(k, v);
+        s.add("receipt", "s-" + std::to_string(generation) + "-" + id);
+        return s;
+    }
+
+    void send_ack(const subscription_state& s, const message& m, disposition d)
+    {
+        if (!current || m.connection != current->generation) {
+            // The broker redelivers unacknowledged messages of a dead connection itself.
+            log.debug("stomp: not acking message {} from an old connection", m.id());
+            return;
+        }
+        auto& c = *current;
+        if (d == disposition::nack && c.version == stomp::version::v1_0) {
+            log.warn("stomp: message {} on {} failed; STOMP 1.0 has no NACK, it stays unacked "
+                     "until the connection is renewed", m.id(), s.opts.destination);
+            return;
+        }
+        stomp::frame a(d == disposition::ack ? "ACK" : "NACK");
+        if (c.version == stomp::version::v1_2) {
+            a.add("id", m.frame.get("ack", m.id()));
+        } else {
+            a.add("message-id", m.id());
+            a.add("subscription", m.subscription);
+        }
+        enqueue_frame(c, a);
+    }
+
+    // ---- public operations ------------------------------------------------------------------
+
+    net::awaitable<std::error_code> publish(stomp::frame f, milliseconds timeout)
+    {
+        if (stopping) co_return make_error_code(errc::stopped);
+        if (pending.size() >= opts.max_pending) co_return make_error_code(errc::too_many_pending);
+        if (timeout.count() <= 0) timeout = opts.receipt_timeout;
+        if (f.command.empty()) f.command = "SEND";
+        auto p = std::make_shared<pending_publish>(exec);
+        p->seq = ++seq;
+        f.set("receipt", "p-" + std::to_string(p->seq));
+        p->frame = std::move(f);
+        {
+            // Refuse at once what could never be sent (checked for the strictest version).
+            std::string probe;
+            std::error_code ec;
+            stomp::serialize(probe, p->frame,
+                             current ? current->version : stomp::version::v1_2, ec);
+            if (ec) co_return make_error_code(errc::unencodable);
+        }
+        pending.emplace(p->seq, p);
+        if (current) send_pending(*current, *p);
+        p->timer.expires_after(timeout);
+        if (!p->done) co_await p->timer.async_wait(tuple_awaitable);
+        pending.erase(p->seq);
+        if (!p->done) {
+            ++stats.publish_timeouts;
+            co_return make_error_code(errc::receipt_timeout);
+        }
+        co_return p->result;
+    }
+
+    std::string subscribe(subscription_options o, message_handler h)
+    {
+        std::string id = !o.id.empty() ? o.id
+                         : !o.durable_name.empty() ? o.durable_name
+                                                   : "sub-" + std::to_string(++sub_counter);
+        if (subs.count(id)) throw std::invalid_argument("subscription id '" + id + "' in use");
+        auto s = std::make_shared<subscription_state>(exec);
+        s->opts = std::move(o);
+        s->handler = std::move(h);
+        subs.emplace(id, s);
+        if (current) enqueue_frame(*current, subscribe_frame(id, s->opts));
+        net::co_spawn(exec, consume(shared_from_this(), id, s), net::detached);
+        return id;
+    }
+
+    void unsubscribe(const std::string& id)
+    {
+        auto it = subs.find(id);
+        if (it == subs.end()) return;
+        auto s = it->second;
+        subs.erase(it);
+        s->closed = true;
+        s->ready.cancel();
+        s->space.cancel();
+        if (current) {
+            stomp::frame u("UNSUBSCRIBE");
+            u.add("id", id);
+            if (current->version == stomp::version::v1_0) u.add("destination", s->opts.destination);
+            enqueue_frame(*current, u);
+        }
+    }
+
+    void stop()
+    {
+        if (stopping) return;
+        stopping = true;
+        stop_waiters.notify_all();
+        if (!running) finish();
+    }
+
+    // Fails what is left once the client no longer runs.
+    void finish()
+    {
+        for (auto& [_, p] : pending) complete(*p, errc::stopped);
+        for (auto& [_, s] : subs) {
+            s->closed = true;
+            s->ready.cancel();
+            s->space.cancel();
+        }
+        connect_waiters.notify_all();
+        subscribe_waiters.notify_all();
+    }
+
+    // ---- consumer ---------------------------------------------------------------------------
+
+    static net::awaitable<void> consume(std::shared_ptr<impl> self, std::string id,
+                                        std::shared_ptr<subscription_state> s)
+    {
+        while (!s->closed) {
+            if (s->queue.empty()) {
+                s->ready.expires_at(steady::time_point::max());
+                co_await s->ready.async_wait(tuple_awaitable);
+                continue;
+            }
+            message m = std::move(s->queue.front());
+            s->queue.pop_front();
+            s->space.cancel();
+            disposition d = disposition::nack;
+            try {
+                d = co_await s->handler(m);
+            } catch (const std::exception& e) {
+                self->log.error("stomp: handler for {} failed on message {}: {}",
+                                s->opts.destination, m.id(), e.what());
+            }
+            if (s->opts.ack != ack_mode::automatic && !s->closed) self->send_ack(*s, m, d);
+        }
+        (void)id;
+    }
+
+    // ---- connection -------------------------------------------------------------------------
+
+    net::awaitable<std::shared_ptr<connection>> connect(const endpoint& ep)
+    {
+        auto deadline = steady::now() + opts.connect_timeout;
+        auto c = std::make_shared<connection>(exec, opts.limits);
+        c->server = ep.display();
+        tcp::resolver resolver(exec);
+        auto results = co_await timed(
+            resolver.async_resolve(ep.host, std::to_string(ep.port), net::use_awaitable),
+            deadline, "resolve");
+        co_await timed(
+            [](tcp::socket& s, tcp::resolver::results_type r) -> net::awaitable<void> {
+                co_await net::async_connect(s, r, net::use_awaitable);
+            }(c->socket, results),
+            deadline, "TCP connect");
+        c->socket.set_option(tcp::no_delay(true));
+        c->socket.set_option(net::socket_base::keep_alive(true));
+        if (ep.tls) {
+            c->tls.emplace(c->socket, tls_ctx);
+            if (!SSL_set_tlsext_host_name(c->tls->native_handle(), ep.host.c_str()))
+                throw std::runtime_error("TLS: cannot set SNI host name");
+            if (opts.tls.verify) c->tls->set_verify_callback(ssl::host_name_verification(ep.host));
+            co_await timed(c->tls->async_handshake(ssl::stream_base::client, net::use_awaitable),
+                           deadline, "TLS handshake");
+        }
+
+        stomp::frame f("CONNECT");
+        if (opts.protocol == protocol_mode::negotiate) {
+            f.add("accept-version", "1.0,1.1,1.2");
+            if (!opts.vhost.empty()) f.add("host", opts.vhost);
+            f.add("heart-beat", ms_string(opts.heartbeat_send, opts.heartbeat_receive));
+        }
+        if (!ep.login.empty()) f.add("login", ep.login);
+        if (!ep.passcode.empty()) f.add("passcode", ep.passcode);
+        if (!opts.client_id.empty()) f.add("client-id", opts.client_id);
+        if (opts.protocol == protocol_mode::v1_0) {
+            // Exactly what the Ruby gem sent, for brokers that know nothing newer.
+            f.add("content-length", "0");
+            f.add("content-type", "text/plain; charset=UTF-8");
+        }
+        std::string bytes;
+        std::error_code sec;
+        stomp::serialize(bytes, f, stomp::version::v1_0, sec);
+        if (sec) throw std::runtime_error("CONNECT: credentials contain CR, LF or backslash");
+        co_await timed(c->write(net::buffer(bytes)), deadline, "CONNECT write");
+
+        // Read until CONNECTED (or ERROR), keeping any bytes that follow it.
+        std::array<char, 4096> tmp;
+        for (;;) {
+            std::size_t n = co_await timed(c->read_some(net::buffer(tmp)), deadline, "CONNECTED wait");
+            c->rbuf.append(tmp.data(), n);
+            std::error_code ec;
+            for (;;) {
+                std::string_view view(c->rbuf.data() + c->rstart, c->rbuf.size() - c->rstart);
+                std::size_t used = c->parser.put(view, ec);
+                if (ec == stomp::error::need_more) break;
+                if (ec) throw std::runtime_error("bad frame from broker: " + ec.message());
+                c->rstart += used;
+                if (c->parser.got() != stomp::parser::item::frame) continue;
+                stomp::frame r = c->parser.release();
+                if (r.command == "ERROR") {
+                    last_error = std::string(r.get("message")) + (r.body.empty() ? "" : ": " + r.body);
+                    ++stats.broker_errors;
+                    throw std::runtime_error("broker refused CONNECT: " + last_error);
+                }
+                if (r.command != "CONNECTED")
+                    throw std::runtime_error("expected CONNECTED, got " + r.command);
+                on_connected(*c, r);
+                co_return c;
+            }
+        }
+    }
+
+    void on_connected(connection& c, const stomp::frame& r)
+    {
+        c.version = stomp::parse_version(r.get("version", "1.0")).value_or(stomp::version::v1_0);
+        c.parser.set_version(c.version);
+        milliseconds sx{0}, sy{0};
+        if (auto hb = r.find("heart-beat"); hb && opts.protocol == protocol_mode::negotiate)
+            parse_heartbeat_header(*hb, sx, sy);
+        heartbeat hb = negotiate_heartbeat(opts.heartbeat_send, opts.heartbeat_receive, sx, sy);
+        keepalive_config kc;
+        if (hb.send.count() > 0) {
+            // Send a little early: timers fire late, and brokers measure from their side.
+            kc.send_every = hb.send - std::min(hb.send / 10, milliseconds(1000));
+        } else {
+            kc.send_every = opts.synthetic_keepalive;
+        }
+        kc.expect_every = hb.receive;
+        if (hb.receive.count() == 0) {
+            kc.probe_after = opts.liveness_probe;
+            kc.probe_timeout = opts.probe_timeout;
+        }
+        c.ka = keepalive(kc, steady::now());
+        c.generation = ++generation;
+        log.info("stomp: connected to {} (STOMP {}, server {}, heart-beat out {}ms in {}ms{})",
+                 c.server, stomp::to_string(c.version), r.get("server", "?"), hb.send.count(),
+                 hb.receive.count(),
+                 hb.receive.count() == 0 && kc.probe_after.count() > 0 ? ", probing silence" : "");
+    }
+
+    net::awaitable<void> session(std::shared_ptr<connection> c)
+    {
+        current = c;
+        ++stats.connects;
+        for (auto& [id, s] : subs) enqueue_frame(*c, subscribe_frame(id, s->opts));
+        for (auto& [_, p] : pending)
+            if (!p->done) send_pending(*c, *p);
+        connect_waiters.notify_all();
+        co_await (reader(c) || writer(c) || watchdog(c) || stopper(c));
+    }
+
+    net::awaitable<void> reader(std::shared_ptr<connection> c)
+    {
+        std::vector<char> tmp(64 * 1024);
+        for (;;) {
+            std::error_code ec;
+            for (;;) {
+                std::string_view view(c->rbuf.data() + c->rstart, c->rbuf.size() - c->rstart);
+                std::size_t used = c->parser.put(view, ec);
+                if (ec == stomp::error::need_more) break;
+                if (ec) {
+                    ++stats.protocol_errors;
+                    throw std::runtime_error("bad frame from broker: " + ec.message());
+                }
+                c->rstart += used;
+                if (c->parser.got() == stomp::parser::item::heartbeat) {
+                    ++stats.heartbeats_in;
+                    continue;
+                }
+                co_await dispatch(c, c->parser.release());
+            }
+            if (c->rstart == c->rbuf.size()) {
+                c->rbuf.clear();
+                c->rstart = 0;
+            } else if (c->rstart > 64 * 1024) {
+                c->rbuf.erase(0, c->rstart);
+                c->rstart = 0;
+            }
+            auto [rec, n] = co_await [&]() -> net::awaitable<std::tuple<boost::system::error_code, std::size_t>> {
+                try {
+                    std::size_t got = co_await c->read_some(net::buffer(tmp));
+                    co_return std::tuple{boost::system::error_code{}, got};
+                } catch (const boost::system::system_error& e) {
+                    co_return std::tuple{e.code(), std::size_t{0}};
+                }
+            }();
+            if (rec) {
+                if (rec == net::error::eof || rec == ssl::error::stream_truncated)
+                    throw std::runtime_error("broker closed the connection");
+                throw std::runtime_error("read: " + rec.message());
+            }
+            c->ka.on_rx(steady::now());
+            c->rbuf.append(tmp.data(), n);
+        }
+    }
+
+    net::awaitable<void> dispatch(std::shared_ptr<connection> c, stomp::frame f)
+    {
+        if (f.command == "RECEIPT") {
+            std::string_view id = f.get("receipt-id");
+            if (id.starts_with("p-")) {
+                std::uint64_t n = 0;
+                std::from_chars(id.data() + 2, id.data() + id.size(), n);
+                if (auto it = pending.find(n); it != pending.end()) {
+                    ++stats.published;
+                    complete(*it->second, {});
+                }
+            } else if (id.starts_with("s-")) {
+                auto rest = id.substr(2);
+                auto dash = rest.find('-');
+                if (dash != std::string_view::npos) {
+                    if (auto it = subs.find(std::string(rest.substr(dash + 1))); it != subs.end())
+                        it->second->confirmed_on = c->generation;
+                    subscribe_waiters.notify_all();
+                }
+            } else if (id.starts_with("d-")) {
+                disconnect_receipted = true;
+                disconnect_waiters.notify_all();
+            }
+            co_return;
+        }
+        if (f.command == "MESSAGE") {
+            ++stats.messages;
+            std::string sub_id(f.get("subscription"));
+            auto it = subs.find(sub_id);
+            if (it == subs.end()) {
+                // 1.0 brokers may omit `subscription`: match by destination when unambiguous.
+                auto dest = f.get("destination");
+                int matches = 0;
+                for (auto s = subs.begin(); s != subs.end(); ++s)
+                    if (s->second->opts.destination == dest) {
+                        it = s;
+                        ++matches;
+                    }
+                if (matches != 1) {
+                    log.warn("stomp: MESSAGE {} for unknown subscription '{}' dropped",
+                             f.get("message-id"), sub_id);
+                    co_return;
+                }
+                sub_id = it->first;
+            }
+            auto s = it->second;
+            message m;
+            m.subscription = sub_id;
+            m.redelivered = f.get("redelivered") == "true";
+            m.connection = c->generation;
+            m.frame = std::move(f);
+            if (stomp::is_legacy_keepalive(m.frame) && !s->opts.deliver_keepalives) {
+                ++stats.keepalives_dropped;
+                if (s->opts.ack != ack_mode::automatic) send_ack(*s, m, disposition::ack);
+                co_return;
+            }
+            while (s->queue.size() >= opts.subscription_buffer && !s->closed) {
+                c->ka.set_paused(true, steady::now());
+                s->space.expires_at(steady::time_point::max());
+                co_await s->space.async_wait(tuple_awaitable);
+            }
+            c->ka.set_paused(false, steady::now());
+            if (s->closed) co_return;
+            s->queue.push_back(std::move(m));
+            s->ready.cancel();
+            co_return;
+        }
+        if (f.command == "ERROR") {
+            ++stats.broker_errors;
+            last_error = std::string(f.get("message")) + (f.body.empty() ? "" : ": " + f.body);
+            while (!last_error.empty() && (last_error.back() == '\n' || last_error.back() == '\0'))
+                last_error.pop_back();
+            std::string_view rid = f.get("receipt-id");
+            log.error("stomp: ERROR from {}: {}{}", c->server, last_error,
+                      rid.empty() ? "" : " (receipt " + std::string(rid) + ")");
+            if (rid.starts_with("p-")) {
+                std::uint64_t n = 0;
+                std::from_chars(rid.data() + 2, rid.data() + rid.size(), n);
+                if (auto it = pending.find(n); it != pending.end())
+                    complete(*it->second, errc::broker_error);
+            }
+            // Brokers close the connection after ERROR (STOMP 1.2 §ERROR).
+            throw std::runtime_error("broker sent ERROR: " + last_error);
+        }
+        ++stats.protocol_errors;
+        throw std::runtime_error("unexpected " + f.command + " frame from broker");
+    }
+
+    net::awaitable<void> writer(std::shared_ptr<connection> c)
+    {
+        std::vector<std::string> batch;
+        std::vector<net::const_buffer> bufs;
+        for (;;) {
+            if (!c->broken.empty()) throw std::runtime_error(c->broken);
+            if (c->queue.empty()) {
+                c->writer_signal.expires_at(steady::time_point::max());
+                co_await c->writer_signal.async_wait(tuple_awaitable);
+                continue;
+            }
+            batch.clear();
+            bufs.clear();
+            std::size_t bytes = 0;
+            while (!c->queue.empty() && batch.size() < 256 && bytes < 512 * 1024) {
+                bytes += c->queue.front().size();
+                batch.push_back(std::move(c->queue.front()));
+                c->queue.pop_front();
+            }
+            for (auto& b : batch) bufs.push_back(net::buffer(b));
+            co_await timed(c->write(bufs), steady::now() + opts.write_timeout, "write");
+            c->queued_bytes -= bytes;
+            c->ka.on_tx(steady::now());
+        }
+    }
+
+    net::awaitable<void> watchdog(std::shared_ptr<connection> c)
+    {
+        net::steady_timer t(exec);
+        std::vector<steady::time_point> legacy_due;
+        for (auto& l : opts.legacy_keepalives) legacy_due.push_back(steady::now() + l.every);
+        for (;;) {
+            auto next = c->ka.next_deadline();
+            for (auto d : legacy_due) next = std::min(next, d);
+            t.expires_at(next);
+            co_await t.async_wait(tuple_awaitable);
+            auto now = steady::now();
+            switch (c->ka.on_tick(now)) {
+            case keepalive_action::dead:
+                ++stats.dead_connections;
+                throw std::runtime_error("no traffic from broker within the liveness deadline");
+            case keepalive_action::send_heartbeat:
+                if (c->queue.empty()) {
+                    enqueue(*c, "\n");
+                    ++stats.heartbeats_out;
+                }
+                c->ka.on_tx(now);
+                break;
+            case keepalive_action::send_probe: {
+                // STOMP 1.0 has no heart-beats: ask for a receipt the broker must answer.
+                auto tx = "ka-" + std::to_string(++probe_counter);
+                stomp::frame b("BEGIN");
+                b.add("transaction", tx);
+                b.add("receipt", tx);
+                stomp::frame a("ABORT");
+                a.add("transaction", tx);
+                enqueue_frame(*c, b);
+                enqueue_frame(*c, a);
+                ++stats.probes;
+                c->ka.on_tx(now);
+                break;
+            }
+            case keepalive_action::none: break;
+            }
+            for (std::size_t i = 0; i < legacy_due.size(); ++i) {
+                if (legacy_due[i] > now) continue;
+                stomp::frame k("SEND");
+                k.add("destination", opts.legacy_keepalives[i].destination);
+                k.add("content-type", "text/plain; charset=UTF-8");
+                k.body = "\n";
+                enqueue_frame(*c, k);
+                legacy_due[i] = now + opts.legacy_keepalives[i].every;
+            }
+        }
+    }
+
+    net::awaitable<void> stopper(std::shared_ptr<connection> c)
+    {
+        co_await wait_until(stop_waiters, milliseconds(365LL * 24 * 3600 * 1000),
+                            [this] { return stopping; });
+        disconnect_receipted = false;
+        stomp::frame d("DISCONNECT");
+        d.add("receipt", "d-" + std::to_string(c->generation));
+        enqueue_frame(*c, d);
+        if (!co_await wait_until(disconnect_waiters, milliseconds(2000),
+                                 [this] { return disconnect_receipted; }))
+            log.warn("stomp: no receipt for DISCONNECT from {}", c->server);
+    }
+
+    net::awaitable<void> run()
+    {
+        if (running) throw std::logic_error("bus::client::run called twice");
+        running = true;
+        auto self = shared_from_this();
+        std::random_device rd;
+        backoff bo(opts.url.reconnect, opts.url.endpoints.size(),
+                   (static_cast<std::uint64_t>(rd()) << 32) | rd());
+        const milliseconds forever(365LL * 24 * 3600 * 1000);
+        while (!stopping) {
+            const endpoint& ep = opts.url.endpoints[bo.endpoint()];
+            std::string reason;
+            bool up = false;
+            auto started = steady::now();
+            try {
+                auto r = co_await (connect(ep) ||
+                                   wait_until(stop_waiters, forever, [this] { return stopping; }));
+                if (r.index() == 0) {
+                    up = true;
+                    started = steady::now();
+                    co_await session(std::get<0>(std::move(r)));
+                }
+            } catch (const std::exception& e) {
+                reason = e.what();
+            }
+            if (current) {
+                current->close();
+                current.reset();
+            }
+            if (stopping) break;
+            if (up) {
+                log.warn("stomp: connection to {} lost: {}", ep.display(), reason);
+                // Only a connection that stayed up resets the backoff: a broker that accepts
+                // and then refuses at once (ERROR on SUBSCRIBE, say) must not be hammered.
+                if (steady::now() - started >= std::chrono::seconds(2)) bo.reset();
+            } else {
+                ++stats.connect_failures;
+                log.warn("stomp: cannot connect to {}: {}", ep.display(), reason);
+            }
+            auto delay = bo.failed();
+            if (bo.exhausted()) {
+                running = false;
+                finish();
+                throw std::system_error(make_error_code(errc::attempts_exhausted));
+            }
+            log.debug("stomp: next attempt in {} ms", delay.count());
+            co_await wait_until(stop_waiters, delay, [this] { return stopping; });
+        }
+        running = false;
+        finish();
+        log.info("stomp: stopped");
+    }
+};
+
+// ---- client ---------------------------------------------------------------------------------
+
+client::client(net::any_io_executor ex, client_options opts, spdlog::logger& log)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts), log))
+{
+}
+
+client::~client()
+{
+    impl_->stopping = true;
+    impl_->finish();
+    if (impl_->current) impl_->current->close();
+    impl_->stop_waiters.notify_all();
+}
+
+net::awaitable<void> client::run() { return impl_->run(); }
+void client::stop() { impl_->stop(); }
+
+net::awaitable<bool> client::wait_connected(milliseconds timeout)
+{
+    auto self = impl_;
+    co_return co_await wait_until(self->connect_waiters, timeout,
+                                  [&] { return self->current != nullptr || self->stopping; }) &&
+        self->current != nullptr;
+}
+
+bool client::connected() const noexcept { return impl_->current != nullptr; }
+
+stomp::version client::version() const noexcept
+{
+    return impl_->current ? impl_->current->version : stomp::version::v1_0;
+}
+
+net::awaitable<std::error_code> client::publish(stomp::frame f, milliseconds timeout)
+{
+    auto self = impl_;
+    co_return co_await self->publish(std::move(f), timeout);
+}
+
+net::awaitable<std::error_code> client::publish(std::string destination, std::string body,
+                                                std::vector<std::pair<std::string, std::string>> headers,
+                                                milliseconds timeout)
+{
+    stomp::frame f("SEND");
+    f.add("destination", destination);
+    for (auto& [k, v] : headers) f.add(k, v);
+    f.body = std::move(body);
+    auto self = impl_;
+    co_return co_await self->publish(std::move(f), timeout);
+}
+
+std::string client::subscribe(subscription_options opts, message_handler handler)
+{
+    return impl_->subscribe(std::move(opts), std::move(handler));
+}
+
+void client::unsubscribe(const std::string& id) { impl_->unsubscribe(id); }
+
+net::awaitable<bool> client::wait_subscribed(const std::string& id, milliseconds timeout)
+{
+    auto self = impl_;
+    auto confirmed = [&] {
+        auto it = self->subs.find(id);
+        return it != self->subs.end() && self->current &&
+               it->second->confirmed_on == self->current->generation;
+    };
+    co_return co_await wait_until(self->subscribe_waiters, timeout,
+                                  [&] { return confirmed() || self->stopping; }) &&
+        confirmed();
+}
+
+std::string client::last_error() const { return impl_->last_error; }
+const client_stats& client::stats() const noexcept { return impl_->stats; }
+
+} // namespace bus
