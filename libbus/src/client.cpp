@@ -103,22 +103,48 @@ net::awaitable<bool> wait_until(waiters& w, milliseconds timeout, Pred pred)
     co_return true;
 }
 
+// Asio's `||` waits for the first branch that *succeeds*; a branch that throws would leave it
+// waiting for the others. So every branch raced with `||` is wrapped to complete normally,
+// carrying its exception as a value, and the winner's exception is rethrown after the race.
+template <class T>
+net::awaitable<std::pair<std::optional<T>, std::exception_ptr>> capture(net::awaitable<T> op)
+{
+    try {
+        co_return std::pair{std::optional<T>(co_await std::move(op)), std::exception_ptr{}};
+    } catch (...) {
+        co_return std::pair{std::optional<T>{}, std::current_exception()};
+    }
+}
+
+net::awaitable<std::exception_ptr> capture(net::awaitable<void> op)
+{
+    try {
+        co_await std::move(op);
+    } catch (...) {
+        co_return std::current_exception();
+    }
+    co_return nullptr;
+}
+
 template <class T>
 net::awaitable<T> timed(net::awaitable<T> op, steady::time_point deadline, const char* what)
 {
     net::steady_timer t(co_await net::this_coro::executor);
     t.expires_at(deadline);
-    auto r = co_await (std::move(op) || t.async_wait(net::use_awaitable));
+    auto r = co_await (capture(std::move(op)) || t.async_wait(net::use_awaitable));
     if (r.index() == 1) throw std::runtime_error(std::string(what) + " timed out");
-    co_return std::get<0>(std::move(r));
+    auto [value, error] = std::get<0>(std::move(r));
+    if (error) std::rethrow_exception(error);
+    co_return std::move(*value);
 }
 
 net::awaitable<void> timed(net::awaitable<void> op, steady::time_point deadline, const char* what)
 {
     net::steady_timer t(co_await net::this_coro::executor);
     t.expires_at(deadline);
-    auto r = co_await (std::move(op) || t.async_wait(net::use_awaitable));
+    auto r = co_await (capture(std::move(op)) || t.async_wait(net::use_awaitable));
     if (r.index() == 1) throw std::runtime_error(std::string(what) + " timed out");
+    if (auto error = std::get<0>(r)) std::rethrow_exception(error);
 }
 
 std::string_view ack_mode_name(ack_mode m)
@@ -565,7 +591,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         for (auto& [_, p] : pending)
             if (!p->done) send_pending(*c, *p);
         connect_waiters.notify_all();
-        co_await (reader(c) || writer(c) || watchdog(c) || stopper(c));
+        auto r = co_await (capture(reader(c)) || capture(writer(c)) || capture(watchdog(c)) ||
+                           capture(stopper(c)));
+        std::visit([](std::exception_ptr& e) { if (e) std::rethrow_exception(e); }, r);
     }
 
     net::awaitable<void> reader(std::shared_ptr<connection> c)
@@ -805,12 +833,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             bool up = false;
             auto started = steady::now();
             try {
-                auto r = co_await (connect(ep) ||
+                auto r = co_await (capture(connect(ep)) ||
                                    wait_until(stop_waiters, forever, [this] { return stopping; }));
                 if (r.index() == 0) {
+                    auto [conn, error] = std::get<0>(std::move(r));
+                    if (error) std::rethrow_exception(error);
                     up = true;
                     started = steady::now();
-                    co_await session(std::get<0>(std::move(r)));
+                    co_await session(std::move(*conn));
                 }
             } catch (const std::exception& e) {
                 reason = e.what();
