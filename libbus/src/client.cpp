@@ -175,6 +175,8 @@ struct pending_publish {
     net::steady_timer timer;
     bool done = false;
     bool sent = false;
+    std::uint64_t sent_on = 0;  // connection generation it was last written on
+    int error_strikes = 0;      // connections that died by ERROR with this publish the oldest
     std::error_code result;
 };
 
@@ -252,6 +254,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     std::shared_ptr<connection> current;
     std::uint64_t generation = 0;
     bool stopping = false;
+    bool aborting = false;
     bool running = false;
     waiters stop_waiters;
     waiters connect_waiters;
@@ -313,6 +316,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         }
         if (p.sent) ++stats.resent;
         p.sent = true;
+        p.sent_on = c.generation;
     }
 
     void complete(pending_publish& p, std::error_code ec)
@@ -432,6 +436,13 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             if (current->version == stomp::version::v1_0) u.add("destination", s->opts.destination);
             enqueue_frame(*current, u);
         }
+    }
+
+    void abort()
+    {
+        aborting = true;
+        if (current) current->close();
+        stop();
     }
 
     void stop()
@@ -721,6 +732,16 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 std::from_chars(rid.data() + 2, rid.data() + rid.size(), n);
                 if (auto it = pending.find(n); it != pending.end())
                     complete(*it->second, errc::broker_error);
+            } else if (rid.empty()) {
+                // RabbitMQ names no receipt (e.g. an invalid destination). It handles frames in
+                // order and receipts arrive in order, so the oldest unreceipted publish on this
+                // connection is the likely culprit; the second time that holds, fail it rather
+                // than resend a poison message forever.
+                for (auto& [_, p] : pending) {
+                    if (p->done || p->sent_on != c->generation) continue;
+                    if (++p->error_strikes >= 2) complete(*p, errc::broker_error);
+                    break;
+                }
             }
             // Brokers close the connection after ERROR (STOMP 1.2 §ERROR).
             throw std::runtime_error("broker sent ERROR: " + last_error);
@@ -809,6 +830,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     {
         co_await wait_until(stop_waiters, milliseconds(365LL * 24 * 3600 * 1000),
                             [this] { return stopping; });
+        if (aborting) co_return;
         disconnect_receipted = false;
         stomp::frame d("DISCONNECT");
         d.add("receipt", "d-" + std::to_string(c->generation));
@@ -891,6 +913,7 @@ client::~client()
 
 net::awaitable<void> client::run() { return impl_->run(); }
 void client::stop() { impl_->stop(); }
+void client::abort() { impl_->abort(); }
 
 net::awaitable<bool> client::wait_connected(milliseconds timeout)
 {

@@ -42,6 +42,9 @@ TEST_CASE("negotiated heart-beats: send when idle, dead after grace")
     CHECK(k.on_tick(t0 + 5499ms) == keepalive_action::send_heartbeat);
     k.on_tx(t0 + 5499ms);
     CHECK(k.on_tick(t0 + 5500ms) == keepalive_action::dead);
+    bus::keepalive dflt({.expect_every = 1000ms}, t0);
+    CHECK(dflt.on_tick(t0 + 2999ms) == keepalive_action::none);
+    CHECK(dflt.on_tick(t0 + 3000ms) == keepalive_action::dead);
 }
 
 TEST_CASE("1.0: synthetic keepalive and silence probe")
@@ -76,5 +79,6 @@ TEST_CASE("paused reading is not silence")
     CHECK(k.on_tick(t0 + 10s) == keepalive_action::none);
     k.set_paused(false, t0 + 10s);
     CHECK(k.on_tick(t0 + 11s) == keepalive_action::none);
-    CHECK(k.on_tick(t0 + 12s) == keepalive_action::dead);
+    CHECK(k.on_tick(t0 + 12s) == keepalive_action::none);
+    CHECK(k.on_tick(t0 + 13s) == keepalive_action::dead);
 }

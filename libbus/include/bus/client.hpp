@@ -143,6 +143,9 @@ public:
     /// Begins a graceful stop: unreceipted publishes fail with errc::stopped, a DISCONNECT with
     /// receipt is sent (waited for up to 2 s) and `run()` returns.
     void stop();
+    /// Drops the connection at once, with no DISCONNECT, as a crash would (the broker then
+    /// redelivers unacknowledged messages), and ends `run()`.
+    void abort();
 
     /// Waits until connected (CONNECTED received), up to `timeout`. Returns whether connected.
     boost::asio::awaitable<bool> wait_connected(std::chrono::milliseconds timeout);

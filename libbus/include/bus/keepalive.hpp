@@ -36,9 +36,11 @@ struct keepalive_config {
     /// synthetic keepalive that keeps idle-dropping firewalls open). 0 = never.
     std::chrono::milliseconds send_every{0};
     /// The broker promised traffic this often; silence for `expect_every * grace` is death.
-    /// 0 = no promise (STOMP 1.0 or heart-beats declined).
+    /// 0 = no promise (STOMP 1.0 or heart-beats declined). ActiveMQ checks its write side once
+    /// per period, so its heart-beats can be almost two periods apart: 3 leaves a margin
+    /// (and matches what RabbitMQ and ActiveMQ themselves allow a silent client).
     std::chrono::milliseconds expect_every{0};
-    double grace = 2.0;
+    double grace = 3.0;
     /// Without a promise: after this much silence, probe the broker with a request that needs
     /// an answer; 0 = never probe.
     std::chrono::milliseconds probe_after{0};
