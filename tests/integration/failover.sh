@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions called from traps and wait_for look unreachable to it
 # Failover of a long-lived `stompctl subscribe` between two real brokers of one kind.
 #   tests/integration/failover.sh rabbitmq|activemq [STOMPCTL binary or build dir]
 # (or STOMPCTL=... in the environment; default build/daemons/stompctl/stompctl under the repo root).
@@ -21,14 +22,23 @@ BROKER=$ROOT_DIR/tests/brokers/broker.sh
 PY=/usr/bin/python3
 T0=$EPOCHREALTIME
 
-WORK=$(mktemp -d /tmp/failover-$KIND.XXXXXX)
+WORK=$(mktemp -d "/tmp/failover-$KIND.XXXXXX")
 BG_PIDS=()
+REMOVE_WORK=false
+# Always: kill the clients we started (by pid), stop our brokers (by pid, via broker.sh), and only
+# then, if the run passed and nothing is left running, remove the work dir.
 cleanup() {
   local p
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  "$BROKER" stop-all "$WORK" >/dev/null 2>&1 || echo "failover: could not stop the brokers in $WORK" >&2
+  if "$BROKER" stop-all "$WORK" >"$WORK/stop-all.log" 2>&1; then
+    $REMOVE_WORK && rm -rf "$WORK"
+  else
+    echo "failover: could not stop the brokers in $WORK:" >&2
+    cat "$WORK/stop-all.log" >&2
+  fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP # so that the EXIT trap runs on these too
 
 FAILS=0
 pass() { echo "PASS: $KIND failover: $*"; }
@@ -40,7 +50,7 @@ finish() {
     exit 1
   fi
   echo "PASS: $KIND failover: all cases in $((us / 1000000)).$((us / 100000 % 10))s"
-  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$WORK" # KEEP_WORK=1 keeps the logs; the trap still stops the brokers
+  [[ -n ${KEEP_WORK:-} ]] || REMOVE_WORK=true # the EXIT trap removes it after stopping the brokers
   exit 0
 }
 fatal() { fail "$*"; finish; }
@@ -58,7 +68,6 @@ wait_for() {
 has_line() { grep -qxF -- "$2" "$1" 2>/dev/null; }     # FILE LINE: an exact line
 has_text() { grep -qF -- "$2" "$1" 2>/dev/null; }      # FILE TEXT: a substring
 exited() { ! kill -0 "$1" 2>/dev/null; }
-count_text() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
 
 read -r P1 P2 < <("$PY" -c '
 import socket
@@ -124,8 +133,12 @@ else
   show "$WORK/sub.err"
   fatal "subscriber did not reconnect to broker2 within 30 s"
 fi
-has_text "$WORK/sub.err" "connection to stomp://127.0.0.1:$P1 lost" && pass "subscriber logged the loss of broker1" ||
-  { show "$WORK/sub.err"; fail "subscriber did not log 'connection to ...:$P1 lost'"; }
+if has_text "$WORK/sub.err" "connection to stomp://127.0.0.1:$P1 lost"; then
+  pass "subscriber logged the loss of broker1"
+else
+  show "$WORK/sub.err"
+  fail "subscriber did not log 'connection to ...:$P1 lost'"
+fi
 
 # ---- "after" through broker2 ----------------------------------------------------------------
 # "connected to" does not prove the SUBSCRIBE has been processed yet, and a topic message

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Codec parse throughput: libbus vs stomp.py's and ruby-stomp's own parsers on the same bytes,
+# and a plain memchr scan (the limit). 200-byte and 4 KiB MESSAGE frames.
+#   bench/codec_bench.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+[[ -x $build/bench/codec_bench ]] || { echo "build first: cmake --build $build --target codec_bench" >&2; exit 2; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "| frame body | parser | MB/s | frames/s | vs libbus |"
+echo "|---|---|---|---|---|"
+for size in 200 4096; do
+  frames=$(( size == 200 ? 50000 : 10000 ))
+  f=$tmp/frames-$size
+  /usr/bin/python3 bench/peers/parse_bench.py --generate "$f" --frames "$frames" --size "$size" >/dev/null
+  {
+    "$build/bench/codec_bench" "$f"
+    /usr/bin/python3 bench/peers/parse_bench.py "$f"
+    ruby bench/peers/parse_bench.rb "$f"
+  } > "$tmp/out-$size"
+  cat "$tmp/out-$size" >&2
+  /usr/bin/python3 - "$size" "$tmp/out-$size" <<'PY'
+import json, sys
+size, path = sys.argv[1], sys.argv[2]
+rows = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+base = next(r for r in rows if r["parser"] == "libbus")["frames_per_s"]
+for r in rows:
+    print(f"| {size} B | {r['parser']} | {r['mb_per_s']:.1f} | {r['frames_per_s']:,.0f} | {r['frames_per_s']/base:.3f} |")
+PY
+done

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs dependencies (idempotent), builds, runs the
+# unit and fake-broker tests under ASan+UBSan, fuzzes the frame parser for a bounded time, then
+# runs every test (unit, client, real RabbitMQ/ActiveMQ, cross-client, failover) with CTest.
+#   scripts/test.sh            (FUZZ_SECONDS=30 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzz_seconds=${FUZZ_SECONDS:-30}
+
+bash scripts/deps.sh
+
+echo "== build (warnings as errors)"
+bash scripts/build.sh build -DBUS_WARNINGS_AS_ERRORS=ON
+
+echo "== ASan+UBSan: unit and client tests"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBUS_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$(nproc)" --target unit_tests client_tests
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --output-on-failure -R '^(unit|client)\.' --timeout 300)
+
+echo "== fuzz: STOMP parser for ${fuzz_seconds}s"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUS_BUILD_FUZZERS=ON \
+  -DBUS_BUILD_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+cmake --build build-fuzz -j "$(nproc)" --target stomp_parser_fuzz
+mkdir -p build-fuzz/corpus
+build-fuzz/tests/fuzz/stomp_parser_fuzz -max_total_time="$fuzz_seconds" -max_len=4096 \
+  -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus 2>build-fuzz/fuzz.log \
+  || { tail -50 build-fuzz/fuzz.log; echo "fuzz: FAILED"; exit 1; }
+grep -E 'stat::number_of_executed_units|Done' build-fuzz/fuzz.log | tail -2
+
+echo "== all tests"
+cd build
+ctest --output-on-failure --timeout 900
