@@ -85,7 +85,7 @@ net::awaitable<void> publish_into(bus::client* c, std::string dest, std::string 
 
 } // namespace
 
-TEST_CASE("CONNECT bytes, pipelined publishes complete on their own receipts")
+TEST_CASE("CONNECT bytes / pipelined publishes complete on their own receipts")
 {
     run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
@@ -133,7 +133,7 @@ TEST_CASE("CONNECT bytes, pipelined publishes complete on their own receipts")
     });
 }
 
-TEST_CASE("a missing receipt times out; an ERROR naming the receipt fails that publish")
+TEST_CASE("a missing receipt times out - an ERROR naming the receipt fails that publish")
 {
     run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
@@ -162,7 +162,7 @@ TEST_CASE("a missing receipt times out; an ERROR naming the receipt fails that p
     });
 }
 
-TEST_CASE("negotiated heart-beats are sent, and a silent broker is detected and replaced")
+TEST_CASE("negotiated heart-beats are sent and a silent broker is detected and replaced")
 {
     run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
@@ -194,7 +194,7 @@ TEST_CASE("negotiated heart-beats are sent, and a silent broker is detected and 
     });
 }
 
-TEST_CASE("STOMP 1.0: synthetic keepalives and a liveness probe; an answered probe keeps the link")
+TEST_CASE("STOMP 1.0 - synthetic keepalives and a liveness probe - an answered probe keeps the link")
 {
     run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
@@ -233,7 +233,7 @@ TEST_CASE("STOMP 1.0: synthetic keepalives and a liveness probe; an answered pro
     });
 }
 
-TEST_CASE("the original's 1.0 CONNECT and the legacy keepalive SEND, byte for byte")
+TEST_CASE("the original's 1.0 CONNECT and the legacy keepalive SEND / byte for byte")
 {
     run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
@@ -258,7 +258,7 @@ TEST_CASE("the original's 1.0 CONNECT and the legacy keepalive SEND, byte for by
     });
 }
 
-TEST_CASE("reconnect resubscribes, resends unreceipted publishes, and acks after the handler")
+TEST_CASE("reconnect resubscribes / resends unreceipted publishes and acks after the handler")
 {
     run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
@@ -361,7 +361,7 @@ TEST_CASE("a malformed frame from the broker drops the connection and reconnects
     });
 }
 
-TEST_CASE("failover rotates to the next broker; attempts are bounded when asked")
+TEST_CASE("failover rotates to the next broker - attempts are bounded when asked")
 {
     run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker dead(ex);

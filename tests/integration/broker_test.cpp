@@ -123,7 +123,7 @@ net::awaitable<bus::disposition> hang(std::vector<std::string>* seen, const bus:
 
 } // namespace
 
-TEST_CASE("publish/subscribe with receipts, pipelined, in order")
+TEST_CASE("publish/subscribe with receipts / pipelined / in order")
 {
     for (auto& b : brokers()) {
         CAPTURE(b.kind);
@@ -156,7 +156,7 @@ TEST_CASE("publish/subscribe with receipts, pipelined, in order")
     }
 }
 
-TEST_CASE("client-individual: a message left unacked by a dead subscriber is redelivered")
+TEST_CASE("client-individual - a message left unacked by a dead subscriber is redelivered")
 {
     for (auto& b : brokers()) {
         CAPTURE(b.kind);
@@ -236,7 +236,7 @@ TEST_CASE("a durable subscription catches up on messages sent while it was away"
     }
 }
 
-TEST_CASE("ERROR frames are surfaced with their text, and the client reconnects")
+TEST_CASE("ERROR frames are surfaced with their text and the client reconnects")
 {
     for (auto& b : brokers()) {
         if (b.kind != "rabbitmq") continue;  // RabbitMQ refuses '/' inside a topic name

@@ -24,7 +24,7 @@ TEST_CASE("heart-beat negotiation follows STOMP 1.1")
     CHECK(x == 0ms);
 }
 
-TEST_CASE("negotiated heart-beats: send when idle, dead after grace")
+TEST_CASE("negotiated heart-beats - send when idle / dead after grace")
 {
     bus::keepalive_config c;
     c.send_every = 1000ms;
@@ -47,7 +47,7 @@ TEST_CASE("negotiated heart-beats: send when idle, dead after grace")
     CHECK(dflt.on_tick(t0 + 3000ms) == keepalive_action::dead);
 }
 
-TEST_CASE("1.0: synthetic keepalive and silence probe")
+TEST_CASE("1.0 - synthetic keepalive and silence probe")
 {
     bus::keepalive_config c;
     c.send_every = 10s;

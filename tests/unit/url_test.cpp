@@ -39,7 +39,7 @@ TEST_CASE("lower-camel delays are milliseconds")
     CHECK(u.endpoints[1].port == 61614);
 }
 
-TEST_CASE("single URLs, IPv6 and errors")
+TEST_CASE("single URLs / IPv6 and errors")
 {
     auto u = bus::parse_broker_url("stomp://[::1]:61613");
     CHECK(u.endpoints[0].host == "::1");
@@ -61,7 +61,7 @@ TEST_CASE("single URLs, IPv6 and errors")
     }
 }
 
-TEST_CASE("backoff grows, caps, rotates, resets")
+TEST_CASE("backoff grows / caps / rotates / resets")
 {
     bus::reconnect_policy p;
     p.initial_delay = 100ms;
