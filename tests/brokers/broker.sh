@@ -50,6 +50,8 @@ log.console = true
 log.console.level = warning
 log.file = false
 EOF
+  # Extra rabbitmq.conf lines from the caller (e.g. a TLS STOMP listener for the TLS test).
+  if [[ -n ${RABBITMQ_EXTRA_CONF:-} ]]; then printf '%s\n' "$RABBITMQ_EXTRA_CONF" >>"$d/rabbitmq.conf"; fi
   # Own epmd port per node: its epmd can be stopped without touching any other Erlang node's.
   cat >"$d/env" <<EOF
 export HOME=$d/home RABBITMQ_NODENAME=rabbit-$port@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
