@@ -63,7 +63,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   for entry in "${CLIENTS[@]}"; do
     IFS='|' read -r name mode cmd <<<"$entry"
     # shellcheck disable=SC2086 # cmd is a word list without spaces inside words
-    timeout "$RUN_TIMEOUT" $cmd >"$WORK/out" 2>"$WORK/err"
+    timeout -k 5 "$RUN_TIMEOUT" $cmd >"$WORK/out" 2>"$WORK/err"
     rc=$?
     line=$(grep -m1 '^{' "$WORK/out")
     echo "$line" >&2

@@ -30,7 +30,10 @@ REMOVE_WORK=false
 # then, if the run passed and nothing is left running, remove the work dir.
 cleanup() {
   local p
+  # stompctl subscribe ignores SIGTERM/SIGINT (logs "stopped" but keeps running), so every
+  # stompctl runs under `timeout -k 5`: TERM to the wrapper is followed by KILL 5 s later.
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
   if "$BROKER" stop-all "$WORK" >"$WORK/stop-all.log" 2>&1; then
     $REMOVE_WORK && rm -rf "$WORK"
   else
@@ -104,7 +107,7 @@ to_peer() {
   for ((i = 0; i < N; i++)); do
     local body="$name #$i: héllo wörld"
     echo "$body" >>"$dir/expected"
-    timeout 20 "$STOMPCTL" "$@" -u "$URL" publish -t "$dest" -m "$body" >>"$dir/pub.out" 2>&1
+    timeout -k 5 20 "$STOMPCTL" "$@" -u "$URL" publish -t "$dest" -m "$body" >>"$dir/pub.out" 2>&1
     rc=$?
     ((rc == 0)) || { ok=false; echo "stompctl publish #$i exited $rc" >>"$dir/pub.out"; }
   done
@@ -130,7 +133,7 @@ from_peer() {
   local dir=$WORK/$name prefix="$name: ünïcode+colon:" i rc prc
   mkdir -p "$dir"
   CASES=$((CASES + 1))
-  timeout 60 "$STOMPCTL" -v "${gopts[@]}" -u "$URL" subscribe -t "$dest" -n "$N" --wait 40 "${subopts[@]}" \
+  timeout -k 5 60 "$STOMPCTL" -v "${gopts[@]}" -u "$URL" subscribe -t "$dest" -n "$N" --wait 40 "${subopts[@]}" \
     --ready-file "$dir/ready" >"$dir/sub.out" 2>"$dir/sub.err" &
   local sub=$!
   BG_PIDS+=("$sub")
@@ -143,7 +146,7 @@ from_peer() {
   : >"$dir/expected"
   for ((i = 0; i < N; i++)); do echo "$prefix$i" >>"$dir/expected"; done
   # shellcheck disable=SC2046
-  timeout 40 $(peer_cmd "$peer") publish --port "$PORT" --dest "$dest" --count "$N" --version "$ver" \
+  timeout -k 5 40 $(peer_cmd "$peer") publish --port "$PORT" --dest "$dest" --count "$N" --version "$ver" \
     --body-prefix "$prefix" --timeout 30 >"$dir/peer.out" 2>"$dir/peer.err"
   prc=$?
   wait_exit 15 "$sub"
@@ -165,9 +168,9 @@ from_peer() {
 no_redelivery() {
   local name=$1 dest=$2 dir=$WORK/$1 rc t=$EPOCHREALTIME
   CASES=$((CASES + 1))
-  timeout 20 "$STOMPCTL" -u "$URL" publish -t "$dest" -m "$name sentinel" >"$dir/sentinel.out" 2>&1
+  timeout -k 5 20 "$STOMPCTL" -u "$URL" publish -t "$dest" -m "$name sentinel" >"$dir/sentinel.out" 2>&1
   rc=$?
-  timeout 30 "$STOMPCTL" -u "$URL" subscribe -t "$dest" -n 1 --wait 20 --prefetch 1 --json \
+  timeout -k 5 30 "$STOMPCTL" -u "$URL" subscribe -t "$dest" -n 1 --wait 20 --prefetch 1 --json \
     >"$dir/after.out" 2>"$dir/after.err"
   local src=$?
   if ((rc == 0 && src == 0)) && [[ $(wc -l <"$dir/after.out") == 1 ]] &&

@@ -29,7 +29,10 @@ REMOVE_WORK=false
 # then, if the run passed and nothing is left running, remove the work dir.
 cleanup() {
   local p
+  # stompctl subscribe ignores SIGTERM/SIGINT (logs "stopped" but keeps running), so every
+  # stompctl runs under `timeout -k 5`: TERM to the wrapper is followed by KILL 5 s later.
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
   if "$BROKER" stop-all "$WORK" >"$WORK/stop-all.log" 2>&1; then
     $REMOVE_WORK && rm -rf "$WORK"
   else
@@ -92,7 +95,7 @@ cat "$WORK/b1.start" "$WORK/b2.start"
 
 # ---- the long-lived subscriber, connected to broker1 -----------------------------------------
 # --wait bounds its own life; `timeout` is the hard stop should it hang anyway.
-timeout 120 "$STOMPCTL" -v -u "$FAILOVER" subscribe -t "$TOPIC" -n 2 --wait 100 --ready-file "$WORK/sub.ready" \
+timeout -k 5 120 "$STOMPCTL" -v -u "$FAILOVER" subscribe -t "$TOPIC" -n 2 --wait 100 --ready-file "$WORK/sub.ready" \
   >"$WORK/sub.out" 2>"$WORK/sub.err" &
 SUB=$!
 BG_PIDS+=("$SUB")
@@ -109,7 +112,7 @@ else
   fatal "subscriber's log does not say it connected to broker1 (port $P1)"
 fi
 
-timeout 20 "$STOMPCTL" -u "$B1" publish -t "$TOPIC" -m before >"$WORK/pub-before.out" 2>&1
+timeout -k 5 20 "$STOMPCTL" -u "$B1" publish -t "$TOPIC" -m before >"$WORK/pub-before.out" 2>&1
 rc=$?
 if ((rc == 0)) && wait_for 10 has_line "$WORK/sub.out" before; then
   pass "\"before\" published through broker1 (exit 0) and received"
@@ -155,7 +158,7 @@ attempt=0
 got_after=false
 while ((attempt < 10)); do
   attempt=$((attempt + 1))
-  timeout 20 "$STOMPCTL" -u "$B2" publish -t "$TOPIC" -m after >"$WORK/pub-after.$attempt" 2>&1
+  timeout -k 5 20 "$STOMPCTL" -u "$B2" publish -t "$TOPIC" -m after >"$WORK/pub-after.$attempt" 2>&1
   rc=$?
   if ((rc != 0)); then
     show "$WORK/pub-after.$attempt"
@@ -196,7 +199,7 @@ fi
 CHECK=$!
 BG_PIDS+=("$CHECK")
 wait_for 20 test -e "$WORK/check.ready" || { show "$WORK/check.err"; fatal "py_peer checker on broker2 not ready in 20 s"; }
-timeout 30 "$STOMPCTL" -v -u "$FAILOVER" publish -t "$TOPIC" -m after-failover >"$WORK/pub-failover.out" 2>&1
+timeout -k 5 30 "$STOMPCTL" -v -u "$FAILOVER" publish -t "$TOPIC" -m after-failover >"$WORK/pub-failover.out" 2>&1
 rc=$?
 if ((rc == 0)); then
   pass "stompctl publish on the failover URL exited 0 (receipt received)"
