@@ -90,9 +90,6 @@ bus::client_options make_options(const common_args& a)
     o.connect_timeout = std::min(o.connect_timeout, o.receipt_timeout);
     o.tls.ca_file = a.ca_file;
     o.tls.verify = !a.insecure;
-    // A one-shot tool gives up after a few attempts instead of retrying forever.
-    if (o.url.reconnect.max_attempts == 0)
-        o.url.reconnect.max_attempts = static_cast<int>(2 * o.url.endpoints.size() + 1);
     return o;
 }
 
@@ -104,7 +101,27 @@ std::pair<std::string, std::string> split_header(const std::string& h)
     return {h.substr(0, colon), h.substr(colon + 1)};
 }
 
-net::awaitable<void> run_client(bus::client& c, int& rc)
+// A one-shot signal: set once, waited for with an optional deadline.
+struct latch {
+    explicit latch(net::any_io_executor ex) : timer(ex) {}
+    net::steady_timer timer;
+    bool set = false;
+    void fire()
+    {
+        set = true;
+        timer.cancel();
+    }
+    net::awaitable<void> wait(std::chrono::steady_clock::time_point deadline)
+    {
+        if (set) co_return;
+        timer.expires_at(deadline);
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
+};
+
+// Runs the client; when it ends (stopped, or attempts exhausted) cancels `finished`, which the
+// publish/subscribe task waits on besides its own condition.
+net::awaitable<void> run_client(bus::client& c, int& rc, latch& finished)
 {
     try {
         co_await c.run();
@@ -113,10 +130,11 @@ net::awaitable<void> run_client(bus::client& c, int& rc)
                   << (c.last_error().empty() ? "" : " (" + c.last_error() + ")") << "\n";
         if (rc == 0) rc = 1;
     }
+    finished.fire();
 }
 
 net::awaitable<void> do_publish(bus::client& c, const common_args& a, const publish_args& p,
-                                std::string body, int& rc)
+                                std::string body, int& rc, latch&)
 {
     bus::stomp::frame f("SEND");
     f.add("destination", p.destination);
@@ -204,11 +222,9 @@ void print_message(const bus::message& m, const subscribe_args& s)
 }
 
 net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const subscribe_args& s,
-                                  int& rc)
+                                  int& rc, latch& done)
 {
     int received = 0;
-    auto ex = co_await net::this_coro::executor;
-    net::steady_timer done(ex);
     bus::subscription_options o;
     o.destination = s.destination;
     o.ack = parse_ack(s.ack);
@@ -217,8 +233,11 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
     o.deliver_keepalives = s.keepalives;
     o.prefetch = s.prefetch;
     auto id = c.subscribe(o, [&](const bus::message& m) -> net::awaitable<bus::disposition> {
+        // Messages the broker delivered beyond --count stay unacknowledged: it redelivers them
+        // to the next consumer once we disconnect.
+        if (s.count > 0 && received >= s.count) co_return bus::disposition::leave;
         print_message(m, s);
-        if (s.count > 0 && ++received >= s.count) done.cancel();
+        if (s.count > 0 && ++received >= s.count) done.fire();
         co_return bus::disposition::ack;
     });
     if (!co_await c.wait_subscribed(id, milliseconds(static_cast<long>(a.timeout * 1000)))) {
@@ -229,9 +248,8 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
         co_return;
     }
     if (!s.ready_file.empty()) std::ofstream(s.ready_file) << "ready\n";
-    if (s.wait > 0) done.expires_after(milliseconds(static_cast<long>(s.wait * 1000)));
-    else done.expires_at(std::chrono::steady_clock::time_point::max());
-    co_await done.async_wait(net::as_tuple(net::use_awaitable));
+    co_await done.wait(s.wait > 0 ? std::chrono::steady_clock::now() + milliseconds(static_cast<long>(s.wait * 1000))
+                                   : std::chrono::steady_clock::time_point::max());
     if (s.count > 0 && received < s.count) {
         std::cerr << "stompctl: received " << received << " of " << s.count << " messages\n";
         rc = 1;
@@ -305,17 +323,25 @@ int main(int argc, char** argv)
             }
         }
         net::io_context io(1);
-        bus::client c(io.get_executor(), make_options(a), *log);
+        auto opts = make_options(a);
+        // A one-shot publish gives up after a few attempts; a tail keeps reconnecting (unless
+        // the URL says otherwise) and ends on a signal.
+        if (*pub && opts.url.reconnect.max_attempts == 0)
+            opts.url.reconnect.max_attempts = static_cast<int>(2 * opts.url.endpoints.size() + 1);
+        bus::client c(io.get_executor(), std::move(opts), *log);
+        latch done(io.get_executor());  // the task is complete, or the client ended
         net::signal_set signals(io, SIGINT, SIGTERM);
         signals.async_wait([&](auto ec, int) {
-            if (!ec) c.stop();
+            if (ec) return;
+            c.stop();
+            done.fire();
         });
-        net::co_spawn(io, run_client(c, rc), [&](std::exception_ptr e) {
+        net::co_spawn(io, run_client(c, rc, done), [&](std::exception_ptr e) {
             signals.cancel();
             if (e) std::rethrow_exception(e);
         });
-        if (*pub) net::co_spawn(io, do_publish(c, a, p, std::move(body), rc), net::detached);
-        else net::co_spawn(io, do_subscribe(c, a, s, rc), net::detached);
+        if (*pub) net::co_spawn(io, do_publish(c, a, p, std::move(body), rc, done), net::detached);
+        else net::co_spawn(io, do_subscribe(c, a, s, rc, done), net::detached);
         io.run();
     } catch (const bus::config_error& e) {
         std::cerr << "stompctl: " << e.what() << "\n";

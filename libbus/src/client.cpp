@@ -454,9 +454,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     }
 
     // Fails what is left once the client no longer runs.
-    void finish()
+    void finish(errc why = errc::stopped)
     {
-        for (auto& [_, p] : pending) complete(*p, errc::stopped);
+        stopping = true;
+        for (auto& [_, p] : pending) complete(*p, why);
         for (auto& [_, s] : subs) {
             s->closed = true;
             s->ready.cancel();
@@ -487,7 +488,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 self->log.error("stomp: handler for {} failed on message {}: {}",
                                 s->opts.destination, m.id(), e.what());
             }
-            if (s->opts.ack != ack_mode::automatic && !s->closed) self->send_ack(*s, m, d);
+            // After UNSUBSCRIBE an ACK would be an error on RabbitMQ: an unsubscribed message
+            // stays unacknowledged and the broker redelivers it when the connection ends.
+            if (s->opts.ack != ack_mode::automatic && d != disposition::leave && !s->closed)
+                self->send_ack(*s, m, d);
         }
         (void)id;
     }
@@ -667,8 +671,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 auto rest = id.substr(2);
                 auto dash = rest.find('-');
                 if (dash != std::string_view::npos) {
-                    if (auto it = subs.find(std::string(rest.substr(dash + 1))); it != subs.end())
+                    if (auto it = subs.find(std::string(rest.substr(dash + 1))); it != subs.end()) {
                         it->second->confirmed_on = c->generation;
+                        log.info("stomp: subscribed to {} (id {}) on {}", it->second->opts.destination,
+                                 it->first, c->server);
+                    }
                     subscribe_waiters.notify_all();
                 }
             } else if (id.starts_with("d-")) {
@@ -864,6 +871,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                     started = steady::now();
                     co_await session(std::move(*conn));
                 }
+            } catch (const boost::system::system_error& e) {
+                reason = e.code().message();  // what() carries Boost's source location
             } catch (const std::exception& e) {
                 reason = e.what();
             }
@@ -884,7 +893,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             auto delay = bo.failed();
             if (bo.exhausted()) {
                 running = false;
-                finish();
+                log.error("stomp: giving up after {} failed attempts", bo.failures());
+                finish(errc::attempts_exhausted);
                 throw std::system_error(make_error_code(errc::attempts_exhausted));
             }
             log.debug("stomp: next attempt in {} ms", delay.count());

@@ -103,7 +103,11 @@ struct message {
 };
 
 /// What a handler decided; the client sends ACK/NACK accordingly (nothing in auto mode).
-enum class disposition { ack, nack };
+enum class disposition {
+    ack,
+    nack,
+    leave,  ///< neither: the broker redelivers it once this connection ends
+};
 
 using message_handler = std::function<boost::asio::awaitable<disposition>(const message&)>;
 
