@@ -1,0 +1,522 @@
+#include "bus/event.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <ctime>
+#include <random>
+
+namespace bus {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t max_field = 4096;
+constexpr std::size_t max_message = 64 * 1024;
+
+template <class... Ts>
+struct overloaded : Ts... {
+    using Ts::operator()...;
+};
+template <class... Ts>
+overloaded(Ts...) -> overloaded<Ts...>;
+
+std::string hostname()
+{
+    std::array<char, 256> buf{};
+    if (::gethostname(buf.data(), buf.size() - 1) != 0) return "localhost";
+    return buf.data();
+}
+
+// Typed field access that names the field on error.
+struct reader {
+    const json& j;
+    std::string& error;
+    std::string prefix;
+
+    bool fail(std::string_view field, std::string_view what)
+    {
+        if (error.empty()) error = prefix + std::string(field) + ": " + std::string(what);
+        return false;
+    }
+    std::string str(std::string_view field, bool required = false, std::size_t limit = max_field)
+    {
+        auto it = j.find(field);
+        if (it == j.end() || it->is_null()) {
+            if (required) fail(field, "missing");
+            return {};
+        }
+        if (!it->is_string()) {
+            fail(field, "not a string");
+            return {};
+        }
+        const auto& s = it->get_ref<const std::string&>();
+        if (s.size() > limit) {
+            fail(field, "too long");
+            return {};
+        }
+        return s;
+    }
+    std::int64_t integer(std::string_view field)
+    {
+        auto it = j.find(field);
+        if (it == j.end() || it->is_null()) return 0;
+        if (!it->is_number_integer()) {
+            fail(field, "not an integer");
+            return 0;
+        }
+        return it->get<std::int64_t>();
+    }
+    double number(std::string_view field)
+    {
+        auto it = j.find(field);
+        if (it == j.end() || it->is_null()) return 0;
+        if (!it->is_number()) {
+            fail(field, "not a number");
+            return 0;
+        }
+        return it->get<double>();
+    }
+    bool boolean(std::string_view field, bool dflt)
+    {
+        auto it = j.find(field);
+        if (it == j.end() || it->is_null()) return dflt;
+        if (!it->is_boolean()) {
+            fail(field, "not a boolean");
+            return dflt;
+        }
+        return it->get<bool>();
+    }
+    std::vector<std::string> strings(std::string_view field, std::size_t max_items = 10000)
+    {
+        std::vector<std::string> out;
+        auto it = j.find(field);
+        if (it == j.end() || it->is_null()) return out;
+        if (!it->is_array() || it->size() > max_items) {
+            fail(field, "not a list of strings");
+            return out;
+        }
+        for (auto& v : *it) {
+            if (!v.is_string() || v.get_ref<const std::string&>().size() > max_field) {
+                fail(field, "not a list of strings");
+                return {};
+            }
+            out.push_back(v.get<std::string>());
+        }
+        return out;
+    }
+};
+
+json data_json(const payload& data)
+{
+    return std::visit(
+        overloaded{
+            [](const commit_event& c) {
+                json j{{"source", to_string(c.source)}, {"repo", c.repo},     {"ref", c.ref},
+                       {"old_rev", c.old_rev},          {"new_rev", c.new_rev}, {"author", c.author},
+                       {"date", c.date},                {"message", c.message}};
+                if (!c.svn_project.empty()) j["svn_project"] = c.svn_project;
+                if (!c.changed_dirs.empty()) j["changed_dirs"] = c.changed_dirs;
+                if (!c.url.empty()) j["url"] = c.url;
+                return j;
+            },
+            [](const build_event& b) {
+                return json{{"job", b.job},       {"number", b.number}, {"url", b.url},
+                            {"phase", to_string(b.phase)}, {"status", b.status},
+                            {"commit", b.commit}, {"branch", b.branch}, {"repo", b.repo}};
+            },
+            [](const fetch_event& f) {
+                return json{{"repo", f.repo},       {"ref", f.ref},   {"old_rev", f.old_rev},
+                            {"new_rev", f.new_rev}, {"host", f.host}, {"mode", f.mode},
+                            {"duration_s", f.duration_s}, {"ok", f.ok}, {"error", f.error}};
+            },
+            [](const package_event& p) {
+                return json{{"name", p.name},         {"old_version", p.old_version},
+                            {"new_version", p.new_version}, {"codename", p.codename},
+                            {"component", p.component}, {"architecture", p.architecture},
+                            {"file", p.file}};
+            },
+            [](const deploy_request& d) {
+                return json{{"repo", d.repo}, {"tag", d.tag}, {"request_id", d.request_id},
+                            {"hosts", d.hosts}, {"requested_by", d.requested_by}};
+            },
+            [](const deploy_result& d) {
+                return json{{"repo", d.repo},   {"tag", d.tag},     {"request_id", d.request_id},
+                            {"host", d.host},   {"ok", d.ok},       {"stage", d.stage},
+                            {"error", d.error}, {"previous_tag", d.previous_tag}};
+            },
+            [](const heartbeat_event& h) {
+                return json{{"host", h.host}, {"daemon", h.daemon}, {"version", h.version},
+                            {"uptime_s", h.uptime_s}, {"counters", h.counters}};
+            },
+            [](const notice_event& n) { return json{{"text", n.text}}; },
+        },
+        data);
+}
+
+std::optional<payload> data_from_json(std::string_view type, const json& d, std::string& error)
+{
+    reader r{d, error, "data."};
+    if (type == "commit") {
+        commit_event c;
+        auto src = r.str("source", true);
+        auto s = parse_commit_source(src);
+        if (!s) {
+            r.fail("source", "unknown commit source");
+            return std::nullopt;
+        }
+        c.source = *s;
+        c.repo = r.str("repo", true);
+        c.ref = r.str("ref");
+        c.old_rev = r.str("old_rev");
+        c.new_rev = r.str("new_rev");
+        c.author = r.str("author");
+        c.date = r.str("date");
+        c.message = r.str("message", false, max_message);
+        c.svn_project = r.str("svn_project");
+        c.changed_dirs = r.strings("changed_dirs");
+        c.url = r.str("url");
+        return c;
+    }
+    if (type == "build") {
+        build_event b;
+        b.job = r.str("job", true);
+        b.number = r.integer("number");
+        b.url = r.str("url");
+        auto phase = r.str("phase", true);
+        if (phase == "queued") b.phase = build_phase::queued;
+        else if (phase == "started") b.phase = build_phase::started;
+        else if (phase == "completed") b.phase = build_phase::completed;
+        else if (error.empty()) r.fail("phase", "must be queued, started or completed");
+        b.status = r.str("status");
+        b.commit = r.str("commit");
+        b.branch = r.str("branch");
+        b.repo = r.str("repo");
+        return b;
+    }
+    if (type == "fetch") {
+        fetch_event f;
+        f.repo = r.str("repo", true);
+        f.ref = r.str("ref");
+        f.old_rev = r.str("old_rev");
+        f.new_rev = r.str("new_rev");
+        f.host = r.str("host");
+        f.mode = r.str("mode");
+        f.duration_s = r.number("duration_s");
+        f.ok = r.boolean("ok", true);
+        f.error = r.str("error");
+        return f;
+    }
+    if (type == "package") {
+        package_event p;
+        p.name = r.str("name", true);
+        p.old_version = r.str("old_version");
+        p.new_version = r.str("new_version");
+        p.codename = r.str("codename");
+        p.component = r.str("component");
+        p.architecture = r.str("architecture");
+        p.file = r.str("file");
+        return p;
+    }
+    if (type == "deploy.request") {
+        deploy_request q;
+        q.repo = r.str("repo", true);
+        q.tag = r.str("tag", true);
+        q.request_id = r.str("request_id");
+        q.hosts = r.strings("hosts");
+        q.requested_by = r.str("requested_by");
+        return q;
+    }
+    if (type == "deploy.result") {
+        deploy_result q;
+        q.repo = r.str("repo", true);
+        q.tag = r.str("tag", true);
+        q.request_id = r.str("request_id");
+        q.host = r.str("host");
+        q.ok = r.boolean("ok", true);
+        q.stage = r.str("stage");
+        q.error = r.str("error");
+        q.previous_tag = r.str("previous_tag");
+        return q;
+    }
+    if (type == "heartbeat") {
+        heartbeat_event h;
+        h.host = r.str("host", true);
+        h.daemon = r.str("daemon", true);
+        h.version = r.str("version");
+        h.uptime_s = r.number("uptime_s");
+        if (auto it = d.find("counters"); it != d.end() && !it->is_null()) {
+            if (!it->is_object() || it->size() > 1000) {
+                r.fail("counters", "not an object of counters");
+            } else {
+                for (auto& [k, v] : it->items()) {
+                    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0)) {
+                        r.fail("counters", "values must be non-negative integers");
+                        break;
+                    }
+                    h.counters[k] = v.get<std::uint64_t>();
+                }
+            }
+        }
+        return h;
+    }
+    if (type == "notice") {
+        notice_event n;
+        n.text = r.str("text", true);
+        return n;
+    }
+    error = "type: unknown event type '" + std::string(type).substr(0, 64) + "'";
+    return std::nullopt;
+}
+
+bool is_hex(std::string_view s) noexcept
+{
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    });
+}
+
+} // namespace
+
+std::string_view event::type() const noexcept
+{
+    switch (data.index()) {
+    case 0: return "commit";
+    case 1: return "build";
+    case 2: return "fetch";
+    case 3: return "package";
+    case 4: return "deploy.request";
+    case 5: return "deploy.result";
+    case 6: return "heartbeat";
+    case 7: return "notice";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(commit_source s) noexcept
+{
+    switch (s) {
+    case commit_source::git: return "git";
+    case commit_source::svn: return "svn";
+    case commit_source::github: return "github";
+    case commit_source::gitlab: return "gitlab";
+    case commit_source::gitea: return "gitea";
+    case commit_source::bitbucket: return "bitbucket";
+    }
+    return "git";
+}
+
+std::optional<commit_source> parse_commit_source(std::string_view s) noexcept
+{
+    for (auto c : {commit_source::git, commit_source::svn, commit_source::github, commit_source::gitlab,
+                   commit_source::gitea, commit_source::bitbucket})
+        if (to_string(c) == s) return c;
+    return std::nullopt;
+}
+
+std::string_view to_string(build_phase p) noexcept
+{
+    switch (p) {
+    case build_phase::queued: return "queued";
+    case build_phase::started: return "started";
+    case build_phase::completed: return "completed";
+    }
+    return "started";
+}
+
+std::string new_event_id()
+{
+    static thread_local std::mt19937_64 rng{[] {
+        std::random_device rd;
+        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+        return std::mt19937_64(seq);
+    }()};
+    std::uint64_t a = rng(), b = rng();
+    a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+    b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
+    char out[37];
+    std::snprintf(out, sizeof out, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                  static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
+                  static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffULL));
+    return out;
+}
+
+std::string now_rfc3339()
+{
+    std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+event make_event(payload data, std::string host)
+{
+    event e;
+    e.id = new_event_id();
+    e.host = host.empty() ? hostname() : std::move(host);
+    e.time = now_rfc3339();
+    e.data = std::move(data);
+    return e;
+}
+
+json to_json(const event& e)
+{
+    return json{{"v", native_version}, {"id", e.id},     {"type", e.type()},
+                {"host", e.host},      {"time", e.time}, {"data", data_json(e.data)}};
+}
+
+std::string to_native(const event& e)
+{
+    return to_json(e).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+decoded<event> from_native(std::string_view body)
+{
+    decoded<event> out;
+    if (body.size() > 1024 * 1024) {
+        out.error = "body larger than 1 MiB";
+        return out;
+    }
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        out.error = "not a JSON object";
+        return out;
+    }
+    reader r{j, out.error, ""};
+    auto v = j.find("v");
+    if (v == j.end() || !v->is_number_integer()) {
+        out.error = "v: missing";
+        return out;
+    }
+    if (v->get<int>() > native_version) {
+        out.error = "v: version " + std::to_string(v->get<int>()) + " is newer than this daemon understands";
+        return out;
+    }
+    event e;
+    e.id = r.str("id", true, 128);
+    e.host = r.str("host", false, 255);
+    e.time = r.str("time", false, 64);
+    std::string type = r.str("type", true, 64);
+    auto d = j.find("data");
+    if (out.error.empty() && (d == j.end() || !d->is_object())) out.error = "data: missing or not an object";
+    if (!out.error.empty()) return out;
+    auto p = data_from_json(type, *d, out.error);
+    if (!p || !out.error.empty()) return out;
+    e.data = std::move(*p);
+    if (auto why = validate(e); !why.empty()) {
+        out.error = why;
+        return out;
+    }
+    out.value = std::move(e);
+    return out;
+}
+
+bool valid_repo_name(std::string_view s) noexcept
+{
+    if (s.empty() || s.size() > 200 || s.front() == '-' || s.front() == '.' || s.front() == '/' ||
+        s.back() == '/' || s.find("..") != std::string_view::npos || s.find("//") != std::string_view::npos)
+        return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+               c == '_' || c == '+' || c == '-' || c == '/';
+    });
+}
+
+bool valid_ref_name(std::string_view s) noexcept
+{
+    if (s.empty() || s.size() > 1024 || s == "@" || s.front() == '/' || s.front() == '-' || s.back() == '/' ||
+        s.back() == '.')
+        return false;
+    if (s.find("..") != std::string_view::npos || s.find("@{") != std::string_view::npos ||
+        s.find("//") != std::string_view::npos)
+        return false;
+    for (unsigned char c : s)
+        if (c < 0x20 || c == 0x7f || c == ' ' || c == '~' || c == '^' || c == ':' || c == '?' || c == '*' ||
+            c == '[' || c == '\\')
+            return false;
+    // Components: none may start with '.' or end with ".lock".
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        auto end = s.find('/', start);
+        std::string_view comp = s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+        if (comp.empty() || comp.front() == '.' || comp.ends_with(".lock")) return false;
+        if (end == std::string_view::npos) break;
+        start = end + 1;
+    }
+    return true;
+}
+
+bool valid_revision(std::string_view s) noexcept
+{
+    if (s.empty()) return false;
+    if (std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }) && s.size() <= 12)
+        return true;  // SVN revision
+    return (s.size() == 40 || s.size() == 64) && is_hex(s);
+}
+
+bool is_zero_revision(std::string_view s) noexcept
+{
+    return !s.empty() && s.size() >= 40 && std::all_of(s.begin(), s.end(), [](char c) { return c == '0'; });
+}
+
+std::string validate(const event& e)
+{
+    if (e.id.empty() || e.id.size() > 128) return "id: missing or too long";
+    for (char c : e.id)
+        if (static_cast<unsigned char>(c) < 0x21 || c == '\\') return "id: invalid character";
+    return std::visit(
+        overloaded{
+            [](const commit_event& c) -> std::string {
+                if (!valid_repo_name(c.repo)) return "data.repo: invalid repository name";
+                if (c.source != commit_source::svn) {
+                    if (!valid_ref_name(c.ref)) return "data.ref: invalid ref name";
+                    if (!c.old_rev.empty() && !valid_revision(c.old_rev)) return "data.old_rev: not a revision";
+                    if (!valid_revision(c.new_rev)) return "data.new_rev: not a revision";
+                } else {
+                    if (!valid_revision(c.new_rev)) return "data.new_rev: not an SVN revision";
+                }
+                if (c.message.size() > max_message) return "data.message: too long";
+                return {};
+            },
+            [](const build_event& b) -> std::string {
+                if (b.job.empty() || b.job.size() > 512) return "data.job: missing or too long";
+                if (b.number < 0) return "data.number: negative";
+                return {};
+            },
+            [](const fetch_event& f) -> std::string {
+                if (!valid_repo_name(f.repo)) return "data.repo: invalid repository name";
+                return {};
+            },
+            [](const package_event& p) -> std::string {
+                if (p.name.empty() || p.name.size() > 255) return "data.name: missing or too long";
+                return {};
+            },
+            [](const deploy_request& d) -> std::string {
+                if (!valid_repo_name(d.repo)) return "data.repo: invalid repository name";
+                if (!valid_ref_name(d.tag)) return "data.tag: invalid tag name";
+                return {};
+            },
+            [](const deploy_result& d) -> std::string {
+                if (!valid_repo_name(d.repo)) return "data.repo: invalid repository name";
+                return {};
+            },
+            [](const heartbeat_event& h) -> std::string {
+                if (h.daemon.empty()) return "data.daemon: missing";
+                return {};
+            },
+            [](const notice_event& n) -> std::string {
+                if (n.text.size() > max_field) return "data.text: too long";
+                return {};
+            },
+        },
+        e.data);
+}
+
+} // namespace bus

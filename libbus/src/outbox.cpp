@@ -1,0 +1,172 @@
+#include "bus/outbox.hpp"
+
+#include "bus/stomp/parser.hpp"
+#include "bus/stomp/serializer.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+namespace bus {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view suffix = ".stomp";
+
+std::string errno_text() { return std::strerror(errno); }
+
+void fsync_dir(const fs::path& dir)
+{
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    ::fsync(fd);
+    ::close(fd);
+}
+
+void write_all(int fd, std::string_view data, const fs::path& p)
+{
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw outbox_error(p.string() + ": write failed: " + errno_text());
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+} // namespace
+
+outbox::outbox(outbox_options opts) : opts_(std::move(opts))
+{
+    std::error_code ec;
+    fs::create_directories(opts_.dir / "quarantine", ec);
+    if (ec) throw outbox_error(opts_.dir.string() + ": cannot create spool directory: " + ec.message());
+    ::chmod(opts_.dir.c_str(), 0700);
+}
+
+std::vector<fs::path> outbox::pending() const
+{
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(opts_.dir, ec)) {
+        if (!e.is_regular_file()) continue;
+        auto name = e.path().filename().string();
+        if (name.ends_with(suffix) && !name.starts_with(".")) out.push_back(e.path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string outbox::spool(const stomp::frame& f)
+{
+    std::string bytes;
+    std::error_code sec;
+    stomp::serialize(bytes, f, stomp::version::v1_2, sec);
+    if (sec) throw outbox_error("cannot spool a frame that cannot be serialised: " + sec.message());
+    if (bytes.size() > opts_.max_message_bytes)
+        throw outbox_error("message of " + std::to_string(bytes.size()) + " bytes exceeds the spool's per-message limit");
+    auto files = pending();
+    std::uintmax_t total = 0;
+    for (auto& p : files) {
+        std::error_code ec;
+        total += fs::file_size(p, ec);
+    }
+    if (files.size() >= opts_.max_messages)
+        throw outbox_error(opts_.dir.string() + ": spool full (" + std::to_string(files.size()) + " messages); " +
+                           "is the broker reachable? run 'stompctl drain'");
+    if (total + bytes.size() > opts_.max_bytes)
+        throw outbox_error(opts_.dir.string() + ": spool full (" + std::to_string(total) + " bytes)");
+
+    // Names sort in spool order: nanoseconds since the epoch, then pid and a counter.
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    char name[96];
+    std::snprintf(name, sizeof name, "%020lld-%08d-%06llu", static_cast<long long>(ns), static_cast<int>(::getpid()),
+                  static_cast<unsigned long long>(++counter_ % 1000000));
+    fs::path final_path = opts_.dir / (std::string(name) + std::string(suffix));
+    fs::path tmp = opts_.dir / ("." + std::string(name) + ".tmp");
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) throw outbox_error(tmp.string() + ": cannot create: " + errno_text());
+    try {
+        write_all(fd, bytes, tmp);
+        if (::fsync(fd) != 0) throw outbox_error(tmp.string() + ": fsync failed: " + errno_text());
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+        std::string why = errno_text();
+        ::unlink(tmp.c_str());
+        throw outbox_error(final_path.string() + ": rename failed: " + why);
+    }
+    fsync_dir(opts_.dir);
+    return final_path.filename().string();
+}
+
+std::optional<stomp::frame> outbox::load(const fs::path& p)
+{
+    std::ifstream in(p, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    stomp::parser parser;
+    parser.set_version(stomp::version::v1_2);
+    std::error_code ec;
+    std::size_t used = in ? parser.put(bytes, ec) : 0;
+    bool ok = in && !ec && used == bytes.size() && parser.got() == stomp::parser::item::frame;
+    if (ok) {
+        auto f = parser.release();
+        if (f.command == "SEND" && f.find("destination")) return f;
+    }
+    std::error_code mec;
+    fs::rename(p, opts_.dir / "quarantine" / p.filename(), mec);
+    if (mec) fs::remove(p, mec);
+    return std::nullopt;
+}
+
+void outbox::remove(const fs::path& p)
+{
+    std::error_code ec;
+    fs::remove(p, ec);
+    fsync_dir(opts_.dir);
+}
+
+std::size_t outbox::quarantined() const
+{
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(opts_.dir / "quarantine", ec)) n += e.is_regular_file();
+    return n;
+}
+
+std::unique_ptr<outbox::lock> outbox::try_lock()
+{
+    fs::path lp = opts_.dir / ".lock";
+    int fd = ::open(lp.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw outbox_error(lp.string() + ": cannot open lock: " + errno_text());
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ::close(fd);
+        return nullptr;
+    }
+    return std::make_unique<lock>(fd);
+}
+
+outbox::lock::~lock()
+{
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+}
+
+} // namespace bus

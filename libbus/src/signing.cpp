@@ -1,0 +1,128 @@
+#include "bus/signing.hpp"
+
+#include "bus/url.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <charconv>
+#include <fstream>
+
+namespace bus {
+
+namespace {
+
+std::string canonical(const stomp::frame& f, std::string_view kid, std::string_view ts)
+{
+    std::string c = "dk-sig-v1\n";
+    c.append(kid).push_back('\n');
+    c.append(ts).push_back('\n');
+    c.append("destination:").append(f.get("destination")).push_back('\n');
+    for (auto h : signed_headers) c.append(h).append(":").append(f.get(h)).push_back('\n');
+    c.push_back('\n');
+    c.append(f.body);
+    return c;
+}
+
+std::string hmac_hex(std::string_view key, std::string_view data)
+{
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+         data.size(), md.data(), &len);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < len; ++i) {
+        out.push_back(hex[md[i] >> 4]);
+        out.push_back(hex[md[i] & 15]);
+    }
+    return out;
+}
+
+} // namespace
+
+void keyring::add(signing_key k)
+{
+    std::string id = k.id;
+    keys_[id] = std::move(k);
+}
+
+const signing_key* keyring::find(std::string_view id) const
+{
+    auto it = keys_.find(id);
+    return it == keys_.end() ? nullptr : &it->second;
+}
+
+keyring keyring::load_file(const std::filesystem::path& path)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw config_error(path.string() + ": cannot read signing key file");
+    if (!S_ISREG(st.st_mode)) throw config_error(path.string() + ": signing key file is not a regular file");
+    if (st.st_mode & 077)
+        throw config_error(path.string() + ": signing key file must not be accessible by group or others (chmod 600)");
+    std::ifstream in(path);
+    if (!in) throw config_error(path.string() + ": cannot read signing key file");
+    keyring r;
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+        ++n;
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+        if (line.empty() || line.front() == '#') continue;
+        auto sp = line.find_first_of(" \t");
+        if (sp == std::string::npos)
+            throw config_error(path.string() + ":" + std::to_string(n) + ": expected '<key-id> <secret>'");
+        std::string id = line.substr(0, sp);
+        std::string secret = line.substr(line.find_first_not_of(" \t", sp));
+        if (secret.size() < 16)
+            throw config_error(path.string() + ":" + std::to_string(n) + ": secret of key '" + id +
+                               "' is shorter than 16 characters");
+        r.add({id, secret});
+    }
+    if (r.empty()) throw config_error(path.string() + ": no keys");
+    return r;
+}
+
+void sign(stomp::frame& f, const signing_key& k, std::int64_t unix_now)
+{
+    std::string ts = std::to_string(unix_now);
+    f.set(header::sig_key, k.id);
+    f.set(header::sig_time, ts);
+    f.set(header::signature, hmac_hex(k.secret, canonical(f, k.id, ts)));
+}
+
+std::string_view to_string(signature_verdict v) noexcept
+{
+    switch (v) {
+    case signature_verdict::ok: return "ok";
+    case signature_verdict::unsigned_message: return "unsigned";
+    case signature_verdict::unknown_key: return "unknown key";
+    case signature_verdict::bad_signature: return "bad signature";
+    case signature_verdict::stale: return "stale";
+    }
+    return "?";
+}
+
+signature_verdict verify(const stomp::frame& f, const keyring& keys, std::int64_t unix_now, std::chrono::seconds window)
+{
+    auto kid = f.find(header::sig_key);
+    auto ts = f.find(header::sig_time);
+    auto sig = f.find(header::signature);
+    if (!kid || !ts || !sig) return signature_verdict::unsigned_message;
+    const signing_key* k = keys.find(*kid);
+    if (!k) return signature_verdict::unknown_key;
+    std::string expected = hmac_hex(k->secret, canonical(f, *kid, *ts));
+    if (sig->size() != expected.size() || CRYPTO_memcmp(sig->data(), expected.data(), expected.size()) != 0)
+        return signature_verdict::bad_signature;
+    std::int64_t t = 0;
+    auto r = std::from_chars(ts->data(), ts->data() + ts->size(), t);
+    if (r.ec != std::errc{} || r.ptr != ts->data() + ts->size()) return signature_verdict::bad_signature;
+    std::int64_t age = unix_now - t;
+    if (age > window.count() || -age > window.count()) return signature_verdict::stale;
+    return signature_verdict::ok;
+}
+
+} // namespace bus
