@@ -4,6 +4,9 @@
 // Exit codes: 0 success; 1 not accepted (no receipt before the deadline, connection failed);
 // 2 usage or configuration error; 3 the broker answered ERROR.
 #include "bus/client.hpp"
+#include "bus/delivery.hpp"
+#include "bus/intake.hpp"
+#include "bus/signing.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -12,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -43,6 +47,9 @@ struct common_args {
 };
 
 struct publish_args {
+    std::string spool;
+    std::string key_file;
+    std::string key_id;
     std::string destination;
     std::vector<std::string> headers;
     std::string message;
@@ -64,6 +71,13 @@ struct subscribe_args {
     bool keepalives = false;
     std::string ready_file;
     unsigned prefetch = 0;
+    bool events = false;
+    bool require_signatures = false;
+    std::string key_file;
+};
+
+struct drain_args {
+    std::string spool;
 };
 
 std::string read_secret(const std::string& path)
@@ -121,14 +135,15 @@ struct latch {
 
 // Runs the client; when it ends (stopped, or attempts exhausted) cancels `finished`, which the
 // publish/subscribe task waits on besides its own condition.
-net::awaitable<void> run_client(bus::client& c, int& rc, latch& finished)
+// The exit code is the task's to set: a publish that was spooled succeeded even though the
+// client gave up connecting.
+net::awaitable<void> run_client(bus::client& c, latch& finished)
 {
     try {
         co_await c.run();
     } catch (const std::system_error& e) {
         std::cerr << "stompctl: " << e.what()
                   << (c.last_error().empty() ? "" : " (" + c.last_error() + ")") << "\n";
-        if (rc == 0) rc = 1;
     }
     finished.fire();
 }
@@ -143,7 +158,28 @@ net::awaitable<void> do_publish(bus::client& c, const common_args& a, const publ
         f.add(k, v);
     }
     f.body = std::move(body);
+    if (!p.key_file.empty()) {
+        auto keys = bus::keyring::load_file(p.key_file);
+        const bus::signing_key* k = keys.find(p.key_id);
+        if (!k) throw bus::config_error("key id '" + p.key_id + "' is not in " + p.key_file);
+        bus::sign(f, *k, std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count());
+    }
     auto start = std::chrono::steady_clock::now();
+    if (!p.spool.empty()) {
+        // Producer mode: never lose it. Receipted now, or spooled for `stompctl drain`.
+        bus::outbox box({.dir = p.spool});
+        net::thread_pool pool(1);
+        auto deadline = start + milliseconds(static_cast<long>(a.timeout * 1000));
+        std::vector<bus::stomp::frame> frames(static_cast<std::size_t>(p.count), f);
+        auto rep = co_await bus::publish_or_spool(c, box, std::move(frames), pool.get_executor(), deadline);
+        pool.join();
+        if (rep.spooled > 0)
+            std::cerr << "stompctl: " << rep.spooled << " message(s) spooled in " << p.spool
+                      << " for later delivery\n";
+        c.stop();
+        co_return;
+    }
     int failed = 0;
     int next = 0, done = 0;
     std::error_code first_error;
@@ -232,7 +268,29 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
     o.durable = s.durable.empty() ? bus::durable_style::none : parse_style(s.durable_style);
     o.deliver_keepalives = s.keepalives;
     o.prefetch = s.prefetch;
+    std::optional<bus::intake> in;
+    if (s.events) {
+        bus::keyring keys;
+        if (!s.key_file.empty()) keys = bus::keyring::load_file(s.key_file);
+        in.emplace(bus::intake_options{.require_signatures = s.require_signatures}, std::move(keys));
+    }
     auto id = c.subscribe(o, [&](const bus::message& m) -> net::awaitable<bus::disposition> {
+        if (in) {
+            // Decoded events, as a deploykit consumer sees them.
+            auto now = std::chrono::system_clock::now();
+            auto r = in->accept(m.frame, now);
+            if (!r.process) {
+                if (r.reason != "keepalive") std::cerr << "stompctl: dropped " << m.id() << ": " << r.reason << "\n";
+                co_return bus::disposition::ack;
+            }
+            if (s.count > 0 && received >= s.count) co_return bus::disposition::leave;
+            auto j = bus::to_json(*r.ev);
+            j["legacy"] = r.legacy;
+            std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+            in->processed(r.ev->id, now);
+            if (s.count > 0 && ++received >= s.count) done.fire();
+            co_return bus::disposition::ack;
+        }
         // Messages the broker delivered beyond --count stay unacknowledged: it redelivers them
         // to the next consumer once we disconnect.
         if (s.count > 0 && received >= s.count) co_return bus::disposition::leave;
@@ -254,6 +312,25 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
         std::cerr << "stompctl: received " << received << " of " << s.count << " messages\n";
         rc = 1;
     }
+    c.stop();
+}
+
+net::awaitable<void> do_drain(bus::client& c, const common_args& a, const drain_args& d, int& rc)
+{
+    bus::outbox box({.dir = d.spool});
+    net::thread_pool pool(1);
+    auto deadline = std::chrono::steady_clock::now() + milliseconds(static_cast<long>(a.timeout * 1000));
+    bus::drain_result r;
+    if (co_await c.wait_connected(milliseconds(static_cast<long>(a.timeout * 1000))))
+        r = co_await bus::drain(c, box, pool.get_executor(), deadline);
+    else
+        r.remaining = box.pending().size();
+    pool.join();
+    std::cout << nlohmann::json{{"delivered", r.delivered}, {"remaining", r.remaining},
+                                {"quarantined", r.quarantined}, {"locked_out", r.locked_out}}
+                     .dump()
+              << std::endl;
+    if (r.remaining > 0) rc = 1;
     c.stop();
 }
 
@@ -288,6 +365,12 @@ int main(int argc, char** argv)
     pub->add_option("--count", p.count, "send the message this many times (pipelined)")->check(CLI::Range(1, 100000000));
     pub->add_option("--window", p.window, "publishes in flight at once")->check(CLI::Range(1, 100000));
     pub->add_flag("--stats", p.stats, "print a JSON line with the publish rate");
+    pub->add_option("--spool", p.spool,
+                    "outbox directory: what gets no receipt within --timeout is spooled there (exit 0) "
+                    "and sent, in order, by the next run or 'stompctl drain'");
+    auto* pub_keys =
+        pub->add_option("--key-file", p.key_file, "sign with a key from this file (lines '<id> <secret>', mode 0600)");
+    pub->add_option("--key-id", p.key_id, "id of the signing key")->needs(pub_keys);
 
     subscribe_args s;
     auto* sub = app.add_subcommand("subscribe", "print messages from a destination");
@@ -303,6 +386,15 @@ int main(int argc, char** argv)
     sub->add_flag("--headers", s.headers, "print headers before each body");
     sub->add_flag("--keepalives", s.keepalives, "also print the original's newline keepalives");
     sub->add_option("--ready-file", s.ready_file, "create this file once the subscription is confirmed");
+    sub->add_flag("--events", s.events, "decode deploykit events (native or legacy) and print them as JSON");
+    auto* sub_keys =
+        sub->add_option("--key-file", s.key_file, "with --events: verification keys (lines '<id> <secret>', mode 0600)");
+    sub->add_flag("--require-signatures", s.require_signatures, "with --events: drop unsigned or forged messages")
+        ->needs(sub_keys);
+
+    drain_args dr;
+    auto* drn = app.add_subcommand("drain", "deliver a producer's spooled messages in order (run from a timer)");
+    drn->add_option("--spool", dr.spool, "outbox directory")->required();
 
     CLI11_PARSE(app, argc, argv);
 
@@ -326,7 +418,7 @@ int main(int argc, char** argv)
         auto opts = make_options(a);
         // A one-shot publish gives up after a few attempts; a tail keeps reconnecting (unless
         // the URL says otherwise) and ends on a signal.
-        if (*pub && opts.url.reconnect.max_attempts == 0)
+        if (!*sub && opts.url.reconnect.max_attempts == 0)
             opts.url.reconnect.max_attempts = static_cast<int>(2 * opts.url.endpoints.size() + 1);
         bus::client c(io.get_executor(), std::move(opts), *log);
         latch done(io.get_executor());  // the task is complete, or the client ended
@@ -336,12 +428,26 @@ int main(int argc, char** argv)
             c.stop();
             done.fire();
         });
-        net::co_spawn(io, run_client(c, rc, done), [&](std::exception_ptr e) {
+        net::co_spawn(io, run_client(c, done), [&](std::exception_ptr e) {
             signals.cancel();
             if (e) std::rethrow_exception(e);
         });
-        if (*pub) net::co_spawn(io, do_publish(c, a, p, std::move(body), rc, done), net::detached);
-        else net::co_spawn(io, do_subscribe(c, a, s, rc, done), net::detached);
+        auto on_task = [&](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const bus::config_error& ce) {
+                std::cerr << "stompctl: " << ce.what() << "\n";
+                rc = 2;
+            } catch (const std::exception& ex) {
+                std::cerr << "stompctl: " << ex.what() << "\n";
+                rc = 1;
+            }
+            c.stop();
+        };
+        if (*pub) net::co_spawn(io, do_publish(c, a, p, std::move(body), rc, done), on_task);
+        else if (*sub) net::co_spawn(io, do_subscribe(c, a, s, rc, done), on_task);
+        else net::co_spawn(io, do_drain(c, a, dr, rc), on_task);
         io.run();
     } catch (const bus::config_error& e) {
         std::cerr << "stompctl: " << e.what() << "\n";
