@@ -441,6 +441,9 @@ bool valid_ref_name(std::string_view s) noexcept
         if (c < 0x20 || c == 0x7f || c == ' ' || c == '~' || c == '^' || c == ':' || c == '?' || c == '*' ||
             c == '[' || c == '\\')
             return false;
+    // Stricter than git: shell metacharacters are refused outright. Nothing here reaches a shell,
+    // but a ref like `$(touch x)` is an attack, not a branch, and must not reach a log or a path.
+    if (s.find_first_of("$`;&|<>()'\"!{}") != std::string_view::npos) return false;
     // Components: none may start with '.' or end with ".lock".
     std::size_t start = 0;
     while (start <= s.size()) {

@@ -167,7 +167,8 @@ std::string validate(const event& e);
 /// namespaces); no `..`, no leading `-` or `.`, at most 200 characters.
 bool valid_repo_name(std::string_view s) noexcept;
 /// A ref name by `git check-ref-format` rules (no `..`, control characters, space, `~^:?*[\`,
-/// `@{`, `//`; no component starting with `.` or ending with `.lock`; not ending in `/` or `.`).
+/// `@{`, `//`; no component starting with `.` or ending with `.lock`; not ending in `/` or `.`),
+/// and, stricter than git, no shell metacharacters (`$` `` ` `` `;` `&` `|` `<` `>` `(` `)` quotes `!` braces).
 bool valid_ref_name(std::string_view s) noexcept;
 /// A git object id (40 or 64 hex digits; all-zero allowed) or an SVN revision number.
 bool valid_revision(std::string_view s) noexcept;
