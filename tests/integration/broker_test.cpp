@@ -239,7 +239,7 @@ TEST_CASE("a durable subscription catches up on messages sent while it was away"
 TEST_CASE("ERROR frames are surfaced with their text and the client reconnects")
 {
     for (auto& b : brokers()) {
-        if (b.kind != "rabbitmq") continue;  // RabbitMQ refuses '/' inside a topic name
+        if (b.kind == "activemq") continue;  // RabbitMQ and stomp-broker refuse '/' inside a topic name
         run_test([&b](net::any_io_executor ex) -> net::awaitable<void> {
             bus::client c(ex, opts(b), logger());
             net::co_spawn(ex, c.run(), net::detached);

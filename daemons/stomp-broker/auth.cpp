@@ -1,0 +1,171 @@
+#include "auth.hpp"
+
+#include "bus/url.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <memory>
+
+namespace broker {
+
+namespace {
+
+std::string to_hex(const unsigned char* p, std::size_t n)
+{
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+        out.push_back(hex[p[i] >> 4]);
+        out.push_back(hex[p[i] & 15]);
+    }
+    return out;
+}
+
+bool from_hex(std::string_view s, std::vector<unsigned char>& out)
+{
+    if (s.size() % 2) return false;
+    out.clear();
+    for (std::size_t i = 0; i < s.size(); i += 2) {
+        unsigned v = 0;
+        auto r = std::from_chars(s.data() + i, s.data() + i + 2, v, 16);
+        if (r.ec != std::errc{} || r.ptr != s.data() + i + 2) return false;
+        out.push_back(static_cast<unsigned char>(v));
+    }
+    return true;
+}
+
+std::vector<std::string> patterns(const YAML::Node& n, const std::string& where)
+{
+    std::vector<std::string> out;
+    if (!n) return {"*"};
+    if (!n.IsSequence())
+        throw bus::config_error(where + " (line " + std::to_string(n.Mark().line + 1) + "): must be a list of patterns");
+    for (const auto& p : n) out.push_back(p.as<std::string>());
+    return out;
+}
+
+} // namespace
+
+bool glob_match(std::string_view p, std::string_view s)
+{
+    std::size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
+    while (si < s.size()) {
+        if (pi < p.size() && p[pi] == '*') {
+            star = pi++;
+            mark = si;
+        } else if (pi < p.size() && p[pi] == s[si]) {
+            ++pi;
+            ++si;
+        } else if (star != std::string_view::npos) {
+            pi = star + 1;
+            si = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (pi < p.size() && p[pi] == '*') ++pi;
+    return pi == p.size();
+}
+
+std::string hash_password(std::string_view password, unsigned iterations)
+{
+    unsigned char salt[16];
+    RAND_bytes(salt, sizeof salt);
+    unsigned char out[32];
+    PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt, sizeof salt,
+                      static_cast<int>(iterations), EVP_sha256(), sizeof out, out);
+    return "pbkdf2-sha256$" + std::to_string(iterations) + "$" + to_hex(salt, sizeof salt) + "$" +
+           to_hex(out, sizeof out);
+}
+
+bool check_password(std::string_view password, std::string_view hash)
+{
+    // pbkdf2-sha256$<iterations>$<salt>$<hash>
+    std::vector<std::string_view> parts;
+    while (!hash.empty()) {
+        auto d = hash.find('$');
+        parts.push_back(hash.substr(0, d));
+        hash = d == std::string_view::npos ? std::string_view{} : hash.substr(d + 1);
+    }
+    if (parts.size() != 4 || parts[0] != "pbkdf2-sha256") return false;
+    unsigned iterations = 0;
+    auto r = std::from_chars(parts[1].data(), parts[1].data() + parts[1].size(), iterations);
+    if (r.ec != std::errc{} || iterations == 0 || iterations > 10'000'000) return false;
+    std::vector<unsigned char> salt, expected;
+    if (!from_hex(parts[2], salt) || !from_hex(parts[3], expected) || expected.empty()) return false;
+    std::vector<unsigned char> got(expected.size());
+    PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(), static_cast<int>(salt.size()),
+                      static_cast<int>(iterations), EVP_sha256(), static_cast<int>(got.size()), got.data());
+    return CRYPTO_memcmp(got.data(), expected.data(), got.size()) == 0;
+}
+
+access_policy access_policy::load_file(const std::filesystem::path& path)
+{
+    YAML::Node root;
+    try {
+        root = YAML::LoadFile(path.string());
+    } catch (const YAML::Exception& e) {
+        throw bus::config_error(path.string() + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    access_policy p;
+    p.anonymous = false;
+    std::string f = path.string();
+    try {
+        if (auto a = root["anonymous"]) p.anonymous = a.as<bool>();
+        p.anonymous_read = patterns(root["anonymous_read"], f + ": anonymous_read");
+        p.anonymous_write = patterns(root["anonymous_write"], f + ": anonymous_write");
+        if (auto users = root["users"]) {
+            if (!users.IsMap())
+                throw bus::config_error(f + ": line " + std::to_string(users.Mark().line + 1) + ": users must be a map");
+            for (const auto& u : users) {
+                std::string name = u.first.as<std::string>();
+                std::string where = f + ": users." + name;
+                user usr;
+                auto pw = u.second["password"];
+                if (!pw)
+                    throw bus::config_error(where + " (line " + std::to_string(u.second.Mark().line + 1) +
+                                            "): missing password (a hash from 'stomp-broker --hash-password')");
+                usr.password_hash = pw.as<std::string>();
+                if (!usr.password_hash.starts_with("pbkdf2-sha256$"))
+                    throw bus::config_error(where + ".password (line " + std::to_string(pw.Mark().line + 1) +
+                                            "): not a pbkdf2-sha256 hash; plain passwords are not accepted");
+                usr.read = patterns(u.second["read"], where + ".read");
+                usr.write = patterns(u.second["write"], where + ".write");
+                p.users.emplace(name, std::move(usr));
+            }
+        }
+    } catch (const YAML::Exception& e) {
+        throw bus::config_error(f + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    return p;
+}
+
+authorizer access_policy::make_authorizer() const
+{
+    auto self = std::make_shared<access_policy>(*this);
+    authorizer a;
+    a.authenticate = [self](std::string_view login, std::string_view passcode) -> std::string {
+        auto it = self->users.find(login);
+        if (it != self->users.end())
+            return check_password(passcode, it->second.password_hash) ? "" : "bad login or passcode";
+        if (self->anonymous) return {};
+        return "bad login or passcode";
+    };
+    a.permit = [self](std::string_view login, std::string_view dest, bool write) {
+        const std::vector<std::string>* list = nullptr;
+        if (auto it = self->users.find(login); it != self->users.end())
+            list = write ? &it->second.write : &it->second.read;
+        else
+            list = write ? &self->anonymous_write : &self->anonymous_read;
+        for (auto& p : *list)
+            if (glob_match(p, dest)) return true;
+        return false;
+    };
+    return a;
+}
+
+} // namespace broker

@@ -1,0 +1,672 @@
+#include "broker.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace broker {
+
+using bus::stomp::frame;
+using stomp_version = bus::stomp::version;
+
+namespace {
+
+enum class ack_mode { automatic, client, client_individual };
+
+struct queue;
+struct session;
+
+struct entry {
+    message_ptr msg;
+    bool redelivered = false;
+};
+
+struct subscription;
+
+struct delivery {
+    entry e;
+    std::string ack_id;
+};
+
+struct subscription {
+    session* owner = nullptr;
+    std::string id;
+    std::string destination;
+    ack_mode ack = ack_mode::automatic;
+    queue* q = nullptr;
+    std::size_t window = 0;
+    std::map<std::uint64_t, delivery> unacked;  // by delivery tag, in delivery order
+};
+
+struct queue {
+    std::string name;
+    bool durable = false;    // survives its consumers (named queues, durable subscriptions)
+    bool transient = false;  // a non-durable topic subscriber's private backlog
+    std::string topic;       // bound topic, for subscriptions
+    std::deque<entry> ready;
+    std::vector<subscription*> consumers;
+    std::size_t rr = 0;
+    std::size_t in_flight = 0;
+};
+
+struct session {
+    session_id id = 0;
+    bool connected = false;
+    stomp_version ver = stomp_version::v1_0;
+    std::string login;
+    std::string client_id;
+    bool congested = false;
+    std::uint64_t next_tag = 0;
+    session_heartbeat hb;
+    std::map<std::string, std::unique_ptr<subscription>> subs;
+    std::unordered_map<std::string, std::pair<subscription*, std::uint64_t>> acks;  // 1.2 ack ids
+    std::map<std::string, std::vector<frame>> transactions;
+};
+
+constexpr std::string_view queue_prefix = "/queue/";
+constexpr std::string_view topic_prefix = "/topic/";
+
+bool valid_name(std::string_view n)
+{
+    if (n.empty() || n.size() > 255) return false;
+    for (char c : n)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == ':' || c == '@'))
+            return false;
+    return true;
+}
+
+std::optional<stomp_version> negotiate(std::string_view accept)
+{
+    std::optional<stomp_version> best;
+    while (!accept.empty()) {
+        auto comma = accept.find(',');
+        auto v = bus::stomp::parse_version(accept.substr(0, comma));
+        if (v && (!best || *v > *best)) best = v;
+        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    }
+    return best;
+}
+
+std::uint32_t parse_ms(std::string_view s)
+{
+    std::uint32_t v = 0;
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    std::from_chars(s.data(), s.data() + s.size(), v);
+    return v;
+}
+
+// Headers the broker sets itself on MESSAGE; a producer's copies are not forwarded.
+bool reserved_header(std::string_view h)
+{
+    return h == "destination" || h == "receipt" || h == "content-length" || h == "transaction" ||
+           h == "message-id" || h == "subscription" || h == "ack" || h == "redelivered";
+}
+
+} // namespace
+
+struct broker_core::impl {
+    core_options opts;
+    authorizer auth;
+    core_stats& stats;
+    std::map<session_id, std::unique_ptr<session>> sessions;
+    std::map<std::string, std::unique_ptr<queue>> queues;
+    std::map<std::string, std::set<queue*>> bindings;  // topic → queues
+    session_id next_session = 0;
+    std::uint64_t next_seq = 0;
+
+    impl(core_options o, authorizer a, core_stats& s) : opts(std::move(o)), auth(std::move(a)), stats(s) {}
+
+    // ---- helpers ----------------------------------------------------------------------------
+
+    void error(session& s, actions& out, std::string message, std::string detail = {},
+               std::string_view receipt = {})
+    {
+        frame e("ERROR");
+        e.add("message", message);
+        if (!receipt.empty()) e.add("receipt-id", receipt);
+        e.add("content-type", "text/plain");
+        e.body = detail.empty() ? message : detail;
+        out.frames.push_back({s.id, std::move(e)});
+        out.close.push_back(s.id);
+        s.connected = false;
+    }
+
+    void receipt(session& s, const frame& f, actions& out, bool after_persist = false)
+    {
+        auto r = f.find("receipt");
+        if (!r) return;
+        frame rf("RECEIPT");
+        rf.add("receipt-id", *r);
+        (after_persist ? out.after_persist : out.frames).push_back({s.id, std::move(rf)});
+    }
+
+    queue& get_queue(const std::string& name, bool durable)
+    {
+        auto& q = queues[name];
+        if (!q) {
+            q = std::make_unique<queue>();
+            q->name = name;
+            q->durable = durable;
+        }
+        return *q;
+    }
+
+    void delete_queue(queue* q)
+    {
+        if (!q->topic.empty()) {
+            auto it = bindings.find(q->topic);
+            if (it != bindings.end()) {
+                it->second.erase(q);
+                if (it->second.empty()) bindings.erase(it);
+            }
+        }
+        queues.erase(q->name);
+    }
+
+    // Pushes a message into a queue. Returns false if a durable queue is full.
+    bool enqueue(queue& q, const message_ptr& m, actions& out)
+    {
+        if (q.transient) {
+            if (q.ready.size() >= opts.transient_topic_depth) {
+                q.ready.pop_front();
+                ++stats.dropped_slow;
+            }
+        } else if (q.ready.size() >= opts.max_queue_depth) {
+            ++stats.rejected_full;
+            return false;
+        }
+        q.ready.push_back({m, false});
+        if (q.durable && m->persistent) out.persist.push_back({journal_record::kind::add, q.name, {}, m, 0});
+        return true;
+    }
+
+    frame message_frame(session& s, subscription& sub, const entry& e, std::string& ack_id)
+    {
+        frame f("MESSAGE");
+        f.add("subscription", sub.id);
+        f.add("destination", e.msg->destination);
+        f.add("message-id", "m-" + std::to_string(e.msg->seq));
+        if (sub.ack != ack_mode::automatic) {
+            ack_id = std::to_string(s.id) + "-" + std::to_string(++s.next_tag);
+            if (s.ver == stomp_version::v1_2) f.add("ack", ack_id);
+        }
+        f.add("redelivered", e.redelivered ? "true" : "false");
+        if (e.msg->persistent) f.add("persistent", "true");
+        for (auto& [k, v] : e.msg->headers)
+            if (!reserved_header(k)) f.add(k, v);
+        f.body = e.msg->body;
+        return f;
+    }
+
+    bool has_capacity(const subscription& sub) const
+    {
+        if (sub.ack == ack_mode::automatic) return !sub.owner->congested;
+        return sub.unacked.size() < sub.window;
+    }
+
+    void dispatch(queue& q, actions& out)
+    {
+        while (!q.ready.empty() && !q.consumers.empty()) {
+            subscription* target = nullptr;
+            for (std::size_t n = 0; n < q.consumers.size(); ++n) {
+                auto* c = q.consumers[(q.rr + n) % q.consumers.size()];
+                if (has_capacity(*c)) {
+                    target = c;
+                    q.rr = (q.rr + n + 1) % q.consumers.size();
+                    break;
+                }
+            }
+            if (!target) return;
+            entry e = std::move(q.ready.front());
+            q.ready.pop_front();
+            session& s = *target->owner;
+            std::string ack_id;
+            out.frames.push_back({s.id, message_frame(s, *target, e, ack_id)});
+            ++stats.messages_out;
+            if (e.redelivered) ++stats.redelivered;
+            if (target->ack == ack_mode::automatic) {
+                if (q.durable && e.msg->persistent)
+                    out.persist.push_back({journal_record::kind::remove, q.name, {}, {}, e.msg->seq});
+            } else {
+                std::uint64_t tag = s.next_tag;
+                s.acks[ack_id] = {target, tag};
+                target->unacked.emplace(tag, delivery{std::move(e), ack_id});
+                ++q.in_flight;
+            }
+        }
+    }
+
+    // Returns unacknowledged deliveries of `sub` to the front of its queue, in order.
+    void requeue_unacked(subscription& sub)
+    {
+        if (!sub.q) return;
+        for (auto it = sub.unacked.rbegin(); it != sub.unacked.rend(); ++it) {
+            entry e = it->second.e;
+            e.redelivered = true;
+            sub.q->ready.push_front(std::move(e));
+            sub.owner->acks.erase(it->second.ack_id);
+            --sub.q->in_flight;
+        }
+        sub.unacked.clear();
+    }
+
+    void remove_subscription(session& s, subscription& sub, bool drop_durable, actions& out)
+    {
+        queue* q = sub.q;
+        requeue_unacked(sub);
+        if (q) {
+            std::erase(q->consumers, &sub);
+            if (q->transient || (drop_durable && q->name.starts_with("durable:"))) {
+                if (q->durable) out.persist.push_back({journal_record::kind::unbind, q->name, q->topic, {}, 0});
+                delete_queue(q);
+                q = nullptr;
+            }
+        }
+        s.subs.erase(sub.id);
+        if (q) dispatch(*q, out);
+    }
+
+    // ---- frames -----------------------------------------------------------------------------
+
+    void on_connect(session& s, const frame& f, actions& out)
+    {
+        if (s.connected) return error(s, out, "Already connected");
+        auto accept = f.find("accept-version");
+        std::optional<stomp_version> v = stomp_version::v1_0;
+        if (accept) {
+            v = negotiate(*accept);
+            if (!v) {
+                frame e("ERROR");
+                e.add("version", "1.0,1.1,1.2");
+                e.add("message", "Supported protocol versions are 1.0,1.1,1.2");
+                e.add("content-type", "text/plain");
+                e.body = "Supported protocol versions are 1.0,1.1,1.2";
+                out.frames.push_back({s.id, std::move(e)});
+                out.close.push_back(s.id);
+                return;
+            }
+        }
+        std::string login(f.get("login"));
+        if (auth.authenticate) {
+            auto why = auth.authenticate(login, f.get("passcode"));
+            if (!why.empty()) {
+                ++stats.auth_failures;
+                return error(s, out, "Access refused for user '" + login + "'", why);
+            }
+        }
+        s.connected = true;
+        s.ver = *v;
+        s.login = login;
+        s.client_id = std::string(f.get("client-id"));
+        frame c("CONNECTED");
+        if (accept) c.add("version", bus::stomp::to_string(*v));
+        c.add("server", opts.server_name);
+        c.add("session", "session-" + std::to_string(s.id));
+        // Heart-beats, also on a 1.0 CONNECT that asks for them (as RabbitMQ and ActiveMQ do):
+        // we send as often as the client wants to hear from us, and expect what it offers.
+        if (auto hb = f.find("heart-beat")) {
+            auto comma = hb->find(',');
+            std::uint32_t cx = parse_ms(hb->substr(0, comma));
+            std::uint32_t cy = comma == std::string_view::npos ? 0 : parse_ms(hb->substr(comma + 1));
+            auto clamp = [&](std::uint32_t ms) { return ms == 0 ? 0 : std::max(ms, opts.heartbeat_min_ms); };
+            s.hb.send_ms = clamp(cy);
+            s.hb.expect_ms = clamp(cx);
+            c.add("heart-beat", std::to_string(s.hb.send_ms) + "," + std::to_string(s.hb.expect_ms));
+        } else {
+            c.add("heart-beat", "0,0");
+        }
+        out.frames.push_back({s.id, std::move(c)});
+    }
+
+    void on_send(session& s, const frame& f, actions& out)
+    {
+        std::string dest(f.get("destination"));
+        std::string_view receipt_id = f.get("receipt");
+        if (dest.empty()) return error(s, out, "Missing destination", "SEND needs a destination header", receipt_id);
+        bool is_topic = dest.starts_with(topic_prefix);
+        bool is_queue = dest.starts_with(queue_prefix);
+        std::string name = dest.substr(is_topic ? topic_prefix.size() : queue_prefix.size());
+        if ((!is_topic && !is_queue) || !valid_name(name))
+            // The names RabbitMQ accepts, so a site can move to it unchanged (no '/' inside).
+            return error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
+        if (auth.permit && !auth.permit(s.login, dest, true)) {
+            ++stats.denied;
+            return error(s, out, "Access refused",
+                         "user '" + s.login + "' may not write to " + dest, receipt_id);
+        }
+        auto m = std::make_shared<message>();
+        m->seq = ++next_seq;
+        m->destination = dest;
+        m->persistent = f.get("persistent") == "true";
+        for (auto& h : f.headers)
+            if (h.first != "persistent") m->headers.push_back(h);
+        m->body = f.body;
+        ++stats.messages_in;
+        std::size_t persisted_before = out.persist.size();
+        std::vector<queue*> targets;
+        if (is_queue) {
+            targets.push_back(&get_queue(dest, true));
+        } else if (auto it = bindings.find(name); it != bindings.end()) {
+            targets.assign(it->second.begin(), it->second.end());
+        }
+        for (auto* q : targets) {
+            if (!enqueue(*q, m, out))
+                return error(s, out, "Queue full", q->name + " holds its maximum of messages; retry later",
+                             receipt_id);
+        }
+        receipt(s, f, out, out.persist.size() > persisted_before);
+        for (auto* q : targets) dispatch(*q, out);
+    }
+
+    void on_subscribe(session& s, const frame& f, actions& out)
+    {
+        std::string dest(f.get("destination"));
+        std::string_view receipt_id = f.get("receipt");
+        std::string id(f.get("id", s.ver == stomp_version::v1_0 ? dest : ""));
+        if (id.empty()) return error(s, out, "Missing id", "SUBSCRIBE needs an id header", receipt_id);
+        if (s.subs.count(id)) return error(s, out, "Duplicate subscription id", "id '" + id + "' is in use", receipt_id);
+        if (s.subs.size() >= opts.max_subscriptions)
+            return error(s, out, "Too many subscriptions", {}, receipt_id);
+        bool is_topic = dest.starts_with(topic_prefix);
+        bool is_queue = dest.starts_with(queue_prefix);
+        std::string name = dest.substr(is_topic ? topic_prefix.size() : queue_prefix.size());
+        if ((!is_topic && !is_queue) || !valid_name(name))
+            return error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
+        if (auth.permit && !auth.permit(s.login, dest, false)) {
+            ++stats.denied;
+            return error(s, out, "Access refused", "user '" + s.login + "' may not read " + dest, receipt_id);
+        }
+        const std::size_t persisted_before = out.persist.size();
+        auto sub = std::make_unique<subscription>();
+        sub->owner = &s;
+        sub->id = id;
+        sub->destination = dest;
+        std::string_view ack = f.get("ack", "auto");
+        if (ack == "auto") sub->ack = ack_mode::automatic;
+        else if (ack == "client") sub->ack = ack_mode::client;
+        else if (ack == "client-individual") sub->ack = ack_mode::client_individual;
+        else return error(s, out, "Invalid ack mode", "ack must be auto, client or client-individual", receipt_id);
+        sub->window = opts.max_unacked;
+        for (auto h : {"prefetch-count", "activemq.prefetchSize"})
+            if (auto p = f.find(h)) {
+                std::size_t n = parse_ms(*p);
+                if (n > 0) sub->window = std::min(n, opts.max_unacked);
+            }
+        queue* q = nullptr;
+        if (is_queue) {
+            q = &get_queue(dest, true);
+        } else {
+            std::string durable_key;
+            if (auto an = f.find("activemq.subscriptionName"); an && !an->empty()) {
+                if (s.client_id.empty())
+                    return error(s, out, "Missing client-id",
+                                 "a durable subscription (activemq.subscriptionName) needs client-id on CONNECT",
+                                 receipt_id);
+                durable_key = "amq:" + s.client_id + ":" + std::string(*an);
+            } else if ((f.get("durable") == "true" || f.get("persistent") == "true") &&
+                       f.get("auto-delete") != "true") {
+                durable_key = "rmq:" + id;
+            }
+            if (!durable_key.empty()) {
+                std::string qname = "durable:" + durable_key;
+                bool existed = queues.count(qname) > 0;
+                q = &get_queue(qname, true);
+                if (!existed) {
+                    q->topic = name;
+                    bindings[name].insert(q);
+                    out.persist.push_back({journal_record::kind::bind, qname, name, {}, 0});
+                }
+            } else {
+                q = &get_queue("transient:" + std::to_string(s.id) + ":" + id, false);
+                q->transient = true;
+                q->topic = name;
+                bindings[name].insert(q);
+            }
+        }
+        sub->q = q;
+        q->consumers.push_back(sub.get());
+        s.subs.emplace(id, std::move(sub));
+        receipt(s, f, out, out.persist.size() > persisted_before);
+        dispatch(*q, out);
+    }
+
+    void on_unsubscribe(session& s, const frame& f, actions& out)
+    {
+        std::string id(f.get("id", s.ver == stomp_version::v1_0 ? f.get("destination") : ""));
+        auto it = s.subs.find(id);
+        if (it == s.subs.end())
+            return error(s, out, "Subscription not found", "no subscription with id '" + id + "'", f.get("receipt"));
+        bool drop_durable = f.get("durable") == "true" || f.find("activemq.subscriptionName").has_value();
+        receipt(s, f, out);
+        remove_subscription(s, *it->second, drop_durable, out);
+    }
+
+    // ACK/NACK: finds the delivery by 1.2 `id`, or by message-id (+ subscription) on 1.0/1.1.
+    void on_ack(session& s, const frame& f, actions& out, bool positive)
+    {
+        subscription* sub = nullptr;
+        std::uint64_t tag = 0;
+        if (auto id = f.find("id"); id && s.ver == stomp_version::v1_2) {
+            auto it = s.acks.find(std::string(*id));
+            if (it != s.acks.end()) std::tie(sub, tag) = it->second;
+        } else {
+            std::string mid(f.get("message-id"));
+            std::string sid(f.get("subscription"));
+            for (auto& [name, candidate] : s.subs) {
+                if (!sid.empty() && name != sid) continue;
+                for (auto& [t, d] : candidate->unacked)
+                    if ("m-" + std::to_string(d.e.msg->seq) == mid) {
+                        sub = candidate.get();
+                        tag = t;
+                        break;
+                    }
+                if (sub) break;
+            }
+        }
+        if (!sub)
+            return error(s, out, "Unknown acknowledgement",
+                         "no unacknowledged message matches this " + std::string(positive ? "ACK" : "NACK"),
+                         f.get("receipt"));
+        queue* q = sub->q;
+        auto last = sub->unacked.find(tag);
+        auto first = sub->ack == ack_mode::client ? sub->unacked.begin() : last;
+        const auto end = std::next(last);  // computed once: erasing `last` invalidates it
+        std::vector<entry> requeue;
+        for (auto it = first; it != end;) {
+            auto& d = it->second;
+            if (positive) {
+                if (q->durable && d.e.msg->persistent)
+                    out.persist.push_back({journal_record::kind::remove, q->name, {}, {}, d.e.msg->seq});
+            } else {
+                entry e = d.e;
+                e.redelivered = true;
+                requeue.push_back(std::move(e));
+            }
+            s.acks.erase(d.ack_id);
+            --q->in_flight;
+            it = sub->unacked.erase(it);
+        }
+        for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) q->ready.push_front(std::move(*it));
+        receipt(s, f, out);
+        dispatch(*q, out);
+    }
+
+    void apply(session& s, frame f, actions& out)
+    {
+        const std::string& c = f.command;
+        if (c == "CONNECT" || c == "STOMP") return on_connect(s, f, out);
+        if (!s.connected) return error(s, out, "Not connected", "send CONNECT first");
+        if (auto tx = f.find("transaction"); tx && (c == "SEND" || c == "ACK" || c == "NACK")) {
+            auto it = s.transactions.find(std::string(*tx));
+            if (it == s.transactions.end())
+                return error(s, out, "Unknown transaction", "transaction '" + std::string(*tx) + "' was not begun",
+                             f.get("receipt"));
+            if (it->second.size() >= 10000) return error(s, out, "Transaction too large", {}, f.get("receipt"));
+            receipt(s, f, out);
+            f.erase("receipt");
+            f.erase("transaction");
+            it->second.push_back(std::move(f));
+            return;
+        }
+        if (c == "SEND") return on_send(s, f, out);
+        if (c == "SUBSCRIBE") return on_subscribe(s, f, out);
+        if (c == "UNSUBSCRIBE") return on_unsubscribe(s, f, out);
+        if (c == "ACK") return on_ack(s, f, out, true);
+        if (c == "NACK") {
+            if (s.ver == stomp_version::v1_0) return error(s, out, "NACK is not part of STOMP 1.0");
+            return on_ack(s, f, out, false);
+        }
+        if (c == "BEGIN" || c == "COMMIT" || c == "ABORT") {
+            std::string tx(f.get("transaction"));
+            if (tx.empty()) return error(s, out, "Missing transaction", {}, f.get("receipt"));
+            if (c == "BEGIN") {
+                if (s.transactions.count(tx)) return error(s, out, "Transaction already begun", tx, f.get("receipt"));
+                if (s.transactions.size() >= 100) return error(s, out, "Too many transactions", {}, f.get("receipt"));
+                s.transactions[tx];
+                return receipt(s, f, out);
+            }
+            auto it = s.transactions.find(tx);
+            if (it == s.transactions.end()) return error(s, out, "Unknown transaction", tx, f.get("receipt"));
+            auto frames = std::move(it->second);
+            s.transactions.erase(it);
+            if (c == "COMMIT")
+                for (auto& inner : frames) {
+                    apply(s, std::move(inner), out);
+                    if (!s.connected) return;
+                }
+            return receipt(s, f, out);
+        }
+        if (c == "DISCONNECT") {
+            receipt(s, f, out);
+            out.close.push_back(s.id);
+            s.connected = false;
+            return;
+        }
+        ++stats.protocol_errors;
+        error(s, out, "Unexpected frame", c + " is not a client frame", f.get("receipt"));
+    }
+};
+
+broker_core::broker_core(core_options opts, authorizer auth)
+    : impl_(std::make_unique<impl>(std::move(opts), std::move(auth), stats_))
+{
+}
+
+broker_core::~broker_core() = default;
+
+session_id broker_core::open()
+{
+    auto s = std::make_unique<session>();
+    s->id = ++impl_->next_session;
+    auto id = s->id;
+    impl_->sessions.emplace(id, std::move(s));
+    return id;
+}
+
+void broker_core::on_frame(session_id id, frame f, actions& out)
+{
+    auto it = impl_->sessions.find(id);
+    if (it == impl_->sessions.end()) return;
+    impl_->apply(*it->second, std::move(f), out);
+}
+
+void broker_core::close(session_id id, actions& out)
+{
+    auto it = impl_->sessions.find(id);
+    if (it == impl_->sessions.end()) return;
+    session& s = *it->second;
+    std::vector<std::string> ids;
+    for (auto& [sid, _] : s.subs) ids.push_back(sid);
+    for (auto& sid : ids) impl_->remove_subscription(s, *s.subs.at(sid), false, out);
+    impl_->sessions.erase(it);
+    // Frames for a closed session are dropped by the I/O layer.
+}
+
+void broker_core::set_congested(session_id id, bool congested)
+{
+    if (auto it = impl_->sessions.find(id); it != impl_->sessions.end()) it->second->congested = congested;
+}
+
+void broker_core::on_writable(session_id id, actions& out)
+{
+    auto it = impl_->sessions.find(id);
+    if (it == impl_->sessions.end()) return;
+    it->second->congested = false;
+    std::vector<queue*> qs;
+    for (auto& [_, sub] : it->second->subs)
+        if (sub->q) qs.push_back(sub->q);
+    for (auto* q : qs) impl_->dispatch(*q, out);
+}
+
+void broker_core::replay(const journal_record& r)
+{
+    auto& d = *impl_;
+    switch (r.what) {
+    case journal_record::kind::bind: {
+        auto& q = d.get_queue(r.queue, true);
+        q.topic = r.topic;
+        d.bindings[r.topic].insert(&q);
+        break;
+    }
+    case journal_record::kind::unbind:
+        if (auto it = d.queues.find(r.queue); it != d.queues.end()) d.delete_queue(it->second.get());
+        break;
+    case journal_record::kind::add: {
+        if (!r.msg) break;
+        auto& q = d.get_queue(r.queue, true);
+        q.ready.push_back({r.msg, false});
+        d.next_seq = std::max(d.next_seq, r.msg->seq);
+        break;
+    }
+    case journal_record::kind::remove:
+        if (auto it = d.queues.find(r.queue); it != d.queues.end()) {
+            auto& ready = it->second->ready;
+            auto m = std::find_if(ready.begin(), ready.end(), [&](const entry& e) { return e.msg->seq == r.seq; });
+            if (m != ready.end()) ready.erase(m);
+        }
+        break;
+    }
+}
+
+std::vector<journal_record> broker_core::snapshot() const
+{
+    std::vector<journal_record> out;
+    for (auto& [name, q] : impl_->queues) {
+        if (!q->durable) continue;
+        if (!q->topic.empty()) out.push_back({journal_record::kind::bind, name, q->topic, {}, 0});
+        std::vector<message_ptr> msgs;
+        for (auto* c : q->consumers)
+            for (auto& [_, d] : c->unacked) msgs.push_back(d.e.msg);
+        for (auto& e : q->ready) msgs.push_back(e.msg);
+        std::sort(msgs.begin(), msgs.end(), [](auto& a, auto& b) { return a->seq < b->seq; });
+        for (auto& m : msgs)
+            if (m->persistent) out.push_back({journal_record::kind::add, name, {}, m, 0});
+    }
+    return out;
+}
+
+std::optional<bus::stomp::version> broker_core::version(session_id id) const
+{
+    auto it = impl_->sessions.find(id);
+    if (it == impl_->sessions.end() || !it->second->connected) return std::nullopt;
+    return it->second->ver;
+}
+
+std::optional<session_heartbeat> broker_core::heartbeat(session_id id) const
+{
+    auto it = impl_->sessions.find(id);
+    if (it == impl_->sessions.end()) return std::nullopt;
+    return it->second->hb;
+}
+
+std::vector<broker_core::queue_info> broker_core::queues() const
+{
+    std::vector<queue_info> out;
+    for (auto& [name, q] : impl_->queues)
+        out.push_back({name, q->ready.size(), q->in_flight, q->consumers.size(), q->durable});
+    return out;
+}
+
+std::size_t broker_core::sessions() const noexcept { return impl_->sessions.size(); }
+
+} // namespace broker

@@ -1,0 +1,83 @@
+#include "config.hpp"
+
+#include "bus/url.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+namespace broker {
+
+namespace {
+
+std::string where(const std::filesystem::path& p, const YAML::Node& n, std::string_view key)
+{
+    return p.string() + ":" + std::to_string(n.Mark().line + 1) + ": " + std::string(key);
+}
+
+template <class T>
+T get(const std::filesystem::path& p, const YAML::Node& root, std::string_view key, T dflt)
+{
+    auto n = root[std::string(key)];
+    if (!n) return dflt;
+    try {
+        return n.as<T>();
+    } catch (const YAML::Exception&) {
+        throw bus::config_error(where(p, n, key) + ": bad value '" + n.Scalar() + "'");
+    }
+}
+
+} // namespace
+
+broker_config load_config(const std::filesystem::path& path)
+{
+    YAML::Node root;
+    try {
+        root = YAML::LoadFile(path.string());
+    } catch (const YAML::BadFile&) {
+        throw bus::config_error(path.string() + ": cannot read");
+    } catch (const YAML::Exception& e) {
+        throw bus::config_error(path.string() + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    if (!root.IsMap()) throw bus::config_error(path.string() + ": expected a map of settings");
+    static const std::set<std::string> known{
+        "listen", "tls_listen", "tls_cert", "tls_key", "admin_listen", "data_dir", "fsync", "users_file",
+        "max_connections", "max_frame_size", "max_headers", "max_queue_depth", "max_unacked",
+        "transient_topic_depth", "send_queue_bytes", "connect_timeout_ms", "heartbeat_min_ms", "server_name"};
+    for (const auto& kv : root) {
+        auto k = kv.first.as<std::string>();
+        if (!known.count(k)) throw bus::config_error(where(path, kv.first, k) + ": unknown setting");
+    }
+    broker_config c;
+    auto& s = c.server;
+    s.listen = get<std::string>(path, root, "listen", s.listen);
+    s.tls_listen = get<std::string>(path, root, "tls_listen", "");
+    s.tls_cert = get<std::string>(path, root, "tls_cert", "");
+    s.tls_key = get<std::string>(path, root, "tls_key", "");
+    if (!s.tls_listen.empty() && (s.tls_cert.empty() || s.tls_key.empty()))
+        throw bus::config_error(path.string() + ": tls_listen needs tls_cert and tls_key");
+    s.admin_listen = get<std::string>(path, root, "admin_listen", "");
+    s.data_dir = get<std::string>(path, root, "data_dir", "");
+    auto fs = get<std::string>(path, root, "fsync", "always");
+    if (fs == "always") s.fsync = fsync_policy::always;
+    else if (fs == "never") s.fsync = fsync_policy::never;
+    else throw bus::config_error(where(path, root["fsync"], "fsync") + ": must be always or never");
+    c.users_file = get<std::string>(path, root, "users_file", "");
+    s.max_connections = get<std::size_t>(path, root, "max_connections", s.max_connections);
+    s.limits.max_frame = get<std::size_t>(path, root, "max_frame_size", s.limits.max_frame);
+    s.limits.max_body = s.limits.max_frame;
+    s.limits.max_headers = get<std::size_t>(path, root, "max_headers", s.limits.max_headers);
+    s.core.max_queue_depth = get<std::size_t>(path, root, "max_queue_depth", s.core.max_queue_depth);
+    s.core.max_unacked = get<std::size_t>(path, root, "max_unacked", s.core.max_unacked);
+    s.core.transient_topic_depth = get<std::size_t>(path, root, "transient_topic_depth", s.core.transient_topic_depth);
+    s.send_queue_bytes = get<std::size_t>(path, root, "send_queue_bytes", s.send_queue_bytes);
+    s.connect_timeout = std::chrono::milliseconds(get<long>(path, root, "connect_timeout_ms", 10000));
+    s.core.heartbeat_min_ms = get<std::uint32_t>(path, root, "heartbeat_min_ms", s.core.heartbeat_min_ms);
+    s.core.server_name = get<std::string>(path, root, "server_name", s.core.server_name);
+    parse_listen(s.listen, "listen");
+    if (!s.tls_listen.empty()) parse_listen(s.tls_listen, "tls_listen");
+    if (!s.admin_listen.empty()) parse_listen(s.admin_listen, "admin_listen");
+    return c;
+}
+
+} // namespace broker

@@ -1,0 +1,71 @@
+#pragma once
+
+// The broker's on-disk journal: an append-only file of checksummed records (persistent messages
+// added to and removed from durable queues, durable subscriptions bound and unbound). Appends
+// are group-committed on a thread of their own, never on an I/O thread; a batch's completion
+// runs after its records are written (and fsynced, per policy). A torn tail from a crash is cut
+// off at start-up; compaction rewrites the live state and renames it into place.
+
+#include "broker.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace broker {
+
+enum class fsync_policy { always, never };
+
+class journal {
+public:
+    /// Opens (creating) `dir/journal`. Throws std::runtime_error naming the file.
+    journal(std::filesystem::path dir, fsync_policy policy);
+    ~journal();
+    journal(const journal&) = delete;
+    journal& operator=(const journal&) = delete;
+
+    /// Reads every intact record; truncates a torn or corrupt tail. Call before `start`.
+    std::vector<journal_record> load();
+    /// Starts the writer thread.
+    void start();
+    /// Queues records; `done` runs on the writer thread once they are safe (post it back).
+    void append(std::vector<journal_record> records, std::function<void()> done);
+    /// Replaces the file with `live` (the current durable state) between two batches.
+    void compact(std::vector<journal_record> live);
+    /// Bytes appended since the last compaction.
+    std::uint64_t appended_bytes() const noexcept { return appended_.load(); }
+    /// Stops the writer after writing everything queued.
+    void stop();
+
+    static std::string encode(const journal_record& r);
+
+private:
+    struct task {
+        std::vector<journal_record> records;
+        std::function<void()> done;
+        bool compaction = false;
+    };
+    void run();
+    void write_batch(std::vector<task>& batch);
+    void do_compact(const std::vector<journal_record>& live);
+
+    std::filesystem::path dir_;
+    std::filesystem::path file_;
+    fsync_policy policy_;
+    int fd_ = -1;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<task> queue_;
+    bool stopping_ = false;
+    std::thread thread_;
+    std::atomic<std::uint64_t> appended_{0};
+};
+
+} // namespace broker

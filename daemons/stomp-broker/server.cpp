@@ -1,0 +1,586 @@
+#include "server.hpp"
+
+#include "bus/stomp/serializer.hpp"
+#include "bus/url.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <deque>
+#include <map>
+#include <optional>
+
+namespace broker {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
+
+// Asio's `||` completes on the first branch that succeeds; a throwing branch must not keep it
+// waiting, so each branch reports its exception as a value.
+net::awaitable<std::exception_ptr> capture(net::awaitable<void> op)
+{
+    try {
+        co_await std::move(op);
+    } catch (...) {
+        co_return std::current_exception();
+    }
+    co_return nullptr;
+}
+
+struct connection {
+    connection(net::any_io_executor ex, tcp::socket s, bus::stomp::limits lim)
+        : socket(std::move(s)), writer_signal(ex), parser(lim)
+    {
+    }
+    session_id id = 0;
+    tcp::socket socket;
+    std::optional<ssl::stream<tcp::socket&>> tls;
+    net::steady_timer writer_signal;
+    std::deque<std::string> queue;
+    std::size_t queued_bytes = 0;
+    bool closing = false;
+    bool congested = false;
+    bool connected = false;
+    bus::stomp::version ver = bus::stomp::version::v1_0;
+    bus::stomp::parser parser;
+    std::string rbuf;
+    std::size_t rstart = 0;
+    steady::time_point opened = steady::now();
+    steady::time_point last_rx = steady::now();
+    steady::time_point last_tx = steady::now();
+    std::string peer;
+
+    net::awaitable<std::size_t> read_some(net::mutable_buffer b)
+    {
+        if (tls) co_return co_await tls->async_read_some(b, net::use_awaitable);
+        co_return co_await socket.async_read_some(b, net::use_awaitable);
+    }
+    template <class Buffers>
+    net::awaitable<std::size_t> write(const Buffers& b)
+    {
+        if (tls) co_return co_await net::async_write(*tls, b, net::use_awaitable);
+        co_return co_await net::async_write(socket, b, net::use_awaitable);
+    }
+    void shutdown()
+    {
+        boost::system::error_code ignored;
+        socket.shutdown(tcp::socket::shutdown_both, ignored);
+        socket.close(ignored);
+    }
+};
+
+} // namespace
+
+std::pair<std::string, std::uint16_t> parse_listen(const std::string& s, const std::string& key)
+{
+    std::string host;
+    std::string_view port;
+    if (!s.empty() && s.front() == '[') {
+        auto close = s.find("]:");
+        if (close == std::string::npos) throw bus::config_error(key + ": '" + s + "' is not [address]:port");
+        host = s.substr(1, close - 1);
+        port = std::string_view(s).substr(close + 2);
+    } else {
+        auto colon = s.rfind(':');
+        if (colon == std::string::npos) throw bus::config_error(key + ": '" + s + "' is not address:port");
+        host = s.substr(0, colon);
+        port = std::string_view(s).substr(colon + 1);
+    }
+    unsigned p = 0;
+    auto r = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (r.ec != std::errc{} || r.ptr != port.data() + port.size() || p > 65535)
+        throw bus::config_error(key + ": bad port in '" + s + "'");
+    boost::system::error_code ec;
+    net::ip::make_address(host, ec);
+    if (ec) throw bus::config_error(key + ": '" + host + "' is not an IP address");
+    return {host, static_cast<std::uint16_t>(p)};
+}
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+    impl(net::io_context& io_, server_options o, access_policy p, spdlog::logger& l)
+        : io(io_), opts(std::move(o)), log(l), auth(p.make_authorizer()),
+          core(opts.core, authorizer{[this](std::string_view u, std::string_view pw) { return auth.authenticate(u, pw); },
+                                     [this](std::string_view u, std::string_view d, bool w) {
+                                         return auth.permit(u, d, w);
+                                     }}),
+          plain(io), secure(io), admin(io), tls_ctx(ssl::context::tls_server)
+    {
+    }
+
+    net::io_context& io;
+    server_options opts;
+    spdlog::logger& log;
+    authorizer auth;
+    broker_core core;
+    std::unique_ptr<journal> jnl;
+    std::uint64_t next_compaction = 0;
+    tcp::acceptor plain;
+    tcp::acceptor secure;
+    tcp::acceptor admin;
+    ssl::context tls_ctx;
+    std::map<session_id, std::shared_ptr<connection>> conns;
+    bool stopping = false;
+    std::uint64_t connections_total = 0;
+    std::uint64_t refused_connections = 0;
+    std::uint64_t malformed = 0;
+    std::uint64_t heartbeat_timeouts = 0;
+    actions scratch;
+
+    // ---- sending ----------------------------------------------------------------------------
+
+    void send(session_id id, bus::stomp::frame f)
+    {
+        auto it = conns.find(id);
+        if (it == conns.end()) return;
+        auto& c = *it->second;
+        std::string bytes;
+        std::error_code ec;
+        bus::stomp::serialize(bytes, f, c.ver, ec);
+        if (ec) {
+            // A 1.0 consumer cannot carry a 1.1/1.2 producer's escaped header: drop that header.
+            std::erase_if(f.headers, [](auto& h) {
+                return h.second.find_first_of("\r\n\\") != std::string::npos ||
+                       h.first.find_first_of("\r\n\\:") != std::string::npos;
+            });
+            bytes.clear();
+            bus::stomp::serialize(bytes, f, c.ver, ec);
+            if (ec) return;
+        }
+        enqueue(c, std::move(bytes));
+    }
+
+    void enqueue(connection& c, std::string bytes)
+    {
+        c.queued_bytes += bytes.size();
+        c.queue.push_back(std::move(bytes));
+        c.writer_signal.cancel();
+        if (!c.congested && c.queued_bytes > opts.send_queue_bytes) {
+            c.congested = true;
+            core.set_congested(c.id, true);
+        }
+        if (c.queued_bytes > 4 * opts.send_queue_bytes && !c.closing) {
+            // Not even receipts and acked deliveries drain: a stuck client, not a slow one.
+            log.warn("broker: closing {} (session {}): send queue over {} bytes", c.peer, c.id, c.queued_bytes);
+            c.queue.clear();
+            c.queued_bytes = 0;
+            c.closing = true;
+            c.shutdown();
+        }
+    }
+
+    void apply(actions& a)
+    {
+        for (auto& f : a.frames) send(f.to, std::move(f.frame));
+        if (!a.persist.empty() && jnl) {
+            auto self = weak_from_this();
+            auto later = std::make_shared<std::vector<actions::send_frame>>(std::move(a.after_persist));
+            jnl->append(std::move(a.persist), [self, later, &io = io] {
+                net::post(io, [self, later] {
+                    if (auto s = self.lock())
+                        for (auto& f : *later) s->send(f.to, std::move(f.frame));
+                });
+            });
+            if (jnl->appended_bytes() > next_compaction) {
+                jnl->compact(core.snapshot());
+                next_compaction = jnl->appended_bytes() + opts.compact_after_bytes;
+            }
+        } else {
+            for (auto& f : a.after_persist) send(f.to, std::move(f.frame));
+        }
+        for (auto id : a.close)
+            if (auto it = conns.find(id); it != conns.end()) {
+                it->second->closing = true;
+                it->second->writer_signal.cancel();
+            }
+        a.clear();
+    }
+
+    // ---- per connection ---------------------------------------------------------------------
+
+    net::awaitable<void> reader(std::shared_ptr<connection> c)
+    {
+        std::vector<char> tmp(64 * 1024);
+        for (;;) {
+            std::error_code ec;
+            while (!c->closing) {
+                std::string_view view(c->rbuf.data() + c->rstart, c->rbuf.size() - c->rstart);
+                std::size_t used = c->parser.put(view, ec);
+                if (ec == bus::stomp::error::need_more) break;
+                if (ec) {
+                    ++malformed;
+                    log.warn("broker: malformed frame from {} (session {}): {}", c->peer, c->id, ec.message());
+                    bus::stomp::frame e("ERROR");
+                    e.add("message", "Malformed frame");
+                    e.add("content-type", "text/plain");
+                    e.body = ec.message();
+                    send(c->id, std::move(e));
+                    c->closing = true;
+                    c->writer_signal.cancel();
+                    break;
+                }
+                c->rstart += used;
+                if (c->parser.got() != bus::stomp::parser::item::frame) continue;
+                core.on_frame(c->id, c->parser.release(), scratch);
+                if (!c->connected) {
+                    if (auto v = core.version(c->id)) {
+                        c->connected = true;
+                        c->ver = *v;
+                        c->parser.set_version(*v);
+                    }
+                }
+                apply(scratch);
+            }
+            if (c->closing) {
+                // Stop reading; the writer flushes what is queued (an ERROR, a RECEIPT) and ends.
+                net::steady_timer park(co_await net::this_coro::executor, steady::time_point::max());
+                co_await park.async_wait(tuple_awaitable);
+                co_return;
+            }
+            if (c->rstart == c->rbuf.size()) {
+                c->rbuf.clear();
+                c->rstart = 0;
+            } else if (c->rstart > 64 * 1024) {
+                c->rbuf.erase(0, c->rstart);
+                c->rstart = 0;
+            }
+            std::size_t n = co_await c->read_some(net::buffer(tmp));
+            c->last_rx = steady::now();
+            c->rbuf.append(tmp.data(), n);
+        }
+    }
+
+    net::awaitable<void> writer(std::shared_ptr<connection> c)
+    {
+        std::vector<std::string> batch;
+        std::vector<net::const_buffer> bufs;
+        for (;;) {
+            if (c->queue.empty()) {
+                if (c->closing) co_return;
+                c->writer_signal.expires_at(steady::time_point::max());
+                co_await c->writer_signal.async_wait(tuple_awaitable);
+                continue;
+            }
+            batch.clear();
+            bufs.clear();
+            std::size_t bytes = 0;
+            while (!c->queue.empty() && batch.size() < 512 && bytes < 1024 * 1024) {
+                bytes += c->queue.front().size();
+                batch.push_back(std::move(c->queue.front()));
+                c->queue.pop_front();
+            }
+            for (auto& b : batch) bufs.push_back(net::buffer(b));
+            net::steady_timer t(co_await net::this_coro::executor);
+            t.expires_after(std::chrono::seconds(30));
+            auto r = co_await (capture([](connection* cp, std::vector<net::const_buffer>* bp) -> net::awaitable<void> {
+                                   co_await cp->write(*bp);
+                               }(c.get(), &bufs)) ||
+                               t.async_wait(net::use_awaitable));
+            if (r.index() == 1) throw std::runtime_error("write timed out");
+            if (auto e = std::get<0>(r)) std::rethrow_exception(e);
+            c->queued_bytes -= std::min(bytes, c->queued_bytes);
+            c->last_tx = steady::now();
+            if (c->congested && c->queued_bytes < opts.send_queue_bytes / 2) {
+                c->congested = false;
+                core.on_writable(c->id, scratch);
+                apply(scratch);
+            }
+        }
+    }
+
+    net::awaitable<void> watchdog(std::shared_ptr<connection> c)
+    {
+        net::steady_timer t(co_await net::this_coro::executor);
+        for (;;) {
+            auto now = steady::now();
+            auto next = now + milliseconds(1000);
+            if (!c->connected) {
+                if (now - c->opened >= opts.connect_timeout) {
+                    log.info("broker: {} sent no CONNECT within {} ms", c->peer, opts.connect_timeout.count());
+                    co_return;
+                }
+                next = std::min(next, c->opened + opts.connect_timeout);
+            } else if (auto hb = core.heartbeat(c->id)) {
+                if (hb->send_ms > 0) {
+                    auto every = milliseconds(hb->send_ms);
+                    if (now - c->last_tx >= every && c->queue.empty()) {
+                        enqueue(*c, "\n");
+                        c->last_tx = now;
+                    }
+                    next = std::min(next, c->last_tx + every);
+                }
+                if (hb->expect_ms > 0) {
+                    // Twice the promised interval, as RabbitMQ allows, plus scheduling slack.
+                    auto limit = milliseconds(hb->expect_ms * 2 + 200);
+                    if (now - c->last_rx >= limit) {
+                        ++heartbeat_timeouts;
+                        log.info("broker: {} (session {}) missed heart-beats for {} ms: closing", c->peer, c->id,
+                                 limit.count());
+                        co_return;
+                    }
+                    next = std::min(next, c->last_rx + limit);
+                }
+            }
+            t.expires_at(next);
+            co_await t.async_wait(tuple_awaitable);
+        }
+    }
+
+    net::awaitable<void> serve(std::shared_ptr<connection> c, bool use_tls)
+    {
+        auto self = shared_from_this();
+        try {
+            if (use_tls) {
+                c->tls.emplace(c->socket, tls_ctx);
+                net::steady_timer t(co_await net::this_coro::executor);
+                t.expires_after(opts.connect_timeout);
+                auto r = co_await (capture([](connection* cp) -> net::awaitable<void> {
+                                       co_await cp->tls->async_handshake(ssl::stream_base::server, net::use_awaitable);
+                                   }(c.get())) ||
+                                   t.async_wait(net::use_awaitable));
+                if (r.index() == 1) throw std::runtime_error("TLS handshake timed out");
+                if (auto e = std::get<0>(r)) std::rethrow_exception(e);
+            }
+            auto r = co_await (capture(reader(c)) || capture(writer(c)) || capture(watchdog(c)));
+            std::visit([](std::exception_ptr& e) {
+                if (e) std::rethrow_exception(e);
+            }, r);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() != net::error::eof && e.code() != net::error::operation_aborted)
+                log.debug("broker: {} (session {}): {}", c->peer, c->id, e.code().message());
+        } catch (const std::exception& e) {
+            log.info("broker: {} (session {}): {}", c->peer, c->id, e.what());
+        }
+        conns.erase(c->id);
+        core.close(c->id, scratch);
+        apply(scratch);
+        c->shutdown();
+    }
+
+    net::awaitable<void> accept_loop(tcp::acceptor& acc, bool use_tls)
+    {
+        auto self = shared_from_this();
+        for (;;) {
+            auto [ec, sock] = co_await acc.async_accept(tuple_awaitable);
+            if (ec) {
+                if (stopping || ec == net::error::operation_aborted) co_return;
+                log.warn("broker: accept: {}", ec.message());
+                continue;
+            }
+            if (conns.size() >= opts.max_connections) {
+                ++refused_connections;
+                boost::system::error_code ignored;
+                sock.close(ignored);
+                continue;
+            }
+            sock.set_option(tcp::no_delay(true));
+            auto c = std::make_shared<connection>(io.get_executor(), std::move(sock), opts.limits);
+            boost::system::error_code pec;
+            auto ep = c->socket.remote_endpoint(pec);
+            c->peer = pec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+            c->id = core.open();
+            conns.emplace(c->id, c);
+            ++connections_total;
+            net::co_spawn(io, serve(c, use_tls), net::detached);
+        }
+    }
+
+    // ---- admin ------------------------------------------------------------------------------
+
+    net::awaitable<void> admin_session(tcp::socket sock)
+    {
+        auto self = shared_from_this();
+        beast::tcp_stream stream(std::move(sock));
+        beast::flat_buffer buf;
+        try {
+            for (;;) {
+                http::request<http::string_body> req;
+                stream.expires_after(std::chrono::seconds(10));
+                co_await http::async_read(stream, buf, req, net::use_awaitable);
+                http::response<http::string_body> res;
+                res.version(req.version());
+                res.keep_alive(req.keep_alive());
+                res.set(http::field::server, opts.core.server_name);
+                if (req.method() != http::verb::get && req.method() != http::verb::head) {
+                    res.result(http::status::method_not_allowed);
+                    res.body() = "method not allowed\n";
+                } else if (req.target() == "/metrics") {
+                    res.result(http::status::ok);
+                    res.set(http::field::content_type, "text/plain; version=0.0.4");
+                    res.body() = metrics();
+                } else if (req.target() == "/livez") {
+                    res.result(http::status::ok);
+                    res.body() = "ok\n";
+                } else if (req.target() == "/readyz") {
+                    bool ready = !stopping && plain.is_open();
+                    res.result(ready ? http::status::ok : http::status::service_unavailable);
+                    res.body() = ready ? "ready\n" : "not ready\n";
+                } else {
+                    res.result(http::status::not_found);
+                    res.body() = "not found\n";
+                }
+                res.prepare_payload();
+                co_await http::async_write(stream, res, net::use_awaitable);
+                if (!res.keep_alive()) break;
+            }
+        } catch (const std::exception&) {
+        }
+        boost::system::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+
+    net::awaitable<void> admin_loop()
+    {
+        auto self = shared_from_this();
+        for (;;) {
+            auto [ec, sock] = co_await admin.async_accept(tuple_awaitable);
+            if (ec) co_return;
+            net::co_spawn(io, admin_session(std::move(sock)), net::detached);
+        }
+    }
+
+    std::string metrics() const
+    {
+        const auto& s = core.stats();
+        std::string m;
+        auto metric = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
+            m += "# HELP stomp_broker_" + std::string(name) + " " + std::string(help) + "\n";
+            m += "# TYPE stomp_broker_" + std::string(name) + " " + std::string(type) + "\n";
+            m += "stomp_broker_" + std::string(name) + " " + std::to_string(v) + "\n";
+        };
+        metric("connections", "gauge", "Open client connections.", conns.size());
+        metric("connections_total", "counter", "Connections accepted.", connections_total);
+        metric("connections_refused_total", "counter", "Connections refused at the limit.", refused_connections);
+        metric("messages_in_total", "counter", "Messages published.", s.messages_in);
+        metric("messages_out_total", "counter", "Messages delivered.", s.messages_out);
+        metric("redelivered_total", "counter", "Messages delivered again after NACK or connection loss.",
+               s.redelivered);
+        metric("dropped_slow_total", "counter", "Non-persistent topic messages dropped for slow subscribers.",
+               s.dropped_slow);
+        metric("rejected_full_total", "counter", "SENDs refused because a queue was full.", s.rejected_full);
+        metric("auth_failures_total", "counter", "CONNECTs refused for bad credentials.", s.auth_failures);
+        metric("denied_total", "counter", "Frames refused by destination permissions.", s.denied);
+        metric("malformed_frames_total", "counter", "Connections closed for malformed frames.", malformed);
+        metric("heartbeat_timeouts_total", "counter", "Connections closed for missed heart-beats.",
+               heartbeat_timeouts);
+        m += "# HELP stomp_broker_queue_depth Messages waiting in a queue.\n# TYPE stomp_broker_queue_depth gauge\n";
+        std::string inflight =
+            "# HELP stomp_broker_queue_in_flight Messages delivered and not yet acknowledged.\n"
+            "# TYPE stomp_broker_queue_in_flight gauge\n";
+        std::string consumers =
+            "# HELP stomp_broker_queue_consumers Subscribers of a queue.\n# TYPE stomp_broker_queue_consumers gauge\n";
+        for (auto& q : core.queues()) {
+            std::string label = q.name;
+            std::string esc;
+            for (char ch : label) {
+                if (ch == '\\' || ch == '"') esc.push_back('\\');
+                esc.push_back(ch);
+            }
+            m += "stomp_broker_queue_depth{queue=\"" + esc + "\"} " + std::to_string(q.depth) + "\n";
+            inflight += "stomp_broker_queue_in_flight{queue=\"" + esc + "\"} " + std::to_string(q.in_flight) + "\n";
+            consumers += "stomp_broker_queue_consumers{queue=\"" + esc + "\"} " + std::to_string(q.consumers) + "\n";
+        }
+        return m + inflight + consumers;
+    }
+
+    // ---- lifecycle --------------------------------------------------------------------------
+
+    void bind(tcp::acceptor& acc, const std::string& spec, const std::string& key)
+    {
+        auto [host, port] = parse_listen(spec, key);
+        tcp::endpoint ep(net::ip::make_address(host), port);
+        acc.open(ep.protocol());
+        acc.set_option(tcp::acceptor::reuse_address(true));
+        boost::system::error_code ec;
+        acc.bind(ep, ec);
+        if (ec) throw std::runtime_error(key + ": cannot listen on " + spec + ": " + ec.message());
+        acc.listen(net::socket_base::max_listen_connections);
+    }
+
+    void start()
+    {
+        if (!opts.data_dir.empty()) {
+            jnl = std::make_unique<journal>(opts.data_dir, opts.fsync);
+            auto records = jnl->load();
+            for (auto& r : records) core.replay(r);
+            // Start from a compact file: only what is still live.
+            jnl->start();
+            jnl->compact(core.snapshot());
+            next_compaction = opts.compact_after_bytes;
+            std::size_t held = 0;
+            for (auto& q : core.queues()) held += q.depth;
+            log.info("broker: journal {} replayed: {} records, {} messages held", opts.data_dir.string(),
+                     records.size(), held);
+        }
+        bind(plain, opts.listen, "listen");
+        net::co_spawn(io, accept_loop(plain, false), net::detached);
+        if (!opts.tls_listen.empty()) {
+            tls_ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                                ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+            tls_ctx.use_certificate_chain_file(opts.tls_cert);
+            tls_ctx.use_private_key_file(opts.tls_key, ssl::context::pem);
+            bind(secure, opts.tls_listen, "tls_listen");
+            net::co_spawn(io, accept_loop(secure, true), net::detached);
+        }
+        if (!opts.admin_listen.empty()) {
+            bind(admin, opts.admin_listen, "admin_listen");
+            net::co_spawn(io, admin_loop(), net::detached);
+        }
+    }
+
+    void stop()
+    {
+        if (stopping) return;
+        stopping = true;
+        boost::system::error_code ignored;
+        plain.close(ignored);
+        secure.close(ignored);
+        admin.close(ignored);
+        for (auto& [_, c] : conns) {
+            c->closing = true;
+            c->writer_signal.cancel();
+        }
+    }
+};
+
+server::server(net::io_context& io, server_options opts, access_policy policy, spdlog::logger& log)
+    : impl_(std::make_shared<impl>(io, std::move(opts), std::move(policy), log))
+{
+}
+
+server::~server()
+{
+    if (impl_->jnl) impl_->jnl->stop();
+}
+
+void server::start() { impl_->start(); }
+void server::stop() { impl_->stop(); }
+void server::reload(access_policy policy) { impl_->auth = policy.make_authorizer(); }
+std::uint16_t server::port() const { return impl_->plain.local_endpoint().port(); }
+std::uint16_t server::tls_port() const { return impl_->secure.is_open() ? impl_->secure.local_endpoint().port() : 0; }
+std::uint16_t server::admin_port() const { return impl_->admin.is_open() ? impl_->admin.local_endpoint().port() : 0; }
+std::string server::metrics() const { return impl_->metrics(); }
+
+} // namespace broker

@@ -1,0 +1,70 @@
+#pragma once
+
+// The broker's I/O: TCP (and TLS) listeners, one reader, one writer with a bounded send queue
+// and one heart-beat watchdog per connection, the journal, and the admin HTTP endpoint
+// (/metrics, /livez, /readyz). All broker logic lives in broker_core.
+
+#include "auth.hpp"
+#include "broker.hpp"
+#include "journal.hpp"
+
+#include "bus/stomp/parser.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace spdlog {
+class logger;
+}
+
+namespace broker {
+
+struct server_options {
+    std::string listen = "127.0.0.1:61613";
+    std::string tls_listen;  ///< empty = no TLS listener
+    std::string tls_cert;
+    std::string tls_key;
+    std::string admin_listen;          ///< empty = no admin endpoint
+    std::filesystem::path data_dir;    ///< empty = in memory only
+    fsync_policy fsync = fsync_policy::always;
+    std::size_t max_connections = 10000;
+    std::size_t send_queue_bytes = 8 * 1024 * 1024;  ///< per connection; beyond: congested
+    std::chrono::milliseconds connect_timeout{10000};   ///< CONNECT must arrive within
+    std::uint64_t compact_after_bytes = 64 * 1024 * 1024;
+    bus::stomp::limits limits;
+    core_options core;
+};
+
+/// Parses "host:port" ("[::1]:61613"); throws bus::config_error.
+std::pair<std::string, std::uint16_t> parse_listen(const std::string& s, const std::string& key);
+
+class server {
+public:
+    server(boost::asio::io_context& io, server_options opts, access_policy policy, spdlog::logger& log);
+    ~server();
+
+    /// Loads the journal and binds the listeners; throws on failure (port in use, bad TLS files).
+    void start();
+    /// Stops accepting, closes every connection after its queued frames, flushes the journal.
+    void stop();
+    /// Swaps in a new users/permissions policy (SIGHUP).
+    void reload(access_policy policy);
+
+    std::uint16_t port() const;
+    std::uint16_t tls_port() const;
+    std::uint16_t admin_port() const;
+    /// Prometheus text exposition of the broker's counters and queues.
+    std::string metrics() const;
+
+    struct impl;
+
+private:
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace broker
