@@ -4,9 +4,9 @@
 # Today the pipeline is libbus itself: a subscriber (stompctl, as stomp-git will consume) on the
 # original's commit topic, the original git hook's commit message published with a receipt, the
 # original's "\n" firewall keepalive (ignored by our consumers), and a message from ruby-stomp —
-# the client library the Ruby original used — all through a broker on 127.0.0.1.
-# The embedded stomp-broker is not built yet (issue 4), so a throwaway RabbitMQ with its STOMP
-# plugin stands in; it is started here without systemd and stopped by pid at the end.
+# the client library the Ruby original used — all through the embedded stomp-broker on 127.0.0.1,
+# with its journal, so the commit event is on disk before the publisher gets its receipt.
+# The broker is started here without systemd and stopped by pid at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,17 +17,25 @@ stompctl=build/daemons/stompctl/stompctl
 
 work=$(mktemp -d /tmp/deploykit-run.XXXXXX)
 sub_pid=
+broker_pid=
 cleanup() {
   [[ -n $sub_pid ]] && kill "$sub_pid" 2>/dev/null || true
-  bash tests/brokers/broker.sh stop-all "$work" >/dev/null 2>&1 || true
+  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-echo "== starting a throwaway broker on 127.0.0.1:$port"
-bash tests/brokers/broker.sh start rabbitmq "$work/broker" "$port"
-url="stomp://guest:guest@127.0.0.1:$port"
+read -r port admin < <(/usr/bin/python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+echo "== starting stomp-broker on 127.0.0.1:$port (metrics on :$admin)"
+build/daemons/stomp-broker/stomp-broker --listen "127.0.0.1:$port" --admin "127.0.0.1:$admin" \
+  --data-dir "$work/broker" 2>"$work/broker.log" &
+broker_pid=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+url="stomp://deploykit:deploykit@127.0.0.1:$port"
 
 echo "== subscribing to /topic/future.git.commits"
 "$stompctl" -u "$url" subscribe -t /topic/future.git.commits --ack client-individual \
@@ -47,10 +55,15 @@ echo "== publishing the original's newline keepalive (our consumers ignore it)"
 "$stompctl" -u "$url" publish -t /topic/future.git.commits -m $'\n'
 
 echo "== publishing from ruby-stomp, the original's client library"
-ruby tests/peers/rb_peer.rb publish --host 127.0.0.1 --port "$port" --login guest --passcode guest \
+ruby tests/peers/rb_peer.rb publish --host 127.0.0.1 --port "$port" --login deploykit --passcode deploykit \
   --dest /topic/future.git.commits --count 1 --body-prefix "from-ruby-stomp-"
 
 wait "$sub_pid"
 sub_pid=
 echo "== the subscriber received:"
 cat "$work/received"
+echo "== broker metrics"
+/usr/bin/python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+  "http://127.0.0.1:$admin/metrics" | grep -E '^stomp_broker_(messages_in_total|messages_out_total|connections_total) '
+echo "== broker log"
+cat "$work/broker.log"
