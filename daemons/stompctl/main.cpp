@@ -302,6 +302,7 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
         std::cerr << "stompctl: subscription to " << s.destination << " not confirmed"
                   << (c.last_error().empty() ? "" : " (" + c.last_error() + ")") << "\n";
         rc = 1;
+        c.unsubscribe(id);  // the handler refers to this frame's locals
         c.stop();
         co_return;
     }
@@ -312,6 +313,7 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
         std::cerr << "stompctl: received " << received << " of " << s.count << " messages\n";
         rc = 1;
     }
+    c.unsubscribe(id);  // the handler refers to this frame's locals: no call after we return
     c.stop();
 }
 

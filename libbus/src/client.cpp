@@ -204,6 +204,7 @@ struct connection {
     std::deque<std::string> queue;
     std::size_t queued_bytes = 0;
     std::string broken;  // set when the connection must be dropped; the writer throws it
+    bool disconnecting = false;
     stomp::parser parser;
     std::string rbuf;
     std::size_t rstart = 0;
@@ -239,6 +240,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         : exec(std::move(ex)), opts(std::move(o)), log(l), tls_ctx(ssl::context::tls_client)
     {
         if (opts.url.endpoints.empty()) throw config_error("no broker configured");
+        for (auto& k : opts.legacy_keepalives)
+            if (k.every < milliseconds(10)) throw config_error("legacy keepalive interval must be at least 10 ms");
         for (auto& n : opts.url.notes) log.info("stomp: {}", n);
         bool any_tls = std::any_of(opts.url.endpoints.begin(), opts.url.endpoints.end(),
                                    [](const endpoint& e) { return e.tls; });
@@ -287,7 +290,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
     void enqueue(connection& c, std::string bytes)
     {
-        if (!c.broken.empty()) return;
+        if (!c.broken.empty() || c.disconnecting) return;  // nothing may follow DISCONNECT
         if (c.queued_bytes + bytes.size() > opts.max_queued_bytes) {
             c.broken = "send queue over " + std::to_string(opts.max_queued_bytes) + " bytes";
             c.writer_signal.cancel();
@@ -332,7 +335,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         stomp::frame s("SUBSCRIBE");
         s.add("destination", o.destination);
         s.add("id", id);
-        s.add("ack", ack_mode_name(o.ack));
+        // A broker that knows only 1.0 has no client-individual; cumulative client acks are then
+        // the closest (and the consumer loop acks in order).
+        s.add("ack", opts.protocol == protocol_mode::v1_0 && o.ack == ack_mode::client_individual
+                         ? std::string_view("client")
+                         : ack_mode_name(o.ack));
         if (!o.durable_name.empty()) {
             if (o.durable == durable_style::rabbitmq || o.durable == durable_style::both) {
                 s.add("durable", "true");
@@ -412,6 +419,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                          : !o.durable_name.empty() ? o.durable_name
                                                    : "sub-" + std::to_string(++sub_counter);
         if (subs.count(id)) throw std::invalid_argument("subscription id '" + id + "' in use");
+        if (stopping && !running) throw std::logic_error("bus::client::subscribe after the client stopped");
+        // In the client ack modes the broker's window bounds what it sends before our acks, so
+        // the local buffer never fills and never stops the reader (which carries receipts too).
+        if (o.ack != ack_mode::automatic && o.prefetch == 0)
+            o.prefetch = static_cast<unsigned>(opts.subscription_buffer);
         auto s = std::make_shared<subscription_state>(exec);
         s->opts = std::move(o);
         s->handler = std::move(h);
@@ -482,11 +494,19 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             s->queue.pop_front();
             s->space.cancel();
             disposition d = disposition::nack;
-            try {
-                d = co_await s->handler(m);
-            } catch (const std::exception& e) {
-                self->log.error("stomp: handler for {} failed on message {}: {}",
-                                s->opts.destination, m.id(), e.what());
+            if (m.keepalive) {
+                // The original's "\n" keepalive: acknowledged here, in delivery order, so a
+                // cumulative (client-mode) ACK never covers a message not yet handled.
+                d = disposition::ack;
+            } else {
+                try {
+                    d = co_await s->handler(m);
+                } catch (const std::exception& e) {
+                    self->log.error("stomp: handler for {} failed on message {}: {}", s->opts.destination, m.id(),
+                                    e.what());
+                } catch (...) {
+                    self->log.error("stomp: handler for {} failed on message {}", s->opts.destination, m.id());
+                }
             }
             // After UNSUBSCRIBE an ACK would be an error on RabbitMQ: an unsubscribed message
             // stays unacknowledged and the broker redelivers it when the connection ends.
@@ -555,6 +575,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 if (ec == stomp::error::need_more) break;
                 if (ec) throw std::runtime_error("bad frame from broker: " + ec.message());
                 c->rstart += used;
+                if (c->rstart == c->rbuf.size()) {
+                    c->rbuf.clear();
+                    c->rstart = 0;
+                }
                 if (c->parser.got() != stomp::parser::item::frame) continue;
                 stomp::frame r = c->parser.release();
                 if (r.command == "ERROR") {
@@ -688,6 +712,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             ++stats.messages;
             std::string sub_id(f.get("subscription"));
             auto it = subs.find(sub_id);
+            if (it == subs.end() && f.find("subscription")) {
+                // A subscription we already removed: the broker redelivers it if unacked.
+                log.debug("stomp: MESSAGE {} for removed subscription '{}' dropped", f.get("message-id"), sub_id);
+                co_return;
+            }
             if (it == subs.end()) {
                 // 1.0 brokers may omit `subscription`: match by destination when unambiguous.
                 auto dest = f.get("destination");
@@ -712,8 +741,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             m.frame = std::move(f);
             if (stomp::is_legacy_keepalive(m.frame) && !s->opts.deliver_keepalives) {
                 ++stats.keepalives_dropped;
-                if (s->opts.ack != ack_mode::automatic) send_ack(*s, m, disposition::ack);
-                co_return;
+                if (s->opts.ack == ack_mode::automatic) co_return;
+                m.keepalive = true;  // acked by the consumer, in order
             }
             while (s->queue.size() >= opts.subscription_buffer && !s->closed) {
                 c->ka.set_paused(true, steady::now());
@@ -789,7 +818,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         std::vector<steady::time_point> legacy_due;
         for (auto& l : opts.legacy_keepalives) legacy_due.push_back(steady::now() + l.every);
         for (;;) {
-            auto next = c->ka.next_deadline();
+            // Capped: un-pausing the liveness check does not wake this timer.
+            auto next = std::min(c->ka.next_deadline(), steady::now() + milliseconds(1000));
             for (auto d : legacy_due) next = std::min(next, d);
             t.expires_at(next);
             co_await t.async_wait(tuple_awaitable);
@@ -842,6 +872,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         stomp::frame d("DISCONNECT");
         d.add("receipt", "d-" + std::to_string(c->generation));
         enqueue_frame(*c, d);
+        c->disconnecting = true;
         if (!co_await wait_until(disconnect_waiters, milliseconds(2000),
                                  [this] { return disconnect_receipted; }))
             log.warn("stomp: no receipt for DISCONNECT from {}", c->server);
@@ -921,16 +952,22 @@ client::~client()
     impl_->stop_waiters.notify_all();
 }
 
-net::awaitable<void> client::run() { return impl_->run(); }
+// The wrappers take the shared state eagerly, as coroutine parameters: a coroutine body runs
+// only when first resumed, and the client object may be gone by then.
+net::awaitable<void> client::run()
+{
+    return [](std::shared_ptr<impl> self) -> net::awaitable<void> { co_await self->run(); }(impl_);
+}
 void client::stop() { impl_->stop(); }
 void client::abort() { impl_->abort(); }
 
 net::awaitable<bool> client::wait_connected(milliseconds timeout)
 {
-    auto self = impl_;
-    co_return co_await wait_until(self->connect_waiters, timeout,
-                                  [&] { return self->current != nullptr || self->stopping; }) &&
-        self->current != nullptr;
+    return [](std::shared_ptr<impl> self, milliseconds t) -> net::awaitable<bool> {
+        co_return co_await wait_until(self->connect_waiters, t,
+                                      [&] { return self->current != nullptr || self->stopping; }) &&
+            self->current != nullptr;
+    }(impl_, timeout);
 }
 
 bool client::connected() const noexcept { return impl_->current != nullptr; }
@@ -942,8 +979,9 @@ stomp::version client::version() const noexcept
 
 net::awaitable<std::error_code> client::publish(stomp::frame f, milliseconds timeout)
 {
-    auto self = impl_;
-    co_return co_await self->publish(std::move(f), timeout);
+    return [](std::shared_ptr<impl> self, stomp::frame fr, milliseconds t) -> net::awaitable<std::error_code> {
+        co_return co_await self->publish(std::move(fr), t);
+    }(impl_, std::move(f), timeout);
 }
 
 net::awaitable<std::error_code> client::publish(std::string destination, std::string body,
@@ -954,8 +992,7 @@ net::awaitable<std::error_code> client::publish(std::string destination, std::st
     f.add("destination", destination);
     for (auto& [k, v] : headers) f.add(k, v);
     f.body = std::move(body);
-    auto self = impl_;
-    co_return co_await self->publish(std::move(f), timeout);
+    return publish(std::move(f), timeout);
 }
 
 std::string client::subscribe(subscription_options opts, message_handler handler)
@@ -965,17 +1002,17 @@ std::string client::subscribe(subscription_options opts, message_handler handler
 
 void client::unsubscribe(const std::string& id) { impl_->unsubscribe(id); }
 
-net::awaitable<bool> client::wait_subscribed(const std::string& id, milliseconds timeout)
+net::awaitable<bool> client::wait_subscribed(std::string id, milliseconds timeout)
 {
-    auto self = impl_;
-    auto confirmed = [&] {
-        auto it = self->subs.find(id);
-        return it != self->subs.end() && self->current &&
-               it->second->confirmed_on == self->current->generation;
-    };
-    co_return co_await wait_until(self->subscribe_waiters, timeout,
-                                  [&] { return confirmed() || self->stopping; }) &&
-        confirmed();
+    return [](std::shared_ptr<impl> self, std::string sid, milliseconds t) -> net::awaitable<bool> {
+        auto confirmed = [&] {
+            auto it = self->subs.find(sid);
+            return it != self->subs.end() && self->current &&
+                   it->second->confirmed_on == self->current->generation;
+        };
+        co_return co_await wait_until(self->subscribe_waiters, t, [&] { return confirmed() || self->stopping; }) &&
+            confirmed();
+    }(impl_, std::move(id), timeout);
 }
 
 std::string client::last_error() const { return impl_->last_error; }

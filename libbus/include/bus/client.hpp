@@ -95,6 +95,7 @@ struct message {
     stomp::frame frame;
     std::string subscription;
     bool redelivered = false;
+    bool keepalive = false;        ///< the original's "\n" keepalive (never shown to handlers)
     std::uint64_t connection = 0;  ///< connection generation it arrived on
 
     std::string_view destination() const noexcept { return frame.get("destination"); }
@@ -106,7 +107,8 @@ struct message {
 enum class disposition {
     ack,
     nack,
-    leave,  ///< neither: the broker redelivers it once this connection ends
+    leave,  ///< neither: the broker redelivers it once this connection ends (client-individual;
+            ///< in cumulative client mode a later ACK covers it)
 };
 
 using message_handler = std::function<boost::asio::awaitable<disposition>(const message&)>;
@@ -177,8 +179,7 @@ public:
     void unsubscribe(const std::string& id);
     /// Waits until the broker confirmed (by RECEIPT) subscription `id` on the current
     /// connection, up to `timeout`.
-    boost::asio::awaitable<bool> wait_subscribed(const std::string& id,
-                                                 std::chrono::milliseconds timeout);
+    boost::asio::awaitable<bool> wait_subscribed(std::string id, std::chrono::milliseconds timeout);
 
     /// The last ERROR frame's `message` header and body, for diagnostics.
     std::string last_error() const;

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the STOMP conformance suite against a throwaway real broker.
+#   run.sh rabbitmq|activemq [conformance.py options, e.g. --only heartbeat -q]
+# Starts the broker with tests/brokers/broker.sh on a free loopback port in a fresh temporary directory,
+# runs conformance.py against it and always stops the broker again (trap). Exit status: conformance.py's.
+# The throwaway ActiveMQ has no authentication plugin (it accepts any login), so the auth cases run
+# against RabbitMQ only (guest/guest).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+broker_sh=$here/../brokers/broker.sh
+PY=/usr/bin/python3 # Debian's interpreter: the one with python3-stomp
+
+kind=${1:-}
+case $kind in
+  rabbitmq) auth=(--login guest --passcode guest) ;;
+  activemq) auth=() ;;
+  *) echo "usage: run.sh rabbitmq|activemq [conformance.py options]" >&2; exit 2 ;;
+esac
+shift
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/conformance-$kind.XXXXXX")
+# shellcheck disable=SC2317 # invoked by the trap
+cleanup() {
+  "$broker_sh" stop "$dir" >/dev/null 2>&1 || echo "run.sh: stopping the broker in $dir failed" >&2
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$broker_sh" start "$kind" "$dir" "$port" # prints its own start-up time
+rc=0
+"$PY" "$here/conformance.py" 127.0.0.1 "$port" --kind "$kind" "${auth[@]}" "$@" || rc=$?
+exit "$rc"
