@@ -1115,6 +1115,8 @@ def main():
             if not args.quiet:
                 for n in notes:
                     print(f"INFO {name}: {n}")
+                if secs > 2.0:
+                    print(f"INFO {name}: took {secs:.1f}s")
             print(f"PASS {name}" if ok else f"FAIL {name}: {why}", flush=True)
             tally["pass" if ok else "fail"] += 1
 

@@ -1,0 +1,310 @@
+// The embedded broker's core, without sockets: frames in, actions out.
+#include "auth.hpp"
+#include "broker.hpp"
+#include "journal.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+using namespace broker;
+using bus::stomp::frame;
+
+namespace {
+
+frame make(std::string cmd, std::vector<std::pair<std::string, std::string>> headers, std::string body = {})
+{
+    frame f(std::move(cmd));
+    f.headers = std::move(headers);
+    f.body = std::move(body);
+    return f;
+}
+
+struct harness {
+    broker_core core;
+    actions out;
+    explicit harness(core_options o = {}, authorizer a = {}) : core(o, std::move(a)) {}
+
+    session_id connect(std::string version = "1.2", std::vector<std::pair<std::string, std::string>> extra = {})
+    {
+        auto s = core.open();
+        extra.insert(extra.begin(), {"accept-version", version});
+        core.on_frame(s, make("CONNECT", extra), out);
+        REQUIRE(!out.frames.empty());
+        REQUIRE(out.frames.back().frame.command == "CONNECTED");
+        out.clear();
+        return s;
+    }
+    std::vector<frame> to(session_id s)
+    {
+        std::vector<frame> r;
+        for (auto& f : out.frames)
+            if (f.to == s) r.push_back(f.frame);
+        return r;
+    }
+    void send(session_id s, frame f)
+    {
+        out.clear();
+        core.on_frame(s, std::move(f), out);
+    }
+};
+
+} // namespace
+
+TEST_CASE("broker - CONNECT negotiates the version and refuses what it cannot speak")
+{
+    harness h;
+    auto s = h.core.open();
+    h.send(s, make("CONNECT", {{"accept-version", "1.0,1.1,1.2"}, {"heart-beat", "1000,2000"}}));
+    auto c = h.to(s).at(0);
+    CHECK(c.command == "CONNECTED");
+    CHECK(c.get("version") == "1.2");
+    CHECK(c.get("heart-beat") == "2000,1000");
+    CHECK(!c.get("server").empty());
+    auto hb = h.core.heartbeat(s);
+    CHECK(hb->send_ms == 2000);
+    CHECK(hb->expect_ms == 1000);
+
+    auto plain = h.core.open();
+    h.send(plain, make("CONNECT", {{"login", "x"}}));
+    CHECK(!h.to(plain).at(0).find("version"));  // a 1.0 client gets a 1.0 answer
+    CHECK(h.core.version(plain) == bus::stomp::version::v1_0);
+
+    auto old = h.core.open();
+    h.send(old, make("CONNECT", {{"accept-version", "2.0"}}));
+    CHECK(h.to(old).at(0).command == "ERROR");
+    CHECK(h.out.close == std::vector<session_id>{old});
+
+    auto early = h.core.open();
+    h.send(early, make("SEND", {{"destination", "/queue/a"}}));
+    CHECK(h.to(early).at(0).command == "ERROR");
+}
+
+TEST_CASE("broker - topic fan-out and queue round-robin with receipts")
+{
+    harness h;
+    auto a = h.connect(), b = h.connect(), p = h.connect();
+    h.send(a, make("SUBSCRIBE", {{"destination", "/topic/t"}, {"id", "1"}, {"receipt", "r1"}}));
+    CHECK(h.to(a).at(0).get("receipt-id") == "r1");
+    h.send(b, make("SUBSCRIBE", {{"destination", "/topic/t"}, {"id", "1"}}));
+    h.send(p, make("SEND", {{"destination", "/topic/t"}, {"receipt", "s1"}, {"x-h", "v"}}, "hello"));
+    CHECK(h.to(p).at(0).command == "RECEIPT");
+    for (auto s : {a, b}) {
+        auto m = h.to(s).at(0);
+        CHECK(m.command == "MESSAGE");
+        CHECK(m.get("subscription") == "1");
+        CHECK(m.get("destination") == "/topic/t");
+        CHECK(m.get("x-h") == "v");
+        CHECK(!m.get("message-id").empty());
+        CHECK(!m.find("receipt"));
+        CHECK(m.body == "hello");
+    }
+    // Queue: kept until a consumer comes, then shared round-robin.
+    h.send(p, make("SEND", {{"destination", "/queue/q"}}, "early"));
+    h.send(a, make("SUBSCRIBE", {{"destination", "/queue/q"}, {"id", "q"}}));
+    CHECK(h.to(a).at(0).body == "early");
+    h.send(b, make("SUBSCRIBE", {{"destination", "/queue/q"}, {"id", "q"}}));
+    int got_a = 0, got_b = 0;
+    for (int i = 0; i < 10; ++i) {
+        h.send(p, make("SEND", {{"destination", "/queue/q"}}, std::to_string(i)));
+        got_a += static_cast<int>(h.to(a).size());
+        got_b += static_cast<int>(h.to(b).size());
+    }
+    CHECK(got_a + got_b == 10);
+    CHECK(got_a == 5);
+}
+
+TEST_CASE("broker - client-individual acks; a dead consumer's messages are redelivered")
+{
+    harness h;
+    auto a = h.connect(), b = h.connect(), p = h.connect();
+    h.send(a, make("SUBSCRIBE", {{"destination", "/queue/w"}, {"id", "s"}, {"ack", "client-individual"}}));
+    h.send(p, make("SEND", {{"destination", "/queue/w"}}, "one"));
+    auto m1 = h.to(a).at(0);
+    h.send(p, make("SEND", {{"destination", "/queue/w"}}, "two"));
+    auto m2 = h.to(a).at(0);
+    h.send(a, make("ACK", {{"id", std::string(m2.get("ack"))}}));
+    CHECK(h.out.frames.empty());
+    h.out.clear();
+    h.core.close(a, h.out);
+    h.send(b, make("SUBSCRIBE", {{"destination", "/queue/w"}, {"id", "s"}, {"ack", "client-individual"}}));
+    auto again = h.to(b);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].body == "one");
+    CHECK(again[0].get("redelivered") == "true");
+    // NACK puts it back at once.
+    h.send(b, make("NACK", {{"id", std::string(again[0].get("ack"))}}));
+    auto third = h.to(b);
+    REQUIRE(third.size() == 1);
+    CHECK(third[0].body == "one");
+    // An ACK for nothing is an error.
+    h.send(b, make("ACK", {{"id", "bogus"}, {"receipt", "rx"}}));
+    CHECK(h.to(b).at(0).command == "ERROR");
+    CHECK(h.to(b).at(0).get("receipt-id") == "rx");
+}
+
+TEST_CASE("broker - cumulative client ack on 1.1 by message-id")
+{
+    harness h;
+    auto a = h.connect("1.1"), p = h.connect();
+    h.send(a, make("SUBSCRIBE", {{"destination", "/queue/c"}, {"id", "s"}, {"ack", "client"}}));
+    std::vector<frame> ms;
+    for (int i = 0; i < 3; ++i) {
+        h.send(p, make("SEND", {{"destination", "/queue/c"}}, std::to_string(i)));
+        ms.push_back(h.to(a).at(0));
+    }
+    h.send(a, make("ACK", {{"message-id", std::string(ms[1].get("message-id"))}, {"subscription", "s"}}));
+    auto q = h.core.queues();
+    auto it = std::find_if(q.begin(), q.end(), [](auto& i) { return i.name == "/queue/c"; });
+    REQUIRE(it != q.end());
+    CHECK(it->in_flight == 1);  // 0 and 1 acked together
+}
+
+TEST_CASE("broker - durable subscriptions in RabbitMQ and ActiveMQ style catch up")
+{
+    harness h;
+    auto p = h.connect();
+    auto rmq = h.connect();
+    h.send(rmq, make("SUBSCRIBE", {{"destination", "/topic/d"}, {"id", "web01"}, {"durable", "true"},
+                                   {"auto-delete", "false"}, {"ack", "client-individual"}}));
+    REQUIRE(!h.out.persist.empty());
+    CHECK(h.out.persist[0].what == journal_record::kind::bind);
+    auto amq = h.connect("1.2", {{"client-id", "host2"}});
+    h.send(amq, make("SUBSCRIBE", {{"destination", "/topic/d"}, {"id", "x"}, {"activemq.subscriptionName", "git"}}));
+    h.out.clear();
+    h.core.close(rmq, h.out);
+    h.core.close(amq, h.out);
+    h.send(p, make("SEND", {{"destination", "/topic/d"}, {"persistent", "true"}, {"receipt", "r"}}, "while away"));
+    CHECK(h.out.persist.size() == 2);  // one per durable subscription
+    REQUIRE(h.out.after_persist.size() == 1);
+    CHECK(h.out.after_persist[0].frame.command == "RECEIPT");  // only after the journal has it
+    auto back = h.connect();
+    h.send(back, make("SUBSCRIBE", {{"destination", "/topic/d"}, {"id", "web01"}, {"durable", "true"},
+                                    {"auto-delete", "false"}}));
+    CHECK(h.to(back).at(0).body == "while away");
+    auto back2 = h.connect("1.2", {{"client-id", "host2"}});
+    h.send(back2, make("SUBSCRIBE", {{"destination", "/topic/d"}, {"id", "y"}, {"activemq.subscriptionName", "git"}}));
+    CHECK(h.to(back2).at(0).body == "while away");
+    // Without client-id an ActiveMQ-style durable subscription is refused.
+    auto anon = h.connect();
+    h.send(anon, make("SUBSCRIBE", {{"destination", "/topic/d"}, {"id", "z"}, {"activemq.subscriptionName", "n"}}));
+    CHECK(h.to(anon).at(0).command == "ERROR");
+}
+
+TEST_CASE("broker - transactions, the liveness probe and DISCONNECT")
+{
+    harness h;
+    auto a = h.connect(), p = h.connect();
+    h.send(a, make("SUBSCRIBE", {{"destination", "/queue/tx"}, {"id", "s"}}));
+    h.send(p, make("BEGIN", {{"transaction", "t1"}, {"receipt", "b"}}));
+    CHECK(h.to(p).at(0).get("receipt-id") == "b");
+    h.send(p, make("SEND", {{"destination", "/queue/tx"}, {"transaction", "t1"}}, "in tx"));
+    CHECK(h.to(a).empty());
+    h.send(p, make("COMMIT", {{"transaction", "t1"}}));
+    CHECK(h.to(a).at(0).body == "in tx");
+    h.send(p, make("BEGIN", {{"transaction", "ka-1"}, {"receipt", "ka-1"}}));  // libbus's 1.0 probe
+    CHECK(h.to(p).at(0).get("receipt-id") == "ka-1");
+    h.send(p, make("SEND", {{"destination", "/queue/tx"}, {"transaction", "ka-1"}}, "aborted"));
+    h.send(p, make("ABORT", {{"transaction", "ka-1"}}));
+    CHECK(h.to(a).empty());
+    h.send(p, make("DISCONNECT", {{"receipt", "bye"}}));
+    CHECK(h.to(p).at(0).get("receipt-id") == "bye");
+    CHECK(h.out.close == std::vector<session_id>{p});
+}
+
+TEST_CASE("broker - bad destinations, permissions, full queues and slow topic subscribers")
+{
+    access_policy pol;
+    pol.anonymous = false;
+    pol.users["gitbot"] = user{hash_password("secret", 1000), {"/topic/future.*"}, {"/topic/future.git.commits"}};
+    core_options o;
+    o.max_queue_depth = 2;
+    o.transient_topic_depth = 3;
+    harness h(o, pol.make_authorizer());
+    auto bad = h.core.open();
+    h.send(bad, make("CONNECT", {{"accept-version", "1.2"}, {"login", "gitbot"}, {"passcode", "wrong"}}));
+    CHECK(h.to(bad).at(0).command == "ERROR");
+    CHECK(h.core.stats().auth_failures == 1);
+    auto g = h.connect("1.2", {{"login", "gitbot"}, {"passcode", "secret"}});
+    h.send(g, make("SEND", {{"destination", "/topic/a/b"}, {"receipt", "r"}}));
+    CHECK(h.to(g).at(0).command == "ERROR");
+    CHECK(h.to(g).at(0).get("receipt-id") == "r");
+    g = h.connect("1.2", {{"login", "gitbot"}, {"passcode", "secret"}});
+    h.send(g, make("SEND", {{"destination", "/topic/future.jenkins.cake"}}));
+    CHECK(h.to(g).at(0).get("message") == "Access refused");
+    CHECK(h.core.stats().denied == 1);
+
+    harness q(o);
+    auto p = q.connect();
+    q.send(p, make("SEND", {{"destination", "/queue/full"}}, "1"));
+    q.send(p, make("SEND", {{"destination", "/queue/full"}}, "2"));
+    q.send(p, make("SEND", {{"destination", "/queue/full"}, {"receipt", "r3"}}, "3"));
+    CHECK(q.to(p).at(0).get("message") == "Queue full");
+    auto slow = q.connect(), p2 = q.connect();
+    q.send(slow, make("SUBSCRIBE", {{"destination", "/topic/busy"}, {"id", "s"}}));
+    q.core.set_congested(slow, true);
+    for (int i = 0; i < 5; ++i) q.send(p2, make("SEND", {{"destination", "/topic/busy"}}, std::to_string(i)));
+    CHECK(q.core.stats().dropped_slow == 2);  // bounded: the oldest two went
+    q.out.clear();
+    q.core.on_writable(slow, q.out);
+    auto got = q.to(slow);
+    REQUIRE(got.size() == 3);
+    CHECK(got[0].body == "2");
+}
+
+TEST_CASE("broker - journal replay restores durable state; a torn tail is cut off")
+{
+    auto dir = std::filesystem::temp_directory_path() / ("dk-journal-" + std::to_string(std::random_device{}()));
+    {
+        harness h;
+        auto p = h.connect();
+        auto d = h.connect();
+        h.send(d, make("SUBSCRIBE", {{"destination", "/topic/j"}, {"id", "dur"}, {"durable", "true"}}));
+        std::vector<journal_record> all = h.out.persist;
+        h.send(p, make("SEND", {{"destination", "/queue/jq"}, {"persistent", "true"}}, "keep"));
+        all.insert(all.end(), h.out.persist.begin(), h.out.persist.end());
+        h.send(p, make("SEND", {{"destination", "/queue/jq"}}, "memory only"));
+        h.out.clear();
+        h.core.close(d, h.out);
+        h.send(p, make("SEND", {{"destination", "/topic/j"}, {"persistent", "true"}}, "for dur"));
+        all.insert(all.end(), h.out.persist.begin(), h.out.persist.end());
+        journal j(dir, fsync_policy::always);
+        j.load();
+        j.start();
+        bool written = false;
+        j.append(all, [&] { written = true; });
+        j.stop();
+        CHECK(written);
+    }
+    // A crash mid-append: half a record at the end.
+    {
+        std::ofstream(dir / "journal", std::ios::app | std::ios::binary) << std::string("\x40\x00\x00\x00garbage", 11);
+    }
+    journal j(dir, fsync_policy::always);
+    auto records = j.load();
+    CHECK(records.size() == 3);
+    harness h2;
+    for (auto& r : records) h2.core.replay(r);
+    auto c = h2.connect();
+    h2.send(c, make("SUBSCRIBE", {{"destination", "/queue/jq"}, {"id", "q"}}));
+    auto got = h2.to(c);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].body == "keep");
+    h2.send(c, make("SUBSCRIBE", {{"destination", "/topic/j"}, {"id", "dur"}, {"durable", "true"}}));
+    CHECK(h2.to(c).at(0).body == "for dur");
+    CHECK(h2.core.snapshot().size() == 1);  // the binding; both messages were consumed (auto)
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("broker - passwords and patterns")
+{
+    auto h = hash_password("s3cret", 1000);
+    CHECK(check_password("s3cret", h));
+    CHECK(!check_password("s3cre", h));
+    CHECK(!check_password("s3cret", "plain"));
+    CHECK(glob_match("/topic/future.*", "/topic/future.git.commits"));
+    CHECK(!glob_match("/topic/future.*", "/queue/future.x"));
+    CHECK(glob_match("*", "anything"));
+}
