@@ -102,7 +102,14 @@ start() { # KIND DIR STOMP_PORT
   case $kind in
     rabbitmq) write_rabbitmq "$d" "$port"; deadline=60 ;;
     activemq) write_activemq "$d" "$port"; deadline=30 ;;
-    *) die "unknown broker kind '$kind' (rabbitmq|activemq)" ;;
+    embedded)
+      # Our stomp-broker: STOMP_BROKER names the binary (default: the build tree's).
+      [[ -x ${STOMP_BROKER:-} ]] || STOMP_BROKER=$(cd "$(dirname "$0")/../.." && pwd)/build/daemons/stomp-broker/stomp-broker
+      [[ -x $STOMP_BROKER ]] || die "stomp-broker binary not found (set STOMP_BROKER)"
+      : >"$d/env"
+      deadline=10
+      ;;
+    *) die "unknown broker kind '$kind' (rabbitmq|activemq|embedded)" ;;
   esac
   t0=$EPOCHREALTIME
   # setsid: own session and process group, detached from the caller's terminal.
@@ -112,6 +119,8 @@ start() { # KIND DIR STOMP_PORT
     . "$d/env"
     if [[ $kind == rabbitmq ]]; then
       exec setsid /usr/lib/rabbitmq/bin/rabbitmq-server
+    elif [[ $kind == embedded ]]; then
+      exec setsid "$STOMP_BROKER" --listen "127.0.0.1:$port" --data-dir "$d/data"
     else
       exec setsid java -Xms64m -Xmx512m -Djava.awt.headless=true -Dactivemq.home=/usr/share/activemq \
         -Dactivemq.base="$d" -Dactivemq.conf="$d/conf" -Dactivemq.data="$d/data" -Djava.io.tmpdir="$d/tmp" \
@@ -181,7 +190,7 @@ non_epmd() { # DIR: our processes other than epmd (which outlives its node until
 }
 
 case ${1:-} in
-  start) (($# == 4)) || die "usage: broker.sh start rabbitmq|activemq DIR STOMP_PORT"; start "$2" "$3" "$4" ;;
+  start) (($# == 4)) || die "usage: broker.sh start rabbitmq|activemq|embedded DIR STOMP_PORT"; start "$2" "$3" "$4" ;;
   stop) (($# == 2)) || die "usage: broker.sh stop DIR"; stop "$2" ;;
   stop-all)
     (($# == 2)) || die "usage: broker.sh stop-all ROOT"
@@ -189,5 +198,5 @@ case ${1:-} in
       if [[ -f $f ]]; then stop "$(dirname "$f")"; fi
     done
     ;;
-  *) die "usage: broker.sh start rabbitmq|activemq DIR STOMP_PORT | stop DIR | stop-all ROOT" ;;
+  *) die "usage: broker.sh start rabbitmq|activemq|embedded DIR STOMP_PORT | stop DIR | stop-all ROOT" ;;
 esac

@@ -13,7 +13,7 @@
 set -uo pipefail
 
 KIND=${1:-}
-[[ $KIND == rabbitmq || $KIND == activemq ]] || { echo "usage: $0 rabbitmq|activemq [STOMPCTL]" >&2; exit 2; }
+[[ $KIND == rabbitmq || $KIND == activemq || $KIND == embedded ]] || { echo "usage: $0 rabbitmq|activemq|embedded [STOMPCTL]" >&2; exit 2; }
 ROOT_DIR=$(cd "$(dirname "$0")/../.." && pwd)
 STOMPCTL=${2:-${STOMPCTL:-$ROOT_DIR/build/daemons/stompctl/stompctl}}
 [[ -d $STOMPCTL ]] && STOMPCTL=$STOMPCTL/daemons/stompctl/stompctl # a build dir
