@@ -900,7 +900,7 @@ def malformed(ctx, v, data, what, expect):
     accept      no ERROR (a RECEIPT for the frame's receipt header), connection stays usable
     any         any of those (liveness only)
     Then, whatever happened, a fresh connection must work."""
-    q = ctx.queue(f"mal{vtag(v)}")
+    q = ctx.queue(f"mal{vtag(v)}-{random.randrange(1 << 30)}")  # own queues per call
     r = Raw(ctx)
     try:
         r.connect(v)
@@ -929,16 +929,17 @@ def malformed(ctx, v, data, what, expect):
             check(not closed, f"{what}: connection closed after the ERROR")
             check(not more, f"{what}: more frames after the ERROR: {more}")
             ctx.info("connection left open after the ERROR, and usable")
-            roundtrip_ok(r, v, q, f"same connection after {what}")
+            roundtrip_ok(r, v, q + "-same", f"same connection after {what}")
         else:  # accept
             check(f is not None and f.cmd == "RECEIPT", f"{what}: got {f!r} (eof={r.eof}), want RECEIPT")
-            roundtrip_ok(r, v, q, f"same connection after {what}")
+            roundtrip_ok(r, v, q + "-same", f"same connection after {what}")
     finally:
         r.close()
     r = Raw(ctx)  # the broker is still fine for a new connection
     try:
         r.connect(v)
-        roundtrip_ok(r, v, q, "fresh connection")
+        # own queue: a consumer left on "-same" by the dropped connection could still take the message
+        roundtrip_ok(r, v, q + "-fresh", "fresh connection")
     finally:
         r.close()
 
