@@ -18,15 +18,19 @@ cmake --build build-asan -j "$(nproc)" --target unit_tests client_tests
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -R '^(unit|client)\.' --timeout 300)
 
-echo "== fuzz: STOMP parser for ${fuzz_seconds}s"
+echo "== fuzz: STOMP parser (client side) and broker core (server side), ${fuzz_seconds}s each"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUS_BUILD_FUZZERS=ON \
   -DBUS_BUILD_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target stomp_parser_fuzz
-mkdir -p build-fuzz/corpus
-build-fuzz/tests/fuzz/stomp_parser_fuzz -max_total_time="$fuzz_seconds" -max_len=4096 \
-  -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus 2>build-fuzz/fuzz.log \
-  || { tail -50 build-fuzz/fuzz.log; echo "fuzz: FAILED"; exit 1; }
-grep -E 'stat::number_of_executed_units|Done' build-fuzz/fuzz.log | tail -2
+cmake --build build-fuzz -j "$(nproc)" --target stomp_parser_fuzz broker_fuzz
+for target in stomp_parser_fuzz:corpus broker_fuzz:broker_corpus; do
+  name=${target%%:*}
+  seeds=tests/fuzz/${target#*:}
+  mkdir -p "build-fuzz/$name.corpus"
+  (cd build-fuzz && "tests/fuzz/$name" -max_total_time="$fuzz_seconds" -max_len=4096 -print_final_stats=1 \
+    "$name.corpus" "../$seeds" 2>"$name.log") \
+    || { tail -50 "build-fuzz/$name.log"; echo "fuzz: $name FAILED"; exit 1; }
+  echo "$name: $(grep -E 'stat::number_of_executed_units' "build-fuzz/$name.log" | awk '{print $2}') inputs, no crash"
+done
 
 echo "== all tests"
 cd build

@@ -325,7 +325,9 @@ struct broker_core::impl {
         if (dest.empty()) return error(s, out, "Missing destination", "SEND needs a destination header", receipt_id);
         bool is_topic = dest.starts_with(topic_prefix);
         bool is_queue = dest.starts_with(queue_prefix);
-        std::string name = dest.substr(is_topic ? topic_prefix.size() : queue_prefix.size());
+        std::string name = is_topic ? dest.substr(topic_prefix.size())
+                           : is_queue ? dest.substr(queue_prefix.size())
+                                      : std::string();
         if ((!is_topic && !is_queue) || !valid_name(name))
             // The names RabbitMQ accepts, so a site can move to it unchanged (no '/' inside).
             return error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
@@ -369,7 +371,9 @@ struct broker_core::impl {
             return error(s, out, "Too many subscriptions", {}, receipt_id);
         bool is_topic = dest.starts_with(topic_prefix);
         bool is_queue = dest.starts_with(queue_prefix);
-        std::string name = dest.substr(is_topic ? topic_prefix.size() : queue_prefix.size());
+        std::string name = is_topic ? dest.substr(topic_prefix.size())
+                           : is_queue ? dest.substr(queue_prefix.size())
+                                      : std::string();
         if ((!is_topic && !is_queue) || !valid_name(name))
             return error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
         if (auth.permit && !auth.permit(s.login, dest, false)) {

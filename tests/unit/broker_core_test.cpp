@@ -232,6 +232,9 @@ TEST_CASE("broker - bad destinations, permissions, full queues and slow topic su
     CHECK(h.to(g).at(0).command == "ERROR");
     CHECK(h.to(g).at(0).get("receipt-id") == "r");
     g = h.connect("1.2", {{"login", "gitbot"}, {"passcode", "secret"}});
+    h.send(g, make("SUBSCRIBE", {{"destination", "q"}, {"id", "1"}}));  // found by the fuzzer: short names
+    CHECK(h.to(g).at(0).get("message") == "Invalid destination");
+    g = h.connect("1.2", {{"login", "gitbot"}, {"passcode", "secret"}});
     h.send(g, make("SEND", {{"destination", "/topic/future.jenkins.cake"}}));
     CHECK(h.to(g).at(0).get("message") == "Access refused");
     CHECK(h.core.stats().denied == 1);
