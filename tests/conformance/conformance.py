@@ -337,15 +337,21 @@ class Peer(stomp.ConnectionListener):
                 raise CaseFail(f"{self.version} peer: timeout ({timeout}s) waiting for {what}")
             if self.errors and not pred():
                 e = self.errors[0]
+                body = e.body if len(e.body) <= 200 else e.body[:200] + "..."
                 raise CaseFail(f"{self.version} peer: ERROR while waiting for {what}: "
-                               f"{e.headers.get('message')!r} {e.body!r}")
+                               f"{e.headers.get('message')!r} {body!r}")
 
     def start(self, headers=None):
         try:
             self.conn.connect(self.ctx.login, self.ctx.passcode, wait=False, headers=headers or {})
         except Exception as e:  # noqa: BLE001 - report any connect failure as a case failure
+            self.drop()
             raise CaseFail(f"{self.version} peer: cannot connect: {e!r}")
-        self.wait(lambda: self.connected is not None, "CONNECTED")
+        try:
+            self.wait(lambda: self.connected is not None, "CONNECTED")
+        except CaseFail:
+            self.drop()
+            raise
         return self
 
     def receipt(self, rid, timeout=WAIT):

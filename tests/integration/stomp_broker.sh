@@ -103,6 +103,30 @@ done
 [[ $ok == 1 ]] && pass "SIGHUP re-reads the users file" || bad "reload did not take"
 stop TERM
 
+# 3b. TLS listener: a client that trusts the CA and names the host connects; others are refused.
+read -r tls_port < <(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+(
+  cd "$work"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:localhost\n' >san.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
+)
+cat >"$work/tls.yaml" <<EOF2
+listen: 127.0.0.1:$port
+tls_listen: 127.0.0.1:$tls_port
+tls_cert: $work/server.pem
+tls_key: $work/server.key
+EOF2
+"$broker" -c "$work/tls.yaml" 2>>"$work/broker.log" &
+bpid=$!
+for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$tls_port") 2>/dev/null && break; sleep 0.025; done
+rc=0; sc -u "stomp+ssl://localhost:$tls_port" --ca-file "$work/ca.pem" publish -t /topic/tls -m x >/dev/null 2>&1 || rc=$?
+[[ $rc == 0 ]] && pass "TLS listener with a verified certificate" || bad "TLS publish rc=$rc"
+rc=0; sc -u "stomp+ssl://127.0.0.1:$tls_port" --ca-file "$work/ca.pem" publish -t /topic/tls -m x >/dev/null 2>&1 || rc=$?
+[[ $rc == 1 ]] && pass "TLS host-name mismatch refused by the client" || bad "TLS mismatch rc=$rc"
+stop TERM
+
 # 4. Malformed frames and 1,000 connections with a subscriber that never reads.
 start
 out=$(/usr/bin/python3 - "$port" <<'PY'
