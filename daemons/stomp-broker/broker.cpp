@@ -299,7 +299,7 @@ struct broker_core::impl {
         s.login = login;
         s.client_id = std::string(f.get("client-id"));
         frame c("CONNECTED");
-        if (accept) c.add("version", bus::stomp::to_string(*v));
+        c.add("version", bus::stomp::to_string(*v));  // RabbitMQ and ActiveMQ say 1.0 too
         c.add("server", opts.server_name);
         c.add("session", "session-" + std::to_string(s.id));
         // Heart-beats, also on a 1.0 CONNECT that asks for them (as RabbitMQ and ActiveMQ do):

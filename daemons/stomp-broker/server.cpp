@@ -326,7 +326,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 next = std::min(next, c->opened + opts.connect_timeout);
             } else if (auto hb = core.heartbeat(c->id)) {
                 if (hb->send_ms > 0) {
-                    auto every = milliseconds(hb->send_ms);
+                    // A little early: the client measures from its side, and timers fire late.
+                    auto every = milliseconds(hb->send_ms - std::min<std::uint32_t>(hb->send_ms / 10, 1000));
                     if (now - c->last_tx >= every && c->queue.empty()) {
                         enqueue(*c, "\n");
                         c->last_tx = now;

@@ -14,8 +14,8 @@ PY=/usr/bin/python3 # Debian's interpreter: the one with python3-stomp
 kind=${1:-}
 case $kind in
   rabbitmq) auth=(--login guest --passcode guest) ;;
-  activemq) auth=() ;;
-  *) echo "usage: run.sh rabbitmq|activemq [conformance.py options]" >&2; exit 2 ;;
+  activemq | embedded) auth=() ;;  # embedded: anonymous; its users file is tested in stomp_broker.sh
+  *) echo "usage: run.sh rabbitmq|activemq|embedded [conformance.py options]" >&2; exit 2 ;;
 esac
 shift
 
