@@ -126,9 +126,21 @@ json data_json(const payload& data)
                 return j;
             },
             [](const build_event& b) {
-                return json{{"job", b.job},       {"number", b.number}, {"url", b.url},
-                            {"phase", to_string(b.phase)}, {"status", b.status},
-                            {"commit", b.commit}, {"branch", b.branch}, {"repo", b.repo}};
+                json j{{"job", b.job},       {"number", b.number}, {"url", b.url},
+                       {"phase", to_string(b.phase)}, {"status", b.status},
+                       {"commit", b.commit}, {"branch", b.branch}, {"repo", b.repo}};
+                // The same build in the Jenkins Notification plugin's shape, for tools that
+                // already read that (ignored when decoding).
+                std::string phase = b.phase == build_phase::queued    ? "QUEUED"
+                                    : b.phase == build_phase::started ? "STARTED"
+                                                                      : "COMPLETED";
+                j["name"] = b.job;
+                j["build"] = json{{"full_url", b.url},
+                                  {"number", b.number},
+                                  {"phase", phase},
+                                  {"status", b.status},
+                                  {"scm", json{{"branch", b.branch}, {"commit", b.commit}}}};
+                return j;
             },
             [](const fetch_event& f) {
                 return json{{"repo", f.repo},       {"ref", f.ref},   {"old_rev", f.old_rev},

@@ -1,0 +1,80 @@
+#include "post_receive.hpp"
+
+#include <ctime>
+
+namespace hook {
+
+parsed_input parse_updates(std::string_view in)
+{
+    parsed_input out;
+    while (!in.empty()) {
+        auto nl = in.find('\n');
+        std::string_view line = in.substr(0, nl);
+        in = nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+        if (line.empty()) continue;
+        auto s1 = line.find(' ');
+        auto s2 = s1 == std::string_view::npos ? s1 : line.find(' ', s1 + 1);
+        if (s2 == std::string_view::npos) {
+            out.rejected.push_back("malformed line '" + std::string(line.substr(0, 200)) + "'");
+            continue;
+        }
+        ref_update u{std::string(line.substr(0, s1)), std::string(line.substr(s1 + 1, s2 - s1 - 1)),
+                     std::string(line.substr(s2 + 1))};
+        if (!bus::valid_revision(u.old_rev) || !bus::valid_revision(u.new_rev)) {
+            out.rejected.push_back("invalid revision in '" + std::string(line.substr(0, 200)) + "'");
+            continue;
+        }
+        if (!bus::valid_ref_name(u.ref)) {
+            out.rejected.push_back("ref '" + u.ref.substr(0, 200) + "' refused (not a safe ref name)");
+            continue;
+        }
+        out.updates.push_back(std::move(u));
+    }
+    return out;
+}
+
+std::string repo_name(std::string_view gl_repo, std::string_view git_dir)
+{
+    if (!gl_repo.empty()) return std::string(gl_repo);
+    while (!git_dir.empty() && git_dir.back() == '/') git_dir.remove_suffix(1);
+    if (git_dir.ends_with("/.git")) git_dir.remove_suffix(5);  // non-bare: the work tree's name
+    auto slash = git_dir.rfind('/');
+    std::string_view base = slash == std::string_view::npos ? git_dir : git_dir.substr(slash + 1);
+    if (base.ends_with(".git")) base.remove_suffix(4);
+    return std::string(base);
+}
+
+bus::commit_event make_commit(const std::string& repo, const ref_update& u, const commit_info& info)
+{
+    bus::commit_event c;
+    c.source = bus::commit_source::git;
+    c.repo = repo;
+    c.ref = u.ref;
+    c.old_rev = u.old_rev;
+    c.new_rev = u.new_rev;
+    c.author = info.author;
+    c.date = info.date;
+    c.message = info.message;
+    while (!c.message.empty() && c.message.back() == '\n') c.message.pop_back();
+    return c;
+}
+
+std::string git_date(std::int64_t unix_time, int offset_minutes)
+{
+    std::time_t t = static_cast<std::time_t>(unix_time + offset_minutes * 60);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int m = offset_minutes < 0 ? -offset_minutes : offset_minutes;
+    m %= 24 * 60;
+    char buf[80];
+    std::snprintf(buf, sizeof buf, "%s %s %d %02d:%02d:%02d %d %c%02d%02d", days[tm.tm_wday % 7], months[tm.tm_mon % 12],
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900, offset_minutes < 0 ? '-' : '+',
+                  m / 60, m % 60);
+    return buf;
+}
+
+} // namespace hook

@@ -1,0 +1,46 @@
+#pragma once
+
+// The git post-receive hook's logic, pure: which repository this is, which refs changed, and the
+// commit events to publish. Reading commits (libgit2) and sending are the caller's.
+
+#include "bus/event.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hook {
+
+struct ref_update {
+    std::string old_rev;
+    std::string new_rev;
+    std::string ref;
+};
+
+struct parsed_input {
+    std::vector<ref_update> updates;
+    std::vector<std::string> rejected;  ///< lines refused, with the reason
+};
+
+/// Parses post-receive's stdin: one `<old> <new> <ref>` per line. Lines with invalid revisions or
+/// ref names (shell metacharacters, `..`) are refused and reported, never published.
+parsed_input parse_updates(std::string_view stdin_text);
+
+/// The repository's name as the original derived it: gitolite's GL_REPO if set, else the
+/// basename of the repository path without `.git` (for a non-bare repo, of its work tree).
+std::string repo_name(std::string_view gl_repo, std::string_view git_dir);
+
+struct commit_info {
+    std::string author;   ///< "Name <email>"
+    std::string date;     ///< as git log prints it: "Sun Nov 22 10:00:00 2026 +0000"
+    std::string message;
+};
+
+/// The commit event for one ref update.
+bus::commit_event make_commit(const std::string& repo, const ref_update& u, const commit_info& info);
+
+/// git's default date format for a time and a UTC offset in minutes.
+std::string git_date(std::int64_t unix_time, int offset_minutes);
+
+} // namespace hook

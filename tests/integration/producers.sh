@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Producers end to end on the embedded broker: the git post-receive hook on a real bare
+# repository (commits, tags, deletions, chaining to an existing hook, refusal of unsafe ref
+# names, broker down -> spooled -> drained) and jenkins-helper (the original's formats; no
+# broker -> spooled, exit 0).
+#   tests/integration/producers.sh STOMP_BROKER STOMPCTL STOMP_POST_RECEIVE JENKINS_HELPER
+set -euo pipefail
+broker=$(realpath "$1") stompctl=$(realpath "$2") hookbin=$(realpath "$3") helper=$(realpath "$4")
+work=$(mktemp -d /tmp/deploykit-producers.XXXXXX)
+bpid= spid=
+trap '[[ -n $spid ]] && kill "$spid" 2>/dev/null; [[ -n $bpid ]] && kill "$bpid" 2>/dev/null; rm -rf "$work"' EXIT
+fail=0
+pass() { echo "PASS $*"; }
+bad() { echo "FAIL $*"; fail=1; }
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start_broker() {
+  "$broker" --listen "127.0.0.1:$port" --data-dir "$work/broker" 2>>"$work/broker.log" &
+  bpid=$!
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.025; done
+}
+stop_broker() { kill "$bpid"; wait "$bpid" 2>/dev/null || true; bpid=; }
+wait_lines() { # FILE N: wait until FILE has N lines (deadline 15 s)
+  for _ in $(seq 300); do [[ -f $1 && $(wc -l <"$1") -ge $2 ]] && return 0; sleep 0.05; done
+  return 1
+}
+url="stomp://127.0.0.1:$port"
+export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+
+cat >"$work/hook.yaml" <<EOF2
+rserver: failover://(stomp://127.0.0.1:$port)
+stomp-options: initialReconnectDelay=0.01&randomize=false&useExponentialBackOff=true&MaxReconnectDelay=30&BackOffMultiplier=2&MaxReconnectAttempts=0&Backup=false&Timeout=-1
+trigger-topic: future.git.commits
+report-topic: future.events.gitolite
+wire-format: both
+spool-dir: $work/spool
+EOF2
+export DEPLOYKIT_HOOK_CONFIG=$work/hook.yaml
+start_broker
+
+# A bare repository with an existing post-receive hook that must keep running.
+git init -q --bare "$work/srv/site.git"
+printf '#!/bin/sh\ncat >> "%s/chained.out"\n' "$work" >"$work/srv/site.git/hooks/post-receive"
+chmod +x "$work/srv/site.git/hooks/post-receive"
+"$hookbin" --install "$work/srv" >"$work/install.out"
+grep -q "kept as post-receive.chained" "$work/install.out" && pass "install keeps the existing hook" || bad "install: $(cat "$work/install.out")"
+
+"$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events -n 4 --wait 60 --ready-file "$work/ready" >"$work/events" 2>"$work/sub.err" &
+spid=$!
+for _ in $(seq 200); do [[ -f $work/ready ]] && break; sleep 0.05; done
+
+git clone -q "$work/srv/site.git" "$work/clone" 2>/dev/null
+cd "$work/clone"
+echo one >file && git add file && git commit -qm "First commit" -m "repo: production-db"
+git push -q origin HEAD:refs/heads/master 2>"$work/push1.err"
+git tag -a v1.0 -m "release" && git push -q origin v1.0 2>>"$work/push1.err"
+git push -q origin HEAD:refs/heads/feature 2>>"$work/push1.err"
+git push -q origin :refs/heads/feature 2>>"$work/push1.err"
+wait_lines "$work/events" 4 && pass "one event per ref update (dual-format frames deduped)" || bad "events: $(cat "$work/events")"
+/usr/bin/python3 - "$work/events" <<'PY' && pass "commit events carry repo, ref, author, message; the spoofed repo line is inert" || bad "event contents"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+d = [e["data"] for e in ev]
+assert d[0]["repo"] == "site" and d[0]["ref"] == "refs/heads/master", d[0]
+assert d[0]["author"] == "Dev One <dev@example.com>", d[0]
+assert d[0]["message"].startswith("First commit"), d[0]
+assert d[1]["ref"] == "refs/tags/v1.0" and set(d[1]["old_rev"]) == {"0"}, d[1]
+assert d[3]["ref"] == "refs/heads/feature" and set(d[3]["new_rev"]) == {"0"}, d[3]
+assert all(e["type"] == "commit" for e in ev)
+PY
+[[ -f $work/chained.out ]] && grep -q "refs/heads/master" "$work/chained.out" && pass "the previous hook ran with the same input" || bad "chained hook"
+
+# Unsafe ref names are refused and nothing runs.
+git push -q origin 'HEAD:refs/heads/x;touch${IFS}pwned' 2>"$work/push2.err" || true
+grep -q "refused" "$work/push2.err" && [[ ! -e $work/srv/site.git/pwned && ! -e pwned ]] \
+  && pass "ref with shell metacharacters refused, nothing executed" || bad "injection: $(cat "$work/push2.err")"
+
+# Broker down: the push finishes in about a second, the event is spooled, drained later.
+wait "$spid" || true
+spid=
+stop_broker
+echo two >>file && git commit -qam "Second commit"
+t0=$(date +%s%N)
+git push -q origin HEAD:refs/heads/master 2>"$work/push3.err"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+(( ms < 3000 )) && pass "push with the broker down took ${ms} ms" || bad "push took ${ms} ms"
+n=$(find "$work/spool" -name '*.stomp' | wc -l)
+(( n >= 2 )) && pass "spooled $n frames" || bad "spool has $n files"
+start_broker
+"$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events -n 1 --wait 30 --ready-file "$work/ready2" >"$work/events2" 2>/dev/null &
+spid=$!
+for _ in $(seq 200); do [[ -f $work/ready2 ]] && break; sleep 0.05; done
+"$stompctl" -u "$url" drain --spool "$work/spool" >"$work/drain.json"
+wait_lines "$work/events2" 1 && grep -q '"message":"Second commit"' "$work/events2" \
+  && pass "spooled event delivered by stompctl drain ($(cat "$work/drain.json"))" || bad "drain: $(cat "$work/drain.json") $(cat "$work/events2")"
+wait "$spid" || true
+spid=
+
+# jenkins-helper: the original's formats, and exit 0 with the broker down.
+cd "$work"
+cat >"$work/jh.yaml" <<EOF2
+rserver: stomp://127.0.0.1:$port
+spool-dir: $work/jh-spool
+EOF2
+"$stompctl" -u "$url" subscribe -t /topic/future.jenkins.success --headers -n 1 --wait 30 --ready-file "$work/ready3" >"$work/jenkins" &
+spid=$!
+for _ in $(seq 200); do [[ -f $work/ready3 ]] && break; sleep 0.05; done
+JOB_NAME=Site-Build BUILD_NUMBER=42 BUILD_URL=http://jenkins/job/Site-Build/42/ GIT_BRANCH=origin/master GIT_COMMIT=abc \
+  "$helper" -p --config "$work/jh.yaml"
+wait "$spid" || true
+spid=
+grep -q "^subject:Complete job 42 - \[Site-Build\] origin/master abc" "$work/jenkins" && grep -q "^Status: Success" "$work/jenkins" \
+  && pass "jenkins-helper -p: the original subject and body on future.jenkins.success" || bad "jenkins: $(cat "$work/jenkins")"
+stop_broker
+rc=0; JOB_NAME=Site-Build BUILD_NUMBER=43 timeout 10 "$helper" -c --config "$work/jh.yaml" 2>"$work/jh.err" || rc=$?
+[[ $rc == 0 ]] && grep -q spooled "$work/jh.err" && pass "jenkins-helper with no broker spools and exits 0" || bad "jenkins-helper rc=$rc $(cat "$work/jh.err")"
+rc=0; env -u JOB_NAME "$helper" -b --config "$work/jh.yaml" --fail-on-error 2>"$work/jh2.err" || rc=$?
+[[ $rc == 1 ]] && grep -q JOB_NAME "$work/jh2.err" && pass "a missing JOB_NAME is named; --fail-on-error exits 1" || bad "missing var rc=$rc"
+exit $fail
