@@ -116,7 +116,7 @@ TEST_CASE("broker - topic fan-out and queue round-robin with receipts")
     CHECK(got_a == 5);
 }
 
-TEST_CASE("broker - client-individual acks; a dead consumer's messages are redelivered")
+TEST_CASE("broker - client-individual acks - a dead consumer's messages are redelivered")
 {
     harness h;
     auto a = h.connect(), b = h.connect(), p = h.connect();
@@ -193,7 +193,7 @@ TEST_CASE("broker - durable subscriptions in RabbitMQ and ActiveMQ style catch u
     CHECK(h.to(anon).at(0).command == "ERROR");
 }
 
-TEST_CASE("broker - transactions, the liveness probe and DISCONNECT")
+TEST_CASE("broker - transactions / the liveness probe and DISCONNECT")
 {
     harness h;
     auto a = h.connect(), p = h.connect();
@@ -214,7 +214,7 @@ TEST_CASE("broker - transactions, the liveness probe and DISCONNECT")
     CHECK(h.out.close == std::vector<session_id>{p});
 }
 
-TEST_CASE("broker - bad destinations, permissions, full queues and slow topic subscribers")
+TEST_CASE("broker - bad destinations / permissions / full queues and slow topic subscribers")
 {
     access_policy pol;
     pol.anonymous = false;
@@ -257,7 +257,7 @@ TEST_CASE("broker - bad destinations, permissions, full queues and slow topic su
     CHECK(got[0].body == "2");
 }
 
-TEST_CASE("broker - journal replay restores durable state; a torn tail is cut off")
+TEST_CASE("broker - journal replay restores durable state - a torn tail is cut off")
 {
     auto dir = std::filesystem::temp_directory_path() / ("dk-journal-" + std::to_string(std::random_device{}()));
     {

@@ -131,7 +131,7 @@ TEST_CASE("ref names follow git check-ref-format")
     CHECK(is_zero_revision(zero));
 }
 
-TEST_CASE("the git hook's legacy commit message, byte for byte, and back")
+TEST_CASE("the git hook's legacy commit message / byte for byte / and back")
 {
     auto m = legacy::git_hook_commit(git_commit());
     CHECK(m.subject == "[site] refs/heads/master " + sha_b);
@@ -207,7 +207,7 @@ TEST_CASE("a 'repo:' line inside a commit message never re-routes it")
     CHECK(legacy::parse_commit("", "repo\nfoo").error == "no repo: line");
 }
 
-TEST_CASE("jenkins-helper, auto-reprepro and eventbot legacy forms")
+TEST_CASE("jenkins-helper / auto-reprepro and eventbot legacy forms")
 {
     build_event b{"Site Build", 7, "http://j/job/x/7/", build_phase::started, "", sha_b, "origin/master", ""};
     auto m = legacy::jenkins_helper(b);
@@ -244,7 +244,7 @@ TEST_CASE("jenkins-helper, auto-reprepro and eventbot legacy forms")
     CHECK(n.body == "two lines");
 }
 
-TEST_CASE("wire - legacy, native and both - decode to the same event")
+TEST_CASE("wire - legacy / native and both - decode to the same event")
 {
     for (auto& e : samples()) {
         std::string type(e.type());
@@ -302,7 +302,7 @@ TEST_CASE("wire - legacy messages from Ruby producers get stable ids and keepali
     CHECK(decode(as_message(nf)).reason.find("disagrees") != std::string::npos);
 }
 
-TEST_CASE("signatures - good, unknown key, wrong secret, tampered body, tampered routing header, stale, future")
+TEST_CASE("signatures - good / unknown key / wrong secret / tampered body / tampered routing header / stale / future")
 {
     keyring keys;
     keys.add({"k1", "0123456789abcdef0123"});
@@ -339,7 +339,7 @@ TEST_CASE("signatures - good, unknown key, wrong secret, tampered body, tampered
     CHECK(verify(as_message(frame), keys, now, 300s) == signature_verdict::ok);
 }
 
-TEST_CASE("intake - signatures required, redeliveries and replays dropped, counters kept")
+TEST_CASE("intake - signatures required / redeliveries and replays dropped / counters kept")
 {
     keyring keys;
     keys.add({"k1", "0123456789abcdef0123"});
@@ -402,7 +402,7 @@ TEST_CASE("key files must be private and well-formed")
     fs::remove_all(dir);
 }
 
-TEST_CASE("outbox - spooled in order, bounded, corrupt files quarantined, half-written files ignored")
+TEST_CASE("outbox - spooled in order / bounded / corrupt files quarantined / half-written files ignored")
 {
     auto dir = fs::temp_directory_path() / ("dk-outbox-" + new_event_id());
     {

@@ -33,7 +33,7 @@ TEST_CASE("post-receive - repository names as the original derived them")
     CHECK(hook::repo_name("group/site", "/var/lib/gitolite/repositories/group/site.git") == "group/site");
 }
 
-TEST_CASE("post-receive - commit events, legacy body for the original's consumers")
+TEST_CASE("post-receive - commit events / legacy body for the original's consumers")
 {
     hook::ref_update u{a, b, "refs/heads/master"};
     auto c = hook::make_commit("site", u, {"Dev <dev@example.com>", hook::git_date(1795312800, 60), "Fix\n\nBody\n"});
@@ -47,7 +47,7 @@ TEST_CASE("post-receive - commit events, legacy body for the original's consumer
     CHECK(hook::git_date(0, -330) == "Wed Dec 31 18:30:00 1969 -0530");
 }
 
-TEST_CASE("jenkins-helper - the original's subjects, bodies and topics plus a native build event")
+TEST_CASE("jenkins-helper - the original's subjects / bodies and topics plus a native build event")
 {
     std::map<std::string, std::string> e{{"JOB_NAME", "Site-Build"},
                                          {"BUILD_NUMBER", "42"},
