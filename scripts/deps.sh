@@ -41,6 +41,6 @@ if [[ ! -e $policy ]]; then
   chmod +x "$policy"
   made_policy=1
 fi
-trap '[[ $made_policy == 1 ]] && rm -f "$policy"' EXIT
+trap 'if [[ $made_policy == 1 ]]; then rm -f "$policy"; fi' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -9,7 +9,7 @@ broker_bin=$2
 shift 2
 root=$(mktemp -d /tmp/deploykit-brokers.XXXXXX)
 epid=
-trap '[[ -n $epid ]] && kill "$epid" 2>/dev/null; bash "$here/brokers/broker.sh" stop-all "$root" >/dev/null 2>&1 || true; rm -rf "$root"' EXIT
+trap '{ [[ -n $epid ]] && kill "$epid"; } 2>/dev/null || true; bash "$here/brokers/broker.sh" stop-all "$root" >/dev/null 2>&1 || true; rm -rf "$root"' EXIT
 
 read -r rport aport eport < <(/usr/bin/python3 -c '
 import socket

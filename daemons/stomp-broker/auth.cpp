@@ -1,5 +1,6 @@
 #include "auth.hpp"
 
+#include "bus/detail/hex.hpp"
 #include "bus/url.hpp"
 
 #include <openssl/crypto.h>
@@ -14,16 +15,7 @@ namespace broker {
 
 namespace {
 
-std::string to_hex(const unsigned char* p, std::size_t n)
-{
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (std::size_t i = 0; i < n; ++i) {
-        out.push_back(hex[p[i] >> 4]);
-        out.push_back(hex[p[i] & 15]);
-    }
-    return out;
-}
+using bus::detail::to_hex;
 
 bool from_hex(std::string_view s, std::vector<unsigned char>& out)
 {

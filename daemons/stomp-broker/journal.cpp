@@ -1,5 +1,7 @@
 #include "journal.hpp"
 
+#include "bus/detail/files.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -70,26 +72,8 @@ struct reader {
 
 std::string errno_text() { return std::strerror(errno); }
 
-void write_all(int fd, std::string_view data, const fs::path& p)
-{
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw std::runtime_error(p.string() + ": write failed: " + errno_text());
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
-void fsync_dir(const fs::path& dir)
-{
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
-    }
-}
+using bus::detail::fsync_dir;
+using bus::detail::write_all;
 
 } // namespace
 

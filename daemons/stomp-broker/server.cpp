@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include "bus/detail/race.hpp"
 #include "bus/stomp/serializer.hpp"
 #include "bus/url.hpp"
 
@@ -38,17 +39,7 @@ namespace {
 
 constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
 
-// Asio's `||` completes on the first branch that succeeds; a throwing branch must not keep it
-// waiting, so each branch reports its exception as a value.
-net::awaitable<std::exception_ptr> capture(net::awaitable<void> op)
-{
-    try {
-        co_await std::move(op);
-    } catch (...) {
-        co_return std::current_exception();
-    }
-    co_return nullptr;
-}
+using bus::detail::capture;
 
 struct connection {
     connection(net::any_io_executor ex, tcp::socket s, bus::stomp::limits lim)

@@ -1,6 +1,7 @@
 #include "bus/client.hpp"
 
 #include "bus/backoff.hpp"
+#include "bus/detail/race.hpp"
 #include "bus/stomp/serializer.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -103,28 +104,7 @@ net::awaitable<bool> wait_until(waiters& w, milliseconds timeout, Pred pred)
     co_return true;
 }
 
-// Asio's `||` waits for the first branch that *succeeds*; a branch that throws would leave it
-// waiting for the others. So every branch raced with `||` is wrapped to complete normally,
-// carrying its exception as a value, and the winner's exception is rethrown after the race.
-template <class T>
-net::awaitable<std::pair<std::optional<T>, std::exception_ptr>> capture(net::awaitable<T> op)
-{
-    try {
-        co_return std::pair{std::optional<T>(co_await std::move(op)), std::exception_ptr{}};
-    } catch (...) {
-        co_return std::pair{std::optional<T>{}, std::current_exception()};
-    }
-}
-
-net::awaitable<std::exception_ptr> capture(net::awaitable<void> op)
-{
-    try {
-        co_await std::move(op);
-    } catch (...) {
-        co_return std::current_exception();
-    }
-    co_return nullptr;
-}
+using detail::capture;
 
 template <class T>
 net::awaitable<T> timed(net::awaitable<T> op, steady::time_point deadline, const char* what)

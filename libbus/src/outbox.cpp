@@ -1,5 +1,6 @@
 #include "bus/outbox.hpp"
 
+#include "bus/detail/files.hpp"
 #include "bus/stomp/parser.hpp"
 #include "bus/stomp/serializer.hpp"
 
@@ -25,23 +26,14 @@ constexpr std::string_view suffix = ".stomp";
 
 std::string errno_text() { return std::strerror(errno); }
 
-void fsync_dir(const fs::path& dir)
-{
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    ::fsync(fd);
-    ::close(fd);
-}
+using detail::fsync_dir;
 
 void write_all(int fd, std::string_view data, const fs::path& p)
 {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw outbox_error(p.string() + ": write failed: " + errno_text());
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
+    try {
+        detail::write_all(fd, data, p);
+    } catch (const std::runtime_error& e) {
+        throw outbox_error(e.what());
     }
 }
 

@@ -1,5 +1,6 @@
 #include "bus/signing.hpp"
 
+#include "bus/detail/hex.hpp"
 #include "bus/url.hpp"
 
 #include <openssl/crypto.h>
@@ -33,13 +34,7 @@ std::string hmac_hex(std::string_view key, std::string_view data)
     unsigned int len = 0;
     HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
          data.size(), md.data(), &len);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 15]);
-    }
-    return out;
+    return detail::to_hex(md.data(), len);
 }
 
 } // namespace

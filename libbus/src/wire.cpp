@@ -1,5 +1,6 @@
 #include "bus/wire.hpp"
 
+#include "bus/detail/hex.hpp"
 #include "bus/legacy.hpp"
 
 #include <openssl/evp.h>
@@ -22,13 +23,7 @@ std::string sha256_hex(std::string_view data)
     std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
     unsigned int len = 0;
     EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 15]);
-    }
-    return out;
+    return detail::to_hex(md.data(), len);
 }
 
 // The original's legacy form of an event, if it had one.

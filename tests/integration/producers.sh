@@ -8,7 +8,7 @@ set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") hookbin=$(realpath "$3") helper=$(realpath "$4")
 work=$(mktemp -d /tmp/deploykit-producers.XXXXXX)
 bpid= spid=
-trap '[[ -n $spid ]] && kill "$spid" 2>/dev/null; [[ -n $bpid ]] && kill "$bpid" 2>/dev/null; rm -rf "$work"' EXIT
+trap '{ [[ -n $spid ]] && kill "$spid"; [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true; rm -rf "$work"' EXIT
 fail=0
 pass() { echo "PASS $*"; }
 bad() { echo "FAIL $*"; fail=1; }

@@ -9,7 +9,7 @@ stompctl=${2:?stompctl binary}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/deploykit-sb.XXXXXX)
 bpid=
-trap '[[ -n $bpid ]] && kill -9 "$bpid" 2>/dev/null; [[ -n ${hold_pid:-} ]] && kill "$hold_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap '{ [[ -n $bpid ]] && kill -9 "$bpid"; [[ -n ${hold_pid:-} ]] && kill "$hold_pid"; } 2>/dev/null || true; rm -rf "$work"' EXIT
 fail=0
 pass() { echo "PASS $*"; }
 bad() { echo "FAIL $*"; fail=1; }
