@@ -155,6 +155,7 @@ struct pending_publish {
     net::steady_timer timer;
     bool done = false;
     bool sent = false;
+    bool waiting = false;       // not yet written: the send queue's byte budget was full
     std::uint64_t sent_on = 0;  // connection generation it was last written on
     int error_strikes = 0;      // connections that died by ERROR with this publish the oldest
     std::error_code result;
@@ -165,6 +166,7 @@ struct subscription_state {
     subscription_options opts;
     message_handler handler;
     std::deque<message> queue;
+    std::size_t queued_bytes = 0;
     net::steady_timer ready;   // consumer waits here for messages
     net::steady_timer space;   // reader waits here while the queue is full
     bool closed = false;
@@ -248,6 +250,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
     std::uint64_t seq = 0;
     std::map<std::uint64_t, std::shared_ptr<pending_publish>> pending;
+    std::size_t waiting_publishes = 0;
     std::map<std::string, std::shared_ptr<subscription_state>> subs;
     std::uint64_t sub_counter = 0;
     std::uint64_t probe_counter = 0;
@@ -291,7 +294,22 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         return {};
     }
 
+    // Publishes are flow-controlled by the send queue's byte budget: one that does not fit waits
+    // (in order) and is written when the queue drains, instead of overflowing the connection.
     void send_pending(connection& c, pending_publish& p)
+    {
+        std::size_t need = p.frame.body.size() + 256;
+        if (waiting_publishes > 0 || (c.queued_bytes > 0 && c.queued_bytes + need > opts.max_queued_bytes)) {
+            if (!p.waiting) {
+                p.waiting = true;
+                ++waiting_publishes;
+            }
+            return;
+        }
+        write_pending(c, p);
+    }
+
+    void write_pending(connection& c, pending_publish& p)
     {
         if (enqueue_frame(c, p.frame)) {
             complete(p, errc::unencodable);
@@ -302,9 +320,27 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         p.sent_on = c.generation;
     }
 
+    // Writes waiting publishes, oldest first, while they fit.
+    void feed_waiting(connection& c)
+    {
+        for (auto& [_, p] : pending) {
+            if (waiting_publishes == 0) break;
+            if (!p->waiting || p->done) continue;
+            std::size_t need = p->frame.body.size() + 256;
+            if (c.queued_bytes > 0 && c.queued_bytes + need > opts.max_queued_bytes) break;
+            p->waiting = false;
+            --waiting_publishes;
+            write_pending(c, *p);
+        }
+    }
+
     void complete(pending_publish& p, std::error_code ec)
     {
         if (p.done) return;
+        if (p.waiting) {
+            p.waiting = false;
+            --waiting_publishes;
+        }
         p.done = true;
         p.result = ec;
         p.timer.cancel();
@@ -472,6 +508,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             }
             message m = std::move(s->queue.front());
             s->queue.pop_front();
+            s->queued_bytes -= std::min(s->queued_bytes, m.frame.body.size());
             s->space.cancel();
             disposition d = disposition::nack;
             if (m.keepalive) {
@@ -608,6 +645,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         ++stats.connects;
         for (auto& [id, s] : subs) enqueue_frame(*c, subscribe_frame(id, s->opts));
         for (auto& [_, p] : pending)
+            if (p->waiting) {
+                p->waiting = false;
+                --waiting_publishes;
+            }
+        for (auto& [_, p] : pending)
             if (!p->done) send_pending(*c, *p);
         connect_waiters.notify_all();
         auto r = co_await (capture(reader(c)) || capture(writer(c)) || capture(watchdog(c)) ||
@@ -724,13 +766,15 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 if (s->opts.ack == ack_mode::automatic) co_return;
                 m.keepalive = true;  // acked by the consumer, in order
             }
-            while (s->queue.size() >= opts.subscription_buffer && !s->closed) {
+            while ((s->queue.size() >= opts.subscription_buffer ||
+                    s->queued_bytes >= opts.subscription_buffer_bytes) && !s->closed) {
                 c->ka.set_paused(true, steady::now());
                 s->space.expires_at(steady::time_point::max());
                 co_await s->space.async_wait(tuple_awaitable);
             }
             c->ka.set_paused(false, steady::now());
             if (s->closed) co_return;
+            s->queued_bytes += m.frame.body.size();
             s->queue.push_back(std::move(m));
             s->ready.cancel();
             co_return;
@@ -786,9 +830,13 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 c->queue.pop_front();
             }
             for (auto& b : batch) bufs.push_back(net::buffer(b));
-            co_await timed(c->write(bufs), steady::now() + opts.write_timeout, "write");
+            // The deadline allows a slow link ~64 KiB/s on top of the base timeout, so one large
+            // message is not cut off forever; a stalled peer still trips it.
+            auto allowance = milliseconds(static_cast<std::int64_t>(bytes / 64));
+            co_await timed(c->write(bufs), steady::now() + opts.write_timeout + allowance, "write");
             c->queued_bytes -= bytes;
             c->ka.on_tx(steady::now());
+            if (waiting_publishes > 0) feed_waiting(*c);
         }
     }
 

@@ -398,3 +398,35 @@ TEST_CASE("failover rotates to the next broker - attempts are bounded when asked
         CHECK(c.stats().connect_failures == 3);
     });
 }
+
+TEST_CASE("publishes beyond the send-queue byte budget wait their turn instead of dropping the link")
+{
+    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+        test::fake_broker fb(ex);
+        auto o = options(fb);
+        o.max_queued_bytes = 2000;  // a few 600-byte frames at most
+        bus::client c(ex, o, logger());
+        net::co_spawn(ex, c.run(), net::detached);
+        auto conn = co_await fb.accept(5000ms);
+        REQUIRE(conn);
+        co_await conn->handshake("version:1.2\n");
+        const int n = 20;
+        std::vector<std::error_code> results(n, bus::errc::stopped);
+        int done = 0;
+        for (int i = 0; i < n; ++i)
+            net::co_spawn(ex, publish_into(&c, "/queue/big", std::string(600, static_cast<char>('a' + i)), &results[i], &done, 5000ms),
+                          net::detached);
+        std::vector<char> order;
+        for (int i = 0; i < n; ++i) {
+            auto f = co_await conn->frame(3000ms);
+            REQUIRE(f);
+            order.push_back(f->body[0]);
+            co_await conn->send(test::receipt(f->get("receipt")));
+        }
+        CHECK(co_await eventually([&] { return done == n; }));
+        for (auto& r : results) CHECK(!r);
+        for (int i = 0; i < n; ++i) CHECK(order[i] == static_cast<char>('a' + i));  // in order
+        CHECK(c.stats().connects == 1);  // no overflow, no reconnect
+        c.stop();
+    });
+}

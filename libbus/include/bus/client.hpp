@@ -63,6 +63,7 @@ struct client_options {
     std::size_t max_pending = 10000;                    ///< publishes awaiting receipts
     std::size_t max_queued_bytes = 64 * 1024 * 1024;    ///< unsent bytes per connection
     std::size_t subscription_buffer = 256;              ///< delivered, not yet handled, per sub
+    std::size_t subscription_buffer_bytes = 16 * 1024 * 1024;  ///< the same, in body bytes
     stomp::limits limits;
     tls_options tls;
     std::vector<legacy_keepalive> legacy_keepalives;
