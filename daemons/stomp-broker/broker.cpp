@@ -60,6 +60,8 @@ struct session {
     std::map<std::string, std::unique_ptr<subscription>> subs;
     std::unordered_map<std::string, std::pair<subscription*, std::uint64_t>> acks;  // 1.2 ack ids
     std::map<std::string, std::vector<frame>> transactions;
+    std::optional<frame> blocked_send;  // waiting for room in `blocked_on`
+    std::string blocked_on;
 };
 
 constexpr std::string_view queue_prefix = "/queue/";
@@ -111,7 +113,9 @@ struct broker_core::impl {
     std::map<session_id, std::unique_ptr<session>> sessions;
     std::map<std::string, std::unique_ptr<queue>> queues;
     std::map<std::string, std::set<queue*>> bindings;  // topic → queues
+    std::map<std::string, std::vector<session_id>> blocked;  // queue name → producers waiting
     session_id next_session = 0;
+    bool in_commit = false;  // a COMMIT's SENDs are all-or-error, never parked halfway
     std::uint64_t next_seq = 0;
 
     impl(core_options o, authorizer a, core_stats& s) : opts(std::move(o)), auth(std::move(a)), stats(s) {}
@@ -164,20 +168,16 @@ struct broker_core::impl {
     }
 
     // Pushes a message into a queue. Returns false if a durable queue is full.
-    bool enqueue(queue& q, const message_ptr& m, actions& out)
+    void enqueue(queue& q, const message_ptr& m, actions& out)
     {
         if (q.transient) {
             if (q.ready.size() >= opts.transient_topic_depth) {
                 q.ready.pop_front();
                 ++stats.dropped_slow;
             }
-        } else if (q.ready.size() >= opts.max_queue_depth) {
-            ++stats.rejected_full;
-            return false;
         }
         q.ready.push_back({m, false});
         if (q.durable && m->persistent) out.persist.push_back({journal_record::kind::add, q.name, {}, m, 0});
-        return true;
     }
 
     frame message_frame(session& s, subscription& sub, const entry& e, std::string& ack_id)
@@ -234,6 +234,30 @@ struct broker_core::impl {
                 ++q.in_flight;
             }
         }
+        release_blocked(q, out);
+    }
+
+    // Retries producers that waited for room in `q`, oldest first, while there is room.
+    void release_blocked(queue& q, actions& out)
+    {
+        auto it = blocked.find(q.name);
+        if (it == blocked.end()) return;
+        while (!it->second.empty() && q.ready.size() < opts.max_queue_depth) {
+            session_id id = it->second.front();
+            it->second.erase(it->second.begin());
+            auto sit = sessions.find(id);
+            if (sit == sessions.end() || !sit->second->blocked_send) continue;
+            session& s = *sit->second;
+            frame f = std::move(*s.blocked_send);
+            s.blocked_send.reset();
+            s.blocked_on.clear();
+            if (it->second.empty()) blocked.erase(it);
+            on_send(s, std::move(f), out);
+            if (!s.blocked_send) out.unblocked.push_back(id);
+            it = blocked.find(q.name);
+            if (it == blocked.end()) return;
+        }
+        if (it->second.empty()) blocked.erase(it);
     }
 
     // Returns unacknowledged deliveries of `sub` to the front of its queue, in order.
@@ -336,6 +360,27 @@ struct broker_core::impl {
             return error(s, out, "Access refused",
                          "user '" + s.login + "' may not write to " + dest, receipt_id);
         }
+        std::vector<queue*> targets;
+        if (is_queue) {
+            targets.push_back(&get_queue(dest, true));
+        } else if (auto it = bindings.find(name); it != bindings.end()) {
+            targets.assign(it->second.begin(), it->second.end());
+        }
+        // Room in every target first, so a message is never in some queues and not others.
+        for (auto* q : targets) {
+            if (q->transient || q->ready.size() < opts.max_queue_depth) continue;
+            if (opts.block_when_full && !in_commit) {
+                // Back-pressure: the producer waits; the I/O layer stops reading from it.
+                ++stats.blocked_sends;
+                s.blocked_send = f;
+                s.blocked_on = q->name;
+                blocked[q->name].push_back(s.id);
+                out.blocked.push_back(s.id);
+                return;
+            }
+            ++stats.rejected_full;
+            return error(s, out, "Queue full", q->name + " holds its maximum of messages; retry later", receipt_id);
+        }
         auto m = std::make_shared<message>();
         m->seq = ++next_seq;
         m->destination = dest;
@@ -345,17 +390,7 @@ struct broker_core::impl {
         m->body = f.body;
         ++stats.messages_in;
         std::size_t persisted_before = out.persist.size();
-        std::vector<queue*> targets;
-        if (is_queue) {
-            targets.push_back(&get_queue(dest, true));
-        } else if (auto it = bindings.find(name); it != bindings.end()) {
-            targets.assign(it->second.begin(), it->second.end());
-        }
-        for (auto* q : targets) {
-            if (!enqueue(*q, m, out))
-                return error(s, out, "Queue full", q->name + " holds its maximum of messages; retry later",
-                             receipt_id);
-        }
+        for (auto* q : targets) enqueue(*q, m, out);
         receipt(s, f, out, out.persist.size() > persisted_before);
         for (auto* q : targets) dispatch(*q, out);
     }
@@ -533,11 +568,15 @@ struct broker_core::impl {
             if (it == s.transactions.end()) return error(s, out, "Unknown transaction", tx, f.get("receipt"));
             auto frames = std::move(it->second);
             s.transactions.erase(it);
-            if (c == "COMMIT")
+            if (c == "COMMIT") {
+                in_commit = true;
                 for (auto& inner : frames) {
                     apply(s, std::move(inner), out);
-                    if (!s.connected) return;
+                    if (!s.connected) break;
                 }
+                in_commit = false;
+                if (!s.connected) return;
+            }
             return receipt(s, f, out);
         }
         if (c == "DISCONNECT") {
@@ -579,6 +618,12 @@ void broker_core::close(session_id id, actions& out)
     auto it = impl_->sessions.find(id);
     if (it == impl_->sessions.end()) return;
     session& s = *it->second;
+    if (s.blocked_send) {
+        // Never accepted, never receipted: the producer sends it again after reconnecting.
+        auto& w = impl_->blocked[s.blocked_on];
+        std::erase(w, id);
+        if (w.empty()) impl_->blocked.erase(s.blocked_on);
+    }
     std::vector<std::string> ids;
     for (auto& [sid, _] : s.subs) ids.push_back(sid);
     for (auto& sid : ids) impl_->remove_subscription(s, *s.subs.at(sid), false, out);

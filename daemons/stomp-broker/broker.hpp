@@ -56,6 +56,10 @@ struct actions {
     /// Records to make durable. Frames in `after_persist` are sent only once they are.
     std::vector<journal_record> persist;
     std::vector<send_frame> after_persist;
+    /// Producers whose SEND waits for room in a full queue: stop reading from them...
+    std::vector<session_id> blocked;
+    /// ...until their SEND was accepted.
+    std::vector<session_id> unblocked;
 
     void clear()
     {
@@ -63,6 +67,8 @@ struct actions {
         close.clear();
         persist.clear();
         after_persist.clear();
+        blocked.clear();
+        unblocked.clear();
     }
 };
 
@@ -76,6 +82,9 @@ struct authorizer {
 struct core_options {
     std::string server_name = "deploykit-stomp-broker/0.1";
     std::size_t max_queue_depth = 100000;       ///< messages held by one queue
+    /// A SEND to a full queue: true = the producer waits (back-pressure: the I/O layer stops
+    /// reading from it until there is room); false = ERROR and close.
+    bool block_when_full = true;
     std::size_t max_unacked = 1000;             ///< default per-subscription window (client acks)
     std::size_t transient_topic_depth = 10000;  ///< non-durable subscriber backlog; oldest dropped
     std::size_t max_subscriptions = 1000;       ///< per session
@@ -89,6 +98,7 @@ struct core_stats {
     std::uint64_t redelivered = 0;
     std::uint64_t dropped_slow = 0;   ///< non-persistent topic messages dropped for slow subscribers
     std::uint64_t rejected_full = 0;  ///< SENDs refused because a queue was full
+    std::uint64_t blocked_sends = 0;  ///< SENDs that waited for room
     std::uint64_t auth_failures = 0;
     std::uint64_t denied = 0;
     std::uint64_t protocol_errors = 0;

@@ -43,7 +43,7 @@ broker_config load_config(const std::filesystem::path& path)
     static const std::set<std::string> known{
         "listen", "tls_listen", "tls_cert", "tls_key", "admin_listen", "data_dir", "fsync", "users_file",
         "max_connections", "max_frame_size", "max_headers", "max_queue_depth", "max_unacked",
-        "transient_topic_depth", "send_queue_bytes", "connect_timeout_ms", "heartbeat_min_ms", "server_name"};
+        "transient_topic_depth", "send_queue_bytes", "full_queue", "connect_timeout_ms", "heartbeat_min_ms", "server_name"};
     for (const auto& kv : root) {
         auto k = kv.first.as<std::string>();
         if (!known.count(k)) throw bus::config_error(where(path, kv.first, k) + ": unknown setting");
@@ -70,6 +70,10 @@ broker_config load_config(const std::filesystem::path& path)
     s.core.max_queue_depth = get<std::size_t>(path, root, "max_queue_depth", s.core.max_queue_depth);
     s.core.max_unacked = get<std::size_t>(path, root, "max_unacked", s.core.max_unacked);
     s.core.transient_topic_depth = get<std::size_t>(path, root, "transient_topic_depth", s.core.transient_topic_depth);
+    auto full = get<std::string>(path, root, "full_queue", "block");
+    if (full == "block") s.core.block_when_full = true;
+    else if (full == "reject") s.core.block_when_full = false;
+    else throw bus::config_error(where(path, root["full_queue"], "full_queue") + ": must be block or reject");
     s.send_queue_bytes = get<std::size_t>(path, root, "send_queue_bytes", s.send_queue_bytes);
     s.connect_timeout = std::chrono::milliseconds(get<long>(path, root, "connect_timeout_ms", 10000));
     s.core.heartbeat_min_ms = get<std::uint32_t>(path, root, "heartbeat_min_ms", s.core.heartbeat_min_ms);

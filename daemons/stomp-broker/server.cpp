@@ -43,13 +43,15 @@ using bus::detail::capture;
 
 struct connection {
     connection(net::any_io_executor ex, tcp::socket s, bus::stomp::limits lim)
-        : socket(std::move(s)), writer_signal(ex), parser(lim)
+        : socket(std::move(s)), writer_signal(ex), resume(ex), parser(lim)
     {
     }
     session_id id = 0;
     tcp::socket socket;
     std::optional<ssl::stream<tcp::socket&>> tls;
     net::steady_timer writer_signal;
+    net::steady_timer resume;  // a producer blocked on a full queue waits here
+    bool blocked = false;
     std::deque<std::string> queue;
     std::size_t queued_bytes = 0;
     bool closing = false;
@@ -201,6 +203,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         } else {
             for (auto& f : a.after_persist) send(f.to, std::move(f.frame));
         }
+        for (auto id : a.blocked)
+            if (auto it = conns.find(id); it != conns.end()) it->second->blocked = true;
+        for (auto id : a.unblocked)
+            if (auto it = conns.find(id); it != conns.end()) {
+                it->second->blocked = false;
+                it->second->resume.cancel();
+            }
         for (auto id : a.close)
             if (auto it = conns.find(id); it != conns.end()) {
                 it->second->closing = true;
@@ -245,6 +254,11 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                     }
                 }
                 apply(scratch);
+                // Back-pressure: read nothing more from a producer whose SEND waits for room.
+                while (c->blocked && !c->closing) {
+                    c->resume.expires_at(steady::time_point::max());
+                    co_await c->resume.async_wait(tuple_awaitable);
+                }
             }
             if (c->closing) {
                 // Stop reading; the writer flushes what is queued (an ERROR, a RECEIPT) and ends.
@@ -325,6 +339,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                     }
                     next = std::min(next, c->last_tx + every);
                 }
+                if (hb->expect_ms > 0 && c->blocked) c->last_rx = now;  // we stopped reading, not it
                 if (hb->expect_ms > 0) {
                     // Twice the promised interval, as RabbitMQ allows, plus scheduling slack.
                     auto limit = milliseconds(hb->expect_ms * 2 + 200);
@@ -474,6 +489,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         metric("dropped_slow_total", "counter", "Non-persistent topic messages dropped for slow subscribers.",
                s.dropped_slow);
         metric("rejected_full_total", "counter", "SENDs refused because a queue was full.", s.rejected_full);
+        metric("blocked_sends_total", "counter", "SENDs that waited for room in a full queue.", s.blocked_sends);
         metric("auth_failures_total", "counter", "CONNECTs refused for bad credentials.", s.auth_failures);
         metric("denied_total", "counter", "Frames refused by destination permissions.", s.denied);
         metric("malformed_frames_total", "counter", "Connections closed for malformed frames.", malformed);

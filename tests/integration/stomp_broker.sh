@@ -64,6 +64,29 @@ code=$(/usr/bin/python3 -c 'import sys,urllib.request; print(urllib.request.urlo
 [[ $code == 200 ]] && pass "/readyz" || bad "/readyz $code"
 stop TERM
 
+# 2b. Back-pressure: a producer to a full queue waits (no ERROR, no loss) until a consumer drains it.
+cat >"$work/bp.yaml" <<EOF2
+listen: 127.0.0.1:$port
+admin_listen: 127.0.0.1:$admin
+max_queue_depth: 5
+EOF2
+"$broker" -c "$work/bp.yaml" 2>>"$work/broker.log" &
+bpid=$!
+for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.025; done
+timeout 60 "$stompctl" -u "$url" --timeout 30 publish -t /queue/bp -m m --count 12 --window 12 >/dev/null 2>&1 &
+ppid_bp=$!
+blocked=0
+for _ in $(seq 200); do
+  n=$(/usr/bin/python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode())' "http://127.0.0.1:$admin/metrics" | awk '/^stomp_broker_blocked_sends_total /{print $2}')
+  if [[ ${n:-0} -ge 1 ]]; then blocked=1; break; fi
+  sleep 0.05
+done
+[[ $blocked == 1 ]] && pass "a SEND to a full queue waits (blocked_sends_total counts it)" || bad "producer was not blocked"
+got=$(sc -u "$url" subscribe -t /queue/bp -n 12 --wait 20 | wc -l)
+rc=0; wait "$ppid_bp" || rc=$?
+[[ $got == 12 && $rc == 0 ]] && pass "the blocked producer resumed: all 12 receipted and delivered" || bad "back-pressure: got $got, publisher rc=$rc"
+stop TERM
+
 # 3. Users, permissions, SIGHUP.
 hash=$(echo 's3cret' | "$broker" --hash-password)
 cat >"$work/users.yaml" <<EOF2

@@ -239,6 +239,7 @@ TEST_CASE("broker - bad destinations / permissions / full queues and slow topic 
     CHECK(h.to(g).at(0).get("message") == "Access refused");
     CHECK(h.core.stats().denied == 1);
 
+    o.block_when_full = false;
     harness q(o);
     auto p = q.connect();
     q.send(p, make("SEND", {{"destination", "/queue/full"}}, "1"));
@@ -310,4 +311,25 @@ TEST_CASE("broker - passwords and patterns")
     CHECK(glob_match("/topic/future.*", "/topic/future.git.commits"));
     CHECK(!glob_match("/topic/future.*", "/queue/future.x"));
     CHECK(glob_match("*", "anything"));
+}
+
+TEST_CASE("broker - a full queue blocks its producer until a consumer makes room")
+{
+    core_options o;
+    o.max_queue_depth = 2;
+    harness h(o);
+    auto p = h.connect(), c = h.connect();
+    h.send(p, make("SEND", {{"destination", "/queue/bp"}, {"persistent", "true"}}, "1"));
+    h.send(p, make("SEND", {{"destination", "/queue/bp"}, {"persistent", "true"}}, "2"));
+    h.send(p, make("SEND", {{"destination", "/queue/bp"}, {"persistent", "true"}, {"receipt", "r3"}}, "3"));
+    CHECK(h.out.blocked == std::vector<session_id>{p});
+    CHECK(h.out.frames.empty());  // no ERROR, no RECEIPT yet
+    CHECK(h.core.stats().blocked_sends == 1);
+    h.send(c, make("SUBSCRIBE", {{"destination", "/queue/bp"}, {"id", "s"}}));
+    auto got = h.to(c);
+    REQUIRE(got.size() == 3);  // 1 and 2, then 3 once there was room
+    CHECK(got[2].body == "3");
+    CHECK(h.out.unblocked == std::vector<session_id>{p});
+    REQUIRE(h.out.after_persist.size() == 1);
+    CHECK(h.out.after_persist[0].frame.get("receipt-id") == "r3");
 }
