@@ -13,7 +13,7 @@ test_pkgs=(
   git python3 python3-stomp ruby ruby-stomp
   rabbitmq-server activemq default-jre-headless
   clang-14 libclang-rt-14-dev
-  procps iproute2 netcat-openbsd openssl
+  procps iproute2 netcat-openbsd openssl passwd
 )
 
 missing=()

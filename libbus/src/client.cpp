@@ -1030,6 +1030,13 @@ std::string client::subscribe(subscription_options opts, message_handler handler
 
 void client::unsubscribe(const std::string& id) { impl_->unsubscribe(id); }
 
+void client::acknowledge(const message& m, disposition d)
+{
+    auto it = impl_->subs.find(m.subscription);
+    if (it == impl_->subs.end() || it->second->opts.ack == ack_mode::automatic || d == disposition::leave) return;
+    impl_->send_ack(*it->second, m, d);
+}
+
 net::awaitable<bool> client::wait_subscribed(std::string id, milliseconds timeout)
 {
     return [](std::shared_ptr<impl> self, std::string sid, milliseconds t) -> net::awaitable<bool> {

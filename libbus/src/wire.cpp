@@ -103,17 +103,19 @@ std::vector<stomp::frame> encode(const event& e, std::string_view destination, w
 {
     std::vector<stomp::frame> out;
     auto legacy_msg = fmt == wire_format::native ? std::nullopt : legacy_form(e);
+    // Native first: with `both`, deploykit consumers take the richer form and drop the legacy
+    // copy as a duplicate (same event id).
+    if (fmt != wire_format::legacy || !legacy_msg) {
+        stomp::frame f = base_frame(e, destination);
+        f.add("content-type", "application/json");
+        f.body = to_native(e);
+        out.push_back(std::move(f));
+    }
     if (legacy_msg) {
         stomp::frame f = base_frame(e, destination);
         f.add("subject", legacy_msg->subject);
         f.add("content-type", "text/plain; charset=UTF-8");
         f.body = std::move(legacy_msg->body);
-        out.push_back(std::move(f));
-    }
-    if (fmt != wire_format::legacy || !legacy_msg) {
-        stomp::frame f = base_frame(e, destination);
-        f.add("content-type", "application/json");
-        f.body = to_native(e);
         out.push_back(std::move(f));
     }
     return out;

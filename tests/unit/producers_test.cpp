@@ -95,3 +95,23 @@ TEST_CASE("jenkins-helper - the original's subjects / bodies and topics plus a n
     CHECK(!none.value);
     CHECK(none.error.find("JOB_NAME") != std::string::npos);
 }
+
+#include "scheduler.hpp"
+
+TEST_CASE("stomp-git scheduler - one fetch per repository at a time and bursts coalesced")
+{
+    stomp_git::scheduler s(2);
+    CHECK(s.request("a", 1) == std::vector<std::string>{"a"});
+    CHECK(s.request("b", 2) == std::vector<std::string>{"b"});
+    CHECK(s.request("c", 3).empty());  // two workers busy
+    for (std::uint64_t t = 10; t < 20; ++t) CHECK(s.request("a", t).empty());  // ten pushes while a runs
+    auto d = s.finished("a");
+    CHECK(d.covered == std::vector<std::uint64_t>{1});
+    CHECK(d.start == std::vector<std::string>{"c"});  // c waited longest
+    auto e = s.finished("b");
+    CHECK(e.start == std::vector<std::string>{"a"});  // one more fetch of a covers all ten
+    auto f = s.finished("a");
+    CHECK(f.covered.size() == 10);
+    CHECK(s.finished("c").covered == std::vector<std::uint64_t>{3});
+    CHECK(s.running() == 0);
+}

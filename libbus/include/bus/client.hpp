@@ -176,6 +176,10 @@ public:
     /// acknowledges after it returns (ack modes client/client-individual). A handler that
     /// throws counts as `nack`. Returns the subscription id.
     std::string subscribe(subscription_options opts, message_handler handler);
+    /// Acknowledges a message later than its handler's return (the handler returned `leave`):
+    /// for work that outlives the handler. A message from a connection that has since been
+    /// replaced is not acknowledged (the broker redelivers it).
+    void acknowledge(const message& m, disposition d);
     /// Removes a subscription (UNSUBSCRIBE when connected).
     void unsubscribe(const std::string& id);
     /// Waits until the broker confirmed (by RECEIPT) subscription `id` on the current

@@ -1,0 +1,48 @@
+#pragma once
+
+// stomp-git's configuration: the original /etc/stomp-git/stomp-git.yaml loads unchanged
+// (`rserver`, `stomp-options`, `listen-topic`, `report-topic`, `repo-list` entries
+// `{user, repo, target, mode}` and the older flat `name: path` form), plus deploykit's keys.
+
+#include "bus/config.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stomp_git {
+
+enum class mode { normal, trusting, dangerous, puppetmaster, atomic };
+std::string_view to_string(mode m) noexcept;
+
+struct repo_entry {
+    std::string name;
+    std::string user;                  ///< empty: the daemon's own user
+    std::filesystem::path path;        ///< the clone stomp-git fetches
+    std::filesystem::path target;      ///< where trusting/puppetmaster/atomic publish
+    mode how = mode::normal;
+    std::string branch = "master";     ///< trusting/dangerous/atomic publish origin/<branch>
+    unsigned keep = 5;                 ///< atomic: releases kept
+};
+
+struct config {
+    bus::bus_config bus;
+    std::string listen_topic = "future.git.commits";
+    std::string report_topic = "future.events.stomp-git";
+    std::map<std::string, repo_entry, std::less<>> repos;
+    unsigned workers = 4;
+    std::chrono::seconds fetch_timeout{300};
+    std::chrono::seconds safety_fetch{3600};  ///< periodic fetch of every repo; 0 = off
+    std::vector<std::string> post_fetch;      ///< argv run after a successful fetch (no shell)
+    std::string ssh_key;                      ///< private key for ssh remotes
+    std::string known_hosts;                  ///< strict host-key checking against this file
+    std::string credentials_file;             ///< https: "user:token" (0600)
+};
+
+/// Loads and validates the file; errors name the file, line and key.
+config load_config(const std::filesystem::path& path);
+
+} // namespace stomp_git
