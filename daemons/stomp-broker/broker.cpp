@@ -55,6 +55,7 @@ struct session {
     std::string login;
     std::string client_id;
     bool congested = false;
+    std::size_t credit = 0;  // bytes of deliveries the I/O layer may still take
     std::uint64_t next_tag = 0;
     session_heartbeat hb;
     std::map<std::string, std::unique_ptr<subscription>> subs;
@@ -200,7 +201,11 @@ struct broker_core::impl {
 
     bool has_capacity(const subscription& sub) const
     {
-        if (sub.ack == ack_mode::automatic) return !sub.owner->congested;
+        const session& s = *sub.owner;
+        // Nothing for a session that is closing (DISCONNECT, ERROR, connection lost), and
+        // nothing beyond its credit: the I/O layer's queue stays bounded.
+        if (!s.connected || s.congested || s.credit == 0) return false;
+        if (sub.ack == ack_mode::automatic) return true;
         return sub.unacked.size() < sub.window;
     }
 
@@ -222,6 +227,8 @@ struct broker_core::impl {
             session& s = *target->owner;
             std::string ack_id;
             out.frames.push_back({s.id, message_frame(s, *target, e, ack_id)});
+            std::size_t cost = e.msg->body.size() + 256;
+            s.credit = cost >= s.credit ? 0 : s.credit - cost;
             ++stats.messages_out;
             if (e.redelivered) ++stats.redelivered;
             if (target->ack == ack_mode::automatic) {
@@ -280,7 +287,7 @@ struct broker_core::impl {
         requeue_unacked(sub);
         if (q) {
             std::erase(q->consumers, &sub);
-            if (q->transient || (drop_durable && q->name.starts_with("durable:"))) {
+            if (q->transient || (drop_durable && q->name.starts_with("durable:") && q->consumers.empty())) {
                 if (q->durable) out.persist.push_back({journal_record::kind::unbind, q->name, q->topic, {}, 0});
                 delete_queue(q);
                 q = nullptr;
@@ -444,11 +451,15 @@ struct broker_core::impl {
                 durable_key = "amq:" + s.client_id + ":" + std::string(*an);
             } else if ((f.get("durable") == "true" || f.get("persistent") == "true") &&
                        f.get("auto-delete") != "true") {
-                durable_key = "rmq:" + id;
+                // Scoped like a RabbitMQ queue name: per user and destination, not just the id.
+                durable_key = "rmq:" + s.login + ":" + dest + ":" + id;
             }
             if (!durable_key.empty()) {
                 std::string qname = "durable:" + durable_key;
                 bool existed = queues.count(qname) > 0;
+                if (existed && queues[qname]->topic != name)
+                    return error(s, out, "Durable subscription in use",
+                                 "durable subscription '" + qname.substr(8) + "' listens to another topic", receipt_id);
                 q = &get_queue(qname, true);
                 if (!existed) {
                     q->topic = name;
@@ -568,6 +579,7 @@ struct broker_core::impl {
             if (it == s.transactions.end()) return error(s, out, "Unknown transaction", tx, f.get("receipt"));
             auto frames = std::move(it->second);
             s.transactions.erase(it);
+            const std::size_t persisted_before = out.persist.size();
             if (c == "COMMIT") {
                 in_commit = true;
                 for (auto& inner : frames) {
@@ -577,7 +589,7 @@ struct broker_core::impl {
                 in_commit = false;
                 if (!s.connected) return;
             }
-            return receipt(s, f, out);
+            return receipt(s, f, out, out.persist.size() > persisted_before);
         }
         if (c == "DISCONNECT") {
             receipt(s, f, out);
@@ -601,6 +613,7 @@ session_id broker_core::open()
 {
     auto s = std::make_unique<session>();
     s->id = ++impl_->next_session;
+    s->credit = impl_->opts.session_credit_bytes;
     auto id = s->id;
     impl_->sessions.emplace(id, std::move(s));
     return id;
@@ -618,6 +631,7 @@ void broker_core::close(session_id id, actions& out)
     auto it = impl_->sessions.find(id);
     if (it == impl_->sessions.end()) return;
     session& s = *it->second;
+    s.connected = false;  // requeued messages must not go back to this session's other subscriptions
     if (s.blocked_send) {
         // Never accepted, never receipted: the producer sends it again after reconnecting.
         auto& w = impl_->blocked[s.blocked_on];
@@ -634,6 +648,16 @@ void broker_core::close(session_id id, actions& out)
 void broker_core::set_congested(session_id id, bool congested)
 {
     if (auto it = impl_->sessions.find(id); it != impl_->sessions.end()) it->second->congested = congested;
+}
+
+void broker_core::on_written(session_id id, std::size_t bytes, actions& out)
+{
+    auto it = impl_->sessions.find(id);
+    if (it == impl_->sessions.end()) return;
+    auto& s = *it->second;
+    bool was_empty = s.credit == 0;
+    s.credit = std::min(impl_->opts.session_credit_bytes, s.credit + bytes);
+    if (was_empty) on_writable(id, out);
 }
 
 void broker_core::on_writable(session_id id, actions& out)

@@ -88,6 +88,9 @@ struct core_options {
     std::size_t max_unacked = 1000;             ///< default per-subscription window (client acks)
     std::size_t transient_topic_depth = 10000;  ///< non-durable subscriber backlog; oldest dropped
     std::size_t max_subscriptions = 1000;       ///< per session
+    /// Bytes of MESSAGE frames a session may have handed to the I/O layer and not yet written
+    /// (replenished by `on_written`): one dispatch can never flood one connection.
+    std::size_t session_credit_bytes = 4 * 1024 * 1024;
     std::uint32_t heartbeat_min_ms = 1000;      ///< lower bound for negotiated heart-beats
     std::uint32_t heartbeat_server_ms = 10000;  ///< what the broker offers to send/expect
 };
@@ -123,6 +126,8 @@ public:
     void close(session_id s, actions& out);
     /// Send-queue space freed on `s`: deliver more to its auto-ack subscriptions.
     void on_writable(session_id s, actions& out);
+    /// `bytes` of frames to `s` were written: its delivery credit grows back.
+    void on_written(session_id s, std::size_t bytes, actions& out);
     /// Whether the session's subscribers may take more auto-ack messages (set by the I/O layer
     /// from its bounded send queue).
     void set_congested(session_id s, bool congested);

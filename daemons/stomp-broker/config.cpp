@@ -78,6 +78,10 @@ broker_config load_config(const std::filesystem::path& path)
     s.connect_timeout = std::chrono::milliseconds(get<long>(path, root, "connect_timeout_ms", 10000));
     s.core.heartbeat_min_ms = get<std::uint32_t>(path, root, "heartbeat_min_ms", s.core.heartbeat_min_ms);
     s.core.server_name = get<std::string>(path, root, "server_name", s.core.server_name);
+    if (s.core.transient_topic_depth == 0 || s.core.max_unacked == 0 || s.core.max_queue_depth == 0)
+        throw bus::config_error(path.string() + ": max_queue_depth, max_unacked and transient_topic_depth must be at least 1");
+    if (s.limits.max_frame > 64 * 1024 * 1024)
+        throw bus::config_error(path.string() + ": max_frame_size is at most 64 MiB (the journal's record limit)");
     parse_listen(s.listen, "listen");
     if (!s.tls_listen.empty()) parse_listen(s.tls_listen, "tls_listen");
     if (!s.admin_listen.empty()) parse_listen(s.admin_listen, "admin_listen");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -196,6 +197,7 @@ void journal::append(std::vector<journal_record> records, std::function<void()> 
 
 void journal::compact(std::vector<journal_record> live)
 {
+    compacting_ = true;
     {
         std::lock_guard lk(mu_);
         queue_.push_back({std::move(live), {}, true});
@@ -230,11 +232,18 @@ void journal::run()
                 if (batch.back().compaction) break;
             }
         }
-        if (batch.size() == 1 && batch[0].compaction) {
-            do_compact(batch[0].records);
-            continue;
+        try {
+            if (batch.size() == 1 && batch[0].compaction) {
+                do_compact(batch[0].records);
+                compacting_ = false;
+                continue;
+            }
+            write_batch(batch);
+        } catch (const std::exception& e) {
+            // Fail-stop: without a journal nothing more is acknowledged (producers time out and
+            // keep their messages); the operator sees why.
+            if (!failed_.exchange(true)) std::fprintf(stderr, "stomp-broker: journal failed: %s\n", e.what());
         }
-        write_batch(batch);
     }
 }
 
@@ -243,9 +252,11 @@ void journal::write_batch(std::vector<task>& batch)
     std::string bytes;
     for (auto& t : batch)
         for (auto& r : t.records) bytes += encode(r);
+    if (failed_) return;
     if (!bytes.empty()) {
         write_all(fd_, bytes, file_);
-        if (policy_ == fsync_policy::always) ::fdatasync(fd_);
+        if (policy_ == fsync_policy::always && ::fdatasync(fd_) != 0)
+            throw std::runtime_error(file_.string() + ": fdatasync failed: " + errno_text());
         appended_ += bytes.size();
     }
     for (auto& t : batch)
@@ -266,15 +277,15 @@ void journal::do_compact(const std::vector<journal_record>& live)
         ::unlink(tmp.c_str());
         return;
     }
-    ::fsync(fd);
-    if (::rename(tmp.c_str(), file_.c_str()) != 0) {
+    if (::fsync(fd) != 0 || ::rename(tmp.c_str(), file_.c_str()) != 0) {
         ::close(fd);
         ::unlink(tmp.c_str());
-        return;
+        return;  // keep appending to the old, complete file
     }
     fsync_dir(dir_);
+    // The compacted file is the journal now; keep appending through its descriptor.
     ::close(fd_);
-    fd_ = ::open(file_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC, 0600);
+    fd_ = fd;
     ::lseek(fd_, 0, SEEK_END);
     appended_ = 0;
 }

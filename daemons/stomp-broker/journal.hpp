@@ -41,6 +41,9 @@ public:
     void compact(std::vector<journal_record> live);
     /// Bytes appended since the last compaction.
     std::uint64_t appended_bytes() const noexcept { return appended_.load(); }
+    bool compaction_pending() const noexcept { return compacting_.load(); }
+    /// True once a write or fsync failed: nothing is acknowledged any more (fail-stop).
+    bool failed() const noexcept { return failed_.load(); }
     /// Stops the writer after writing everything queued.
     void stop();
 
@@ -66,6 +69,8 @@ private:
     bool stopping_ = false;
     std::thread thread_;
     std::atomic<std::uint64_t> appended_{0};
+    std::atomic<bool> compacting_{false};
+    std::atomic<bool> failed_{false};
 };
 
 } // namespace broker

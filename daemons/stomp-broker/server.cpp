@@ -129,7 +129,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     authorizer auth;
     broker_core core;
     std::unique_ptr<journal> jnl;
-    std::uint64_t next_compaction = 0;
+    std::map<session_id, int> persisting;  // receipts per session still waiting for the journal
     tcp::acceptor plain;
     tcp::acceptor secure;
     tcp::acceptor admin;
@@ -149,6 +149,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         auto it = conns.find(id);
         if (it == conns.end()) return;
         auto& c = *it->second;
+        if (c.closing && c.queue.empty() && f.command == "MESSAGE") return;
         std::string bytes;
         std::error_code ec;
         bus::stomp::serialize(bytes, f, c.ver, ec);
@@ -184,24 +185,59 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         }
     }
 
+    // Runs `fn` on the io thread once everything queued to the journal so far is done.
+    template <class Fn>
+    void after_journal(std::vector<journal_record> records, Fn fn)
+    {
+        auto self = weak_from_this();
+        jnl->append(std::move(records), [self, fn = std::move(fn), &io = io]() mutable {
+            net::post(io, [self, fn = std::move(fn)]() mutable {
+                if (auto s = self.lock()) fn(*s);
+            });
+        });
+    }
+
     void apply(actions& a)
     {
-        for (auto& f : a.frames) send(f.to, std::move(f.frame));
-        if (!a.persist.empty() && jnl) {
-            auto self = weak_from_this();
-            auto later = std::make_shared<std::vector<actions::send_frame>>(std::move(a.after_persist));
-            jnl->append(std::move(a.persist), [self, later, &io = io] {
-                net::post(io, [self, later] {
-                    if (auto s = self.lock())
-                        for (auto& f : *later) s->send(f.to, std::move(f.frame));
-                });
-            });
-            if (jnl->appended_bytes() > next_compaction) {
-                jnl->compact(core.snapshot());
-                next_compaction = jnl->appended_bytes() + opts.compact_after_bytes;
+        std::vector<actions::send_frame> held;  // receipts/errors behind a session's pending writes
+        std::vector<session_id> held_close;
+        if (jnl) {
+            for (auto& f : a.after_persist) ++persisting[f.to];
+            // STOMP: a RECEIPT confirms every earlier frame of the session, so it may not
+            // overtake a receipt still waiting for the journal; neither may a close.
+            for (auto& f : a.frames) {
+                bool control = f.frame.command == "RECEIPT" || f.frame.command == "ERROR";
+                if (control && persisting.count(f.to)) held.push_back(std::move(f));
+                else send(f.to, std::move(f.frame));
             }
+            for (auto id : a.close)
+                if (persisting.count(id)) held_close.push_back(id);
+            std::erase_if(a.close, [&](session_id id) { return persisting.count(id) > 0; });
+        } else {
+            for (auto& f : a.frames) send(f.to, std::move(f.frame));
+        }
+        if (!a.persist.empty() && jnl) {
+            after_journal(std::move(a.persist), [later = std::move(a.after_persist)](impl& s) mutable {
+                for (auto& f : later) {
+                    if (auto it = s.persisting.find(f.to); it != s.persisting.end() && --it->second <= 0)
+                        s.persisting.erase(it);
+                    s.send(f.to, std::move(f.frame));
+                }
+            });
+            if (!jnl->compaction_pending() && jnl->appended_bytes() > opts.compact_after_bytes)
+                jnl->compact(core.snapshot());
         } else {
             for (auto& f : a.after_persist) send(f.to, std::move(f.frame));
+        }
+        if (!held.empty() || !held_close.empty()) {
+            after_journal({}, [held = std::move(held), held_close = std::move(held_close)](impl& s) mutable {
+                for (auto& f : held) s.send(f.to, std::move(f.frame));
+                for (auto id : held_close)
+                    if (auto it = s.conns.find(id); it != s.conns.end()) {
+                        it->second->closing = true;
+                        it->second->writer_signal.cancel();
+                    }
+            });
         }
         for (auto id : a.blocked)
             if (auto it = conns.find(id); it != conns.end()) it->second->blocked = true;
@@ -309,6 +345,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             if (auto e = std::get<0>(r)) std::rethrow_exception(e);
             c->queued_bytes -= std::min(bytes, c->queued_bytes);
             c->last_tx = steady::now();
+            core.on_written(c->id, bytes, scratch);
+            apply(scratch);
             if (c->congested && c->queued_bytes < opts.send_queue_bytes / 2) {
                 c->congested = false;
                 core.on_writable(c->id, scratch);
@@ -337,12 +375,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                         enqueue(*c, "\n");
                         c->last_tx = now;
                     }
-                    next = std::min(next, c->last_tx + every);
+                    // A write in progress is traffic already; look again a period from now.
+                    next = std::min(next, c->queue.empty() ? c->last_tx + every : now + every);
                 }
                 if (hb->expect_ms > 0 && c->blocked) c->last_rx = now;  // we stopped reading, not it
                 if (hb->expect_ms > 0) {
                     // Twice the promised interval, as RabbitMQ allows, plus scheduling slack.
-                    auto limit = milliseconds(hb->expect_ms * 2 + 200);
+                    auto limit = milliseconds(static_cast<std::int64_t>(hb->expect_ms) * 2 + 200);
                     if (now - c->last_rx >= limit) {
                         ++heartbeat_timeouts;
                         log.info("broker: {} (session {}) missed heart-beats for {} ms: closing", c->peer, c->id,
@@ -383,6 +422,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             log.info("broker: {} (session {}): {}", c->peer, c->id, e.what());
         }
         conns.erase(c->id);
+        persisting.erase(c->id);
         core.close(c->id, scratch);
         apply(scratch);
         c->shutdown();
@@ -538,7 +578,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             // Start from a compact file: only what is still live.
             jnl->start();
             jnl->compact(core.snapshot());
-            next_compaction = opts.compact_after_bytes;
             std::size_t held = 0;
             for (auto& q : core.queues()) held += q.depth;
             log.info("broker: journal {} replayed: {} records, {} messages held", opts.data_dir.string(),
