@@ -78,6 +78,26 @@ bool valid_name(std::string_view n)
     return true;
 }
 
+// "/topic/<name>" or "/queue/<name>" with a name RabbitMQ would accept too (no '/').
+struct destination_name {
+    bool topic = false;
+    std::string name;
+};
+std::optional<destination_name> parse_destination(std::string_view dest)
+{
+    destination_name d;
+    if (dest.starts_with(topic_prefix)) {
+        d.topic = true;
+        d.name = std::string(dest.substr(topic_prefix.size()));
+    } else if (dest.starts_with(queue_prefix)) {
+        d.name = std::string(dest.substr(queue_prefix.size()));
+    } else {
+        return std::nullopt;
+    }
+    if (!valid_name(d.name)) return std::nullopt;
+    return d;
+}
+
 std::optional<stomp_version> negotiate(std::string_view accept)
 {
     std::optional<stomp_version> best;
@@ -354,14 +374,12 @@ struct broker_core::impl {
         std::string dest(f.get("destination"));
         std::string_view receipt_id = f.get("receipt");
         if (dest.empty()) return error(s, out, "Missing destination", "SEND needs a destination header", receipt_id);
-        bool is_topic = dest.starts_with(topic_prefix);
-        bool is_queue = dest.starts_with(queue_prefix);
-        std::string name = is_topic ? dest.substr(topic_prefix.size())
-                           : is_queue ? dest.substr(queue_prefix.size())
-                                      : std::string();
-        if ((!is_topic && !is_queue) || !valid_name(name))
+        auto parsed = parse_destination(dest);
+        if (!parsed)
             // The names RabbitMQ accepts, so a site can move to it unchanged (no '/' inside).
             return error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
+        const bool is_queue = !parsed->topic;
+        const std::string& name = parsed->name;
         if (auth.permit && !auth.permit(s.login, dest, true)) {
             ++stats.denied;
             return error(s, out, "Access refused",
@@ -411,13 +429,11 @@ struct broker_core::impl {
         if (s.subs.count(id)) return error(s, out, "Duplicate subscription id", "id '" + id + "' is in use", receipt_id);
         if (s.subs.size() >= opts.max_subscriptions)
             return error(s, out, "Too many subscriptions", {}, receipt_id);
-        bool is_topic = dest.starts_with(topic_prefix);
-        bool is_queue = dest.starts_with(queue_prefix);
-        std::string name = is_topic ? dest.substr(topic_prefix.size())
-                           : is_queue ? dest.substr(queue_prefix.size())
-                                      : std::string();
-        if ((!is_topic && !is_queue) || !valid_name(name))
+        auto parsed = parse_destination(dest);
+        if (!parsed)
             return error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
+        const bool is_queue = !parsed->topic;
+        const std::string& name = parsed->name;
         if (auth.permit && !auth.permit(s.login, dest, false)) {
             ++stats.denied;
             return error(s, out, "Access refused", "user '" + s.login + "' may not read " + dest, receipt_id);

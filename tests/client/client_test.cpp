@@ -2,6 +2,8 @@
 // heart-beats, synthetic keepalives, liveness probes, reconnect and resubscribe.
 #include "bus/client.hpp"
 
+#include "../support/async_test.hpp"
+
 #include "fake_broker.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -23,50 +25,9 @@ using bus::stomp::frame;
 
 namespace {
 
-spdlog::logger& logger()
-{
-    static auto log = [] {
-        std::shared_ptr<spdlog::logger> l;
-        if (std::getenv("BUS_TEST_LOG"))
-            l = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-        else
-            l = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
-        l->set_level(spdlog::level::debug);
-        return l;
-    }();
-    return *log;
-}
+using test::eventually;
+using test::logger;
 
-// Runs one test coroutine on a fresh io_context with an overall deadline.
-template <class F>
-void run_test(F f, std::chrono::seconds limit = 20s)
-{
-    net::io_context io;
-    bool done = false;
-    std::exception_ptr error;
-    net::co_spawn(io, f(io.get_executor()), [&](std::exception_ptr e) {
-        done = true;
-        error = e;
-        io.stop();
-    });
-    io.run_for(limit);
-    REQUIRE_MESSAGE(done, "test coroutine did not finish in time");
-    if (error) std::rethrow_exception(error);
-}
-
-// Waits for a condition with a deadline (polling the event loop, never blocking it).
-template <class Pred>
-net::awaitable<bool> eventually(Pred pred, std::chrono::milliseconds limit = 3000ms)
-{
-    net::steady_timer t(co_await net::this_coro::executor);
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline) co_return false;
-        t.expires_after(1ms);
-        co_await t.async_wait(net::use_awaitable);
-    }
-    co_return true;
-}
 
 bus::client_options options(const test::fake_broker& fb, std::string creds = "")
 {
@@ -87,7 +48,7 @@ net::awaitable<void> publish_into(bus::client* c, std::string dest, std::string 
 
 TEST_CASE("CONNECT bytes / pipelined publishes complete on their own receipts")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
         bus::client c(ex, options(fb, "gitbot:pw@"), logger());
         net::co_spawn(ex, c.run(), net::detached);
@@ -135,7 +96,7 @@ TEST_CASE("CONNECT bytes / pipelined publishes complete on their own receipts")
 
 TEST_CASE("a missing receipt times out - an ERROR naming the receipt fails that publish")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
         bus::client c(ex, options(fb), logger());
         net::co_spawn(ex, c.run(), net::detached);
@@ -164,7 +125,7 @@ TEST_CASE("a missing receipt times out - an ERROR naming the receipt fails that 
 
 TEST_CASE("negotiated heart-beats are sent and a silent broker is detected and replaced")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
         auto o = options(fb);
         o.heartbeat_send = 100ms;
@@ -196,7 +157,7 @@ TEST_CASE("negotiated heart-beats are sent and a silent broker is detected and r
 
 TEST_CASE("STOMP 1.0 - synthetic keepalives and a liveness probe - an answered probe keeps the link")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
         auto o = options(fb);
         o.synthetic_keepalive = 50ms;
@@ -235,7 +196,7 @@ TEST_CASE("STOMP 1.0 - synthetic keepalives and a liveness probe - an answered p
 
 TEST_CASE("the original's 1.0 CONNECT and the legacy keepalive SEND / byte for byte")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
         auto o = options(fb, "u:p@");
         o.protocol = bus::protocol_mode::v1_0;
@@ -260,7 +221,7 @@ TEST_CASE("the original's 1.0 CONNECT and the legacy keepalive SEND / byte for b
 
 TEST_CASE("reconnect resubscribes / resends unreceipted publishes and acks after the handler")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
         bus::client c(ex, options(fb), logger());
         std::vector<std::string> seen;
@@ -344,7 +305,7 @@ TEST_CASE("reconnect resubscribes / resends unreceipted publishes and acks after
 
 TEST_CASE("a malformed frame from the broker drops the connection and reconnects")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
         bus::client c(ex, options(fb), logger());
         net::co_spawn(ex, c.run(), net::detached);
@@ -363,7 +324,7 @@ TEST_CASE("a malformed frame from the broker drops the connection and reconnects
 
 TEST_CASE("failover rotates to the next broker - attempts are bounded when asked")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker dead(ex);
         auto dead_port = dead.port();
         dead.close();  // nothing listens there any more
@@ -381,7 +342,7 @@ TEST_CASE("failover rotates to the next broker - attempts are bounded when asked
         c.stop();
     });
 
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker dead(ex);
         auto port = dead.port();
         dead.close();
@@ -401,7 +362,7 @@ TEST_CASE("failover rotates to the next broker - attempts are bounded when asked
 
 TEST_CASE("publishes beyond the send-queue byte budget wait their turn instead of dropping the link")
 {
-    run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
         test::fake_broker fb(ex);
         auto o = options(fb);
         o.max_queued_bytes = 2000;  // a few 600-byte frames at most

@@ -4,6 +4,8 @@
 // never count as a pass.
 #include "bus/client.hpp"
 
+#include "../support/async_test.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -22,6 +24,20 @@ namespace net = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
+
+using test::logger;
+
+template <class F>
+void run_test(F f)
+{
+    test::run_test(std::move(f), std::chrono::seconds(60));
+}
+
+template <class Pred>
+net::awaitable<bool> eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(15000))
+{
+    co_return co_await test::eventually(std::move(pred), limit);
+}
 
 struct broker {
     std::string kind;
@@ -46,53 +62,10 @@ std::vector<broker> brokers()
     return out;
 }
 
-spdlog::logger& logger()
-{
-    static auto log = [] {
-        std::shared_ptr<spdlog::logger> l;
-        if (std::getenv("BUS_TEST_LOG"))
-            l = std::make_shared<spdlog::logger>("it", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-        else
-            l = std::make_shared<spdlog::logger>("it", std::make_shared<spdlog::sinks::null_sink_mt>());
-        l->set_level(spdlog::level::debug);
-        return l;
-    }();
-    return *log;
-}
-
 std::string unique(std::string_view prefix)
 {
     static std::mt19937_64 rng{std::random_device{}()};
     return std::string(prefix) + std::to_string(rng() % 1000000000);
-}
-
-template <class F>
-void run_test(F f, std::chrono::seconds limit = 60s)
-{
-    net::io_context io;
-    bool done = false;
-    std::exception_ptr error;
-    net::co_spawn(io, f(io.get_executor()), [&](std::exception_ptr e) {
-        done = true;
-        error = e;
-        io.stop();
-    });
-    io.run_for(limit);
-    REQUIRE_MESSAGE(done, "test coroutine did not finish in time");
-    if (error) std::rethrow_exception(error);
-}
-
-template <class Pred>
-net::awaitable<bool> eventually(Pred pred, std::chrono::milliseconds limit = 15000ms)
-{
-    net::steady_timer t(co_await net::this_coro::executor);
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline) co_return false;
-        t.expires_after(2ms);
-        co_await t.async_wait(net::use_awaitable);
-    }
-    co_return true;
 }
 
 bus::client_options opts(const broker& b, std::string client_id = {})
