@@ -563,7 +563,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         stomp::frame f("CONNECT");
         if (opts.protocol == protocol_mode::negotiate) {
             f.add("accept-version", "1.0,1.1,1.2");
-            if (!opts.vhost.empty()) f.add("host", opts.vhost);
+            // STOMP 1.1+ requires `host`; RabbitMQ reads it as the virtual host, so the default
+            // is its default vhost "/" (ActiveMQ and stomp-broker ignore it).
+            f.add("host", opts.vhost.empty() ? std::string("/") : opts.vhost);
             f.add("heart-beat", ms_string(opts.heartbeat_send, opts.heartbeat_receive));
         }
         if (!ep.login.empty()) f.add("login", ep.login);

@@ -55,7 +55,7 @@ TEST_CASE("CONNECT bytes / pipelined publishes complete on their own receipts")
         auto conn = co_await fb.accept(5000ms);
         REQUIRE(conn);
         co_await conn->handshake("version:1.2\nheart-beat:0,0\nserver:fake\n");
-        CHECK(conn->raw == "CONNECT\naccept-version:1.0,1.1,1.2\nheart-beat:10000,10000\n"
+        CHECK(conn->raw == "CONNECT\naccept-version:1.0,1.1,1.2\nhost:/\nheart-beat:10000,10000\n"
                            "login:gitbot\npasscode:pw\n\n\0"s);
         CHECK(co_await c.wait_connected(1000ms));
         CHECK(c.version() == bus::stomp::version::v1_2);

@@ -44,7 +44,7 @@ enum class protocol_mode {
 
 struct client_options {
     broker_url url;
-    std::string vhost;      ///< CONNECT `host`; empty = omitted (RabbitMQ then uses "/")
+    std::string vhost;      ///< CONNECT `host` (virtual host); empty = "/", RabbitMQ's default
     std::string client_id;  ///< CONNECT `client-id` (ActiveMQ durable subscriptions)
     protocol_mode protocol = protocol_mode::negotiate;
     /// Requested heart-beats (cx, cy). The original's successor used 30500,29500.
