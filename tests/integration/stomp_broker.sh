@@ -172,7 +172,7 @@ sc -u "$url" publish -t /topic/after -m fine >/dev/null && pass "broker unaffect
 
 ulimit -n 4096 2>/dev/null || true
 /usr/bin/python3 - "$port" "$work/hold" <<'PY' &
-import socket, sys, time, os
+import signal, socket, sys
 port, ready = int(sys.argv[1]), sys.argv[2]
 conns = []
 for i in range(1000):
@@ -185,9 +185,11 @@ for s in conns:
 slow = socket.create_connection(("127.0.0.1", port), timeout=10)
 slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 slow.sendall(b"CONNECT\naccept-version:1.2\n\n\0SUBSCRIBE\ndestination:/topic/flood\nid:1\nreceipt:r\n\n\0")
-time.sleep(0.5)
+seen = b""
+while b"RECEIPT" not in seen:  # the subscription is in place once its receipt is back
+    seen += slow.recv(512)
 open(ready, "w").write("ready")
-time.sleep(120)
+signal.pause()  # hold every connection open until the test kills us
 PY
 hold_pid=$!
 for _ in $(seq 600); do [[ -f $work/hold ]] && break; sleep 0.05; done
