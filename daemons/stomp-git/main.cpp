@@ -285,11 +285,22 @@ struct daemon_state {
                               std::chrono::system_clock::now().time_since_epoch()).count());
             auto ec = co_await client.publish(f, milliseconds(5000));
             if (ec && cfg.bus.spool) {
-                try {
-                    bus::outbox(*cfg.bus.spool).spool(f);
-                } catch (const std::exception& e) {
-                    log.error("stomp-git: report lost: {}", e.what());
-                }
+                // Spooling writes and fsyncs a file: on the worker pool, not the I/O thread.
+                // (Pointer captures: see the note in the worker call above.)
+                const bus::stomp::frame* frame = &f;
+                const bus::outbox_options* spool = &*cfg.bus.spool;
+                auto why = co_await net::co_spawn(
+                    pool,
+                    [frame, spool]() -> net::awaitable<std::string> {
+                        try {
+                            bus::outbox(*spool).spool(*frame);
+                            co_return std::string();
+                        } catch (const std::exception& e) {
+                            co_return std::string(e.what());
+                        }
+                    },
+                    net::use_awaitable);
+                if (!why.empty()) log.error("stomp-git: report lost: {}", why);
             } else if (ec) {
                 log.warn("stomp-git: report for {} not accepted: {}", repo, ec.message());
             }
