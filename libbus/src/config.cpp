@@ -48,7 +48,9 @@ long number(const YAML::Node& root, const std::string& file, std::string_view ke
     }
 }
 
-std::string read_private_file(const std::string& path, const std::string& what)
+} // namespace
+
+std::string read_secret_file(const std::string& path, const std::string& what)
 {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) throw config_error(what + ": cannot read " + path);
@@ -58,8 +60,6 @@ std::string read_private_file(const std::string& path, const std::string& what)
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
     return s;
 }
-
-} // namespace
 
 bus_config read_bus_config(const YAML::Node& root, const std::string& file)
 {
@@ -73,7 +73,7 @@ bus_config read_bus_config(const YAML::Node& root, const std::string& file)
         throw config_error(config_where(file, n, "rserver/stomp-options") + ": " + e.what());
     }
     if (auto pf = scalar(root, file, "passcode-file"); !pf.empty()) {
-        auto pw = read_private_file(pf, config_where(file, root["passcode-file"], "passcode-file"));
+        auto pw = read_secret_file(pf, config_where(file, root["passcode-file"], "passcode-file"));
         for (auto& ep : c.client.url.endpoints) ep.passcode = pw;
     }
     c.client.vhost = scalar(root, file, "vhost");

@@ -39,6 +39,10 @@ bus_config read_bus_config(const YAML::Node& root, const std::string& file);
 /// Loads a YAML file; a syntax error becomes config_error with file and line.
 YAML::Node load_yaml(const std::filesystem::path& path);
 
+/// Reads a secret (password, token, webhook secret) from a file that group and others cannot
+/// access; trailing newlines are dropped. Throws config_error naming `what` and the path.
+std::string read_secret_file(const std::string& path, const std::string& what);
+
 /// `file:LINE: key: message` for a node.
 std::string config_where(const std::string& file, const YAML::Node& n, std::string_view key);
 

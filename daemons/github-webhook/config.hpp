@@ -1,0 +1,45 @@
+#pragma once
+
+// github-webhook's configuration: the original github-stomp keys (`rserver`, `stomp-options`,
+// `trigger-topic`, `report-topic`) plus the listener, limits and one entry per hook path.
+
+#include "webhook.hpp"
+
+#include "bus/config.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace webhook {
+
+struct config {
+    bus::bus_config bus;
+    std::string listen_address = "127.0.0.1";
+    unsigned short listen_port = 4567;  ///< Sinatra's default, which github-stomp ran on
+    std::string tls_cert_file;          ///< both set: HTTPS only
+    std::string tls_key_file;
+    std::size_t max_body_bytes = 25 * 1024 * 1024;  ///< GitHub caps payloads at 25 MB
+    std::size_t max_header_bytes = 16 * 1024;
+    std::chrono::seconds read_timeout{10};  ///< a whole request (headers and body) must arrive within this
+    std::chrono::seconds idle_timeout{30};  ///< keep-alive connections idle longer are closed
+    std::size_t max_connections = 512;
+    std::chrono::milliseconds accept_timeout{2000};  ///< wait this long for the broker's receipt, then spool
+    std::vector<cidr> trusted_proxies;
+    std::vector<cidr> allow_from;  ///< empty = anyone may connect
+    std::size_t dedupe_entries = 100000;
+    std::chrono::seconds dedupe_ttl{7 * 24 * 3600};  ///< GitHub lets you redeliver for days
+    bool access_log = true;
+    std::vector<hook_config> hooks;
+};
+
+/// Loads and validates a config file. Secrets come from `secret-file` (mode 0600 or stricter)
+/// or `secret-env`, never from the YAML itself. Throws bus::config_error with file:line: key.
+config load_config(const std::filesystem::path& path);
+
+/// The hook for a request path, or nullptr.
+const hook_config* find_hook(const config& c, std::string_view path);
+
+} // namespace webhook

@@ -1,0 +1,448 @@
+#include "config.hpp"
+#include "webhook.hpp"
+
+#include "bus/legacy.hpp"
+#include "bus/url.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace webhook;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fixture(const std::string& name)
+{
+    std::ifstream in(std::string(DEPLOYKIT_TEST_DATA) + "/webhooks/" + name);
+    REQUIRE(in.good());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+hook_config hook_for(provider p, std::string secret = "It's a Secret to Everybody")
+{
+    hook_config h;
+    h.path = "/hook";
+    h.kind = p;
+    h.secret = std::move(secret);
+    h.topic = "future.git.commits";
+    return h;
+}
+
+struct delivery {
+    header_map headers;
+    std::string body;
+    decision run(const hook_config& h) const
+    {
+        request r{"POST", h.path, &headers, body};
+        return handle(h, r);
+    }
+};
+
+delivery github(const std::string& event, std::string body, const std::string& secret = "It's a Secret to Everybody")
+{
+    delivery d;
+    d.body = std::move(body);
+    d.headers = {{"x-github-event", event},
+                 {"x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+                 {"content-type", "application/json"},
+                 {"user-agent", "GitHub-Hookshot/044aadd"},
+                 {"x-hub-signature-256", "sha256=" + hmac_sha256_hex(secret, d.body)}};
+    return d;
+}
+
+std::string status_of(const decision& d)
+{
+    return nlohmann::json::parse(d.body).value("status", "");
+}
+
+} // namespace
+
+TEST_CASE("webhook: GitHub's published HMAC test vector")
+{
+    // docs.github.com "Validating webhook deliveries": this secret and body give this signature.
+    CHECK(hmac_sha256_hex("It's a Secret to Everybody", "Hello, World!") ==
+          "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+    CHECK(equal_constant_time("abc", "abc"));
+    CHECK_FALSE(equal_constant_time("abc", "abd"));
+    CHECK_FALSE(equal_constant_time("abc", "abcd"));
+}
+
+TEST_CASE("webhook: a signed GitHub push becomes one commit event")
+{
+    auto h = hook_for(provider::github);
+    auto d = github("push", fixture("github_push.json")).run(h);
+    REQUIRE(d.status == 202);
+    CHECK(status_of(d) == "accepted");
+    CHECK(d.delivery == "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    REQUIRE(d.commits.size() == 1);
+    const auto& c = d.commits[0];
+    CHECK(c.source == bus::commit_source::github);
+    CHECK(c.repo == "blog");
+    CHECK(c.ref == "refs/heads/main");
+    CHECK(c.old_rev == "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+    CHECK(c.new_rev == "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c");
+    CHECK(c.author == "Mona Lisa <mona@example.com>");
+    CHECK(c.date == "2026-11-22T10:00:00+00:00");
+    CHECK(c.message == "Update README.md\n\nExplain the deploy.");
+    // The original github-stomp form, for the Ruby consumers.
+    auto m = bus::legacy::commit_message(c);
+    CHECK(m.subject == "[blog] refs/heads/main 0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c");
+    CHECK(m.body.starts_with("repo: blog\noldrev: 6113728f27ae82c7b1a177c8d03f9e96e0adf246\nnewrev: "
+                             "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c\nrefname: refs/heads/main\n commit "));
+    auto back = bus::legacy::parse_commit(m.subject, m.body);
+    REQUIRE(back);
+    CHECK(back.value->repo == "blog");
+
+    h.naming = repo_naming::full_name;
+    CHECK(github("push", fixture("github_push.json")).run(h).commits.at(0).repo == "octo-org/blog");
+}
+
+TEST_CASE("webhook: GitHub form-encoded payload (the original github-stomp's input)")
+{
+    auto json = fixture("github_push.json");
+    std::string form = "payload=";
+    for (unsigned char ch : json) {
+        if (std::isalnum(ch)) form.push_back(static_cast<char>(ch));
+        else if (ch == ' ') form.push_back('+');
+        else {
+            char buf[4];
+            std::snprintf(buf, sizeof buf, "%%%02X", ch);
+            form += buf;
+        }
+    }
+    auto d = github("push", form);
+    d.headers["content-type"] = "application/x-www-form-urlencoded";
+    auto r = d.run(hook_for(provider::github));
+    REQUIRE(r.status == 202);
+    CHECK(r.commits.at(0).new_rev == "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c");
+
+    CHECK(form_value("a=1&payload=x%20y+z", "payload") == "x y z");
+    CHECK_FALSE(form_value("payload=%zz", "payload"));
+    CHECK_FALSE(form_value("payload=%4", "payload"));
+    CHECK_FALSE(form_value("a=1", "payload"));
+    auto bad = github("push", "a=1");
+    bad.headers["content-type"] = "application/x-www-form-urlencoded";
+    CHECK(bad.run(hook_for(provider::github)).status == 400);
+}
+
+TEST_CASE("webhook: signatures are checked before anything else")
+{
+    auto h = hook_for(provider::github);
+    auto good = github("push", fixture("github_push.json"));
+
+    auto missing = good;
+    missing.headers.erase("x-hub-signature-256");
+    auto d = missing.run(h);
+    CHECK(d.status == 401);
+    CHECK(d.commits.empty());
+
+    auto forged = github("push", fixture("github_push.json"), "another secret");
+    CHECK(forged.run(h).status == 403);
+
+    auto tampered = good;
+    tampered.body.replace(tampered.body.find("main"), 4, "prod");
+    CHECK(tampered.run(h).status == 403);
+
+    auto upper = good;
+    auto& sig = upper.headers["x-hub-signature-256"];
+    for (auto& ch : sig) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    sig.replace(0, 7, "sha256=");
+    CHECK(upper.run(h).status == 202);  // hex case does not matter
+
+    // Legacy SHA-1 only with allow-sha1.
+    auto sha1 = good;
+    sha1.headers.erase("x-hub-signature-256");
+    sha1.headers["x-hub-signature"] = "sha1=" + hmac_sha1_hex("It's a Secret to Everybody", sha1.body);
+    CHECK(sha1.run(h).status == 403);
+    h.allow_sha1 = true;
+    CHECK(sha1.run(h).status == 202);
+
+    // An unsigned hook only when explicitly allowed; then no signature is needed.
+    auto open = hook_for(provider::github, "");
+    CHECK(missing.run(open).status == 403);
+    open.allow_unsigned = true;
+    CHECK(missing.run(open).status == 202);
+}
+
+TEST_CASE("webhook: ping is answered and not published")
+{
+    auto d = github("ping", fixture("github_ping.json")).run(hook_for(provider::github));
+    CHECK(d.status == 200);
+    CHECK(status_of(d) == "pong");
+    CHECK(d.commits.empty());
+}
+
+TEST_CASE("webhook: other event types are ignored or rejected by config")
+{
+    auto h = hook_for(provider::github);
+    auto d = github("issues", R"({"action":"opened"})").run(h);
+    CHECK(d.status == 200);
+    CHECK(status_of(d) == "ignored");
+    CHECK(d.commits.empty());
+    h.others = other_events::reject;
+    CHECK(github("issues", R"({"action":"opened"})").run(h).status == 400);
+}
+
+TEST_CASE("webhook: a branch deletion carries the all-zero revision")
+{
+    auto d = github("push", fixture("github_delete.json")).run(hook_for(provider::github));
+    REQUIRE(d.status == 202);
+    CHECK(d.commits.at(0).ref == "refs/heads/feature/old");
+    CHECK(bus::is_zero_revision(d.commits.at(0).new_rev));
+    CHECK(d.commits.at(0).author == "monalisa <mona@example.com>");
+}
+
+TEST_CASE("webhook: malformed payloads are 400 and publish nothing")
+{
+    auto h = hook_for(provider::github);
+    for (std::string body : {std::string("not json"), std::string("[1,2]"), std::string("{}"),
+                             std::string(R"({"ref":"refs/heads/x","before":"zz","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","repository":{"name":"r"}})")}) {
+        CAPTURE(body);
+        auto d = github("push", body).run(h);
+        CHECK(d.status == 400);
+        CHECK(d.commits.empty());
+    }
+}
+
+TEST_CASE("webhook: hostile refs and repository names are refused")
+{
+    auto h = hook_for(provider::github);
+    auto base = nlohmann::json::parse(fixture("github_push.json"));
+    for (std::string ref : {"refs/heads/$(touch /tmp/x)", "refs/heads/a;b", "refs/heads/`id`", "refs/heads/../../etc",
+                            "refs/heads/a b"}) {
+        CAPTURE(ref);
+        auto j = base;
+        j["ref"] = ref;
+        CHECK(github("push", j.dump()).run(h).status == 400);
+    }
+    for (std::string repo : {"../etc", "-rf", "a;b", "$(id)", ""}) {
+        CAPTURE(repo);
+        auto j = base;
+        j["repository"]["name"] = repo;
+        CHECK(github("push", j.dump()).run(h).status == 400);
+    }
+}
+
+TEST_CASE("webhook: repository and ref filters")
+{
+    auto h = hook_for(provider::github);
+    h.repos = {"other", "bl*"};
+    CHECK(github("push", fixture("github_push.json")).run(h).status == 202);
+    h.repos = {"other"};
+    auto d = github("push", fixture("github_push.json")).run(h);
+    CHECK(d.status == 403);
+    CHECK(d.commits.empty());
+    h.repos.clear();
+    h.refs.emplace_back("^refs/tags/");
+    d = github("push", fixture("github_push.json")).run(h);
+    CHECK(d.status == 200);
+    CHECK(status_of(d) == "ignored");
+    h.refs.emplace_back("^refs/heads/(main|release/.*)$");
+    CHECK(github("push", fixture("github_push.json")).run(h).status == 202);
+}
+
+TEST_CASE("webhook: GitLab push and tag push with the token")
+{
+    auto h = hook_for(provider::gitlab, "gl-token");
+    delivery d;
+    d.body = fixture("gitlab_push.json");
+    d.headers = {{"x-gitlab-event", "Push Hook"},
+                 {"x-gitlab-token", "gl-token"},
+                 {"x-gitlab-event-uuid", "13792a34-cac6-4fda-95a8-c58e00a3954e"},
+                 {"idempotency-key", "f5e5f430-f57b-4e6e-9fac-d9128cd7232f"},
+                 {"content-type", "application/json"}};
+    auto r = d.run(h);
+    REQUIRE(r.status == 202);
+    CHECK(r.delivery == "f5e5f430-f57b-4e6e-9fac-d9128cd7232f");  // the idempotency key wins
+    const auto& c = r.commits.at(0);
+    CHECK(c.source == bus::commit_source::gitlab);
+    CHECK(c.repo == "Diaspora");
+    CHECK(c.ref == "refs/heads/master");
+    CHECK(c.new_rev == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7");
+    CHECK(c.message == "fixed readme");
+    CHECK(c.author == "GitLab dev user <gitlabdev@dv6700.(none)>");
+    h.naming = repo_naming::full_name;
+    CHECK(d.run(h).commits.at(0).repo == "mike/diaspora");
+
+    d.headers.erase("idempotency-key");
+    CHECK(d.run(h).delivery == "13792a34-cac6-4fda-95a8-c58e00a3954e");
+
+    auto wrong = d;
+    wrong.headers["x-gitlab-token"] = "gl-tokem";
+    CHECK(wrong.run(h).status == 403);
+    wrong.headers.erase("x-gitlab-token");
+    CHECK(wrong.run(h).status == 401);
+
+    delivery tag;
+    tag.body = fixture("gitlab_tag_push.json");
+    tag.headers = {{"x-gitlab-event", "Tag Push Hook"}, {"x-gitlab-token", "gl-token"}};
+    auto t = tag.run(h);
+    REQUIRE(t.status == 202);
+    CHECK(t.commits.at(0).ref == "refs/tags/v1.0.0");
+    CHECK(bus::is_zero_revision(t.commits.at(0).old_rev));
+    CHECK(t.delivery.starts_with("sha256:"));  // no id header: the body hash
+}
+
+TEST_CASE("webhook: Gitea signs with bare hex")
+{
+    auto h = hook_for(provider::gitea, "gitea-secret");
+    delivery d;
+    d.body = fixture("gitea_push.json");
+    d.headers = {{"x-gitea-event", "push"},
+                 {"x-gitea-delivery", "f6266f16-1bf3-46a5-9ea4-602e06ead473"},
+                 {"x-gitea-signature", hmac_sha256_hex("gitea-secret", d.body)},
+                 {"x-github-event", "push"},
+                 {"x-gogs-event", "push"}};
+    auto r = d.run(h);
+    REQUIRE(r.status == 202);
+    CHECK(r.delivery == "f6266f16-1bf3-46a5-9ea4-602e06ead473");
+    CHECK(r.commits.at(0).source == bus::commit_source::gitea);
+    CHECK(r.commits.at(0).repo == "webhooks");
+    CHECK(r.commits.at(0).message == "Webhooks Yay!");
+    CHECK(r.commits.at(0).url.starts_with("http://localhost:3000/gitea/webhooks/compare/"));
+    // GitHub's prefixed form is not Gitea's: refused.
+    d.headers["x-gitea-signature"] = "sha256=" + hmac_sha256_hex("gitea-secret", d.body);
+    CHECK(d.run(h).status == 403);
+    // Gogs
+    d.headers.erase("x-gitea-signature");
+    d.headers["x-gogs-signature"] = hmac_sha256_hex("gitea-secret", d.body);
+    CHECK(d.run(h).status == 202);
+}
+
+TEST_CASE("webhook: Bitbucket Cloud push with two changes")
+{
+    auto h = hook_for(provider::bitbucket_cloud, "bb-secret");
+    delivery d;
+    d.body = fixture("bitbucket_cloud_push.json");
+    d.headers = {{"x-event-key", "repo:push"},
+                 {"x-request-uuid", "d9b5d4f4-5d1d-4d1b-9c6b-3f7a3a1c1e11"},
+                 {"x-hook-uuid", "4d7f6d6b-2c3e-4e0b-8f4a-0a6e3d2b7f10"},
+                 {"x-hub-signature", "sha256=" + hmac_sha256_hex("bb-secret", d.body)}};
+    auto r = d.run(h);
+    REQUIRE(r.status == 202);
+    CHECK(r.delivery == "d9b5d4f4-5d1d-4d1b-9c6b-3f7a3a1c1e11");
+    REQUIRE(r.commits.size() == 2);
+    CHECK(r.commits[0].repo == "website");
+    CHECK(r.commits[0].ref == "refs/heads/master");
+    CHECK(r.commits[0].old_rev == "1e65c05c1d5171631d92438a13901ca7dae9618c");
+    CHECK(r.commits[0].new_rev == "709d658dc5b6d6afcd46049c2f332ee3f515a67d");
+    CHECK(r.commits[0].author == "Emma <emma@example.com>");
+    CHECK(r.commits[1].ref == "refs/tags/v0.9");
+    CHECK(bus::is_zero_revision(r.commits[1].new_rev));
+    // The same SHA-256 value under GitHub's SHA-1 header name is Bitbucket's scheme; a sha1= value is not.
+    d.headers["x-hub-signature"] = "sha1=" + hmac_sha1_hex("bb-secret", d.body);
+    CHECK(d.run(h).status == 403);
+    d.headers["x-event-key"] = "diagnostics:ping";
+    d.headers["x-hub-signature"] = "sha256=" + hmac_sha256_hex("bb-secret", d.body);
+    CHECK(d.run(h).status == 200);
+}
+
+TEST_CASE("webhook: Bitbucket Server refs_changed")
+{
+    auto h = hook_for(provider::bitbucket_server, "bbs-secret");
+    delivery d;
+    d.body = fixture("bitbucket_server_refs_changed.json");
+    d.headers = {{"x-event-key", "repo:refs_changed"},
+                 {"x-request-id", "a4f8b5a1-7e1c-4f7a-9a4b-2b8e5c6d7e8f"},
+                 {"x-hub-signature", "sha256=" + hmac_sha256_hex("bbs-secret", d.body)}};
+    auto r = d.run(h);
+    REQUIRE(r.status == 202);
+    CHECK(r.commits.at(0).repo == "repository");
+    CHECK(r.commits.at(0).ref == "refs/heads/master");
+    CHECK(r.commits.at(0).new_rev == "178864a7d521b6f5e720b386b2c2b0ef8563e0dc");
+    CHECK(r.commits.at(0).author == "Administrator <admin@example.com>");
+    h.naming = repo_naming::full_name;
+    CHECK(d.run(h).commits.at(0).repo == "PROJ/repository");
+}
+
+TEST_CASE("webhook: redeliveries get the same event ids")
+{
+    auto a = event_id_for(provider::github, "72d3162e-cc78-11e3-81ab-4c9367dc0958", 0);
+    CHECK(a == event_id_for(provider::github, "72d3162e-cc78-11e3-81ab-4c9367dc0958", 0));
+    CHECK(a != event_id_for(provider::github, "72d3162e-cc78-11e3-81ab-4c9367dc0958", 1));
+    CHECK(a != event_id_for(provider::gitea, "72d3162e-cc78-11e3-81ab-4c9367dc0958", 0));
+    CHECK(a.size() == 36);
+}
+
+TEST_CASE("webhook: client address behind trusted proxies")
+{
+    std::vector<cidr> proxies{*parse_cidr("10.0.0.0/8"), *parse_cidr("::1")};
+    CHECK(client_address("192.0.2.7", "1.2.3.4", proxies) == "192.0.2.7");  // not a proxy: XFF ignored
+    CHECK(client_address("10.1.1.1", "198.51.100.9", proxies) == "198.51.100.9");
+    CHECK(client_address("10.1.1.1", "6.6.6.6, 198.51.100.9, 10.2.2.2", proxies) == "198.51.100.9");
+    CHECK(client_address("10.1.1.1", "10.2.2.2", proxies) == "10.2.2.2");
+    CHECK(client_address("10.1.1.1", "garbage", proxies) == "10.1.1.1");
+    CHECK(client_address("::1", "2001:db8::5", proxies) == "2001:db8::5");
+    auto net = parse_cidr("192.30.252.0/22");
+    REQUIRE(net);
+    CHECK(net->contains("192.30.253.1"));
+    CHECK_FALSE(net->contains("192.30.248.1"));
+    CHECK_FALSE(parse_cidr("10.0.0.0/33"));
+    CHECK_FALSE(parse_cidr("nonsense"));
+}
+
+TEST_CASE("webhook: config loads the original github-stomp keys and refuses inline secrets")
+{
+    auto dir = fs::temp_directory_path() / ("webhook-cfg-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto secret = dir / "secret";
+    {
+        std::ofstream(secret) << "s3cret\n";
+    }
+    ::chmod(secret.c_str(), 0600);
+    auto write = [&](const std::string& text) {
+        std::ofstream(dir / "c.yaml") << text;
+        return dir / "c.yaml";
+    };
+    // The original github-stomp config: rserver and topics, nothing else (its example even lacked
+    // stomp-options). Unsigned, as the original was, only when said so.
+    auto orig = write("rserver: failover://(stomp://u:p@broker01:61613,stomp://u:p@broker02:61613)\n"
+                      "trigger-topic: future.git.commits\nreport-topic: future.events.stomp-git\n"
+                      "allow-unsigned: true\n");
+    auto c = load_config(orig);
+    REQUIRE(c.hooks.size() == 1);
+    CHECK(c.hooks[0].path == "/");
+    CHECK(c.hooks[0].kind == provider::github);
+    CHECK(c.hooks[0].topic == "future.git.commits");
+    CHECK(c.hooks[0].report_topic == "future.events.stomp-git");
+    CHECK(c.listen_port == 4567);
+
+    CHECK_THROWS_AS(load_config(write("rserver: stomp://localhost:61613\n")), bus::config_error);  // no secret
+
+    c = load_config(write("rserver: stomp://localhost:61613\nlisten: 127.0.0.1:0\nhooks:\n"
+                          "  /github:\n    provider: github\n    secret-file: " + secret.string() +
+                          "\n    repos: [blog]\n    refs: ['^refs/heads/main$']\n"
+                          "  /gitlab:\n    provider: gitlab\n    secret-file: " + secret.string() +
+                          "\n    topic: other.topic\n"));
+    REQUIRE(c.hooks.size() == 2);
+    CHECK(c.hooks[0].secret == "s3cret");
+    CHECK(find_hook(c, "/gitlab")->topic == "other.topic");
+    CHECK(find_hook(c, "/nope") == nullptr);
+
+    try {
+        load_config(write("rserver: stomp://localhost:61613\nhooks:\n  /x:\n    provider: github\n    secret: inline\n"));
+        FAIL("inline secret accepted");
+    } catch (const bus::config_error& e) {
+        CHECK(std::string(e.what()).find(":5:") != std::string::npos);
+        CHECK(std::string(e.what()).find("secret-file") != std::string::npos);
+    }
+    try {
+        load_config(write("rserver: stomp://localhost:61613\nhooks:\n  /x:\n    provider: gitbucket\n"));
+        FAIL("bad provider accepted");
+    } catch (const bus::config_error& e) {
+        CHECK(std::string(e.what()).find("provider") != std::string::npos);
+    }
+    ::chmod(secret.c_str(), 0644);
+    CHECK_THROWS_AS(load_config(write("rserver: stomp://localhost:61613\nsecret-file: " + secret.string() + "\n")),
+                    bus::config_error);
+    fs::remove_all(dir);
+}
