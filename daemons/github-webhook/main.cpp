@@ -377,8 +377,12 @@ struct service {
                 co_return;
             }
             if (ec) {
+                // Beast checks Content-Length against the body limit while parsing the header.
                 auto rep = ec == http::error::header_limit
                                ? early(http::status::request_header_fields_too_large, "bad request", "headers too large")
+                           : ec == http::error::body_limit
+                               ? early(http::status::payload_too_large, "too large",
+                                       "body over " + std::to_string(cfg.max_body_bytes) + " bytes")
                                : early(http::status::bad_request, "bad request", ec.message());
                 log_access(peer, "-", "-", static_cast<int>(rep.status), nullptr, 0, t0);
                 co_await write(stream, rep, 11, false);

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# github-webhook over real HTTP on loopback, publishing to the embedded broker: every provider's
+# signed push becomes a commit event; the status codes of the bad-input list; a redelivered hook
+# published once; the original github-stomp legacy form and report line; broker down -> 202 with
+# the event spooled -> delivered later; slow-loris connections cut at the read timeout; SIGHUP
+# reloads secrets; /livez /readyz /metrics.
+#   tests/integration/github_webhook.sh STOMP_BROKER STOMPCTL GITHUB_WEBHOOK
+set -euo pipefail
+broker=$(realpath "$1") stompctl=$(realpath "$2") webhook=$(realpath "$3")
+data=$(cd "$(dirname "$0")/../data/webhooks" && pwd)
+work=$(mktemp -d /tmp/deploykit-webhook.XXXXXX)
+bpid= wpid= spid= rpid=
+trap '{ for p in $spid $rpid $wpid $bpid; do kill "$p"; done; } 2>/dev/null || true; rm -rf "$work"' EXIT
+fail=0
+pass() { echo "PASS $*"; }
+bad() { echo "FAIL $*"; fail=1; }
+freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.025; done; return 1; }
+wait_lines() { # FILE N [TRIES]: wait until FILE has N lines (deadline 20 s by default)
+  for _ in $(seq "${3:-400}"); do [[ -f $1 && $(wc -l <"$1") -ge $2 ]] && return 0; sleep 0.05; done
+  return 1
+}
+bport=$(freeport) hport=$(freeport)
+start_broker() {
+  "$broker" --listen "127.0.0.1:$bport" --data-dir "$work/broker" 2>>"$work/broker.log" &
+  bpid=$!
+  wait_port "$bport"
+}
+stop_broker() { kill "$bpid"; wait "$bpid" 2>/dev/null || true; bpid=; }
+url="stomp://127.0.0.1:$bport"
+base="http://127.0.0.1:$hport"
+
+umask 077
+for s in github gitlab gitea bitbucket bbserver; do printf '%s-secret\n' "$s" >"$work/$s.secret"; done
+umask 022
+write_config() { # GITHUB_SECRET_FILE
+  cat >"$work/webhook.yaml" <<EOF
+rserver: failover://(stomp://127.0.0.1:$bport)
+stomp-options: initialReconnectDelay=10&maxReconnectDelay=200&useExponentialBackOff=true
+trigger-topic: future.git.commits
+report-topic: future.events.stomp-git
+wire-format: both
+spool-dir: $work/spool
+listen: 127.0.0.1:$hport
+max-body-bytes: 65536
+read-timeout-seconds: 2
+accept-timeout-ms: 1000
+hooks:
+  /github:
+    provider: github
+    secret-file: $1
+  /gitlab:
+    provider: gitlab
+    secret-file: $work/gitlab.secret
+    repo-name: full_name
+  /gitea:
+    provider: gitea
+    secret-file: $work/gitea.secret
+  /bitbucket:
+    provider: bitbucket-cloud
+    secret-file: $work/bitbucket.secret
+  /bitbucket-server:
+    provider: bitbucket-server
+    secret-file: $work/bbserver.secret
+  /only-tags:
+    provider: github
+    secret-file: $work/github.secret
+    refs: ['^refs/tags/']
+EOF
+}
+write_config "$work/github.secret"
+
+hmac() { # SECRET FILE -> hex
+  /usr/bin/openssl dgst -sha256 -hmac "$1" -r "$2" | cut -d' ' -f1
+}
+post() { # PATH FILE HEADER... -> prints the status code; body in $work/last.body
+  local path=$1 file=$2; shift 2
+  local args=()
+  for h in "$@"; do args+=(-H "$h"); done
+  curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 10 -X POST --data-binary "@$file" \
+    -H 'Content-Type: application/json' "${args[@]}" "$base$path"
+}
+github_post() { # FILE DELIVERY [EVENT] [SECRET] [PATH]
+  post "${5:-/github}" "$1" "X-GitHub-Event: ${3:-push}" "X-GitHub-Delivery: $2" \
+    "X-Hub-Signature-256: sha256=$(hmac "${4:-github-secret}" "$1")" 'User-Agent: GitHub-Hookshot/044aadd'
+}
+expect() { # WHAT EXPECTED ACTUAL
+  if [[ $2 == "$3" ]]; then pass "$1 -> $3"; else bad "$1: expected $2, got $3 ($(cat "$work/last.body" 2>/dev/null))"; fi
+}
+
+start_broker
+"$webhook" -c "$work/webhook.yaml" >"$work/access.log" 2>"$work/webhook.log" &
+wpid=$!
+wait_port "$hport" || { cat "$work/webhook.log"; exit 1; }
+# The subscriber must be ready before anything is published (topics keep nothing).
+"$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events --wait 120 --ready-file "$work/ready" \
+  >"$work/events" 2>"$work/sub.err" &
+spid=$!
+"$stompctl" -u "$url" subscribe -t /topic/future.events.stomp-git --json --wait 120 --ready-file "$work/ready2" \
+  >"$work/reports" 2>"$work/sub2.err" &
+rpid=$!
+for _ in $(seq 200); do [[ -f $work/ready && -f $work/ready2 ]] && break; sleep 0.05; done
+for _ in $(seq 200); do curl -sf "$base/readyz" >/dev/null && grep -q "github_webhook_broker_connected 1" <(curl -s "$base/metrics") && break; sleep 0.05; done
+
+# --- every provider's signed push ---
+expect "GitHub signed push" 202 "$(github_post "$data/github_push.json" 11111111-aaaa-11e3-81ab-4c9367dc0958)"
+expect "GitHub redelivery (same delivery id)" 200 "$(github_post "$data/github_push.json" 11111111-aaaa-11e3-81ab-4c9367dc0958)"
+grep -q duplicate "$work/last.body" && pass "redelivery answered as a duplicate" || bad "redelivery body: $(cat "$work/last.body")"
+expect "GitHub branch deletion" 202 "$(github_post "$data/github_delete.json" 22222222-aaaa-11e3-81ab-4c9367dc0958)"
+expect "GitLab push (token)" 202 "$(post /gitlab "$data/gitlab_push.json" 'X-Gitlab-Event: Push Hook' 'X-Gitlab-Token: gitlab-secret' 'Idempotency-Key: gl-1')"
+expect "GitLab tag push" 202 "$(post /gitlab "$data/gitlab_tag_push.json" 'X-Gitlab-Event: Tag Push Hook' 'X-Gitlab-Token: gitlab-secret' 'X-Gitlab-Event-UUID: gl-2')"
+expect "Gitea push (bare hex)" 202 "$(post /gitea "$data/gitea_push.json" 'X-Gitea-Event: push' 'X-Gitea-Delivery: gt-1' "X-Gitea-Signature: $(hmac gitea-secret "$data/gitea_push.json")")"
+expect "Bitbucket Cloud push (2 changes)" 202 "$(post /bitbucket "$data/bitbucket_cloud_push.json" 'X-Event-Key: repo:push' 'X-Request-UUID: bb-1' "X-Hub-Signature: sha256=$(hmac bitbucket-secret "$data/bitbucket_cloud_push.json")")"
+expect "Bitbucket Server refs_changed" 202 "$(post /bitbucket-server "$data/bitbucket_server_refs_changed.json" 'X-Event-Key: repo:refs_changed' 'X-Request-Id: bbs-1' "X-Hub-Signature: sha256=$(hmac bbserver-secret "$data/bitbucket_server_refs_changed.json")")"
+
+# --- answered, never published ---
+expect "GitHub ping" 200 "$(github_post "$data/github_ping.json" ping-1 ping)"
+expect "forged signature" 403 "$(github_post "$data/github_push.json" forged-1 push wrong-secret)"
+expect "missing signature" 401 "$(post /github "$data/github_push.json" 'X-GitHub-Event: push' 'X-GitHub-Delivery: nosig-1')"
+expect "GitLab wrong token" 403 "$(post /gitlab "$data/gitlab_push.json" 'X-Gitlab-Event: Push Hook' 'X-Gitlab-Token: nope' 'Idempotency-Key: gl-bad')"
+expect "unknown hook path" 404 "$(github_post "$data/github_push.json" unknown-1 push github-secret /nope)"
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 "$base/github")
+expect "GET on a hook" 405 "$code"
+head -c 70000 /dev/zero | tr '\0' 'x' >"$work/big.json"
+expect "body over max-body-bytes" 413 "$(github_post "$work/big.json" big-1)"
+# Chunked, so the size is only known while reading.
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 10 -X POST -H 'Transfer-Encoding: chunked' \
+  -H 'X-GitHub-Event: push' --data-binary "@$work/big.json" "$base/github")
+expect "chunked body over the limit" 413 "$code"
+echo '{"ref": "refs/heads/main", "after": ' >"$work/broken.json"
+expect "malformed JSON" 400 "$(github_post "$work/broken.json" broken-1)"
+/usr/bin/python3 - "$data/github_push.json" "$work/evil.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); j["ref"] = "refs/heads/$(touch /tmp/deploykit-pwned)"; json.dump(j, open(sys.argv[2], "w"))
+PY
+expect "ref with shell metacharacters" 400 "$(github_post "$work/evil.json" evil-1)"
+[[ ! -e /tmp/deploykit-pwned ]] && pass "nothing executed" || bad "/tmp/deploykit-pwned exists"
+expect "branch push to a tags-only hook" 200 "$(github_post "$data/github_push.json" tags-1 push github-secret /only-tags)"
+
+# A marker delivery: once it has arrived, everything published before it has arrived too.
+/usr/bin/python3 - "$data/github_push.json" "$work/marker.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); j["repository"]["name"] = "marker"; json.dump(j, open(sys.argv[2], "w"))
+PY
+expect "marker push" 202 "$(github_post "$work/marker.json" marker-1)"
+for _ in $(seq 400); do grep -q '"repo":"marker"' "$work/events" && break; sleep 0.05; done
+/usr/bin/python3 - "$work/events" <<'PY' && pass "8 accepted deliveries -> 9 commit events, each once, with the right fields" || bad "events: $(cat "$work/events")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+d = [e["data"] for e in ev]
+repos = [x["repo"] for x in d]
+assert repos == ["blog", "blog", "mike/diaspora", "jsmith/example", "webhooks", "website", "website", "repository", "marker"], repos
+assert len({e["id"] for e in ev}) == len(ev)
+assert d[0]["source"] == "github" and d[0]["ref"] == "refs/heads/main" and d[0]["author"] == "Mona Lisa <mona@example.com>", d[0]
+assert set(d[1]["new_rev"]) == {"0"}, d[1]
+assert d[2]["source"] == "gitlab" and d[2]["new_rev"] == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", d[2]
+assert d[3]["ref"] == "refs/tags/v1.0.0", d[3]
+assert d[4]["source"] == "gitea", d[4]
+assert d[5]["source"] == "bitbucket" and d[6]["ref"] == "refs/tags/v0.9", d[5:7]
+PY
+wait_lines "$work/reports" 9 && grep -q 'Triggered fetch from Github: \[blog\] refs/heads/main 0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c' "$work/reports" \
+  && pass "the original's report line on future.events.stomp-git" || bad "reports: $(head -c 2000 "$work/reports")"
+# The legacy github-stomp body travels too (wire-format: both), for the Ruby consumers.
+"$stompctl" -u "$url" subscribe -t /topic/future.git.commits --json -n 2 --wait 20 --ready-file "$work/ready3" >"$work/raw" 2>/dev/null &
+rawpid=$!
+for _ in $(seq 200); do [[ -f $work/ready3 ]] && break; sleep 0.05; done
+/usr/bin/python3 - "$data/github_push.json" "$work/legacy.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); j["after"] = "1" * 40; j["head_commit"]["id"] = "1" * 40; json.dump(j, open(sys.argv[2], "w"))
+PY
+expect "push for the legacy check" 202 "$(github_post "$work/legacy.json" legacy-1)"
+wait "$rawpid" || true
+grep -q 'repo: blog\\noldrev: 6113728f27ae82c7b1a177c8d03f9e96e0adf246\\nnewrev: 1111111111111111111111111111111111111111\\nrefname: refs/heads/main\\n commit ' "$work/raw" \
+  && pass "legacy github-stomp body published alongside" || bad "legacy frame: $(head -c 1500 "$work/raw")"
+
+# --- broker down: answered 202 at once, spooled, delivered when it is back ---
+stop_broker
+t0=$(date +%s%N)
+/usr/bin/python3 - "$data/github_push.json" "$work/outage.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); j["repository"]["name"] = "outage"; json.dump(j, open(sys.argv[2], "w"))
+PY
+code=$(github_post "$work/outage.json" outage-1)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect "push while the broker is down" 202 "$code"
+(( ms < 5000 )) && pass "answered in ${ms} ms with no broker (within the providers' 10 s)" || bad "took ${ms} ms"
+ls "$work/spool"/*.stomp >/dev/null 2>&1 && pass "event spooled to disk" || bad "spool: $(ls -la "$work/spool")"
+start_broker
+# The subscriber reconnects on its own; the spooled event is delivered from the outbox.
+for _ in $(seq 600); do grep -q '"repo":"outage"' "$work/events" && break; sleep 0.05; done
+grep -q '"repo":"outage"' "$work/events" && pass "spooled event delivered after the broker came back" || bad "outage event not delivered"
+
+# --- slow-loris: a request trickling in is cut at read-timeout-seconds ---
+/usr/bin/python3 - "$hport" <<'PY' && pass "slow request closed at the read timeout" || bad "slow-loris connection stayed open"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /github HTTP/1.1\r\nHost: x\r\n")
+t0 = time.time()
+try:
+    while time.time() - t0 < 8:
+        s.sendall(b"X-Slow: 1\r\n")
+        s.settimeout(0.5)
+        try:
+            if s.recv(100) == b"":
+                break
+        except socket.timeout:
+            pass
+    else:
+        sys.exit(1)
+except (BrokenPipeError, ConnectionResetError):
+    pass
+sys.exit(0 if time.time() - t0 < 6 else 1)
+PY
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$base/livez")
+expect "/livez after the slow client" 200 "$code"
+
+# --- SIGHUP re-reads the config: a new secret takes effect ---
+umask 077; echo rotated-secret >"$work/github2.secret"; umask 022
+write_config "$work/github2.secret"
+kill -HUP "$wpid"
+for _ in $(seq 200); do grep -q "Re-read" "$work/webhook.log" && break; sleep 0.05; done
+expect "old secret after reload" 403 "$(github_post "$data/github_push.json" hup-1)"
+expect "new secret after reload" 202 "$(github_post "$data/github_push.json" hup-2 push rotated-secret)"
+
+# --- metrics and the access log ---
+curl -s "$base/metrics" >"$work/metrics"
+grep -q '^github_webhook_duplicate_deliveries_total 1$' "$work/metrics" && grep -q 'github_webhook_responses_total{code="202"}' "$work/metrics" \
+  && grep -q '^github_webhook_events_spooled_total [1-9]' "$work/metrics" && pass "/metrics counts duplicates, answers and spooled events" \
+  || bad "metrics: $(cat "$work/metrics")"
+grep -q '"delivery":"11111111-aaaa-11e3-81ab-4c9367dc0958"' "$work/access.log" && ! grep -q 'github-secret\|gitlab-secret' "$work/access.log" "$work/webhook.log" \
+  && pass "JSON access log names deliveries and no secret" || bad "access log"
+
+kill "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=
+exit $fail
