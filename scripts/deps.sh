@@ -14,6 +14,8 @@ test_pkgs=(
   rabbitmq-server activemq default-jre-headless
   clang-14 libclang-rt-14-dev
   procps iproute2 netcat-openbsd openssl passwd
+  subversion  # svn-stomp hook test (svnadmin, svn, svnlook)
+  openssh-server lighttpd lighttpd-mod-openssl  # stomp-git ssh/https transport test
 )
 
 missing=()

@@ -62,6 +62,10 @@ config load_config(const std::filesystem::path& path)
     c.ssh_key = str(root, file, "ssh-key");
     c.known_hosts = str(root, file, "known-hosts");
     c.credentials_file = str(root, file, "credentials-file");
+    c.https_ca_file = str(root, file, "https-ca-file");
+    for (auto key : {"ssh-key", "known-hosts", "credentials-file", "https-ca-file"})
+        if (auto v = str(root, file, key); !v.empty() && !std::filesystem::path(v).is_absolute())
+            throw bus::config_error(bus::config_where(file, root[key], key) + ": must be an absolute path");
     if (auto pf = root["post-fetch-command"]) {
         if (!pf.IsSequence() || pf.size() == 0)
             throw bus::config_error(bus::config_where(file, pf, "post-fetch-command") +

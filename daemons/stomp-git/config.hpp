@@ -37,9 +37,10 @@ struct config {
     std::chrono::seconds fetch_timeout{300};
     std::chrono::seconds safety_fetch{3600};  ///< periodic fetch of every repo; 0 = off
     std::vector<std::string> post_fetch;      ///< argv run after a successful fetch (no shell)
-    std::string ssh_key;                      ///< private key for ssh remotes
-    std::string known_hosts;                  ///< strict host-key checking against this file
-    std::string credentials_file;             ///< https: "user:token" (0600)
+    std::string ssh_key;                      ///< private key for ssh remotes (not group/world readable)
+    std::string known_hosts;                  ///< strict host-key checking against this file; empty: ~/.ssh/known_hosts
+    std::string credentials_file;             ///< https: "user:token" and/or https://user:token@host lines (0600)
+    std::string https_ca_file;                ///< CA bundle trusted for https remotes instead of the system's
 };
 
 /// Loads and validates the file; errors name the file, line and key.

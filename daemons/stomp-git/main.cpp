@@ -104,18 +104,8 @@ int worker_main(const std::string& config_path, const std::string& name)
         auto it = cfg.repos.find(name);
         if (it == cfg.repos.end()) throw std::runtime_error("repository " + name + " is not configured");
         const repo_entry& e = it->second;
-        credentials creds;
-        creds.ssh_key = cfg.ssh_key;
-        if (!cfg.credentials_file.empty()) {
-            // Read while still root: the file is the daemon's (0600), not the repo user's.
-            std::ifstream in(cfg.credentials_file);
-            std::string line;
-            std::getline(in, line);
-            auto colon = line.find(':');
-            if (colon == std::string::npos) throw std::runtime_error(cfg.credentials_file + ": expected user:token");
-            creds.https_user = line.substr(0, colon);
-            creds.https_token = line.substr(colon + 1);
-        }
+        // Read while still root: the secrets are the daemon's (0600), not the repo user's.
+        credentials creds = load_credentials(cfg);
         if (auto why = become(e.user); !why.empty()) throw std::runtime_error(why);
         if (!std::filesystem::exists(e.path)) throw std::runtime_error("Repo in config but not in filesystem: " + name);
         auto o = fetch_and_publish(e, creds);
