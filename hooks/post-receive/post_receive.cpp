@@ -34,6 +34,16 @@ parsed_input parse_updates(std::string_view in)
     return out;
 }
 
+std::optional<ref_update> post_commit_update(std::string_view ref, std::string_view head, std::string_view parent)
+{
+    if (!bus::valid_ref_name(ref) || !ref.starts_with("refs/")) return std::nullopt;
+    if (!bus::valid_revision(head) || bus::is_zero_revision(head) || head.size() < 40) return std::nullopt;
+    ref_update u{parent.empty() ? std::string(head.size(), '0') : std::string(parent), std::string(head),
+                 std::string(ref)};
+    if (!bus::valid_revision(u.old_rev) || u.old_rev.size() != u.new_rev.size()) return std::nullopt;
+    return u;
+}
+
 std::string repo_name(std::string_view gl_repo, std::string_view git_dir)
 {
     if (!gl_repo.empty()) return std::string(gl_repo);

@@ -27,6 +27,11 @@ struct parsed_input {
 /// ref names (shell metacharacters, `..`) are refused and reported, never published.
 parsed_input parse_updates(std::string_view stdin_text);
 
+/// The post-commit hook's single update: `ref` (the branch HEAD is on) moved from `parent` to
+/// `head`. A root commit (no parent) created the branch, so old_rev is all zeroes, as git reports
+/// a created ref to post-receive. nullopt if the ref name or a revision is not acceptable.
+std::optional<ref_update> post_commit_update(std::string_view ref, std::string_view head, std::string_view parent);
+
 /// The repository's name as the original derived it: gitolite's GL_REPO if set, else the
 /// basename of the repository path without `.git` (for a non-bare repo, of its work tree).
 std::string repo_name(std::string_view gl_repo, std::string_view git_dir);
