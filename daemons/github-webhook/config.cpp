@@ -81,6 +81,8 @@ struct reader {
         h.path = path;
         if (path.empty() || path.front() != '/' || path.find_first_of("?# ") != std::string::npos)
             throw bus::config_error(where(m, key) + ": a hook path starts with / and has no query");
+        if (path == "/livez" || path == "/readyz" || path == "/metrics")
+            throw bus::config_error(where(m, key) + ": " + path + " is reserved for health and metrics");
         auto prov = str(m, "provider", "github");
         auto p = parse_provider(prov);
         if (!p)
@@ -162,6 +164,8 @@ config load_config(const std::filesystem::path& path)
     c.read_timeout = std::chrono::seconds(r.num(root, "read-timeout-seconds", 10, 1, 3600));
     c.idle_timeout = std::chrono::seconds(r.num(root, "idle-timeout-seconds", 30, 1, 3600));
     c.max_connections = static_cast<std::size_t>(r.num(root, "max-connections", 512, 1, 100000));
+    c.max_inflight_body_bytes =
+        static_cast<std::size_t>(r.num(root, "max-inflight-body-bytes", 256L * 1024 * 1024, 1024, 1L << 40));
     c.accept_timeout = std::chrono::milliseconds(r.num(root, "accept-timeout-ms", 2000, 0, 9000));
     c.trusted_proxies = r.nets(root, "trusted-proxies");
     c.allow_from = r.nets(root, "allow-from");

@@ -23,9 +23,10 @@ struct config {
     std::string tls_key_file;
     std::size_t max_body_bytes = 25 * 1024 * 1024;  ///< GitHub caps payloads at 25 MB
     std::size_t max_header_bytes = 16 * 1024;
-    std::chrono::seconds read_timeout{10};  ///< a whole request (headers and body) must arrive within this
+    std::chrono::seconds read_timeout{10};  ///< a whole request (headers and body) must arrive within this, from its first byte
     std::chrono::seconds idle_timeout{30};  ///< keep-alive connections idle longer are closed
     std::size_t max_connections = 512;
+    std::size_t max_inflight_body_bytes = 256 * 1024 * 1024;  ///< declared bodies being read, all connections
     std::chrono::milliseconds accept_timeout{2000};  ///< wait this long for the broker's receipt, then spool
     std::vector<cidr> trusted_proxies;
     std::vector<cidr> allow_from;  ///< empty = anyone may connect

@@ -77,6 +77,7 @@ struct counters {
     std::uint64_t refused_connections = 0;
     std::uint64_t read_timeouts = 0;
     std::uint64_t reloads = 0;
+    std::uint64_t busy = 0;  // 503s because too many body bytes were in flight
 };
 
 struct service {
@@ -105,7 +106,10 @@ struct service {
     std::optional<ssl::context> tls;
     net::steady_timer drain_kick;
     bool backlog = true;  // the outbox may hold messages: spool new ones behind them (order)
+    std::uint64_t spool_generation = 0;  // bumped whenever something is spooled
+    std::size_t inflight_body_bytes = 0;  // declared bodies of requests being read
     bool stopping = false;
+    bool failed = false;
     std::size_t connections = 0;
     counters stats;
     std::string host;
@@ -138,23 +142,24 @@ struct service {
         return out;
     }
 
-    // Returns "" when every frame is receipted or spooled, else why not.
+    // Returns "" when every frame is receipted or spooled, else why not. The answer waits at most
+    // accept-timeout for receipts (all frames outstanding at once), then for the spool.
     net::awaitable<std::string> publish(std::vector<bus::stomp::frame> frames)
     {
         std::vector<bus::stomp::frame> later;
-        bool direct = client.connected() && !backlog && cfg.accept_timeout.count() > 0;
-        for (auto& f : frames) {
-            if (direct) {
-                auto ec = co_await client.publish(f, cfg.accept_timeout);
-                if (!ec) {
-                    ++stats.events_published;
-                    continue;
-                }
-                direct = false;  // keep this delivery's remaining frames in order behind it
+        if (client.connected() && !backlog && cfg.accept_timeout.count() > 0) {
+            auto results = co_await bus::publish_all(client, frames, cfg.accept_timeout);
+            for (std::size_t i = 0; i < frames.size(); ++i) {
+                if (results[i]) later.push_back(std::move(frames[i]));
+                else ++stats.events_published;
             }
-            later.push_back(std::move(f));
+        } else {
+            later = std::move(frames);
         }
         if (later.empty()) co_return std::string();
+        // From now until the drainer has emptied the spool, new events queue behind these.
+        backlog = true;
+        ++spool_generation;
         // Spooling writes and fsyncs: on the pool, never on the I/O thread. Pointer captures only
         // (GCC 12 and coroutine lambdas on another thread).
         const std::vector<bus::stomp::frame>* pending = &later;
@@ -177,7 +182,6 @@ struct service {
             co_return why;
         }
         stats.events_spooled += later.size();
-        backlog = true;
         drain_kick.cancel();
         co_return std::string();
     }
@@ -190,10 +194,12 @@ struct service {
             co_await drain_kick.async_wait(tuple_awaitable);
             if (stopping) co_return;
             if (!client.connected()) continue;
+            auto generation = spool_generation;
             auto r = co_await bus::drain(client, box, pool.get_executor(), steady::now() + std::chrono::seconds(10));
             if (r.delivered) log.info("github-webhook: delivered {} spooled message(s), {} left", r.delivered, r.remaining);
             if (r.error && r.remaining) log.warn("github-webhook: spool delivery stopped: {}", r.error.message());
-            backlog = r.remaining > 0 || r.locked_out || r.error;
+            // Only a drain that saw every spooled message may let new events bypass the spool.
+            backlog = r.remaining > 0 || r.locked_out || r.error || generation != spool_generation;
         }
     }
 
@@ -242,6 +248,7 @@ struct service {
         metric("read_timeouts_total", "counter", "requests that did not arrive within read-timeout-seconds",
                stats.read_timeouts);
         metric("reloads_total", "counter", "configuration reloads", stats.reloads);
+        metric("busy_total", "counter", "requests refused because too many body bytes were in flight", stats.busy);
         metric("open_connections", "gauge", "open client connections", connections);
         metric("broker_connected", "gauge", "1 when connected to the broker", client.connected() ? 1 : 0);
         metric("uptime_seconds", "gauge", "seconds since start",
@@ -267,31 +274,35 @@ struct service {
         access.info("{}", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
 
-    // A whole request: answers for one POST to a hook, health and metrics.
-    net::awaitable<reply> answer(const http::request<http::string_body>& req, std::string_view path,
-                                 const std::string& remote, steady::time_point t0)
+    // One POST to a hook, after its body arrived. `hook` belongs to `snapshot`, which the caller
+    // keeps alive, so a reload meanwhile changes nothing for this request.
+    net::awaitable<reply> answer(const http::request<http::string_body>& req, const webhook::hook_config& hook,
+                                 std::string_view path, const std::string& remote, steady::time_point t0)
     {
         reply rep;
-        auto snapshot = hooks;  // this request keeps its hook list alive across a reload
-        const webhook::hook_config* hook = nullptr;
-        for (const auto& h : *snapshot)
-            if (h.path == path) hook = &h;
         webhook::header_map headers;
         for (const auto& f : req) headers.emplace(lower(f.name_string()), std::string(f.value()));
         webhook::request r{std::string_view(req.method_string()), path, &headers, req.body()};
         webhook::decision d;
         if (req.body().size() > 256 * 1024) {
             // Big payloads are parsed and hashed on the pool, not on the I/O thread.
-            const webhook::hook_config* hp = hook;
+            const webhook::hook_config* hp = &hook;
             const webhook::request* rp = &r;
             d = co_await net::co_spawn(
                 pool, [hp, rp]() -> net::awaitable<webhook::decision> { co_return webhook::handle(*hp, *rp); },
                 net::use_awaitable);
         } else {
-            d = webhook::handle(*hook, r);
+            d = webhook::handle(hook, r);
         }
         if (d.status == 202) {
-            std::string key = std::string(webhook::to_string(hook->kind)) + ":" + hook->path + ":" + d.delivery;
+            std::string key = std::string(webhook::to_string(hook.kind)) + ":" + hook.path + ":" + d.delivery;
+            // The same delivery already being processed (a quick redelivery): wait for its outcome,
+            // then answer as it did - a duplicate, or process it ourselves if the first failed.
+            net::steady_timer t(io);
+            for (int i = 0; i < 500 && in_flight.count(key); ++i) {
+                t.expires_after(milliseconds(20));
+                co_await t.async_wait(tuple_awaitable);
+            }
             auto now = std::chrono::system_clock::now();
             if (seen.seen(key, now)) {
                 ++stats.duplicates;
@@ -300,23 +311,24 @@ struct service {
                 d.body = json_status("duplicate", d.delivery);
                 d.commits.clear();
             } else if (in_flight.count(key)) {
-                d.status = 409;
-                d.reason = "the same delivery is being processed";
-                d.body = json_status("in progress", d.delivery);
+                d.status = 503;
+                d.reason = "the same delivery is still being processed";
+                d.body = json_status("unavailable", "retry later");
+                rep.extra.emplace_back(http::field::retry_after, "10");
                 d.commits.clear();
             } else {
                 in_flight.insert(key);
                 std::string why;
                 try {
-                    why = co_await publish(frames_for(*hook, d));
+                    why = co_await publish(frames_for(hook, d));
                 } catch (const std::exception& e) {
                     why = e.what();
                 }
                 in_flight.erase(key);
                 if (why.empty()) {
-                    seen.remember(key, now);
+                    seen.remember(key, std::chrono::system_clock::now());
                     ++stats.deliveries_accepted;
-                    log.info("github-webhook: {} delivery {} for {}: {} event(s)", webhook::to_string(hook->kind),
+                    log.info("github-webhook: {} delivery {} for {}: {} event(s)", webhook::to_string(hook.kind),
                              d.delivery, d.repo, d.commits.size());
                 } else {
                     d.status = 503;
@@ -342,17 +354,40 @@ struct service {
     }
 
     template <class Stream>
-    net::awaitable<void> write(Stream& stream, const reply& rep, unsigned version, bool keep_alive)
+    net::awaitable<void> write(Stream& stream, const reply& rep, unsigned version, bool keep_alive, bool head = false)
     {
         http::response<http::string_body> res{rep.status, version};
         res.set(http::field::server, "deploykit-github-webhook");
         res.set(http::field::content_type, rep.content_type);
         for (auto& [f, v] : rep.extra) res.set(f, v);
         res.keep_alive(keep_alive && !rep.close);
-        res.body() = rep.body;
-        res.prepare_payload();
+        if (head) {
+            res.content_length(rep.body.size());  // what GET would send; no body
+        } else {
+            res.body() = rep.body;
+            res.prepare_payload();
+        }
         beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
         co_await http::async_write(stream, res, net::use_awaitable);
+    }
+
+    std::optional<reply> health(const http::request_parser<http::string_body>& parser, std::string_view path)
+    {
+        const auto& req = parser.get();
+        if (path != "/livez" && path != "/readyz" && path != "/metrics") return std::nullopt;
+        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+            auto rep = early(http::status::method_not_allowed, "method not allowed", "use GET");
+            rep.extra.emplace_back(http::field::allow, "GET, HEAD");
+            return rep;
+        }
+        if (path == "/metrics") return reply{http::status::ok, metrics(), "text/plain; version=0.0.4", false, {}};
+        if (path == "/livez") return reply{http::status::ok, "ok\n", "text/plain", false, {}};
+        // Ready when a delivery can be made safe: broker connected, or spool usable.
+        bool ready = !stopping && (client.connected() || ::access(box.options().dir.c_str(), W_OK) == 0);
+        return reply{ready ? http::status::ok : http::status::service_unavailable,
+                     std::string(ready ? "ready" : "not ready") +
+                         (client.connected() ? "\n" : " (broker unreachable: spooling)\n"),
+                     "text/plain", false, {}};
     }
 
     template <class Stream>
@@ -361,15 +396,23 @@ struct service {
         beast::flat_buffer buf;
         bool first = true;
         for (;;) {
+            if (!first && buf.size() == 0) {
+                // Between requests a keep-alive connection may idle up to idle-timeout; the next
+                // request's clock starts with its first byte.
+                beast::get_lowest_layer(stream).expires_after(cfg.idle_timeout);
+                auto [iec, n] = co_await stream.async_read_some(buf.prepare(4096), tuple_awaitable);
+                if (iec || n == 0) co_return;
+                buf.commit(n);
+            }
+            first = false;
             http::request_parser<http::string_body> parser;
             parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
             parser.body_limit(cfg.max_body_bytes);
-            // Headers and body must each arrive within the read timeout (slow-loris safe); an
-            // idle keep-alive connection may wait longer for its next request.
-            beast::get_lowest_layer(stream).expires_after(first ? cfg.read_timeout : cfg.idle_timeout);
+            // One deadline for the whole request, headers and body (slow-loris safe). On the first
+            // request it runs from the accept.
+            beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
             auto [ec, n] = co_await http::async_read_header(stream, buf, parser, tuple_awaitable);
             auto t0 = steady::now();
-            if (ec == beast::error::timeout && !first && buf.size() == 0) co_return;  // idle keep-alive
             if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset)
                 co_return;
             if (ec == beast::error::timeout) {
@@ -388,57 +431,57 @@ struct service {
                 co_await write(stream, rep, 11, false);
                 co_return;
             }
-            first = false;
             auto& req = parser.get();
             std::string target(req.target());
             std::string path = target.substr(0, target.find('?'));
-            std::string remote = webhook::client_address(
-                peer, std::string_view(req["X-Forwarded-For"]), cfg.trusted_proxies);
+            // Every X-Forwarded-For line, in order: a proxy may add its own line rather than
+            // extend the client's (which could then claim anything in the first one).
+            std::string xff;
+            for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it)
+                xff += (xff.empty() ? "" : ",") + std::string(it->value());
+            std::string remote = webhook::client_address(peer, xff, cfg.trusted_proxies);
             std::string method(req.method_string());
-            std::optional<reply> rep;
-            bool hook_path = false;
-            for (const auto& h : *hooks)
-                if (h.path == path) hook_path = true;
-            if (path == "/livez" || path == "/readyz" || path == "/metrics") {
-                if (req.method() != http::verb::get && req.method() != http::verb::head) {
-                    rep = early(http::status::method_not_allowed, "method not allowed", "use GET");
-                    rep->extra.emplace_back(http::field::allow, "GET, HEAD");
-                } else if (path == "/metrics") {
-                    rep = reply{http::status::ok, metrics(), "text/plain; version=0.0.4", false, {}};
-                } else if (path == "/livez") {
-                    rep = reply{http::status::ok, "ok\n", "text/plain", false, {}};
-                } else {
-                    // Ready when a delivery can be made safe: broker connected, or spool usable.
-                    bool ready = !stopping && (client.connected() || ::access(box.options().dir.c_str(), W_OK) == 0);
-                    rep = reply{ready ? http::status::ok : http::status::service_unavailable,
-                                std::string(ready ? "ready" : "not ready") +
-                                    (client.connected() ? "\n" : " (broker unreachable: spooling)\n"),
-                                "text/plain", false, {}};
-                }
-            } else if (!hook_path) {
+            // This request's hooks: a reload from here on does not affect it.
+            auto snapshot = hooks;
+            const webhook::hook_config* hook = nullptr;
+            for (const auto& h : *snapshot)
+                if (h.path == path) hook = &h;
+            std::optional<reply> rep = health(parser, path);
+            if (rep) {
+            } else if (!hook) {
                 rep = early(http::status::not_found, "not found", "no hook at this path");
             } else if (!cfg.allow_from.empty() && !webhook::in_any(cfg.allow_from, remote)) {
                 rep = early(http::status::forbidden, "forbidden", "address not allowed");
             } else if (req.method() != http::verb::post) {
                 rep = early(http::status::method_not_allowed, "method not allowed", "use POST");
                 rep->extra.emplace_back(http::field::allow, "POST");
-            } else if (parser.content_length() && *parser.content_length() > cfg.max_body_bytes) {
-                rep = early(http::status::payload_too_large, "too large",
-                            "body over " + std::to_string(cfg.max_body_bytes) + " bytes");
+            } else if (parser.content_length() &&
+                       inflight_body_bytes + *parser.content_length() > cfg.max_inflight_body_bytes) {
+                ++stats.busy;
+                rep = early(http::status::service_unavailable, "busy", "too many large requests at once; retry");
+                rep->extra.emplace_back(http::field::retry_after, "5");
             }
             if (rep) {
                 // Answer at once; an unread body means the connection cannot be reused.
                 bool body_pending = !parser.is_done();
                 log_access(remote, method, path, static_cast<int>(rep->status), nullptr, 0, t0);
-                co_await write(stream, *rep, req.version(), req.keep_alive() && !body_pending);
-                if (body_pending || !req.keep_alive()) co_return;
+                bool keep = req.keep_alive() && !body_pending && !rep->close;
+                co_await write(stream, *rep, req.version(), keep, req.method() == http::verb::head);
+                if (!keep) co_return;
                 continue;
             }
-            if (lower(req[http::field::expect]) == "100-continue") {
+            // Body bytes in flight are bounded: Beast reserves the declared length up front.
+            std::size_t declared = parser.content_length() ? static_cast<std::size_t>(*parser.content_length()) : 0;
+            inflight_body_bytes += declared;
+            struct release {
+                std::size_t& total;
+                std::size_t n;
+                ~release() { total -= n; }
+            } guard{inflight_body_bytes, declared};
+            if (req.version() >= 11 && lower(req[http::field::expect]) == "100-continue") {
                 http::response<http::empty_body> cont{http::status::continue_, req.version()};
                 co_await http::async_write(stream, cont, net::use_awaitable);
             }
-            beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
             auto [bec, bn] = co_await http::async_read(stream, buf, parser, tuple_awaitable);
             if (bec == http::error::body_limit) {
                 auto r = early(http::status::payload_too_large, "too large",
@@ -452,21 +495,31 @@ struct service {
                 co_return;
             }
             if (bec) co_return;
-            auto r = co_await answer(req, path, remote, t0);
+            auto r = co_await answer(req, *hook, path, remote, t0);
             co_await write(stream, r, req.version(), req.keep_alive());
             if (!req.keep_alive() || r.close || stopping) co_return;
         }
     }
 
-    net::awaitable<void> serve(tcp::socket sock)
+    // After an early answer the client may still be sending a body; closing with unread bytes
+    // makes the kernel send RST, which can destroy the answer before the client reads it. So
+    // stop sending, then read and discard for a bounded time and size before closing.
+    net::awaitable<void> linger(beast::tcp_stream& stream)
     {
-        ++connections;
-        std::string peer;
-        boost::system::error_code pec;
-        auto ep = sock.remote_endpoint(pec);
-        peer = pec ? "?" : ep.address().to_string();
-        if (ep.address().is_v6() && ep.address().to_v6().is_v4_mapped())
-            peer = net::ip::make_address_v4(net::ip::v4_mapped, ep.address().to_v6()).to_string();
+        boost::system::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream.expires_after(std::chrono::seconds(1));
+        std::array<char, 16384> sink;
+        std::size_t total = 0;
+        while (total < 1024 * 1024) {
+            auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), tuple_awaitable);
+            if (ec || n == 0) break;
+            total += n;
+        }
+    }
+
+    net::awaitable<void> serve(tcp::socket sock, std::string peer)
+    {
         try {
             if (tls) {
                 beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(sock)), *tls);
@@ -478,8 +531,7 @@ struct service {
             } else {
                 beast::tcp_stream stream(std::move(sock));
                 co_await session(stream, peer);
-                boost::system::error_code ignored;
-                stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                co_await linger(stream);
             }
         } catch (const std::exception& e) {
             log.debug("github-webhook: connection from {}: {}", peer, e.what());
@@ -499,14 +551,27 @@ struct service {
                 co_await t.async_wait(tuple_awaitable);
                 continue;
             }
-            if (connections >= cfg.max_connections) {
+            boost::system::error_code pec;
+            auto ep = sock.remote_endpoint(pec);
+            std::string peer = pec ? "?" : ep.address().to_string();
+            if (!pec && ep.address().is_v6() && ep.address().to_v6().is_v4_mapped())
+                peer = net::ip::make_address_v4(net::ip::v4_mapped, ep.address().to_v6()).to_string();
+            bool refuse = connections >= cfg.max_connections;
+            // A direct client outside allow-from is turned away before it can send anything
+            // (clients behind a trusted proxy are checked per request).
+            if (!refuse && !cfg.allow_from.empty() && !webhook::in_any(cfg.trusted_proxies, peer) &&
+                !webhook::in_any(cfg.allow_from, peer))
+                refuse = true;
+            if (refuse) {
                 ++stats.refused_connections;
                 boost::system::error_code ignored;
                 sock.close(ignored);
                 continue;
             }
-            sock.set_option(tcp::no_delay(true));
-            net::co_spawn(io, serve(std::move(sock)), net::detached);
+            boost::system::error_code oec;
+            sock.set_option(tcp::no_delay(true), oec);
+            ++connections;  // counted here, so the limit holds however fast connections arrive
+            net::co_spawn(io, serve(std::move(sock), std::move(peer)), net::detached);
         }
     }
 
@@ -517,6 +582,7 @@ struct service {
             cfg.trusted_proxies = fresh.trusted_proxies;
             cfg.allow_from = fresh.allow_from;
             cfg.access_log = fresh.access_log;
+            cfg.max_inflight_body_bytes = fresh.max_inflight_body_bytes;
             hooks = std::make_shared<const std::vector<webhook::hook_config>>(std::move(fresh.hooks));
             ++stats.reloads;
             log.info("Re-read {}: {} hook(s) (listener and broker settings need a restart)", config_path, hooks->size());
@@ -573,7 +639,16 @@ int main(int argc, char** argv)
             if (e && !s.stopping) log->error("github-webhook: bus client ended");
         });
         net::co_spawn(io, s.drainer(), net::detached);
-        net::co_spawn(io, s.accept_loop(acceptor), net::detached);
+        net::co_spawn(io, s.accept_loop(acceptor), [&](std::exception_ptr e) {
+            if (!e || s.stopping) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                log->critical("github-webhook: accepting stopped: {}", ex.what());
+            }
+            io.stop();  // exit non-zero, so the supervisor restarts us
+            s.failed = true;
+        });
 
         net::signal_set term(io, SIGTERM, SIGINT);
         term.async_wait([&](auto ec, int) {
@@ -610,6 +685,7 @@ int main(int argc, char** argv)
         on_hup();
         io.run();
         s.pool.join();
+        if (s.failed) return 1;
     } catch (const bus::config_error& e) {
         std::cerr << "github-webhook: " << e.what() << "\n";
         return 2;

@@ -313,7 +313,9 @@ std::pair<int, std::string> check_signature(const hook_config& h, const request&
     case provider::gitlab: {
         auto t = req.header("x-gitlab-token");
         if (t.empty()) return {401, "no X-Gitlab-Token header"};
-        return equal_constant_time(t, h.secret) ? std::pair{0, std::string()}
+        // Compare digests, so not even the secret's length leaks through timing.
+        return equal_constant_time(hmac_sha256_hex("gitlab-token", t), hmac_sha256_hex("gitlab-token", h.secret))
+                   ? std::pair{0, std::string()}
                                                 : std::pair{403, std::string("X-Gitlab-Token does not match")};
     }
     case provider::gitea: {
@@ -363,6 +365,12 @@ const json& obj(const json& j, std::string_view key)
 }
 
 std::string zeros() { return std::string(40, '0'); }
+
+std::string last_segment(std::string_view path)
+{
+    auto slash = path.rfind('/');
+    return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
 
 std::string who(std::string_view name, std::string_view email)
 {
@@ -429,7 +437,10 @@ std::vector<bus::commit_event> parse_gitlab(const hook_config& h, const json& j)
     bus::commit_event c;
     c.source = bus::commit_source::gitlab;
     const json& project = obj(j, "project");
-    c.repo = h.naming == repo_naming::full_name ? str(project, "path_with_namespace") : str(project, "name");
+    // The path, not `name` (a display name that may hold spaces): `path_with_namespace` whole, or
+    // its last segment (the repository's own path).
+    std::string full = str(project, "path_with_namespace");
+    c.repo = h.naming == repo_naming::full_name ? full : last_segment(full);
     if (c.repo.empty()) c.repo = str(obj(j, "repository"), "name");  // older GitLab
     c.ref = str(j, "ref");
     c.old_rev = str(j, "before");
@@ -452,7 +463,10 @@ std::vector<bus::commit_event> parse_bitbucket_cloud(const hook_config& h, const
 {
     std::vector<bus::commit_event> out;
     const json& repo = obj(j, "repository");
-    std::string name = str(repo, h.naming == repo_naming::full_name ? "full_name" : "name");
+    // `full_name` is workspace/slug; `name` is a display name, so the slug is its last segment.
+    std::string full = str(repo, "full_name");
+    std::string name = h.naming == repo_naming::full_name ? full : last_segment(full);
+    if (name.empty()) name = str(repo, "name");
     const json& actor = obj(j, "actor");
     const json& changes = obj(obj(j, "push"), "changes");
     if (!changes.is_array()) throw std::invalid_argument("push.changes: missing");
@@ -622,9 +636,11 @@ decision handle(const hook_config& h, const request& req)
     }
     d.repo = commits.empty() ? std::string() : commits.front().repo;
     if (!commits.empty() && !repo_accepted(h, d.repo)) {
-        d.status = 403;
+        // 2xx, not 4xx: a forge disables hooks that keep failing (GitLab does so automatically),
+        // and a push of another repository to this hook is not an error of the forge's.
+        d.status = 200;
         d.reason = "repository " + d.repo + " is not accepted by this hook";
-        d.body = answer("forbidden", d.reason);
+        d.body = answer("ignored", d.reason, d.delivery);
         return d;
     }
     std::erase_if(commits, [&](const bus::commit_event& c) { return !ref_accepted(h, c.ref); });

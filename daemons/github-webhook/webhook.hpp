@@ -2,7 +2,7 @@
 
 // github-webhook's logic, pure: which hook a request is for, whether the provider signed it with
 // the hook's secret, what the provider's payload says, and what to answer. No sockets, no Asio;
-// the server (server.cpp) only moves bytes, dedupes, publishes and spools.
+// the server (main.cpp) only moves bytes, dedupes, publishes and spools.
 
 #include "bus/event.hpp"
 

@@ -77,6 +77,22 @@ net::awaitable<drain_result> drain(client& c, outbox& box, net::any_io_executor 
     co_return r;
 }
 
+net::awaitable<std::vector<std::error_code>> publish_all(client& c, const std::vector<stomp::frame>& frames,
+                                                        milliseconds timeout)
+{
+    std::vector<std::error_code> results(frames.size(), make_error_code(errc::receipt_timeout));
+    int done = 0;
+    net::steady_timer wake(co_await net::this_coro::executor);
+    for (std::size_t i = 0; i < frames.size(); ++i)
+        net::co_spawn(co_await net::this_coro::executor, publish_one(&c, frames[i], timeout, &results[i], &done, &wake),
+                      net::detached);
+    while (done < static_cast<int>(frames.size())) {
+        wake.expires_at(steady::time_point::max());
+        co_await wake.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    co_return results;
+}
+
 net::awaitable<send_report> publish_or_spool(client& c, outbox& box, std::vector<stomp::frame> frames,
                                              net::any_io_executor blocking, steady::time_point deadline)
 {
@@ -100,17 +116,7 @@ net::awaitable<send_report> publish_or_spool(client& c, outbox& box, std::vector
         }
     }
     // Pipelined publishes; those without a receipt by the deadline are spooled, in order.
-    std::vector<std::error_code> results(frames.size(), make_error_code(errc::receipt_timeout));
-    int done = 0;
-    net::steady_timer wake(co_await net::this_coro::executor);
-    auto timeout = std::max(left(deadline), milliseconds(1));
-    for (std::size_t i = 0; i < frames.size(); ++i)
-        net::co_spawn(co_await net::this_coro::executor,
-                      publish_one(&c, frames[i], timeout, &results[i], &done, &wake), net::detached);
-    while (done < static_cast<int>(frames.size())) {
-        wake.expires_at(steady::time_point::max());
-        co_await wake.async_wait(net::as_tuple(net::use_awaitable));
-    }
+    auto results = co_await publish_all(c, frames, std::max(left(deadline), milliseconds(1)));
     std::vector<stomp::frame> failed;
     for (std::size_t i = 0; i < frames.size(); ++i) {
         if (results[i]) failed.push_back(std::move(frames[i]));

@@ -9,8 +9,8 @@ set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") webhook=$(realpath "$3")
 data=$(cd "$(dirname "$0")/../data/webhooks" && pwd)
 work=$(mktemp -d /tmp/deploykit-webhook.XXXXXX)
-bpid= wpid= spid= rpid=
-trap '{ for p in $spid $rpid $wpid $bpid; do kill "$p"; done; } 2>/dev/null || true; rm -rf "$work"' EXIT
+bpid= wpid= spid= rpid= rawpid=
+trap '{ for p in $spid $rpid $rawpid $wpid $bpid; do kill "$p"; done; } 2>/dev/null || true; rm -rf "$work"' EXIT
 fail=0
 pass() { echo "PASS $*"; }
 bad() { echo "FAIL $*"; fail=1; }
@@ -45,6 +45,8 @@ listen: 127.0.0.1:$hport
 max-body-bytes: 65536
 read-timeout-seconds: 2
 accept-timeout-ms: 1000
+trusted-proxies: [127.0.0.1]
+allow-from: [127.0.0.0/8, 192.0.2.0/24]
 hooks:
   /github:
     provider: github
@@ -137,6 +139,20 @@ expect "ref with shell metacharacters" 400 "$(github_post "$work/evil.json" evil
 [[ ! -e /tmp/deploykit-pwned ]] && pass "nothing executed" || bad "/tmp/deploykit-pwned exists"
 expect "branch push to a tags-only hook" 200 "$(github_post "$data/github_push.json" tags-1 push github-secret /only-tags)"
 
+# --- X-Forwarded-For from the trusted proxy (127.0.0.1) decides allow-from ---
+expect "direct client inside allow-from" 202 "$(github_post "$data/github_push.json" xff-1)"
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 -X POST --data-binary "@$data/github_push.json" \
+  -H 'X-Forwarded-For: 198.51.100.7' -H 'X-GitHub-Event: push' -H 'X-GitHub-Delivery: xff-2' \
+  -H "X-Hub-Signature-256: sha256=$(hmac github-secret "$data/github_push.json")" "$base/github")
+expect "client outside allow-from behind the proxy" 403 "$code"
+# A forged first line does not help when the proxy appends its own line.
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 -X POST --data-binary "@$data/github_push.json" \
+  -H 'X-Forwarded-For: 192.0.2.1' -H 'X-Forwarded-For: 198.51.100.7' -H 'X-GitHub-Event: push' -H 'X-GitHub-Delivery: xff-3' \
+  -H "X-Hub-Signature-256: sha256=$(hmac github-secret "$data/github_push.json")" "$base/github")
+expect "forged X-Forwarded-For line ignored" 403 "$code"
+code=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 -I "$base/livez")
+expect "HEAD /livez has no body" "200 0" "$code"
+
 # A marker delivery: once it has arrived, everything published before it has arrived too.
 /usr/bin/python3 - "$data/github_push.json" "$work/marker.json" <<'PY'
 import json, sys
@@ -144,12 +160,12 @@ j = json.load(open(sys.argv[1])); j["repository"]["name"] = "marker"; json.dump(
 PY
 expect "marker push" 202 "$(github_post "$work/marker.json" marker-1)"
 for _ in $(seq 400); do grep -q '"repo":"marker"' "$work/events" && break; sleep 0.05; done
-/usr/bin/python3 - "$work/events" <<'PY' && pass "8 accepted deliveries -> 9 commit events, each once, with the right fields" || bad "events: $(cat "$work/events")"
+/usr/bin/python3 - "$work/events" <<'PY' && pass "9 accepted deliveries -> 10 commit events, each once, with the right fields" || bad "events: $(cat "$work/events")"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
 d = [e["data"] for e in ev]
 repos = [x["repo"] for x in d]
-assert repos == ["blog", "blog", "mike/diaspora", "jsmith/example", "webhooks", "website", "website", "repository", "marker"], repos
+assert repos == ["blog", "blog", "mike/diaspora", "jsmith/example", "webhooks", "website", "website", "repository", "blog", "marker"], repos
 assert len({e["id"] for e in ev}) == len(ev)
 assert d[0]["source"] == "github" and d[0]["ref"] == "refs/heads/main" and d[0]["author"] == "Mona Lisa <mona@example.com>", d[0]
 assert set(d[1]["new_rev"]) == {"0"}, d[1]
@@ -158,7 +174,7 @@ assert d[3]["ref"] == "refs/tags/v1.0.0", d[3]
 assert d[4]["source"] == "gitea", d[4]
 assert d[5]["source"] == "bitbucket" and d[6]["ref"] == "refs/tags/v0.9", d[5:7]
 PY
-wait_lines "$work/reports" 9 && grep -q 'Triggered fetch from Github: \[blog\] refs/heads/main 0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c' "$work/reports" \
+wait_lines "$work/reports" 10 && grep -q 'Triggered fetch from Github: \[blog\] refs/heads/main 0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c' "$work/reports" \
   && pass "the original's report line on future.events.stomp-git" || bad "reports: $(head -c 2000 "$work/reports")"
 # The legacy github-stomp body travels too (wire-format: both), for the Ruby consumers.
 "$stompctl" -u "$url" subscribe -t /topic/future.git.commits --json -n 2 --wait 20 --ready-file "$work/ready3" >"$work/raw" 2>/dev/null &
@@ -227,7 +243,7 @@ curl -s "$base/metrics" >"$work/metrics"
 grep -q '^github_webhook_duplicate_deliveries_total 1$' "$work/metrics" && grep -q 'github_webhook_responses_total{code="202"}' "$work/metrics" \
   && grep -q '^github_webhook_events_spooled_total [1-9]' "$work/metrics" && pass "/metrics counts duplicates, answers and spooled events" \
   || bad "metrics: $(cat "$work/metrics")"
-grep -q '"delivery":"11111111-aaaa-11e3-81ab-4c9367dc0958"' "$work/access.log" && ! grep -q 'github-secret\|gitlab-secret' "$work/access.log" "$work/webhook.log" \
+grep -q '"delivery":"11111111-aaaa-11e3-81ab-4c9367dc0958"' "$work/access.log" && ! grep -q 'github-secret\|gitlab-secret\|rotated-secret' "$work/access.log" "$work/webhook.log" \
   && pass "JSON access log names deliveries and no secret" || bad "access log"
 
 kill "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=

@@ -29,6 +29,12 @@ struct drain_result {
 boost::asio::awaitable<drain_result> drain(client& c, outbox& box, boost::asio::any_io_executor blocking,
                                            std::chrono::steady_clock::time_point deadline);
 
+/// Publishes `frames` pipelined (all outstanding at once) and waits for every RECEIPT or its
+/// timeout; one result per frame (errc::receipt_timeout when none came in `timeout`). Runs on the
+/// client's executor.
+boost::asio::awaitable<std::vector<std::error_code>> publish_all(client& c, const std::vector<stomp::frame>& frames,
+                                                                 std::chrono::milliseconds timeout);
+
 struct send_report {
     std::size_t published = 0;  ///< receipted now
     std::size_t spooled = 0;    ///< written to the outbox for later delivery
