@@ -1,0 +1,491 @@
+// stomp-jenkins: trigger Jenkins jobs when commits are announced on the bus.
+//
+//   stomp-jenkins [-c /etc/stomp-jenkins/stomp-jenkins.yaml] [-d]
+//
+// The receive loop only decides (stomp_jenkins.hpp) and hands triggers to the scheduler; HTTP
+// runs on a thread pool with timeouts; a message is acknowledged once Jenkins has taken every
+// request it asked for (or refused one for good), and given back to the broker (NACK) when a
+// request still fails after the bounded retries.
+#include "config.hpp"
+#include "jenkins_http.hpp"
+#include "stomp_jenkins.hpp"
+
+#include "bus/client.hpp"
+#include "bus/intake.hpp"
+#include "bus/outbox.hpp"
+#include "bus/signing.hpp"
+#include "bus/wire.hpp"
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <set>
+
+namespace net = boost::asio;
+using std::chrono::milliseconds;
+using namespace stomp_jenkins;
+
+namespace {
+
+std::string hostname()
+{
+    char buf[256] = {};
+    ::gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+std::string short_rev(const std::string& r) { return r.substr(0, 12); }
+
+struct exchange_result {
+    http_response r;
+    bool refetched = false;
+    unsigned requests = 0;
+};
+
+struct daemon_state {
+    daemon_state(net::io_context& io_, std::string config_path_, config cfg_, spdlog::logger& log_)
+        : io(io_), config_path(std::move(config_path_)), cfg(std::move(cfg_)), log(log_), pool(cfg.http.workers),
+          sessions(cfg.http, cfg.creds, &stop_flag), client(io.get_executor(), cfg.bus.client, log),
+          in(bus::intake_options{.require_signatures = cfg.bus.require_signatures}, cfg.bus.verify_keys), host(hostname()),
+          wake(io)
+    {
+    }
+    net::io_context& io;
+    std::string config_path;
+    config cfg;
+    spdlog::logger& log;
+    std::atomic<bool> stop_flag{false};
+    net::thread_pool pool;
+    session_pool sessions;
+    bus::client client;
+    bus::intake in;
+    scheduler sched;
+    std::string host;
+    net::steady_timer wake;
+    std::map<std::uint64_t, std::pair<bus::message, std::string>> waiting;  // token -> (message, event id)
+    std::uint64_t next_token = 0;
+    bool stopping = false;
+    std::set<net::steady_timer*> timers;  // every wait in progress, cancelled on stop
+    std::size_t followers = 0;
+    std::string jenkins_version;
+    std::mt19937_64 rng{std::random_device{}()};
+
+    std::string build_destination() const
+    {
+        return "/topic/" + (cfg.build_topic.empty() ? cfg.report_topic : cfg.build_topic);
+    }
+
+    // A wait that shutdown can cut short. False when cut short.
+    net::awaitable<bool> sleep_for(milliseconds d)
+    {
+        if (stopping) co_return false;
+        net::steady_timer t(io);
+        t.expires_after(d);
+        timers.insert(&t);
+        auto [ec] = co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        timers.erase(&t);
+        co_return !ec && !stopping;
+    }
+
+    void stop()
+    {
+        if (stopping) return;
+        stopping = true;
+        stop_flag = true;  // aborts transfers in progress
+        for (auto* t : timers) t->cancel();
+        wake.cancel();
+        client.stop();
+    }
+
+    void kick() { wake.cancel(); }
+
+    // ---- HTTP, on the pool ----
+    // Lambdas run by co_spawn on the pool capture only pointers (GCC 12, see stomp-git).
+
+    net::awaitable<exchange_result> perform_trigger(const http_request* req)
+    {
+        session_pool* sp = &sessions;
+        const config* c = &cfg;
+        co_return co_await net::co_spawn(
+            pool,
+            [sp, req, c]() -> net::awaitable<exchange_result> {
+                auto s = sp->acquire();
+                exchange x(*req, c->jenkins_url, s->crumb, c->http.crumbs);
+                exchange_result out;
+                out.r = s->run(x);
+                out.refetched = x.refetched();
+                out.requests = x.requests();
+                sp->release(std::move(s));
+                co_return out;
+            },
+            net::use_awaitable);
+    }
+
+    net::awaitable<http_response> perform_get(const std::string* url)
+    {
+        session_pool* sp = &sessions;
+        co_return co_await net::co_spawn(
+            pool,
+            [sp, url]() -> net::awaitable<http_response> {
+                auto s = sp->acquire();
+                auto r = s->perform(get_request(*url));
+                sp->release(std::move(s));
+                co_return r;
+            },
+            net::use_awaitable);
+    }
+
+    // ---- the bus ----
+
+    net::awaitable<void> publish(std::vector<bus::stomp::frame> frames)
+    {
+        for (auto& f : frames) {
+            if (cfg.bus.signing)
+                bus::sign(f, *cfg.bus.signing,
+                          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                              .count());
+            auto ec = co_await client.publish(f, milliseconds(5000));
+            if (ec && cfg.bus.spool) {
+                const bus::stomp::frame* frame = &f;
+                const bus::outbox_options* spool = &*cfg.bus.spool;
+                auto why = co_await net::co_spawn(
+                    pool,
+                    [frame, spool]() -> net::awaitable<std::string> {
+                        try {
+                            bus::outbox(*spool).spool(*frame);
+                            co_return std::string();
+                        } catch (const std::exception& e) {
+                            co_return std::string(e.what());
+                        }
+                    },
+                    net::use_awaitable);
+                if (!why.empty()) log.error("stomp-jenkins: report lost: {}", why);
+            } else if (ec) {
+                log.warn("stomp-jenkins: report to {} not accepted: {}", f.get("destination"), ec.message());
+            }
+        }
+    }
+
+    bus::build_event build_of(const scheduler::batch& b, bus::build_phase phase, std::string job, std::int64_t number,
+                              std::string url) const
+    {
+        bus::build_event e;
+        e.job = std::move(job);
+        e.number = number;
+        e.url = std::move(url);
+        e.phase = phase;
+        e.commit = b.data.commit;
+        e.branch = b.data.branch;
+        e.repo = b.data.repo;
+        return e;
+    }
+
+    // Accepted: native build event(s) with phase queued, and the original's one-liner.
+    net::awaitable<void> report_queued(const scheduler::batch& b, const classification& c)
+    {
+        std::vector<bus::stomp::frame> frames;
+        std::vector<std::string> jobs;
+        std::string url;
+        if (b.job.mode == trigger_mode::notify_commit) {
+            for (const auto& line : c.notified) {
+                std::string_view n = line;
+                n.remove_prefix(n.starts_with("Scheduled polling of ") ? 21 : 10);
+                if (!n.empty() && n.size() <= 512) jobs.emplace_back(n);
+            }
+        } else {
+            jobs.push_back(b.job.name);
+            url = c.queue ? c.queue->substr(0, c.queue->size() - 8) : cfg.jenkins_url + job_path(b.job.name);
+        }
+        std::string first_id;
+        if (cfg.bus.format != bus::wire_format::legacy)
+            for (auto& job : jobs) {
+                auto ev = bus::make_event(build_of(b, bus::build_phase::queued, job, 0, url), host);
+                if (first_id.empty()) first_id = ev.id;
+                for (auto& f : bus::encode(ev, build_destination(), bus::wire_format::native)) frames.push_back(std::move(f));
+            }
+        if (cfg.bus.format != bus::wire_format::native) {
+            // Same id as the native event: deploykit consumers keep one of the two.
+            auto line = bus::make_event(bus::notice_event{report_line(b.data, b.job)}, host);
+            if (!first_id.empty()) line.id = first_id;
+            for (auto& f : bus::encode(line, "/topic/" + cfg.report_topic, bus::wire_format::legacy))
+                frames.push_back(std::move(f));
+        }
+        co_await publish(std::move(frames));
+    }
+
+    net::awaitable<void> report_failure(const scheduler::batch& b, const std::string& reason)
+    {
+        auto ev = bus::make_event(bus::notice_event{failure_line(b.data, b.job, reason)}, host);
+        co_await publish(bus::encode(ev, "/topic/" + cfg.report_topic, cfg.bus.format));
+    }
+
+    void resolve(const std::vector<scheduler::resolution>& rs)
+    {
+        auto now = std::chrono::system_clock::now();
+        for (const auto& r : rs) {
+            auto w = waiting.find(r.token);
+            if (w == waiting.end()) continue;
+            client.acknowledge(w->second.first, r.ack ? bus::disposition::ack : bus::disposition::nack);
+            if (r.ack) in.processed(w->second.second, now);
+            waiting.erase(w);
+        }
+    }
+
+    // ---- one request (a coalesced batch) ----
+
+    net::awaitable<void> run_batch(scheduler::batch b)
+    {
+        auto outcome = scheduler::outcome::gave_up;
+        std::optional<std::string> follow;
+        const std::string job = b.job.display();
+        try {
+            const http_request req = trigger_request(cfg.jenkins_url, b.job, b.data);
+            log.info("stomp-jenkins: {} {} for {} {} {} (event {}{}): {}", to_string(b.job.mode), job, b.data.repo,
+                     b.data.ref.empty() ? b.data.project : b.data.ref, short_rev(b.data.commit), b.data.event_id,
+                     b.requests > 1 ? ", " + std::to_string(b.requests) + " events coalesced" : "", req.describe());
+            for (unsigned attempt = 0;; ++attempt) {
+                auto x = co_await perform_trigger(&req);
+                if (!x.r.jenkins.empty() && x.r.jenkins != jenkins_version) {
+                    jenkins_version = x.r.jenkins;
+                    log.info("stomp-jenkins: Jenkins {} at {}", jenkins_version, cfg.jenkins_url);
+                }
+                if (x.refetched) log.info("stomp-jenkins: {}: 403 for the crumb; fetched a fresh one and retried", job);
+                auto c = classify(b.job.mode, x.r, cfg.jenkins_url);
+                if (c.v == verdict::accepted) {
+                    outcome = scheduler::outcome::accepted;
+                    std::string what = c.queue ? "queue item " + c.queue->substr(0, c.queue->size() - 8)
+                                               : (c.notified.empty() ? "no queue item" : [&] {
+                                                     std::string s;
+                                                     for (auto& n : c.notified) s += (s.empty() ? "" : "; ") + n;
+                                                     return s;
+                                                 }());
+                    log.info("stomp-jenkins: Jenkins accepted {} (HTTP {}): {}", job, x.r.status, what);
+                    co_await report_queued(b, c);
+                    follow = c.queue;
+                    break;
+                }
+                if (c.v == verdict::permanent) {
+                    outcome = scheduler::outcome::rejected;
+                    log.error("stomp-jenkins: Jenkins refused {} for event {}: {} (not retried; message acknowledged)", job,
+                              b.data.event_id, c.reason);
+                    co_await report_failure(b, c.reason);
+                    break;
+                }
+                if (attempt >= cfg.http.retries || stopping) {
+                    log.error("stomp-jenkins: {} for event {}: {}; gave up after {} attempt(s), the message goes back to "
+                              "the broker in {} ms",
+                              job, b.data.event_id, c.reason, attempt + 1, stopping ? 0 : cfg.http.retry_max.count());
+                    if (!stopping) {
+                        co_await report_failure(b, c.reason + " (gave up after " + std::to_string(attempt + 1) + " attempts)");
+                        // The broker redelivers a NACKed message at once: pause first, so a Jenkins
+                        // that stays down is not hammered in a loop (even with retries: 0).
+                        co_await sleep_for(cfg.http.retry_max);
+                    }
+                    break;
+                }
+                auto d = retry_delay(cfg.http, attempt + 1, std::uniform_real_distribution<double>(0, 1)(rng), x.r.retry_after);
+                log.warn("stomp-jenkins: {}: {}; retry {} of {} in {} ms", job, c.reason, attempt + 1, cfg.http.retries,
+                         d.count());
+                if (!co_await sleep_for(d)) break;
+            }
+        } catch (const std::exception& e) {
+            log.error("stomp-jenkins: {}: {}", job, e.what());
+            outcome = scheduler::outcome::gave_up;
+        }
+        resolve(sched.complete(b, outcome));
+        kick();  // the key is free: a batch that waited behind this one may be due
+        if (follow && cfg.http.queue_follow.count() > 0 && !stopping) {
+            try {
+                co_await follow_queue(b, *follow);
+            } catch (const std::exception& e) {
+                log.warn("stomp-jenkins: {}: following the queue item failed: {}", job, e.what());
+            }
+        }
+    }
+
+    // Queue item → build number, with backoff and a deadline; then a "started" build event.
+    net::awaitable<void> follow_queue(const scheduler::batch& b, std::string url)
+    {
+        if (followers >= 256) {
+            log.debug("stomp-jenkins: not following {} (too many queue items followed)", url);
+            co_return;
+        }
+        ++followers;
+        auto deadline = std::chrono::steady_clock::now() + cfg.http.queue_follow;
+        for (unsigned i = 0; std::chrono::steady_clock::now() < deadline; ++i) {
+            if (!co_await sleep_for(poll_delay(i))) break;
+            auto r = co_await perform_get(&url);
+            if (r.status == 404) {
+                log.info("stomp-jenkins: {}: queue item gone before it started", b.job.display());
+                break;
+            }
+            if (r.status == 401 || r.status == 403) {
+                log.warn("stomp-jenkins: {}: cannot read the queue item (HTTP {}); build number unknown", b.job.display(),
+                         r.status);
+                break;
+            }
+            if (r.status != 200) continue;  // unreachable or busy: try again until the deadline
+            auto q = parse_queue_item(r.body);
+            if (q.what == queue_state::kind::started) {
+                log.info("stomp-jenkins: {} started: #{} {}", b.job.display(), q.number, q.url);
+                co_await publish(bus::encode(bus::make_event(build_of(b, bus::build_phase::started, b.job.name, q.number, q.url), host),
+                                             build_destination(), bus::wire_format::native));
+                break;
+            }
+            if (q.what == queue_state::kind::cancelled) {
+                log.warn("stomp-jenkins: {}: cancelled in the Jenkins queue", b.job.display());
+                break;
+            }
+            log.debug("stomp-jenkins: {}: {}", b.job.display(), q.why);
+        }
+        --followers;
+    }
+
+    net::awaitable<void> dispatch_loop()
+    {
+        while (!stopping) {
+            auto now = std::chrono::steady_clock::now();
+            for (auto& b : sched.take_due(now)) net::co_spawn(io, run_batch(std::move(b)), net::detached);
+            auto next = sched.next_due();
+            wake.expires_at(next ? *next : now + std::chrono::hours(1));
+            co_await wake.async_wait(net::as_tuple(net::use_awaitable));
+        }
+    }
+
+    // ---- intake ----
+
+    net::awaitable<bus::disposition> on_message(const bus::message& m)
+    {
+        auto r = in.accept(m.frame, std::chrono::system_clock::now());
+        if (!r.process) {
+            if (r.reason.starts_with("duplicate")) log.debug("stomp-jenkins: {}", r.reason);
+            else if (r.reason != "keepalive") log.warn("stomp-jenkins: dropped message {}: {}", m.id(), r.reason);
+            co_return bus::disposition::ack;
+        }
+        auto* commit = std::get_if<bus::commit_event>(&r.ev->data);
+        if (!commit) {
+            log.debug("stomp-jenkins: ignoring a {} event", r.ev->type());
+            co_return bus::disposition::ack;
+        }
+        if (sched.in_progress(r.ev->id)) {
+            // The other copy (wire-format both) of an event being worked on.
+            log.debug("stomp-jenkins: event {} is already in progress", r.ev->id);
+            co_return bus::disposition::ack;
+        }
+        // Bounded: with this many messages in progress, wait (the broker holds the rest).
+        while (sched.messages() >= cfg.max_pending)
+            if (!co_await sleep_for(milliseconds(100))) co_return bus::disposition::leave;
+        auto sel = select_jobs(cfg.projects, *commit);
+        if (!sel.known_repo) {
+            log.debug("stomp-jenkins: Not our repo: {}", commit->repo);
+            in.processed(r.ev->id, std::chrono::system_clock::now());
+            co_return bus::disposition::ack;
+        }
+        for (const auto& s : sel.skipped) log.info("stomp-jenkins: event {}: skipped {}", r.ev->id, s);
+        if (sel.jobs.empty()) {
+            in.processed(r.ev->id, std::chrono::system_clock::now());
+            co_return bus::disposition::ack;
+        }
+        auto data = make_trigger_data(*commit, r.ev->id);
+        std::vector<scheduler::trigger> triggers;
+        for (const auto* j : sel.jobs) triggers.push_back(scheduler::trigger{*j, data});
+        auto token = ++next_token;
+        auto n = sched.submit(token, r.ev->id, std::move(triggers), std::chrono::steady_clock::now());
+        log.info("stomp-jenkins: event {}: {} {} {} -> {} job(s){}", r.ev->id, commit->repo,
+                 commit->ref.empty() ? commit->svn_project : commit->ref, short_rev(commit->new_rev), sel.jobs.size(),
+                 n < sel.jobs.size() ? " (" + std::to_string(sel.jobs.size() - n) + " already triggered)" : "");
+        if (n == 0) {
+            in.processed(r.ev->id, std::chrono::system_clock::now());
+            co_return bus::disposition::ack;
+        }
+        waiting.emplace(token, std::pair{m, r.ev->id});
+        kick();
+        co_return bus::disposition::leave;  // acknowledged when Jenkins has taken the requests
+    }
+};
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"stomp-jenkins - trigger Jenkins jobs for commits announced on the bus"};
+    std::string config_path = "/etc/stomp-jenkins/stomp-jenkins.yaml";
+    bool debug = false;
+    app.add_option("-c,--config", config_path, "configuration file");
+    app.add_flag("-d,--debug", debug, "debug logging (runs in the foreground, as always)");
+    CLI11_PARSE(app, argc, argv);
+
+    http_global_init();
+    auto log = spdlog::stderr_color_mt("stomp-jenkins");
+    log->set_level(debug ? spdlog::level::debug : spdlog::level::info);
+    try {
+        auto cfg = load_config(config_path);
+        net::io_context io(1);
+        daemon_state d(io, config_path, std::move(cfg), *log);
+        log->info("stomp-jenkins on {}: {} repositories, Jenkins at {} ({}), listening to {}", d.host, d.cfg.projects.size(),
+                  d.cfg.jenkins_url, d.cfg.creds.empty() ? "anonymous" : "as " + d.cfg.creds.user, d.cfg.listen_topic);
+        bus::subscription_options so;
+        so.destination = "/topic/" + d.cfg.listen_topic;
+        so.ack = bus::ack_mode::client_individual;
+        if (!d.cfg.durable_name.empty()) {
+            so.durable_name = d.cfg.durable_name;
+            // ActiveMQ's headers need a client-id; RabbitMQ's (and stomp-broker's) do not.
+            so.durable = d.cfg.bus.client.client_id.empty() ? bus::durable_style::rabbitmq : bus::durable_style::both;
+        }
+        d.client.subscribe(so, [&](const bus::message& m) { return d.on_message(m); });
+        net::co_spawn(io, d.client.run(), [&](std::exception_ptr e) {
+            if (e) log->error("stomp-jenkins: bus client ended");
+            d.stop();
+            io.stop();
+        });
+        net::co_spawn(io, d.dispatch_loop(), net::detached);
+        net::signal_set term(io, SIGTERM, SIGINT);
+        term.async_wait([&](auto ec, int) {
+            if (!ec) {
+                log->info("stomp-jenkins: stopping; unacknowledged messages go back to the broker");
+                d.stop();
+            }
+        });
+        net::signal_set hup(io, SIGHUP);
+        std::function<void()> on_hup = [&] {
+            hup.async_wait([&](auto ec, int) {
+                if (ec) return;
+                try {
+                    // jenkins-projects and the credentials; connection settings need a restart.
+                    auto fresh = load_config(config_path);
+                    d.cfg.projects = std::move(fresh.projects);
+                    d.cfg.creds = fresh.creds;
+                    d.sessions.reset(std::move(fresh.creds));
+                    log->info("Re-read {}: {} repositories", config_path, d.cfg.projects.size());
+                } catch (const std::exception& ex) {
+                    log->error("reload failed, keeping the old configuration: {}", ex.what());
+                }
+                on_hup();
+            });
+        };
+        on_hup();
+        io.run();
+        d.pool.join();
+    } catch (const bus::config_error& e) {
+        std::cerr << "stomp-jenkins: " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "stomp-jenkins: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
