@@ -39,7 +39,10 @@ accepted trigger and every refusal is written as one JSON line to --log; secrets
 
 jobs.json: {"jobs": [{"name": "a/b/c", "parameters": [{"name": "COMMIT", "default": ""}],
             "token": "remote-secret", "scm": {"url": "...", "branches": ["*/master"]},
-            "pollScm": true, "quietPeriod": 0, "disabled": false}]}
+            "pollScm": true, "quietPeriod": 0, "disabled": false,
+            "steps": [["/usr/bin/jenkins-helper", "-b"], ["/usr/bin/make"], ["/usr/bin/jenkins-helper", "-p"]]}]}
+            Steps run (argv, no shell) when the build starts, with JOB_NAME, BUILD_NUMBER, BUILD_URL,
+            the parameters, GIT_COMMIT/GIT_BRANCH from COMMIT/BRANCH, and --step-env NAME=VALUE.
 users file: {"alice": {"tokens": ["11…"], "password": "pw", "build": true}}
 """
 
@@ -89,6 +92,12 @@ class Job:
         self.disabled = bool(spec.get("disabled", False))
         self.next_build = int(spec.get("nextBuildNumber", 1))
         self.builds = []
+        # Build steps, like a freestyle job's "Execute shell" but as argv lists (no shell), run
+        # when a build starts; the build fails at the first step that exits non-zero.
+        self.steps = [list(map(str, st)) for st in spec.get("steps", [])]
+        for st in self.steps:
+            if not st or not os.path.isabs(st[0]):
+                raise ValueError(f"job {self.full_name!r}: a step is an argv list starting with an absolute path")
 
     @property
     def name(self):
@@ -171,16 +180,53 @@ class State:
                     job = it.job
                     it.number = job.next_build
                     job.next_build += 1
-                    job.builds.insert(0, {"number": it.number, "queue_id": it.id, "params": it.params,
-                                          "started": now, "result": None})
+                    build = {"number": it.number, "queue_id": it.id, "params": it.params,
+                             "started": now, "result": None, "steps": bool(job.steps)}
+                    job.builds.insert(0, build)
                     self.log(event="started", job=job.full_name, number=it.number, queue_id=it.id,
                              params=it.params)
+                    if job.steps:
+                        threading.Thread(target=self.run_steps, args=(job, build), daemon=True).start()
             for b in (b for j in self.jobs.values() for b in j.builds):
-                if b["result"] is None and now >= b["started"] + self.args.build_seconds:
+                if b["result"] is None and not b["steps"] and now >= b["started"] + self.args.build_seconds:
                     b["result"] = "SUCCESS"
             # Jenkins forgets left items after five minutes.
             for k in [k for k, it in self.items.items() if it.state == "left" and now - it.created > 300]:
                 del self.items[k]
+
+
+    def run_steps(self, job, build):
+        """Runs a build's steps with the environment Jenkins gives them: the build's variables,
+        its parameters, and the git plugin's GIT_COMMIT/GIT_BRANCH when the build was given a
+        COMMIT/BRANCH. A clean environment otherwise; each step has a deadline."""
+        import subprocess
+        url = f"{self.root_url}{job.path()}{build['number']}/"
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+               "JENKINS_URL": self.root_url, "JOB_NAME": job.full_name, "JOB_BASE_NAME": job.name,
+               "BUILD_NUMBER": str(build["number"]), "BUILD_ID": str(build["number"]),
+               "BUILD_URL": url, "JOB_URL": f"{self.root_url}{job.path()}",
+               "BUILD_TAG": f"jenkins-{job.full_name.replace('/', '-')}-{build['number']}"}
+        params = build["params"] or {}
+        env.update({k: str(v) for k, v in params.items()})
+        if params.get("COMMIT"):
+            env["GIT_COMMIT"] = params["COMMIT"]
+        if params.get("BRANCH"):
+            env["GIT_BRANCH"] = "origin/" + params["BRANCH"]
+        env.update(self.args.step_env)
+        result = "SUCCESS"
+        for argv in job.steps:
+            try:
+                rc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, timeout=60).returncode
+            except (OSError, subprocess.TimeoutExpired) as e:
+                rc = repr(e)
+            self.log(event="step", job=job.full_name, number=build["number"], argv=argv, rc=rc)
+            if rc != 0:
+                result = "FAILURE"
+                break
+        with self.lock:
+            build["result"] = result
+        self.log(event="completed", job=job.full_name, number=build["number"], result=result)
 
 
 def parse_delay(value):
@@ -787,9 +833,11 @@ def main():
     ap.add_argument("--fail-next", type=int, default=0, help="answer the next N requests 503")
     ap.add_argument("--log", help="JSON-lines log of triggers and refusals")
     ap.add_argument("--version", default="2.440.3", help="X-Jenkins header")
+    ap.add_argument("--step-env", action="append", default=[], help="NAME=VALUE added to build steps' environment")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     args.prefix = args.prefix.rstrip("/")
+    args.step_env = dict(kv.split("=", 1) for kv in args.step_env)
 
     st = State(args)
     st.users = load_users(args)
@@ -820,6 +868,7 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     port = srv.server_address[1]
+    st.root_url = (args.root_url or f"http://{args.host}:{port}{args.prefix}").rstrip("/") + "/"
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:
