@@ -4,15 +4,17 @@
 # job, buildWithParameters, API token, crumbs) -> the build's steps run jenkins-helper -b and -p
 # -> the build events (stomp-jenkins' queued/started, jenkins-helper's started/completed) and the
 # original one-liners come back on the bus.
-#   tests/integration/build_path.sh STOMP_BROKER STOMPCTL GITHUB_WEBHOOK STOMP_JENKINS JENKINS_HELPER
+# The same on every broker: embedded (stomp-broker), RabbitMQ (STOMP plugin) or ActiveMQ.
+#   tests/integration/build_path.sh STOMP_BROKER STOMPCTL GITHUB_WEBHOOK STOMP_JENKINS JENKINS_HELPER [KIND]
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") webhook=$(realpath "$3") sj=$(realpath "$4") helper=$(realpath "$5")
+kind=${6:-embedded}
 here=$(cd "$(dirname "$0")/.." && pwd)
 data=$here/data/webhooks
 standin=$here/jenkins/jenkins_standin.py
 work=$(mktemp -d /tmp/deploykit-build-path.XXXXXX)
 pids=()
-trap '{ for p in "${pids[@]}"; do kill "$p"; done; } 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '{ for p in "${pids[@]}"; do kill "$p"; done; [[ $kind == embedded ]] || bash "$here/brokers/broker.sh" stop "$work/broker"; } >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 fail=0
 pass() { echo "PASS $*"; }
 bad() { echo "FAIL $*"; fail=1; }
@@ -26,16 +28,26 @@ import socket
 s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
-url="stomp://127.0.0.1:$bport"
+case $kind in
+  embedded|activemq) url="stomp://127.0.0.1:$bport" ;;
+  rabbitmq) url="stomp://guest:guest@127.0.0.1:$bport" ;;
+  *) echo "usage: $0 ... [embedded|rabbitmq|activemq]" >&2; exit 2 ;;
+esac
 umask 077
 echo "It's a Secret to Everybody" >"$work/github.secret"
 api_token=11$(od -An -tx1 -N15 /dev/urandom | tr -d ' \n')
 echo "deploykit:$api_token" >"$work/jenkins.credentials"
 umask 022
 
-"$broker" --listen "127.0.0.1:$bport" --data-dir "$work/broker" 2>"$work/broker.log" &
-pids+=($!)
-wait_port "$bport"
+if [[ $kind == embedded ]]; then
+  "$broker" --listen "127.0.0.1:$bport" --data-dir "$work/broker" 2>"$work/broker.log" &
+  pids+=($!)
+  wait_port "$bport"
+else
+  bash "$here/brokers/broker.sh" start "$kind" "$work/broker" "$bport" >"$work/broker.log" 2>&1 \
+    || { echo "FAIL: $kind did not start: $(tail -20 "$work/broker.log")"; exit 1; }
+fi
+echo "broker: $kind"
 
 # jenkins-helper as the job's build steps run it (argv, the stand-in's clean Jenkins environment).
 cat >"$work/jh.yaml" <<EOF
