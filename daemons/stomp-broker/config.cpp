@@ -2,11 +2,39 @@
 
 #include "bus/url.hpp"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
+
+#include <charconv>
 
 #include <set>
 
 namespace broker {
+
+std::pair<std::string, std::uint16_t> parse_listen(const std::string& s, const std::string& key)
+{
+    std::string host;
+    std::string_view port;
+    if (!s.empty() && s.front() == '[') {
+        auto close = s.find("]:");
+        if (close == std::string::npos) throw bus::config_error(key + ": '" + s + "' is not [address]:port");
+        host = s.substr(1, close - 1);
+        port = std::string_view(s).substr(close + 2);
+    } else {
+        auto colon = s.rfind(':');
+        if (colon == std::string::npos) throw bus::config_error(key + ": '" + s + "' is not address:port");
+        host = s.substr(0, colon);
+        port = std::string_view(s).substr(colon + 1);
+    }
+    unsigned p = 0;
+    auto r = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (r.ec != std::errc{} || r.ptr != port.data() + port.size() || p > 65535)
+        throw bus::config_error(key + ": bad port in '" + s + "'");
+    unsigned char addr[16];
+    if (::inet_pton(AF_INET, host.c_str(), addr) != 1 && ::inet_pton(AF_INET6, host.c_str(), addr) != 1)
+        throw bus::config_error(key + ": '" + host + "' is not an IP address");
+    return {host, static_cast<std::uint16_t>(p)};
+}
 
 namespace {
 

@@ -87,31 +87,6 @@ struct connection {
 
 } // namespace
 
-std::pair<std::string, std::uint16_t> parse_listen(const std::string& s, const std::string& key)
-{
-    std::string host;
-    std::string_view port;
-    if (!s.empty() && s.front() == '[') {
-        auto close = s.find("]:");
-        if (close == std::string::npos) throw bus::config_error(key + ": '" + s + "' is not [address]:port");
-        host = s.substr(1, close - 1);
-        port = std::string_view(s).substr(close + 2);
-    } else {
-        auto colon = s.rfind(':');
-        if (colon == std::string::npos) throw bus::config_error(key + ": '" + s + "' is not address:port");
-        host = s.substr(0, colon);
-        port = std::string_view(s).substr(colon + 1);
-    }
-    unsigned p = 0;
-    auto r = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (r.ec != std::errc{} || r.ptr != port.data() + port.size() || p > 65535)
-        throw bus::config_error(key + ": bad port in '" + s + "'");
-    boost::system::error_code ec;
-    net::ip::make_address(host, ec);
-    if (ec) throw bus::config_error(key + ": '" + host + "' is not an IP address");
-    return {host, static_cast<std::uint16_t>(p)};
-}
-
 struct server::impl : std::enable_shared_from_this<server::impl> {
     impl(net::io_context& io_, server_options o, access_policy p, spdlog::logger& l)
         : io(io_), opts(std::move(o)), log(l), auth(p.make_authorizer()),

@@ -321,6 +321,14 @@ struct daemon_state {
             log.debug("stomp-git: not our repo: {}", commit ? commit->repo : std::string(r.ev->type()));
             co_return bus::disposition::ack;
         }
+        // The same event already waiting for its fetch (a producer sending both wire forms, or a
+        // redelivery): that fetch covers it. Acknowledged now; without this every dual-form push
+        // cost each server a second, empty fetch.
+        for (const auto& [_, w] : waiting)
+            if (w.second == r.ev->id) {
+                log.debug("stomp-git: event {} is already being handled", r.ev->id);
+                co_return bus::disposition::ack;
+            }
         auto token = ++next_token;
         waiting.emplace(token, std::pair{m, r.ev->id});
         start(sched.request(commit->repo, token));
