@@ -10,7 +10,7 @@
 
 #include "bus/client.hpp"
 #include "bus/dedupe.hpp"
-#include "bus/delivery.hpp"
+#include "bus/publisher.hpp"
 #include "bus/legacy.hpp"
 #include "bus/wire.hpp"
 
@@ -71,9 +71,6 @@ struct counters {
     std::map<int, std::uint64_t> responses;  // by status
     std::uint64_t deliveries_accepted = 0;
     std::uint64_t duplicates = 0;
-    std::uint64_t events_published = 0;  // receipted directly
-    std::uint64_t events_spooled = 0;
-    std::uint64_t spool_failures = 0;
     std::uint64_t refused_connections = 0;
     std::uint64_t read_timeouts = 0;
     std::uint64_t reloads = 0;
@@ -85,10 +82,10 @@ struct service {
             spdlog::logger& access_)
         : io(io_), config_path(std::move(config_path_)), cfg(std::move(cfg_)), log(log_), access(access_),
           hooks(std::make_shared<const std::vector<webhook::hook_config>>(cfg.hooks)), pool(2),
-          client(io.get_executor(), cfg.bus.client, log), box(*cfg.bus.spool),
-          seen(cfg.dedupe_entries, cfg.dedupe_ttl), drain_kick(io), host(hostname())
+          client(io.get_executor(), cfg.bus.client, log),
+          out(io.get_executor(), client, cfg.bus.spool, cfg.bus.signing, pool.get_executor(), log),
+          seen(cfg.dedupe_entries, cfg.dedupe_ttl), host(hostname())
     {
-        drain_kick.expires_at(steady::time_point::max());
     }
 
     net::io_context& io;
@@ -99,14 +96,10 @@ struct service {
     std::shared_ptr<const std::vector<webhook::hook_config>> hooks;  // replaced whole on SIGHUP
     net::thread_pool pool;
     bus::client client;
-    std::mutex spool_mutex;  // outbox::spool is not thread-safe
-    bus::outbox box;
+    bus::spooling_publisher out;  // receipted, or in the outbox (delivered later)
     bus::dedupe_window seen;
     std::set<std::string, std::less<>> in_flight;
     std::optional<ssl::context> tls;
-    net::steady_timer drain_kick;
-    bool backlog = true;  // the outbox may hold messages: spool new ones behind them (order)
-    std::uint64_t spool_generation = 0;  // bumped whenever something is spooled
     std::size_t inflight_body_bytes = 0;  // declared bodies of requests being read
     bool stopping = false;
     bool failed = false;
@@ -119,15 +112,10 @@ struct service {
 
     std::vector<bus::stomp::frame> frames_for(const webhook::hook_config& h, const webhook::decision& d)
     {
-        std::vector<bus::stomp::frame> out;
+        std::vector<bus::stomp::frame> frames;
         auto now = bus::now_rfc3339();
-        auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
         auto add = [&](const bus::event& ev, const std::string& topic) {
-            for (auto& f : bus::encode(ev, "/topic/" + topic, cfg.bus.format)) {
-                if (cfg.bus.signing) bus::sign(f, *cfg.bus.signing, unix_now);
-                out.push_back(std::move(f));
-            }
+            for (auto& f : bus::encode(ev, "/topic/" + topic, cfg.bus.format)) frames.push_back(std::move(f));
         };
         for (std::size_t i = 0; i < d.commits.size(); ++i) {
             bus::event ev{webhook::event_id_for(h.kind, d.delivery, i), host, now, d.commits[i]};
@@ -139,68 +127,7 @@ struct service {
                 add(rep, h.report_topic);
             }
         }
-        return out;
-    }
-
-    // Returns "" when every frame is receipted or spooled, else why not. The answer waits at most
-    // accept-timeout for receipts (all frames outstanding at once), then for the spool.
-    net::awaitable<std::string> publish(std::vector<bus::stomp::frame> frames)
-    {
-        std::vector<bus::stomp::frame> later;
-        if (client.connected() && !backlog && cfg.accept_timeout.count() > 0) {
-            auto results = co_await bus::publish_all(client, frames, cfg.accept_timeout);
-            for (std::size_t i = 0; i < frames.size(); ++i) {
-                if (results[i]) later.push_back(std::move(frames[i]));
-                else ++stats.events_published;
-            }
-        } else {
-            later = std::move(frames);
-        }
-        if (later.empty()) co_return std::string();
-        // From now until the drainer has emptied the spool, new events queue behind these.
-        backlog = true;
-        ++spool_generation;
-        // Spooling writes and fsyncs: on the pool, never on the I/O thread. Pointer captures only
-        // (GCC 12 and coroutine lambdas on another thread).
-        const std::vector<bus::stomp::frame>* pending = &later;
-        service* self = this;
-        auto why = co_await net::co_spawn(
-            pool,
-            [self, pending]() -> net::awaitable<std::string> {
-                try {
-                    std::lock_guard lock(self->spool_mutex);
-                    for (const auto& f : *pending) self->box.spool(f);
-                    co_return std::string();
-                } catch (const std::exception& e) {
-                    co_return std::string(e.what());
-                }
-            },
-            net::use_awaitable);
-        if (!why.empty()) {
-            ++stats.spool_failures;
-            log.error("github-webhook: cannot spool: {}", why);
-            co_return why;
-        }
-        stats.events_spooled += later.size();
-        drain_kick.cancel();
-        co_return std::string();
-    }
-
-    // Delivers the outbox whenever the broker is reachable; runs for the daemon's life.
-    net::awaitable<void> drainer()
-    {
-        for (;;) {
-            drain_kick.expires_after(std::chrono::seconds(1));
-            co_await drain_kick.async_wait(tuple_awaitable);
-            if (stopping) co_return;
-            if (!client.connected()) continue;
-            auto generation = spool_generation;
-            auto r = co_await bus::drain(client, box, pool.get_executor(), steady::now() + std::chrono::seconds(10));
-            if (r.delivered) log.info("github-webhook: delivered {} spooled message(s), {} left", r.delivered, r.remaining);
-            if (r.error && r.remaining) log.warn("github-webhook: spool delivery stopped: {}", r.error.message());
-            // Only a drain that saw every spooled message may let new events bypass the spool.
-            backlog = r.remaining > 0 || r.locked_out || r.error || generation != spool_generation;
-        }
+        return frames;
     }
 
     // ---- requests ---------------------------------------------------------------------------
@@ -238,11 +165,13 @@ struct service {
         metric("deliveries_accepted_total", "counter", "deliveries answered 202", stats.deliveries_accepted);
         metric("duplicate_deliveries_total", "counter", "redeliveries recognised by delivery id", stats.duplicates);
         metric("events_published_total", "counter", "messages receipted by the broker before the answer",
-               stats.events_published);
+               out.stats().published);
         metric("events_spooled_total", "counter", "messages written to the outbox for later delivery",
-               stats.events_spooled);
-        metric("spool_failures_total", "counter", "deliveries refused because the outbox was full or unwritable",
-               stats.spool_failures);
+               out.stats().spooled);
+        metric("events_delivered_from_spool_total", "counter", "spooled messages delivered later",
+               out.stats().delivered);
+        metric("events_lost_total", "counter", "messages neither receipted nor spooled (the delivery was answered 503)",
+               out.stats().lost);
         metric("refused_connections_total", "counter", "connections closed at the connection limit",
                stats.refused_connections);
         metric("read_timeouts_total", "counter", "requests that did not arrive within read-timeout-seconds",
@@ -320,7 +249,8 @@ struct service {
                 in_flight.insert(key);
                 std::string why;
                 try {
-                    why = co_await publish(frames_for(hook, d));
+                    why = co_await out.publish(frames_for(hook, d), cfg.accept_timeout);
+                    if (!why.empty()) log.error("github-webhook: delivery {} not accepted: {}", d.delivery, why);
                 } catch (const std::exception& e) {
                     why = e.what();
                 }
@@ -383,7 +313,7 @@ struct service {
         if (path == "/metrics") return reply{http::status::ok, metrics(), "text/plain; version=0.0.4", false, {}};
         if (path == "/livez") return reply{http::status::ok, "ok\n", "text/plain", false, {}};
         // Ready when a delivery can be made safe: broker connected, or spool usable.
-        bool ready = !stopping && (client.connected() || ::access(box.options().dir.c_str(), W_OK) == 0);
+        bool ready = !stopping && (client.connected() || ::access(cfg.bus.spool->dir.c_str(), W_OK) == 0);
         return reply{ready ? http::status::ok : http::status::service_unavailable,
                      std::string(ready ? "ready" : "not ready") +
                          (client.connected() ? "\n" : " (broker unreachable: spooling)\n"),
@@ -638,7 +568,7 @@ int main(int argc, char** argv)
         net::co_spawn(io, s.client.run(), [&](std::exception_ptr e) {
             if (e && !s.stopping) log->error("github-webhook: bus client ended");
         });
-        net::co_spawn(io, s.drainer(), net::detached);
+        net::co_spawn(io, s.out.run(), net::detached);
         net::co_spawn(io, s.accept_loop(acceptor), [&](std::exception_ptr e) {
             if (!e || s.stopping) return;
             try {
@@ -658,7 +588,7 @@ int main(int argc, char** argv)
             s.stopping = true;
             boost::system::error_code ignored;
             acceptor.close(ignored);
-            s.drain_kick.cancel();
+            s.out.stop();
             net::co_spawn(
                 io,
                 [&]() -> net::awaitable<void> {

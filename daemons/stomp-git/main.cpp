@@ -9,7 +9,7 @@
 #include "scheduler.hpp"
 
 #include "bus/client.hpp"
-#include "bus/delivery.hpp"
+#include "bus/publisher.hpp"
 #include "bus/intake.hpp"
 #include "bus/wire.hpp"
 
@@ -217,6 +217,7 @@ struct daemon_state {
     daemon_state(net::io_context& io_, std::string self_, std::string config_path_, config cfg_, spdlog::logger& log_)
         : io(io_), self(std::move(self_)), config_path(std::move(config_path_)), cfg(std::move(cfg_)), log(log_),
           pool(cfg.workers), client(io.get_executor(), cfg.bus.client, log),
+          out(io.get_executor(), client, cfg.bus.spool, cfg.bus.signing, pool.get_executor(), log),
           in(bus::intake_options{.require_signatures = cfg.bus.require_signatures}, cfg.bus.verify_keys),
           sched(cfg.workers), host(hostname())
     {
@@ -228,6 +229,7 @@ struct daemon_state {
     spdlog::logger& log;
     net::thread_pool pool;
     bus::client client;
+    bus::spooling_publisher out;  // reports: receipted, or spooled and delivered later
     bus::intake in;
     scheduler sched;
     std::string host;
@@ -266,35 +268,11 @@ struct daemon_state {
             ++failures;
             log.error("stomp-git: {} problem: {}", repo, r.error);
         }
-        // Report (native and/or the original's one-liner); spooled if the broker is away.
+        // Report (native and/or the original's one-liner); spooled if the broker is away and
+        // delivered from the outbox later.
         auto ev = bus::make_event(fe, host);
-        for (auto& f : bus::encode(ev, "/topic/" + cfg.report_topic, cfg.bus.format)) {
-            if (cfg.bus.signing)
-                bus::sign(f, *cfg.bus.signing,
-                          std::chrono::duration_cast<std::chrono::seconds>(
-                              std::chrono::system_clock::now().time_since_epoch()).count());
-            auto ec = co_await client.publish(f, milliseconds(5000));
-            if (ec && cfg.bus.spool) {
-                // Spooling writes and fsyncs a file: on the worker pool, not the I/O thread.
-                // (Pointer captures: see the note in the worker call above.)
-                const bus::stomp::frame* frame = &f;
-                const bus::outbox_options* spool = &*cfg.bus.spool;
-                auto why = co_await net::co_spawn(
-                    pool,
-                    [frame, spool]() -> net::awaitable<std::string> {
-                        try {
-                            bus::outbox(*spool).spool(*frame);
-                            co_return std::string();
-                        } catch (const std::exception& e) {
-                            co_return std::string(e.what());
-                        }
-                    },
-                    net::use_awaitable);
-                if (!why.empty()) log.error("stomp-git: report lost: {}", why);
-            } else if (ec) {
-                log.warn("stomp-git: report for {} not accepted: {}", repo, ec.message());
-            }
-        }
+        auto why = co_await out.publish(bus::encode(ev, "/topic/" + cfg.report_topic, cfg.bus.format), milliseconds(5000));
+        if (!why.empty()) log.warn("stomp-git: report for {} not kept: {}", repo, why);
         // Done: acknowledge every message this fetch covered (coalesced bursts included).
         auto d = sched.finished(repo);
         auto now = std::chrono::system_clock::now();
@@ -389,9 +367,12 @@ int main(int argc, char** argv)
             io.stop();
         });
         net::co_spawn(io, d.watch_connections(), net::detached);
+        net::co_spawn(io, d.out.run(), net::detached);
         net::signal_set term(io, SIGTERM, SIGINT);
         term.async_wait([&](auto ec, int) {
-            if (!ec) d.client.stop();
+            if (ec) return;
+            d.out.stop();
+            d.client.stop();
         });
         net::signal_set hup(io, SIGHUP);
         std::function<void()> on_hup = [&] {

@@ -13,6 +13,7 @@
 #include "bus/client.hpp"
 #include "bus/intake.hpp"
 #include "bus/outbox.hpp"
+#include "bus/publisher.hpp"
 #include "bus/signing.hpp"
 #include "bus/wire.hpp"
 
@@ -60,6 +61,7 @@ struct daemon_state {
     daemon_state(net::io_context& io_, std::string config_path_, config cfg_, spdlog::logger& log_)
         : io(io_), config_path(std::move(config_path_)), cfg(std::move(cfg_)), log(log_), pool(cfg.http.workers),
           sessions(cfg.http, cfg.creds, &stop_flag), client(io.get_executor(), cfg.bus.client, log),
+          out(io.get_executor(), client, cfg.bus.spool, cfg.bus.signing, pool.get_executor(), log),
           in(bus::intake_options{.require_signatures = cfg.bus.require_signatures}, cfg.bus.verify_keys), host(hostname()),
           wake(io)
     {
@@ -72,6 +74,7 @@ struct daemon_state {
     net::thread_pool pool;
     session_pool sessions;
     bus::client client;
+    bus::spooling_publisher out;
     bus::intake in;
     scheduler sched;
     std::string host;
@@ -108,6 +111,7 @@ struct daemon_state {
         stop_flag = true;  // aborts transfers in progress
         for (auto* t : timers) t->cancel();
         wake.cancel();
+        out.stop();
         client.stop();
     }
 
@@ -153,31 +157,9 @@ struct daemon_state {
 
     net::awaitable<void> publish(std::vector<bus::stomp::frame> frames)
     {
-        for (auto& f : frames) {
-            if (cfg.bus.signing)
-                bus::sign(f, *cfg.bus.signing,
-                          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-                              .count());
-            auto ec = co_await client.publish(f, milliseconds(5000));
-            if (ec && cfg.bus.spool) {
-                const bus::stomp::frame* frame = &f;
-                const bus::outbox_options* spool = &*cfg.bus.spool;
-                auto why = co_await net::co_spawn(
-                    pool,
-                    [frame, spool]() -> net::awaitable<std::string> {
-                        try {
-                            bus::outbox(*spool).spool(*frame);
-                            co_return std::string();
-                        } catch (const std::exception& e) {
-                            co_return std::string(e.what());
-                        }
-                    },
-                    net::use_awaitable);
-                if (!why.empty()) log.error("stomp-jenkins: report lost: {}", why);
-            } else if (ec) {
-                log.warn("stomp-jenkins: report to {} not accepted: {}", f.get("destination"), ec.message());
-            }
-        }
+        // Receipted, or spooled and delivered from the outbox later (spooling_publisher::run).
+        auto why = co_await out.publish(std::move(frames), milliseconds(5000));
+        if (!why.empty()) log.warn("stomp-jenkins: report not kept: {}", why);
     }
 
     bus::build_event build_of(const scheduler::batch& b, bus::build_phase phase, std::string job, std::int64_t number,
@@ -453,6 +435,7 @@ int main(int argc, char** argv)
             io.stop();
         });
         net::co_spawn(io, d.dispatch_loop(), net::detached);
+        net::co_spawn(io, d.out.run(), net::detached);
         net::signal_set term(io, SIGTERM, SIGINT);
         term.async_wait([&](auto ec, int) {
             if (!ec) {
