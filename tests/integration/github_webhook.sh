@@ -247,4 +247,23 @@ grep -q '"delivery":"11111111-aaaa-11e3-81ab-4c9367dc0958"' "$work/access.log" &
   && pass "JSON access log names deliveries and no secret" || bad "access log"
 
 kill "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=
+
+# --- HTTPS: the same hook behind TLS (certificate for 127.0.0.1) ---
+/usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+chmod 600 "$work/key.pem"
+tport=$(freeport)
+sed -e "s/^listen: .*/listen: 127.0.0.1:$tport/" -e "s|^spool-dir: .*|spool-dir: $work/spool-tls|" "$work/webhook.yaml" >"$work/tls.yaml"
+printf 'tls-cert-file: %s\ntls-key-file: %s\n' "$work/cert.pem" "$work/key.pem" >>"$work/tls.yaml"
+"$webhook" -c "$work/tls.yaml" >"$work/access-tls.log" 2>"$work/webhook-tls.log" &
+wpid=$!
+wait_port "$tport" || bad "TLS listener did not start: $(cat "$work/webhook-tls.log")"
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 10 --cacert "$work/cert.pem" -X POST \
+  --data-binary "@$data/github_push.json" -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' \
+  -H 'X-GitHub-Delivery: tls-1' -H "X-Hub-Signature-256: sha256=$(hmac rotated-secret "$data/github_push.json")" \
+  "https://127.0.0.1:$tport/github")
+expect "signed push over HTTPS (certificate verified)" 202 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$tport/livez" || true)
+[[ $code != 200 ]] && pass "plain HTTP to the TLS listener gets no answer ($code)" || bad "plain HTTP answered on the TLS port"
+kill "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=
 exit $fail
