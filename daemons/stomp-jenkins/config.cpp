@@ -9,6 +9,8 @@
 #include <cmath>
 #include <set>
 
+#include <unistd.h>
+
 namespace stomp_jenkins {
 
 std::string_view to_string(trigger_mode m) noexcept
@@ -207,7 +209,7 @@ job_config make_job(const YAML::Node& at, const std::string& file, const std::st
     j.ignore_refs = d.ignore_refs.value_or("");
     if (!j.ignore_refs.empty()) {
         try {
-            j.ignore_re = std::make_shared<const std::regex>(j.ignore_refs, std::regex::ECMAScript);
+            j.ignore_re = std::make_shared<const std::regex>(translate_ruby_anchors(j.ignore_refs), std::regex::ECMAScript);
         } catch (const std::regex_error& e) {
             fail("ignore_refs '" + j.ignore_refs + "' is not a regular expression: " + e.what());
         }
@@ -262,16 +264,31 @@ std::vector<job_config> read_entry(const YAML::Node& n, const std::string& file,
     return jobs;
 }
 
+// The flat form has at least one entry key with a scalar or list value (`project: x`,
+// `jobs: [...]`); in the nested form every value is a map, even under an SVN Project that is
+// named like a key (`project: {project: x, ticket: y}`).
 bool looks_flat(const YAML::Node& n)
 {
     for (const auto& kv : n)
-        if (kv.first.IsScalar() && entry_keys.count(kv.first.Scalar())) return true;
+        if (kv.first.IsScalar() && entry_keys.count(kv.first.Scalar()) && !kv.second.IsMap()) return true;
     return false;
 }
 
-std::string check_url(const std::string& url, const std::string& where)
+// The URL for an error message, without any user:password@.
+std::string redact(const std::string& url)
 {
-    std::string u = url;
+    auto scheme = url.find("://");
+    auto from = scheme == std::string::npos ? 0 : scheme + 3;
+    auto end = url.find_first_of("/?#", from);
+    auto at = url.rfind('@', end == std::string::npos ? std::string::npos : end);
+    if (at == std::string::npos || at < from) return url;
+    return url.substr(0, from) + "***@" + url.substr(at + 1);
+}
+
+std::string check_url(const std::string& raw, const std::string& where)
+{
+    const std::string url = redact(raw);
+    std::string u = raw;
     while (!u.empty() && u.back() == '/') u.pop_back();
     auto scheme_end = u.find("://");
     std::string scheme = scheme_end == std::string::npos ? "" : u.substr(0, scheme_end);
@@ -289,6 +306,27 @@ std::string check_url(const std::string& url, const std::string& where)
 }
 
 } // namespace
+
+std::string translate_ruby_anchors(std::string_view re)
+{
+    std::string out;
+    out.reserve(re.size());
+    for (std::size_t i = 0; i < re.size(); ++i) {
+        if (re[i] == '\\' && i + 1 < re.size()) {
+            char n = re[i + 1];
+            if (n == 'A') out += '^';
+            else if (n == 'z' || n == 'Z') out += '$';
+            else {
+                out += re[i];
+                out += n;
+            }
+            ++i;
+            continue;
+        }
+        out += re[i];
+    }
+    return out;
+}
 
 credentials read_credentials(const std::string& path, const std::string& what)
 {
@@ -348,7 +386,20 @@ config load_config(const std::filesystem::path& path)
     if (auto t = str(root, file, "listen-topic"); !t.empty()) c.listen_topic = t;
     if (auto t = str(root, file, "report-topic"); !t.empty()) c.report_topic = t;
     c.build_topic = str(root, file, "build-topic");
-    c.durable_name = str(root, file, "durable-name");
+    // Durable by default (messages kept while stopped, redelivered after a reconnect): the
+    // name `stomp-jenkins-<hostname>`; `durable-name: ""` turns it off.
+    if (auto dn = root["durable-name"]; dn && !dn.IsNull()) {
+        c.durable_name = str(root, file, "durable-name");
+    } else {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        std::string h = host;
+        for (auto& ch : h)
+            if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) ch = '_';
+        c.durable_name = "stomp-jenkins-" + (h.empty() ? std::string("localhost") : h);
+    }
+    // ActiveMQ's durable subscriptions need a client-id: the same name unless one is set.
+    if (!c.durable_name.empty() && c.bus.client.client_id.empty()) c.bus.client.client_id = c.durable_name;
     for (auto* topic : {&c.listen_topic, &c.report_topic, &c.build_topic})
         if (topic->find_first_of("/ \t\r\n") != std::string::npos)
             throw config_error(file + ": topic '" + *topic + "' must be a bare name (future.git.commits), no '/' or spaces");

@@ -107,6 +107,10 @@ config load_config(const std::filesystem::path& path);
 projects_map parse_projects(const YAML::Node& node, const std::string& file,
                             std::chrono::milliseconds default_quiet = std::chrono::milliseconds(0));
 
+/// Ruby-only anchors in an `ignore_refs` regex: `\\A` → `^`, `\\z`/`\\Z` → `$` (std::regex
+/// ECMAScript has no such escapes; without multiline, ^ and $ are the string's ends).
+std::string translate_ruby_anchors(std::string_view re);
+
 /// Reads `user:apitoken` from a 0600 file.
 credentials read_credentials(const std::string& path, const std::string& what);
 

@@ -122,6 +122,12 @@ http_response http_session::perform(const http_request& req)
     }
 
     CURLcode rc = curl_easy_perform(h);
+    // The handle is pooled: nothing may keep pointing at this frame's buffers or headers.
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, nullptr);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, nullptr);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, nullptr);
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
         r.status = 0;

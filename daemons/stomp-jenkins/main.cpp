@@ -3,9 +3,10 @@
 //   stomp-jenkins [-c /etc/stomp-jenkins/stomp-jenkins.yaml] [-d]
 //
 // The receive loop only decides (stomp_jenkins.hpp) and hands triggers to the scheduler; HTTP
-// runs on a thread pool with timeouts; a message is acknowledged once Jenkins has taken every
-// request it asked for (or refused one for good), and given back to the broker (NACK) when a
-// request still fails after the bounded retries.
+// runs on a thread pool with timeouts; a message is acknowledged once Jenkins has accepted every
+// request it asked for (or refused one for good: 400/404/405). Failures are retried in-process
+// with capped backoff for as long as it takes (401/403 are held until accepted or SIGHUP); the
+// message stays unacknowledged meanwhile, and only shutdown leaves it to the broker.
 #include "config.hpp"
 #include "jenkins_http.hpp"
 #include "stomp_jenkins.hpp"
@@ -30,6 +31,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <iostream>
@@ -79,11 +81,13 @@ struct daemon_state {
     scheduler sched;
     std::string host;
     net::steady_timer wake;
-    std::map<std::uint64_t, std::pair<bus::message, std::string>> waiting;  // token -> (message, event id)
+    std::map<std::uint64_t, std::pair<bus::message, std::string>> waiting;  // token -> (message, event id); copies too
     std::uint64_t next_token = 0;
     bool stopping = false;
     std::set<net::steady_timer*> timers;  // every wait in progress, cancelled on stop
     std::size_t followers = 0;
+    std::size_t polling = 0;   // queue GETs on the pool right now (at most workers/2)
+    std::size_t running = 0;   // run_batch coroutines in progress (drained on stop)
     std::string jenkins_version;
     std::mt19937_64 rng{std::random_device{}()};
 
@@ -104,13 +108,34 @@ struct daemon_state {
         co_return !ec && !stopping;
     }
 
+    // Stop taking messages; let the requests in flight finish (bounded by request-timeout) so
+    // their messages are acknowledged before the DISCONNECT (no double builds on restart); abort
+    // transfers only after that deadline. Pending batches stay unacknowledged: the broker keeps
+    // them for the next start (durable subscription).
     void stop()
     {
         if (stopping) return;
         stopping = true;
-        stop_flag = true;  // aborts transfers in progress
         for (auto* t : timers) t->cancel();
         wake.cancel();
+        net::co_spawn(io, drain(), net::detached);
+    }
+
+    net::awaitable<void> drain()
+    {
+        auto deadline = std::chrono::steady_clock::now() + cfg.http.connect_timeout + cfg.http.request_timeout;
+        net::steady_timer t(io);
+        while (running > 0 && std::chrono::steady_clock::now() < deadline) {
+            t.expires_after(milliseconds(50));
+            co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        if (running > 0) log.warn("stomp-jenkins: {} request(s) still in flight at the drain deadline; aborting them", running);
+        stop_flag = true;  // aborts transfers still in progress (and queue polls)
+        auto hard = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        while (running > 0 && std::chrono::steady_clock::now() < hard) {
+            t.expires_after(milliseconds(20));
+            co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        }
         out.stop();
         client.stop();
     }
@@ -221,7 +246,7 @@ struct daemon_state {
         for (const auto& r : rs) {
             auto w = waiting.find(r.token);
             if (w == waiting.end()) continue;
-            client.acknowledge(w->second.first, r.ack ? bus::disposition::ack : bus::disposition::nack);
+            client.acknowledge(w->second.first, r.ack ? bus::disposition::ack : bus::disposition::leave);
             if (r.ack) in.processed(w->second.second, now);
             waiting.erase(w);
         }
@@ -229,88 +254,144 @@ struct daemon_state {
 
     // ---- one request (a coalesced batch) ----
 
+    // One attempt. Accepted or refused for good: the messages are answered (ack) first, then the
+    // reports go out. Anything else: back to the scheduler, due after a capped backoff, messages
+    // still unacknowledged; retried for as long as it takes (bounded by max-pending).
     net::awaitable<void> run_batch(scheduler::batch b)
     {
-        auto outcome = scheduler::outcome::gave_up;
-        std::optional<std::string> follow;
+        ++running;
         const std::string job = b.job.display();
+        std::optional<http_request> req;
+        std::string bad_request;
         try {
-            const http_request req = trigger_request(cfg.jenkins_url, b.job, b.data);
+            req = trigger_request(cfg.jenkins_url, b.job, b.data);
+        } catch (const std::exception& e) {
+            bad_request = e.what();  // deterministic: the same event fails the same way every time
+        }
+        if (!req) {
+            log.error("stomp-jenkins: {} for event {}: cannot build the request: {} (message acknowledged)", job,
+                      b.data.event_id, bad_request);
+            resolve(sched.complete(b, scheduler::outcome::rejected));
+            kick();
+            const std::string why = "cannot build the request: " + bad_request;
+            co_await report_failure(b, why);
+            --running;
+            co_return;
+        }
+        if (b.attempts == 0)
             log.info("stomp-jenkins: {} {} for {} {} {} (event {}{}): {}", to_string(b.job.mode), job, b.data.repo,
                      b.data.ref.empty() ? b.data.project : b.data.ref, short_rev(b.data.commit), b.data.event_id,
-                     b.requests > 1 ? ", " + std::to_string(b.requests) + " events coalesced" : "", req.describe());
-            for (unsigned attempt = 0;; ++attempt) {
-                auto x = co_await perform_trigger(&req);
-                if (!x.r.jenkins.empty() && x.r.jenkins != jenkins_version) {
-                    jenkins_version = x.r.jenkins;
-                    log.info("stomp-jenkins: Jenkins {} at {}", jenkins_version, cfg.jenkins_url);
-                }
-                if (x.refetched) log.info("stomp-jenkins: {}: 403 for the crumb; fetched a fresh one and retried", job);
-                auto c = classify(b.job.mode, x.r, cfg.jenkins_url);
-                if (c.v == verdict::accepted) {
-                    outcome = scheduler::outcome::accepted;
-                    std::string what = c.queue ? "queue item " + c.queue->substr(0, c.queue->size() - 8)
-                                               : (c.notified.empty() ? "no queue item" : [&] {
-                                                     std::string s;
-                                                     for (auto& n : c.notified) s += (s.empty() ? "" : "; ") + n;
-                                                     return s;
-                                                 }());
-                    log.info("stomp-jenkins: Jenkins accepted {} (HTTP {}): {}", job, x.r.status, what);
-                    co_await report_queued(b, c);
-                    follow = c.queue;
-                    break;
-                }
-                if (c.v == verdict::permanent) {
-                    outcome = scheduler::outcome::rejected;
-                    log.error("stomp-jenkins: Jenkins refused {} for event {}: {} (not retried; message acknowledged)", job,
-                              b.data.event_id, c.reason);
-                    co_await report_failure(b, c.reason);
-                    break;
-                }
-                if (attempt >= cfg.http.retries || stopping) {
-                    log.error("stomp-jenkins: {} for event {}: {}; gave up after {} attempt(s), the message goes back to "
-                              "the broker in {} ms",
-                              job, b.data.event_id, c.reason, attempt + 1, stopping ? 0 : cfg.http.retry_max.count());
-                    if (!stopping) {
-                        co_await report_failure(b, c.reason + " (gave up after " + std::to_string(attempt + 1) + " attempts)");
-                        // The broker redelivers a NACKed message at once: pause first, so a Jenkins
-                        // that stays down is not hammered in a loop (even with retries: 0).
-                        co_await sleep_for(cfg.http.retry_max);
-                    }
-                    break;
-                }
-                auto d = retry_delay(cfg.http, attempt + 1, std::uniform_real_distribution<double>(0, 1)(rng), x.r.retry_after);
-                log.warn("stomp-jenkins: {}: {}; retry {} of {} in {} ms", job, c.reason, attempt + 1, cfg.http.retries,
-                         d.count());
-                if (!co_await sleep_for(d)) break;
+                     b.requests > 1 ? ", " + std::to_string(b.requests) + " events coalesced" : "", req->describe());
+        classification c;
+        http_response r;
+        try {
+            auto x = co_await perform_trigger(&*req);
+            r = std::move(x.r);
+            if (!r.jenkins.empty() && r.jenkins != jenkins_version) {
+                jenkins_version = r.jenkins;
+                log.info("stomp-jenkins: Jenkins {} at {}", jenkins_version, cfg.jenkins_url);
             }
+            if (x.refetched) log.info("stomp-jenkins: {}: 403 for the crumb; fetched a fresh one and retried", job);
+            c = classify(b.job.mode, r, cfg.jenkins_url, b.job.name);
         } catch (const std::exception& e) {
-            log.error("stomp-jenkins: {}: {}", job, e.what());
-            outcome = scheduler::outcome::gave_up;
+            c.v = verdict::transient;
+            c.reason = e.what();
         }
-        resolve(sched.complete(b, outcome));
-        kick();  // the key is free: a batch that waited behind this one may be due
-        if (follow && cfg.http.queue_follow.count() > 0 && !stopping) {
-            try {
-                co_await follow_queue(b, *follow);
-            } catch (const std::exception& e) {
-                log.warn("stomp-jenkins: {}: following the queue item failed: {}", job, e.what());
+        ++b.attempts;
+        if (c.v == verdict::accepted) {
+            std::string what = c.queue ? "queue item " + c.queue->substr(0, c.queue->size() - 8)
+                                       : (c.notified.empty() ? "no queue item" : [&] {
+                                             std::string s;
+                                             for (auto& n : c.notified) s += (s.empty() ? "" : "; ") + n;
+                                             return s;
+                                         }());
+            log.info("stomp-jenkins: Jenkins accepted {} (HTTP {}{}): {}", job, r.status,
+                     b.attempts > 1 ? ", attempt " + std::to_string(b.attempts) : "", what);
+            resolve(sched.complete(b, scheduler::outcome::accepted));
+            kick();  // the key is free: a batch that waited behind this one may be due
+            --running;
+            co_await report_queued(b, c);
+            if (c.queue && cfg.http.queue_follow.count() > 0 && !stopping) {
+                try {
+                    co_await follow_queue(b, *c.queue);
+                } catch (const std::exception& e) {
+                    log.warn("stomp-jenkins: {}: following the queue item failed: {}", job, e.what());
+                }
             }
+            co_return;
+        }
+        if (c.v == verdict::permanent) {
+            log.error("stomp-jenkins: Jenkins refused {} for event {}: {} (not retried; message acknowledged)", job,
+                      b.data.event_id, c.reason);
+            resolve(sched.complete(b, scheduler::outcome::rejected));
+            kick();
+            --running;
+            co_await report_failure(b, c.reason);
+            co_return;
+        }
+        const bool held = c.v == verdict::held;
+        milliseconds d = held ? cfg.http.retry_max
+                              : retry_delay(cfg.http, b.attempts, std::uniform_real_distribution<double>(0, 1)(rng), r.retry_after);
+        bool notice = false;
+        if (held) {
+            log.error("stomp-jenkins: Jenkins refused {} for event {}: {}; held: retried every {} ms until accepted or "
+                      "the configuration is reloaded (SIGHUP); message not acknowledged",
+                      job, b.data.event_id, c.reason, d.count());
+            notice = !b.noticed;
+        } else if (b.attempts <= cfg.http.retries) {
+            log.warn("stomp-jenkins: {}: {}; retry {} of {} in {} ms", job, c.reason, b.attempts, cfg.http.retries, d.count());
+        } else {
+            if (b.attempts == cfg.http.retries + 1)
+                log.error("stomp-jenkins: {} for event {}: {}; still failing after {} attempt(s), retrying every {} ms "
+                          "(message not acknowledged)",
+                          job, b.data.event_id, c.reason, b.attempts, cfg.http.retry_max.count());
+            else
+                log.warn("stomp-jenkins: {}: {}; attempt {} failed, next in {} ms", job, c.reason, b.attempts, d.count());
+            notice = !b.noticed;
+        }
+        if (notice) b.noticed = true;
+        std::optional<scheduler::batch> copy;
+        if (notice) copy = b;
+        sched.requeue(std::move(b), std::chrono::steady_clock::now() + d, held);
+        kick();
+        --running;
+        if (copy && !stopping) {
+            // Named first: GCC 12 destroys temporaries of a ?: inside co_await twice.
+            std::string why = c.reason;
+            if (held) why += " (held until accepted; fix the credentials and send SIGHUP)";
+            else why += " (still retrying after " + std::to_string(copy->attempts) + " attempts)";
+            co_await report_failure(*copy, why);
         }
     }
 
     // Queue item → build number, with backoff and a deadline; then a "started" build event.
+    struct counted {
+        std::size_t& n;
+        explicit counted(std::size_t& n_) : n(n_) { ++n; }
+        ~counted() { --n; }
+        counted(const counted&) = delete;
+        counted& operator=(const counted&) = delete;
+    };
+
     net::awaitable<void> follow_queue(const scheduler::batch& b, std::string url)
     {
         if (followers >= 256) {
             log.debug("stomp-jenkins: not following {} (too many queue items followed)", url);
             co_return;
         }
-        ++followers;
+        counted following(followers);
+        // Polls share the HTTP threads with triggers: at most half of them poll at a time.
+        const std::size_t max_polls = std::max<std::size_t>(1, cfg.http.workers / 2);
         auto deadline = std::chrono::steady_clock::now() + cfg.http.queue_follow;
         for (unsigned i = 0; std::chrono::steady_clock::now() < deadline; ++i) {
             if (!co_await sleep_for(poll_delay(i))) break;
-            auto r = co_await perform_get(&url);
+            if (polling >= max_polls) continue;  // the next round
+            http_response r;
+            {
+                counted poll(polling);
+                r = co_await perform_get(&url);
+            }
+            if (stopping) break;
             if (r.status == 404) {
                 log.info("stomp-jenkins: {}: queue item gone before it started", b.job.display());
                 break;
@@ -334,7 +415,6 @@ struct daemon_state {
             }
             log.debug("stomp-jenkins: {}: {}", b.job.display(), q.why);
         }
-        --followers;
     }
 
     net::awaitable<void> dispatch_loop()
@@ -363,10 +443,15 @@ struct daemon_state {
             log.debug("stomp-jenkins: ignoring a {} event", r.ev->type());
             co_return bus::disposition::ack;
         }
-        if (sched.in_progress(r.ev->id)) {
-            // The other copy (wire-format both) of an event being worked on.
-            log.debug("stomp-jenkins: event {} is already in progress", r.ev->id);
-            co_return bus::disposition::ack;
+        if (stopping) co_return bus::disposition::leave;
+        if (auto token = next_token + 1; sched.attach(r.ev->id, token)) {
+            // Another copy of an event being worked on: the other wire format, or the broker's
+            // redelivery after a reconnect (the first copy's ack would go to a dead connection).
+            // Answered together with the first copy, never before Jenkins accepted.
+            next_token = token;
+            waiting.emplace(token, std::pair{m, r.ev->id});
+            log.debug("stomp-jenkins: event {} is already in progress; this copy is answered with it", r.ev->id);
+            co_return bus::disposition::leave;
         }
         // Bounded: with this many messages in progress, wait (the broker holds the rest).
         while (sched.messages() >= cfg.max_pending)
@@ -423,11 +508,22 @@ int main(int argc, char** argv)
         bus::subscription_options so;
         so.destination = "/topic/" + d.cfg.listen_topic;
         so.ack = bus::ack_mode::client_individual;
+        so.prefetch = static_cast<unsigned>(std::min<std::size_t>(d.cfg.max_pending, 65535));
         if (!d.cfg.durable_name.empty()) {
+            // Both header sets (RabbitMQ's durable queue, ActiveMQ's subscriptionName with the
+            // client-id, which load_config defaults to the same name); stomp-broker takes either.
             so.durable_name = d.cfg.durable_name;
-            // ActiveMQ's headers need a client-id; RabbitMQ's (and stomp-broker's) do not.
-            so.durable = d.cfg.bus.client.client_id.empty() ? bus::durable_style::rabbitmq : bus::durable_style::both;
+            so.durable = bus::durable_style::both;
+            log->info("stomp-jenkins: durable subscription '{}' (client-id '{}'): messages are kept while stopped and "
+                      "redelivered after a reconnect",
+                      d.cfg.durable_name, d.cfg.bus.client.client_id);
+        } else {
+            log->warn("stomp-jenkins: durable-name is empty: a plain subscription; messages published while stopped or "
+                      "unacknowledged at a reconnect may be lost");
         }
+        if (!d.cfg.creds.empty() && d.cfg.jenkins_url.starts_with("http://"))
+            log->warn("stomp-jenkins: credentials-file is set and jenkins-url is http://: the API token travels in clear "
+                      "(Basic auth); use https://");
         d.client.subscribe(so, [&](const bus::message& m) { return d.on_message(m); });
         net::co_spawn(io, d.client.run(), [&](std::exception_ptr e) {
             if (e) log->error("stomp-jenkins: bus client ended");
@@ -454,6 +550,10 @@ int main(int argc, char** argv)
                     d.cfg.creds = fresh.creds;
                     d.sessions.reset(std::move(fresh.creds));
                     log->info("Re-read {}: {} repositories", config_path, d.cfg.projects.size());
+                    if (auto n = d.sched.kick_held(std::chrono::steady_clock::now())) {
+                        log->info("stomp-jenkins: retrying {} held request(s) now", n);
+                        d.kick();
+                    }
                 } catch (const std::exception& ex) {
                     log->error("reload failed, keeping the old configuration: {}", ex.what());
                 }

@@ -245,7 +245,10 @@ http_request trigger_request(std::string_view base, const job_config& j, const t
         if (j.with_parameters) {
             nlohmann::json arr = nlohmann::json::array();
             for (const auto& [k, v] : params) arr.push_back({{"name", k}, {"value", v}});
-            fields.emplace_back("json", nlohmann::json{{"parameter", arr}}.dump());
+            // Commit data is not guaranteed UTF-8 (an author name from an old hook): replace,
+            // never throw (a throw here would fail the same message for ever).
+            fields.emplace_back("json", nlohmann::json{{"parameter", arr}}.dump(-1, ' ', false,
+                                                                                 nlohmann::json::error_handler_t::replace));
         }
         extras();
         break;
@@ -375,8 +378,11 @@ void exchange::on_response(http_response r)
         } else if (r.status == 403) {
             skip_crumb_ = true;  // no Overall/Read for us; the POST may still pass (API token)
         } else {
-            phase_ = phase::done;  // unreachable, 5xx, bad credentials: that is the answer
+            // Unreachable, 5xx, bad credentials, a redirect: no trigger was sent; the answer
+            // is an error, never an acceptance (a 200 or 302 here says nothing about the job).
+            phase_ = phase::done;
             result_ = std::move(r);
+            result_.crumb_issuer = true;
         }
         return;
     }
@@ -426,7 +432,30 @@ std::string error_text(const http_response& r)
     return text;
 }
 
-classification classify(trigger_mode mode, const http_response& r, std::string_view base)
+namespace {
+
+bool auth_status(long s) { return s == 401 || s == 403; }
+
+// The path part of the configured base ("" for http://host).
+std::string_view base_path(std::string_view base)
+{
+    auto scheme = base.find("://");
+    if (scheme == std::string_view::npos) return {};
+    auto slash = base.find('/', scheme + 3);
+    return slash == std::string_view::npos ? std::string_view{} : base.substr(slash);
+}
+
+// A Location that is a page of this job (old Jenkins: 302 to the job after buildWithParameters).
+bool under_job(std::string_view base, std::string_view job_name, std::string_view location)
+{
+    if (job_name.empty()) return false;
+    const std::string jp = job_path(job_name);
+    return location.starts_with(std::string(base) + jp) || location.starts_with(std::string(base_path(base)) + jp);
+}
+
+} // namespace
+
+classification classify(trigger_mode mode, const http_response& r, std::string_view base, std::string_view job_name)
 {
     classification c;
     const long s = r.status;
@@ -436,7 +465,15 @@ classification classify(trigger_mode mode, const http_response& r, std::string_v
     };
     if (s == 0) {
         c.v = verdict::transient;
-        c.reason = "no answer from Jenkins: " + (r.error.empty() ? std::string("connection failed") : r.error);
+        c.reason = std::string(r.crumb_issuer ? "crumb issuer: " : "") + "no answer from Jenkins: " +
+                   (r.error.empty() ? std::string("connection failed") : r.error);
+        return c;
+    }
+    if (r.crumb_issuer) {
+        // The crumb GET's own answer: no trigger was sent.
+        c.reason = "crumb issuer: " + reason();
+        c.v = auth_status(s) || ((s == 302 || s == 303) && r.location.find("login") != std::string::npos) ? verdict::held
+                                                                                                            : verdict::transient;
         return c;
     }
     if (mode == trigger_mode::notify_commit && s == 200) {
@@ -456,6 +493,12 @@ classification classify(trigger_mode mode, const http_response& r, std::string_v
             c.reason = "Jenkins has no job polling this repository: " + unmatched.substr(0, 300);
             return c;
         }
+        if (c.notified.empty() && b.find('<') != std::string_view::npos) {
+            // A page (a proxy's login form), not the git plugin's plain-text answer.
+            c.v = verdict::held;
+            c.reason = reason() + " (not a notifyCommit answer)";
+            return c;
+        }
         c.v = verdict::accepted;
         return c;
     }
@@ -465,24 +508,38 @@ classification classify(trigger_mode mode, const http_response& r, std::string_v
         return c;
     }
     if (s == 302 || s == 303) {
-        if (r.location.find("/login") != std::string::npos) {
-            c.v = verdict::permanent;
+        const bool login = r.location.find("/login") != std::string::npos || r.location.find("login?") != std::string::npos;
+        if (login) {
+            c.v = verdict::held;
             c.reason = "HTTP " + std::to_string(s) + ": redirected to the login page (authentication required)";
             return c;
         }
+        auto queue = queue_api_url(base, r.location);
         // buildByToken's 303 (already queued); old Jenkins' 302 from buildWithParameters
-        // (JENKINS-23235): taken, with nothing to follow.
-        c.v = verdict::accepted;
-        c.queue = queue_api_url(base, r.location);
-        return c;
-    }
-    if (s >= 200 && s < 300) {
-        c.v = verdict::accepted;
+        // (JENKINS-23235), with no Location or one at the job or its queue item.
+        const bool ok = s == 303 ? mode == trigger_mode::build_by_token
+                                 : (r.location.empty() || queue || under_job(base, job_name, r.location));
+        if (ok) {
+            c.v = verdict::accepted;
+            c.queue = std::move(queue);
+            return c;
+        }
+        // An SSO or proxy redirect elsewhere: nothing says Jenkins saw the request.
+        c.v = verdict::held;
+        c.reason = "HTTP " + std::to_string(s) + ": redirected to " +
+                   (r.location.size() > 200 ? r.location.substr(0, 200) + "…" : r.location) + " (not a Jenkins acceptance)";
         return c;
     }
     c.reason = reason();
-    if (s == 408 || s == 429 || s >= 502) {
-        c.v = verdict::transient;
+    if (s >= 200 && s < 300) {
+        // A proxy's login page or a different Jenkins API: not acceptance.
+        c.v = verdict::held;
+        c.reason += " (not an acceptance: Jenkins answers 201)";
+        return c;
+    }
+    if (auth_status(s)) {
+        // A rotated API token or a missing permission: fixable without losing the build.
+        c.v = verdict::held;
         return c;
     }
     if (s == 500) {
@@ -496,7 +553,11 @@ classification classify(trigger_mode mode, const http_response& r, std::string_v
         c.v = permanent ? verdict::permanent : verdict::transient;
         return c;
     }
-    c.v = verdict::permanent;  // 400, 401, 403 (after the crumb retry), 404, 405, 409, …
+    if (s == 400 || s == 404 || s == 405 || s == 410) {
+        c.v = verdict::permanent;
+        return c;
+    }
+    c.v = verdict::transient;  // 408, 409, 429, 5xx, anything unexpected: retried with backoff
     return c;
 }
 
@@ -608,7 +669,7 @@ std::size_t scheduler::submit(std::uint64_t token, std::string_view event_id, st
     }
     const std::size_t n = m.remaining;
     if (n > 0) {
-        ++events_[m.event_id];
+        events_.emplace(m.event_id, token);
         messages_.emplace(token, std::move(m));
     }
     return n;
@@ -663,8 +724,9 @@ std::vector<scheduler::resolution> scheduler::complete(const batch& b, outcome o
         if (m.remaining > 0) --m.remaining;
         if (m.remaining == 0) {
             out.push_back({token, !m.gave_up});
+            for (auto copy : m.copies) out.push_back({copy, !m.gave_up});
             auto e = events_.find(m.event_id);
-            if (e != events_.end() && --e->second == 0) events_.erase(e);
+            if (e != events_.end() && e->second == token) events_.erase(e);
             messages_.erase(it);
         }
     }
@@ -674,6 +736,50 @@ std::vector<scheduler::resolution> scheduler::complete(const batch& b, outcome o
 bool scheduler::in_progress(std::string_view event_id) const
 {
     return events_.find(event_id) != events_.end();
+}
+
+bool scheduler::attach(std::string_view event_id, std::uint64_t token)
+{
+    auto e = events_.find(event_id);
+    if (e == events_.end()) return false;
+    auto m = messages_.find(e->second);
+    if (m == messages_.end()) return false;
+    if (m->first != token && std::find(m->second.copies.begin(), m->second.copies.end(), token) == m->second.copies.end())
+        m->second.copies.push_back(token);
+    return true;
+}
+
+void scheduler::requeue(batch b, clock::time_point due, bool held)
+{
+    in_flight_.erase(b.key);
+    b.held = held;
+    auto it = pending_.find(b.key);
+    if (it == pending_.end()) {
+        std::string key = b.key;
+        pending_.emplace(std::move(key), pending_batch{std::move(b), due});
+        return;
+    }
+    // Events that came in meanwhile: one request covers both, with the newer data.
+    auto& p = it->second;
+    p.b.tokens.insert(p.b.tokens.begin(), b.tokens.begin(), b.tokens.end());
+    p.b.event_ids.insert(p.b.event_ids.begin(), b.event_ids.begin(), b.event_ids.end());
+    p.b.requests += b.requests;
+    p.b.attempts = std::max(p.b.attempts, b.attempts);
+    p.b.held = held;
+    p.b.noticed = p.b.noticed || b.noticed;
+    p.due = std::max(p.due, due);
+}
+
+std::size_t scheduler::kick_held(clock::time_point now)
+{
+    std::size_t n = 0;
+    for (auto& [key, p] : pending_)
+        if (p.b.held) {
+            p.due = std::min(p.due, now);
+            p.b.held = false;
+            ++n;
+        }
+    return n;
 }
 
 } // namespace stomp_jenkins

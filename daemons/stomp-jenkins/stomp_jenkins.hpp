@@ -106,6 +106,7 @@ struct http_response {
     std::string retry_after;
     std::string jenkins;       ///< X-Jenkins
     std::string body;          ///< at most the first 64 KiB
+    bool crumb_issuer = false; ///< the answer is the crumb issuer's, not the trigger's (an error)
 };
 
 // ---- the CSRF crumb ---------------------------------------------------------------------------
@@ -152,8 +153,11 @@ private:
 
 enum class verdict {
     accepted,   ///< Jenkins took the request: acknowledge
-    transient,  ///< try again later (connection, timeout, 5xx, 429)
-    permanent,  ///< will not get better by retrying (404, 400, 401/403 after the crumb retry)
+    transient,  ///< try again later, with backoff (connection, timeout, 5xx, 429, anything unexpected)
+    held,       ///< needs the operator (401/403, a login redirect): retried at retry-max until
+                ///< accepted or the configuration is reloaded (SIGHUP)
+    permanent,  ///< will not get better by retrying (400, 404, 405, 410, not parameterized):
+                ///< acknowledged with a failure notice
 };
 
 struct classification {
@@ -162,7 +166,11 @@ struct classification {
     std::optional<std::string> queue;   ///< queue item JSON URL to follow (201 + Location)
     std::vector<std::string> notified;  ///< notifyCommit: "Scheduled polling of X" lines
 };
-classification classify(trigger_mode mode, const http_response& r, std::string_view base);
+/// Only these count as acceptance: 201; 302 with no Location (JENKINS-23235) or one naming a
+/// queue item or a page under `base` + the job's path (`job_name`); 303 for buildByToken; 200
+/// for notifyCommit. Everything else is not, and says why.
+classification classify(trigger_mode mode, const http_response& r, std::string_view base,
+                        std::string_view job_name = {});
 
 /// The short text of a Jenkins error page (`<title>Error 404 Not Found</title>`), one line.
 std::string error_text(const http_response& r);
@@ -229,6 +237,9 @@ public:
         std::vector<std::uint64_t> tokens;
         std::vector<std::string> event_ids;
         std::size_t requests = 0;  ///< events coalesced into this one request
+        unsigned attempts = 0;     ///< requests already made for it (retries: see requeue())
+        bool held = false;         ///< waiting for the operator (401/403): kick_held() hurries it
+        bool noticed = false;      ///< a failure notice was published for it already
     };
     /// Batches whose window has passed and whose key has nothing in flight; they are in flight
     /// until `complete()`.
@@ -244,8 +255,19 @@ public:
     /// Ends a batch; returns the messages now fully answered.
     std::vector<resolution> complete(const batch& b, outcome o);
 
-    /// A message with this event id is being worked on (its duplicate can be dropped).
+    /// Puts a batch that failed back in the queue, due at `due` (its key stays one batch:
+    /// events that arrived meanwhile join it and get the same request). Its messages stay
+    /// unacknowledged. `held`: waiting for the operator (see kick_held).
+    void requeue(batch b, clock::time_point due, bool held);
+    /// Makes held batches due at `now` (new credentials). Returns how many.
+    std::size_t kick_held(clock::time_point now);
+
+    /// A message with this event id is being worked on.
     bool in_progress(std::string_view event_id) const;
+    /// Another copy of an event in progress (a redelivery after a reconnect, or the second
+    /// wire format): message `token` is answered together with the first copy, ack or nack.
+    /// False when the event is not in progress (submit it instead).
+    bool attach(std::string_view event_id, std::uint64_t token);
     std::size_t messages() const noexcept { return messages_.size(); }
     std::size_t pending() const noexcept { return pending_.size(); }
     std::size_t in_flight() const noexcept { return in_flight_.size(); }
@@ -255,6 +277,7 @@ private:
         std::size_t remaining = 0;
         bool gave_up = false;
         std::string event_id;
+        std::vector<std::uint64_t> copies;  ///< other messages carrying the same event
     };
     struct pending_batch {
         batch b;
@@ -264,7 +287,7 @@ private:
 
     std::size_t remember_;
     std::map<std::uint64_t, message_state> messages_;
-    std::map<std::string, std::size_t, std::less<>> events_;  ///< event id → messages in progress
+    std::map<std::string, std::uint64_t, std::less<>> events_;  ///< event id → its message in progress
     std::map<std::string, pending_batch, std::less<>> pending_;
     std::set<std::string, std::less<>> in_flight_;
     std::deque<std::string> done_order_;

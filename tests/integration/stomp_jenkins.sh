@@ -5,8 +5,11 @@
 # (build, buildWithParameters, token, buildByToken, notifyCommit); then: a burst coalesced into
 # one build, Jenkins slow, Jenkins answering 503, Jenkins down then up (nothing lost, the stale
 # crumb refetched against a Jenkins that wants crumbs even with API tokens), wrong credentials
-# (refused, acknowledged, not redelivered), stomp-jenkins stopped while an event arrives (durable
-# subscription), SIGHUP reload, the reports and build events on the bus, no secret in any log.
+# (held, not dropped; fixed credentials + SIGHUP -> built exactly once), stomp-jenkins stopped while
+# an event arrives (durable subscription), SIGHUP reload, the broker restarted while Jenkins is down
+# (the redelivered copy joins the event in progress: exactly one build), retries exhausted (kept
+# retrying in-process, built once Jenkins answers), the reports and build events on the bus, no
+# secret in any log.
 #   tests/integration/stomp_jenkins.sh STOMP_BROKER STOMPCTL STOMP_JENKINS
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") sj=$(realpath "$3")
@@ -191,7 +194,8 @@ until_true 20 bash -c "grep -q -e 'event ev-dup-1 is already in progress' -e 'du
   && pass "native and legacy copies of one event: one build" || bad "dual-format event: $(count "$(trig Job-Name "'$s8' in r['cause']")") builds"
 git_legacy wrongticket refs/heads/master "$(sha 7)"
 until_true 20 log_has "$work/sj.log" "Jenkins refused Job-Name for event" && until_true 5 log_has "$work/sj.log" "Invalid token provided" \
-  && pass "wrong job token: 403 logged, not retried" || bad "wrong ticket: $(tail -3 "$work/sj.log")"
+  && log_has "$work/sj.log" "held: retried every" \
+  && pass "wrong job token: 403 logged and held (retried, never acknowledged as done)" || bad "wrong ticket: $(tail -3 "$work/sj.log")"
 
 # The reports: queued and started build events, the original one-liners, the failure notice.
 reports_ok() { "$PY" - "$work/reports" "$s1" <<'EOF'
@@ -248,19 +252,29 @@ until_true 5 log_has "$work/sj.log" "fetched a fresh one and retried" && at_leas
   && pass "stale crumb from the old Jenkins: 403, refetched once with its session cookie" || bad "crumb refetch"
 kill -0 "$dpid" && pass "unreachable Jenkins never stopped the daemon" || bad "daemon exited"
 
-# ---- wrong API token: refused, acknowledged, not redelivered ----------------------------------------
+# ---- wrong API token: held; fixed credentials + SIGHUP -> built, exactly once --------------------------
 stop_daemon && pass "SIGTERM: clean exit" || bad "exit status on SIGTERM"
+cp "$work/bad-creds" "$work/auth-creds"
+write_config "$work/sj-bad.yaml" "$work/auth-creds"
 start_daemon "$work/sj-bad.yaml" "$work/sj-bad.log"
 git_legacy authrepo refs/heads/master "$(sha 50)"
 until_true 20 log_has "$work/sj-bad.log" "Jenkins refused auth-job" && log_has "$work/sj-bad.log" "HTTP 401: Invalid password/token for user: alice" \
-  && pass "wrong API token: 401 logged as a refusal" || bad "401: $(tail -3 "$work/sj-bad.log")"
+  && until_true 10 bash -c "(( \$(grep -c 'Jenkins refused auth-job' '$work/sj-bad.log') >= 2 ))" \
+  && [[ $(count "$(trig auth-job)") == 0 ]] \
+  && pass "wrong API token: 401 logged, held and retried, no build" || bad "401: $(tail -3 "$work/sj-bad.log")"
+printf 'alice:%s\n' "$api_token" >"$work/auth-creds"
+kill -HUP "$dpid"
+wait_trig auth-job "" 20 && log_has "$work/sj-bad.log" "held request(s) now" \
+  && pass "credentials fixed + SIGHUP: the held build is requested" || bad "held then fixed: $(tail -3 "$work/sj-bad.log")"
+until_true 10 log_has "$work/sj-bad.log" "Jenkins accepted auth-job" || true
 stop_daemon || true
 # Published while no stomp-jenkins runs: kept by the durable subscription.
 s4=$(sha 60)
 git_legacy slowrepo refs/heads/master "$s4"
 start_daemon "$work/sj.yaml" "$work/sj.log"
 until_true 20 at_least 3 "$(trig slow-job)" && pass "event published while stomp-jenkins was stopped: delivered on start" || bad "durable: $(tail -3 "$work/sj.log")"
-[[ $(count "$(trig auth-job)") == 0 ]] && pass "the refused message was acknowledged (no build, no redelivery)" || bad "auth-job built"
+[[ $(count "$(trig auth-job)") == 1 ]] && pass "the held message was acknowledged once accepted (exactly one auth-job build)" \
+  || bad "auth-job built $(count "$(trig auth-job)") times"
 
 # ---- SIGHUP reload --------------------------------------------------------------------------------
 printf '  added: {project: added-job}\n' >>"$work/sj.yaml"
@@ -268,7 +282,49 @@ kill -HUP "$dpid"
 until_true 10 log_has "$work/sj.log" "Re-read $work/sj.yaml" && git_legacy added refs/heads/master "$(sha 70)" && wait_trig added-job \
   && pass "SIGHUP re-reads jenkins-projects" || bad "reload: $(tail -3 "$work/sj.log")"
 
-# ---- retries exhausted: NACK, redelivered after a pause, built once a Jenkins answers ---------------
+# ---- SIGTERM while a request is in flight: it finishes and is acknowledged (no second build on restart) ----
+until_true 30 followers_done || true
+n=$(count "$(trig slow-job)")
+control slow=1500
+s6=$(sha 95)
+git_legacy slowrepo refs/heads/master "$s6"
+until_true 20 log_has "$work/sj.log" "slow-job for slowrepo refs/heads/master ${s6:0:12}" || bad "SIGTERM case: no request"
+stop_daemon && log_has "$work/sj.log" "Jenkins accepted slow-job" || bad "SIGTERM while in flight: $(tail -3 "$work/sj.log")"
+control slow=0
+start_daemon "$work/sj.yaml" "$work/sj.log"
+m=$(count "$(trig added-job)")
+git_legacy added refs/heads/master "$(sha 96)"
+until_true 20 at_least $((m + 1)) "$(trig added-job)" || bad "SIGTERM case: restarted daemon idle"
+[[ $(count "$(trig slow-job)") == $((n + 1)) ]] && pass "SIGTERM during a slow request: drained, acknowledged, exactly one build" \
+  || bad "SIGTERM during a request: $(( $(count "$(trig slow-job)") - n )) builds"
+
+# ---- the broker restarts while Jenkins is down: exactly one build once both are back ---------------------
+until_true 30 followers_done || true
+stop_jenkins
+s5=$(sha 90)
+native downrepo refs/heads/master "$s5" ev-brk-1
+until_true 20 bash -c "grep -q 'down-job.*no answer from Jenkins' '$work/sj.log'" || bad "broker restart: no retry seen"
+subs=$(lines "$work/sj.log" "stomp: subscribed to /topic/future.git.commits")
+kill "$bpid"; wait "$bpid" 2>/dev/null || true
+"$broker" --listen "127.0.0.1:$bport" --data-dir "$work/broker" 2>>"$work/broker.log" &
+bpid=$!
+until_true 30 bash -c "(( \$(grep -c 'stomp: subscribed to /topic/future.git.commits' '$work/sj.log') > $subs ))" \
+  && until_true 20 log_has "$work/sj.log" "event ev-brk-1 is already in progress; this copy is answered with it" \
+  && pass "broker restarted: the redelivered copy joined the event in progress (not acknowledged early)" \
+  || bad "broker restart: $(tail -5 "$work/sj.log")"
+start_jenkins
+wait_trig down-job "r['params']=={'COMMIT':'$s5'}" 30 && pass "Jenkins back after the broker restart: built" || bad "after broker restart: $(tail -5 "$work/sj.log")"
+# A restart of stomp-jenkins is the proof: an unacknowledged copy would be redelivered and built again.
+until_true 30 followers_done || true
+stop_daemon || true
+start_daemon "$work/sj.yaml" "$work/sj.log"
+n=$(count "$(trig slow-job)")
+git_legacy slowrepo refs/heads/master "$(sha 91)"
+until_true 20 at_least $((n + 1)) "$(trig slow-job)" || bad "restarted daemon: no build for a new push"
+[[ $(count "$(trig down-job "r['params']=={'COMMIT':'$s5'}")") == 1 ]] \
+  && pass "broker restart while Jenkins was down: exactly one build" || bad "ev-brk-1 built $(count "$(trig down-job "r['params']=={'COMMIT':'$s5'}")") times"
+
+# ---- retries exhausted: kept retrying in-process, built once a Jenkins answers ------------------------
 jport2=$(free_port)
 sed -e "s|^jenkins-url: .*|jenkins-url: http://127.0.0.1:$jport2|" -e 's|^retries: .*|retries: 1|' \
     -e 's|^retry-max-ms: .*|retry-max-ms: 500|' -e 's|^durable-name: .*|durable-name: stomp-jenkins-nack|' "$work/sj.yaml" >"$work/sj-nack.yaml"
@@ -277,12 +333,15 @@ printf '  nackrepo: {project: slow-job}\n' >>"$work/sj-nack.yaml"
 npid=$!
 until_true 15 log_has "$work/sj-nack.log" "stomp: subscribed to /topic/future.git.commits" || bad "nack daemon start"
 git_legacy nackrepo refs/heads/master "$(sha 80)"
-until_true 20 bash -c "(( \$(grep -c 'gave up after 2 attempt' '$work/sj-nack.log') >= 2 ))" \
-  && pass "retries exhausted: NACK, redelivered by the broker after a pause, tried again" || bad "nack: $(tail -3 "$work/sj-nack.log")"
+until_true 20 log_has "$work/sj-nack.log" "still failing after 2 attempt" \
+  && until_true 10 log_has "$work/sj-nack.log" "attempt 4 failed, next in" \
+  && pass "retries exhausted: still retrying in-process at the capped interval (message kept)" || bad "retrying: $(tail -3 "$work/sj-nack.log")"
 "$PY" "$standin" --jobs "$work/jobs.json" --port "$jport2" --log "$work/jenkins2.log" --user "alice:$api_token" 2>>"$work/standin.err" &
 j2pid=$!
 until_true 20 grep -qs '"event": "trigger".*"job": "slow-job"' "$work/jenkins2.log" \
-  && pass "... and built once a Jenkins answered: nothing lost" || bad "nack then up: $(tail -3 "$work/sj-nack.log")"
+  && until_true 10 log_has "$work/sj-nack.log" "Jenkins accepted slow-job" \
+  && [[ $(grep -c '"event": "trigger".*"job": "slow-job"' "$work/jenkins2.log") == 1 ]] \
+  && pass "... and built once a Jenkins answered: nothing lost, one build" || bad "retry then up: $(tail -3 "$work/sj-nack.log")"
 kill "$npid" "$j2pid"; wait "$npid" "$j2pid" 2>/dev/null || true; npid= j2pid=
 
 # ---- bad config, secrets ------------------------------------------------------------------------------

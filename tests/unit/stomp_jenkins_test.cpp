@@ -466,7 +466,7 @@ TEST_CASE("stomp-jenkins - what Jenkins answers mean")
     REQUIRE(c.queue);
     CHECK(*c.queue == base + "/queue/item/42/api/json");  // the configured host, always
     CHECK(classify(trigger_mode::build_by_token, answer(303, "", base + "/buildByToken/"), base).v == verdict::accepted);
-    CHECK(classify(trigger_mode::build, answer(302, "", base + "/login?from=%2Fjob"), base).v == verdict::permanent);
+    CHECK(classify(trigger_mode::build, answer(302, "", base + "/login?from=%2Fjob"), base).v == verdict::held);
     http_response down;
     down.error = "Connection refused";
     c = classify(trigger_mode::build, down, base);
@@ -480,9 +480,9 @@ TEST_CASE("stomp-jenkins - what Jenkins answers mean")
     CHECK(c.v == verdict::permanent);
     CHECK(c.reason == "HTTP 404: Not Found");
     c = classify(trigger_mode::build, answer(401, "<title>Error 401 Invalid password/token for user: ci</title>"), base);
-    CHECK(c.v == verdict::permanent);
+    CHECK(c.v == verdict::held);  // a rotated API token: held until fixed, never dropped
     CHECK(c.reason == "HTTP 401: Invalid password/token for user: ci");
-    CHECK(classify(trigger_mode::build, answer(403), base).v == verdict::permanent);
+    CHECK(classify(trigger_mode::build, answer(403), base).v == verdict::held);
     CHECK(classify(trigger_mode::build, answer(400, "Nothing is submitted"), base).v == verdict::permanent);
     CHECK(classify(trigger_mode::build_with_parameters,
                    answer(500, "java.lang.IllegalStateException: This build is not parameterized!"), base)
@@ -494,7 +494,7 @@ TEST_CASE("stomp-jenkins - what Jenkins answers mean")
     CHECK(c.notified == std::vector<std::string>{"Scheduled polling of a/b", "Scheduled site-build"});
     c = classify(trigger_mode::notify_commit, answer(200, "No git jobs using repository: x and branches: master\n"), base);
     CHECK(c.v == verdict::permanent);
-    CHECK(classify(trigger_mode::notify_commit, answer(401, "An access token is required."), base).v == verdict::permanent);
+    CHECK(classify(trigger_mode::notify_commit, answer(401, "An access token is required."), base).v == verdict::held);
 
     CHECK(queue_api_url(base, "http://j/queue/item/12/") == std::optional<std::string>(base + "/queue/item/12/api/json"));
     CHECK_FALSE(queue_api_url(base, "http://j/queue/item/x/"));
@@ -631,4 +631,182 @@ TEST_CASE("stomp-jenkins - the report lines")
     CHECK(unknown_placeholder("{repo} {nope} {commit}") == "nope");
     CHECK(glob_match("release/*", "release/2.1"));
     CHECK_FALSE(glob_match("release/*", "master"));
+}
+
+TEST_CASE("stomp-jenkins - only real acceptance counts as accepted")
+{
+    const std::string job_name = "folder/deploy";
+    auto cl = [&](trigger_mode m, long status, std::string body = {}, std::string location = {}) {
+        return classify(m, answer(status, std::move(body), std::move(location)), base, job_name);
+    };
+    // Accepted: 201; 302 with no Location, at a queue item or at the job; 303 for buildByToken; 200 for notifyCommit.
+    CHECK(cl(trigger_mode::build, 201, "", base + "/queue/item/3/").v == verdict::accepted);
+    CHECK(cl(trigger_mode::build_with_parameters, 302).v == verdict::accepted);
+    CHECK(cl(trigger_mode::build_with_parameters, 302, "", base + "/queue/item/9/").v == verdict::accepted);
+    CHECK(cl(trigger_mode::build_with_parameters, 302, "", base + "/job/folder/job/deploy/").v == verdict::accepted);
+    CHECK(cl(trigger_mode::build_with_parameters, 302, "", "/ci/job/folder/job/deploy/").v == verdict::accepted);
+    CHECK(cl(trigger_mode::build_by_token, 303, "", base + "/buildByToken/").v == verdict::accepted);
+    CHECK(cl(trigger_mode::notify_commit, 200, "Scheduled polling of x\n").v == verdict::accepted);
+    CHECK(cl(trigger_mode::notify_commit, 200, "<html><title>Log in</title></html>").v == verdict::held);
+    // Not accepted, each with a reason.
+    auto c = cl(trigger_mode::build, 302, "", "https://sso.example/auth?next=jenkins");
+    CHECK(c.v == verdict::held);
+    CHECK(c.reason.find("sso.example") != std::string::npos);
+    CHECK(cl(trigger_mode::build, 302, "", base + "/job/other/").v == verdict::held);
+    CHECK(cl(trigger_mode::build, 303, "", base + "/job/folder/job/deploy/").v == verdict::held);  // 303 only for buildByToken
+    c = cl(trigger_mode::build, 200, "<html><title>Sign in</title></html>");
+    CHECK(c.v == verdict::held);  // a proxy's login page
+    CHECK(c.reason.starts_with("HTTP 200: Sign in"));
+    CHECK(cl(trigger_mode::build, 204).v == verdict::held);
+    CHECK(cl(trigger_mode::build, 405, "Method Not Allowed").v == verdict::permanent);
+    CHECK(cl(trigger_mode::build, 410).v == verdict::permanent);
+    CHECK(cl(trigger_mode::build, 409).v == verdict::transient);
+    CHECK(cl(trigger_mode::build, 502).v == verdict::transient);
+    CHECK_FALSE(cl(trigger_mode::build, 403, "Invalid token provided").reason.empty());
+}
+
+TEST_CASE("stomp-jenkins - the crumb issuer's own answer is an error")
+{
+    crumb_cache cache;
+    http_request post;
+    post.url = base + "/job/x/build";
+    post.wants_crumb = true;
+    for (long status : {302L, 200L, 401L, 500L, 0L}) {
+        cache = crumb_cache{};
+        exchange x(post, base, cache, true);
+        REQUIRE(x.next());
+        auto a = answer(status, status == 200 ? crumb_json : "", status == 302 ? "https://sso.example/login?x" : "");
+        if (status == 200) {
+            x.on_response(a);
+            CHECK(x.next()->method == "POST");  // a crumb: on to the trigger
+            continue;
+        }
+        x.on_response(a);
+        CHECK_FALSE(x.next());
+        CHECK(x.result().crumb_issuer);
+        auto c = classify(trigger_mode::build, x.result(), base, "x");
+        CHECK(c.v != verdict::accepted);
+        CHECK(c.reason.starts_with("crumb issuer: "));
+        if (status == 302 || status == 401) CHECK(c.v == verdict::held);
+        else CHECK(c.v == verdict::transient);
+    }
+    // The crumb issuer answering 302 never counts as the trigger's 302.
+    exchange x(post, base, cache, true);
+    cache = crumb_cache{};
+    REQUIRE(x.next());
+    x.on_response(answer(302));
+    CHECK(classify(trigger_mode::build_with_parameters, x.result(), base, "x").reason == "crumb issuer: HTTP 302");
+}
+
+TEST_CASE("stomp-jenkins - a redelivered copy joins the event in progress")
+{
+    scheduler s;
+    auto now = scheduler::clock::now();
+    auto data = make_trigger_data(git_commit("site", "refs/heads/master"), "ev-r");
+    CHECK_FALSE(s.attach("ev-r", 1));  // nothing in progress: submit instead
+    std::vector<scheduler::trigger> ts{{job("one"), data}};
+    CHECK(s.submit(1, "ev-r", ts, now) == 1);
+    CHECK(s.attach("ev-r", 2));  // the broker's redelivery after a reconnect
+    CHECK(s.attach("ev-r", 3));  // the other wire format
+    CHECK(s.attach("ev-r", 3));  // once only
+    CHECK(s.messages() == 1);
+    auto due = s.take_due(now);
+    REQUIRE(due.size() == 1);
+    // Jenkins down: back to the scheduler, nothing answered.
+    due[0].attempts = 1;
+    s.requeue(due[0], now + std::chrono::seconds(1), false);
+    CHECK(s.take_due(now).empty());
+    CHECK(s.next_due() == now + std::chrono::seconds(1));
+    due = s.take_due(now + std::chrono::seconds(1));
+    REQUIRE(due.size() == 1);
+    CHECK(due[0].attempts == 1);
+    auto res = s.complete(due[0], scheduler::outcome::accepted);
+    REQUIRE(res.size() == 3);  // all copies acknowledged together
+    CHECK(std::all_of(res.begin(), res.end(), [](const auto& r) { return r.ack; }));
+    std::vector<std::uint64_t> tokens;
+    for (auto& r : res) tokens.push_back(r.token);
+    std::sort(tokens.begin(), tokens.end());
+    CHECK(tokens == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK_FALSE(s.in_progress("ev-r"));
+}
+
+TEST_CASE("stomp-jenkins - retried batches merge with newer events and held ones wake on reload")
+{
+    scheduler s;
+    auto now = scheduler::clock::now();
+    auto j = job("deploy");
+    std::vector<scheduler::trigger> a{{j, make_trigger_data(git_commit("site", "refs/heads/master", sha_a), "e1")}};
+    s.submit(1, "e1", std::move(a), now);
+    auto due = s.take_due(now);
+    REQUIRE(due.size() == 1);
+    // While it is in flight a newer push arrives; the first then fails with 401 (held).
+    std::vector<scheduler::trigger> b{{j, make_trigger_data(git_commit("site", "refs/heads/master", sha_b), "e2")}};
+    s.submit(2, "e2", std::move(b), now);
+    due[0].attempts = 1;
+    s.requeue(due[0], now + std::chrono::minutes(1), true);
+    CHECK(s.pending() == 1);
+    CHECK(s.take_due(now + std::chrono::seconds(5)).empty());
+    CHECK(s.kick_held(now + std::chrono::seconds(5)) == 1);  // SIGHUP
+    due = s.take_due(now + std::chrono::seconds(5));
+    REQUIRE(due.size() == 1);
+    CHECK(due[0].tokens.size() == 2);
+    CHECK(due[0].data.commit == sha_b);  // the newer event's data, one request for both
+    auto res = s.complete(due[0], scheduler::outcome::accepted);
+    CHECK(res.size() == 2);
+    CHECK(s.messages() == 0);
+}
+
+TEST_CASE("stomp-jenkins - invalid UTF-8 in commit data does not throw")
+{
+    auto c = git_commit("site", "refs/heads/ma\xff\xfeter");
+    c.author = "Dev \xc3\x28 One";
+    auto t = make_trigger_data(c, "ev-u");
+    auto j = job("pipe");
+    j.with_parameters = true;
+    j.parameters = {{"WHO", "{author}"}, {"BRANCH", "{branch}"}};
+    http_request r;
+    CHECK_NOTHROW(r = trigger_request(base, j, t));
+    CHECK(r.body.starts_with("json="));
+    CHECK(r.body.find("%EF%BF%BD") != std::string::npos);  // U+FFFD in place of the bad bytes
+}
+
+TEST_CASE("stomp-jenkins config - Ruby anchors in ignore_refs")
+{
+    CHECK(translate_ruby_anchors("\\Arefs/tags/.*\\z") == "^refs/tags/.*$");
+    CHECK(translate_ruby_anchors("a\\\\Ab") == "a\\\\Ab");  // an escaped backslash then A
+    CHECK(translate_ruby_anchors("refs\\/tags") == "refs\\/tags");
+    std::regex re(translate_ruby_anchors("\\Arefs/tags/jenkins-.*\\Z"));
+    CHECK(std::regex_search(std::string("refs/tags/jenkins-1"), re));
+    CHECK_FALSE(std::regex_search(std::string("x/refs/tags/jenkins-1"), re));
+}
+
+TEST_CASE("stomp-jenkins config - durable by default and secrets out of URL errors")
+{
+    temp_dir d;
+    auto c = load_config(d.write("a.yaml", "rserver: stomp://h\njenkins-url: http://j\n"));
+    CHECK(c.durable_name.starts_with("stomp-jenkins-"));
+    CHECK(c.bus.client.client_id == c.durable_name);  // ActiveMQ needs one for a durable subscription
+    c = load_config(d.write("b.yaml", "rserver: stomp://h\njenkins-url: http://j\ndurable-name: ''\n"));
+    CHECK(c.durable_name.empty());
+    CHECK(c.bus.client.client_id.empty());
+    c = load_config(d.write("c.yaml", "rserver: stomp://h\njenkins-url: http://j\ndurable-name: sj-one\n"));
+    CHECK(c.durable_name == "sj-one");
+    auto e = error_of(d.write("u.yaml", "rserver: stomp://h\njenkins-url: ftp://bob:hunter2@j/x\n"));
+    CHECK(e.find("is not an http") != std::string::npos);
+    CHECK(e.find("hunter2") == std::string::npos);
+    CHECK(e.find("ftp://***@j/x") != std::string::npos);
+}
+
+TEST_CASE("stomp-jenkins config - a nested SVN Project named like a key")
+{
+    temp_dir d;
+    auto c = load_config(d.write("n.yaml", "rserver: stomp://h\njenkins-url: http://j\njenkins-projects:\n"
+                                           "  svn-repo:\n    project: {project: p-build}\n    other: {project: o-build}\n"));
+    const auto& e = c.projects.at("svn-repo");
+    CHECK(e.nested);
+    REQUIRE(e.by_project.count("project"));
+    CHECK(e.by_project.at("project").at(0).name == "p-build");
+    c = load_config(d.write("f.yaml", "rserver: stomp://h\njenkins-url: http://j\njenkins-projects:\n"
+                                      "  r: {project: x, parameters: {A: '{commit}'}}\n"));
+    CHECK_FALSE(c.projects.at("r").nested);
 }
