@@ -18,6 +18,8 @@
 
 #include <CLI/CLI.hpp>
 #include <git2.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -71,16 +73,26 @@ hook::commit_info read_commit(git_repository* repo, const std::string& rev)
 int run_chained(const fs::path& hook, const std::string& input)
 {
     int pipefd[2];
-    if (::pipe(pipefd) != 0) return 1;
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return 1;  // dup2 onto 0 clears the flag for the child
+    // A chained hook that exits without reading all its input must not kill us with SIGPIPE;
+    // the child gets the default disposition back.
+    ::signal(SIGPIPE, SIG_IGN);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pipefd[0], 0);
-    posix_spawn_file_actions_addclose(&fa, pipefd[1]);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
     std::string path = hook.string();
     char* argv[] = {path.data(), nullptr};
     pid_t pid = 0;
-    int rc = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, environ);
+    int rc = posix_spawn(&pid, path.c_str(), &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     ::close(pipefd[0]);
     if (rc != 0) {
         ::close(pipefd[1]);
@@ -90,7 +102,8 @@ int run_chained(const fs::path& hook, const std::string& input)
     std::string_view rest = input;
     while (!rest.empty()) {
         ssize_t n = ::write(pipefd[1], rest.data(), rest.size());
-        if (n <= 0) break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // EPIPE: the chained hook stopped reading; that is its business
         rest.remove_prefix(static_cast<std::size_t>(n));
     }
     ::close(pipefd[1]);

@@ -31,7 +31,12 @@ bool wait_exit(pid_t pid, int& status, std::chrono::steady_clock::time_point dea
     for (;;) {
         pid_t r = ::waitpid(pid, &status, WNOHANG);
         if (r == pid) return true;
-        if (r < 0 && errno != EINTR) return true;  // not our child any more: nothing to wait for
+        if (r < 0 && errno != EINTR) {
+            // ECHILD (e.g. SIGCHLD ignored by whoever started us): the exit status is unknown,
+            // which must not read as success.
+            status = -1;
+            return true;
+        }
         if (std::chrono::steady_clock::now() >= deadline) return false;
         timespec ts{0, 5'000'000};
         ::nanosleep(&ts, nullptr);

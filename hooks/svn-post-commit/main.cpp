@@ -13,6 +13,7 @@
 #include "bus/wire.hpp"
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
 #include <spawn.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -225,6 +226,8 @@ void publish(const std::string& config, const std::string& repos, const std::str
 
 int main(int argc, char** argv)
 {
+    // svnlook's exit status must be collectable, whatever disposition we inherited.
+    ::signal(SIGCHLD, SIG_DFL);
     CLI::App app{"svn-stomp - deploykit's SVN post-commit hook"};
     std::string config = "/etc/svn-stomp/svn-stomp.yaml";
     std::vector<std::string> install_paths, args;

@@ -47,12 +47,6 @@ std::vector<std::string_view> components(std::string_view dir)
     return out;
 }
 
-bool has_component(std::string_view dir, std::string_view name)
-{
-    auto c = components(dir);
-    return std::find(c.begin(), c.end(), name) != c.end();
-}
-
 } // namespace
 
 std::string check_args(std::string_view repos, std::string_view rev)
@@ -119,22 +113,17 @@ changed_dirs parse_dirs(std::string_view out)
 
 std::string project_of_dir(std::string_view dir)
 {
+    // The original: the path part before /trunk; a directory without a trunk component has no
+    // Project (the original produced a stray newline there, which consumers read as empty).
     auto c = components(dir);
-    auto before = [&](std::string_view name) -> std::optional<std::string> {
-        auto it = std::find(c.begin(), c.end(), name);
-        if (it == c.end()) return std::nullopt;
-        return it == c.begin() ? std::string() : std::string(*(it - 1));
-    };
-    if (auto p = before("trunk")) return *p;
-    if (auto p = before("branches")) return *p;
-    if (auto p = before("tags")) return *p;
-    return c.empty() ? std::string() : std::string(c.front());
+    auto it = std::find(c.begin(), c.end(), std::string_view("trunk"));
+    if (it == c.end() || it == c.begin()) return {};
+    return std::string(*(it - 1));
 }
 
 std::string project_of(const std::vector<std::string>& dirs)
 {
-    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
-        if (has_component(*it, "trunk")) return project_of_dir(*it);
+    // As the original: the last changed directory decides.
     return dirs.empty() ? std::string() : project_of_dir(dirs.back());
 }
 

@@ -94,23 +94,24 @@ TEST_CASE("svn-stomp - Project is the path component before trunk as the origina
     // trunk at the repository root: the repository is the project.
     CHECK(project_of_dir("trunk/") == "");
     CHECK(project_of_dir("trunk/src/") == "");
-    // No trunk: the component before branches/tags, else the first component.
-    CHECK(project_of_dir("proj-a/branches/b1/src/") == "proj-a");
-    CHECK(project_of_dir("proj-a/tags/v1/") == "proj-a");
+    // No trunk component: no Project (the original produced garbage there: a stray newline or
+    // the last path component, which never matched a stomp-jenkins entry on purpose).
+    CHECK(project_of_dir("proj-a/branches/b1/src/") == "");
+    CHECK(project_of_dir("proj-a/tags/v1/") == "");
     CHECK(project_of_dir("branches/b1/") == "");
-    CHECK(project_of_dir("docs/howto/") == "docs");
+    CHECK(project_of_dir("docs/howto/") == "");
     CHECK(project_of_dir("/") == "");
     // Components, not substrings: trunk-old is not trunk.
-    CHECK(project_of_dir("proj-b/trunk-old/x/") == "proj-b");
+    CHECK(project_of_dir("proj-b/trunk-old/x/") == "");
     CHECK(project_of_dir("a/trunkish/b/trunk/") == "b");
 }
 
-TEST_CASE("svn-stomp - the last trunk directory decides the commit's Project")
+TEST_CASE("svn-stomp - the last changed directory decides the commit's Project")
 {
     CHECK(project_of({"proj-a/trunk/x/"}) == "proj-a");
     CHECK(project_of({"proj-a/trunk/x/", "proj-b/trunk/"}) == "proj-b");  // last wins, as the original
-    CHECK(project_of({"proj-a/trunk/", "proj-a/branches/b1/"}) == "proj-a");  // trunk beats no-trunk
-    CHECK(project_of({"/", "proj-a/"}) == "proj-a");
+    CHECK(project_of({"proj-a/trunk/", "proj-a/branches/b1/"}) == "");  // the last line decides
+    CHECK(project_of({"/", "proj-a/trunk/"}) == "proj-a");
     CHECK(project_of({"/"}) == "");
     CHECK(project_of({}) == "");
 }
