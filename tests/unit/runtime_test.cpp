@@ -1,0 +1,195 @@
+// The daemon runtime (libbus/include/bus/runtime): config reader, secret files, ledger, notify.
+#include "bus/runtime/config_reader.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace rt = bus::runtime;
+
+namespace {
+
+std::string error_of(auto&& f)
+{
+    try {
+        f();
+    } catch (const rt::config_error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir()
+    {
+        char tmpl[] = "/tmp/runtime-test-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+    std::filesystem::path write(const std::string& name, const std::string& text, unsigned mode = 0600) const
+    {
+        auto p = path / name;
+        std::ofstream(p) << text;
+        ::chmod(p.c_str(), mode);
+        return p;
+    }
+};
+
+} // namespace
+
+TEST_CASE("config reader: typed getters with defaults")
+{
+    auto f = rt::config_file::parse("name: web\nport: 8080\nfast: yes\nwait: 30s\nshort: 250ms\nbare: 2\n"
+                                    "tags: [a, b]\none: x\nenv: {A: '1', B: two}\n",
+                                    "t.yaml");
+    auto r = f.root();
+    CHECK(r.str("name") == "web");
+    CHECK(r.str("missing", "dflt") == "dflt");
+    CHECK_FALSE(r.str("missing"));
+    CHECK(r.integer("port", 0, 1, 65535) == 8080);
+    CHECK(r.integer("nope", 7, 1, 10) == 7);
+    CHECK(r.flag("fast", false));
+    CHECK(r.duration("wait", {}, {}, std::chrono::hours(1)) == std::chrono::seconds(30));
+    CHECK(r.duration("short", {}, {}, std::chrono::hours(1)) == std::chrono::milliseconds(250));
+    CHECK(r.duration("bare", {}, {}, std::chrono::hours(1)) == std::chrono::seconds(2));
+    CHECK(r.list("tags") == std::vector<std::string>{"a", "b"});
+    CHECK(r.list("one") == std::vector<std::string>{"x"});
+    auto env = r.string_map("env");
+    REQUIRE(env.size() == 2);
+    CHECK(env[1] == std::pair<std::string, std::string>{"B", "two"});
+    CHECK_NOTHROW(f.finish());
+}
+
+TEST_CASE("config reader: wrong types name file line key and expected type")
+{
+    auto f = rt::config_file::parse("a: 1\nkeep: abc\nflag: maybe\nlist: {x: 1}\nname: [1, 2]\nport: 70000\n", "c.yaml");
+    auto r = f.root();
+    CHECK(error_of([&] { r.integer("keep", 0, 0, 100); }) == "c.yaml:2: keep: expected a whole number, not 'abc'");
+    CHECK(error_of([&] { r.flag("flag", false); }) == "c.yaml:3: flag: expected true or false, not 'maybe'");
+    CHECK(error_of([&] { r.list("list"); }) == "c.yaml:4: list: expected a list of values, not a map");
+    CHECK(error_of([&] { r.str("name"); }) == "c.yaml:5: name: expected a single value (a string), not a list");
+    CHECK(error_of([&] { r.integer("port", 0, 1, 65535); }) ==
+          "c.yaml:6: port: expected a whole number from 1 to 65535, not 70000");
+    CHECK(error_of([&] { r.duration("keep", {}, {}, std::chrono::hours(1)); }).starts_with("c.yaml:2: keep: expected a duration"));
+    CHECK(rt::config_error::exit_status == 2);
+}
+
+TEST_CASE("config reader: nested key paths and line numbers")
+{
+    auto f = rt::config_file::parse("repo-list:\n"
+                                    "  - name: a\n"
+                                    "    mode: tags\n"
+                                    "  - name: b\n"
+                                    "    mode: [x]\n"
+                                    "  - name: c\n"
+                                    "    mdoe: tags\n"
+                                    "server:\n"
+                                    "  tls:\n"
+                                    "    port: nope\n",
+                                    "s.yaml");
+    auto r = f.root();
+    auto repos = r.sections("repo-list");
+    REQUIRE(repos.size() == 3);
+    CHECK(repos[0].str("mode") == "tags");
+    CHECK(error_of([&] { repos[1].str("mode"); }) == "s.yaml:5: repo-list[1].mode: expected a single value (a string), not a list");
+    for (auto& s : repos) s.str("name");
+    repos[2].str("mode");
+    auto tls = r.sub("server")->sub("tls");
+    REQUIRE(tls);
+    CHECK(error_of([&] { tls->integer("port", 1, 1, 2); }) == "s.yaml:10: server.tls.port: expected a whole number, not 'nope'");
+    CHECK(error_of([&] { f.finish(); }) == "s.yaml:7: repo-list[2].mdoe: unknown setting; did you mean `mode`?");
+}
+
+TEST_CASE("config reader: unknown keys are errors with the nearest known key")
+{
+    auto f = rt::config_file::parse("rserver: stomp://x\nrepo-lst:\n  a: b\n", "g.yaml");
+    auto r = f.root();
+    r.known(rt::bus_config_keys());
+    CHECK(r.named("repo-list").empty());
+    CHECK(error_of([&] { f.finish(); }) == "g.yaml:2: repo-lst: unknown setting; did you mean `repo-list`?");
+
+    auto far = rt::config_file::parse("completely-different: 1\n", "h.yaml");
+    far.root().str("port");
+    CHECK(error_of([&] { far.finish(); }) == "h.yaml:1: completely-different: unknown setting");
+    CHECK(rt::nearest_key("allow_from", {"allow-from", "allow-unsigned"}) == "allow-from");
+    CHECK(rt::nearest_key("jenkins-ulr", {"jenkins-url", "jenkins-ca-file"}) == "jenkins-url");
+    CHECK(rt::nearest_key("x", {"jenkins-url"}).empty());
+}
+
+TEST_CASE("config reader: underscore aliases and both spellings")
+{
+    auto f = rt::config_file::parse("max_frame_size: 10\nignore-refs: x\n", "b.yaml");
+    auto r = f.root();
+    CHECK(r.integer("max-frame-size", 0, 0, 100) == 10);
+    CHECK(r.str("ignore_refs") == "x");
+    CHECK_NOTHROW(f.finish());
+    auto both = rt::config_file::parse("data-dir: a\ndata_dir: b\n", "d.yaml");
+    CHECK(error_of([&] { both.root().str("data-dir"); }).find("given twice") != std::string::npos);
+}
+
+TEST_CASE("config reader: keys the original used are accepted with a notice")
+{
+    std::vector<std::string> notes;
+    auto f = rt::config_file::parse("daemonize: true\nport: 1\n", "o.yaml", [&](std::string_view n) { notes.emplace_back(n); });
+    auto r = f.root();
+    r.ignored({"daemonize", "logfile"}, "use --daemonize");
+    r.integer("port", 0, 0, 9);
+    CHECK_NOTHROW(f.finish());
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0] == "o.yaml:1: daemonize: ignored (use --daemonize)");
+}
+
+TEST_CASE("config reader: named maps accept any key but check their entries")
+{
+    auto f = rt::config_file::parse("jobs:\n  site:\n    project: x\n  blog:\n    projcet: y\n", "n.yaml");
+    auto named = f.root().named("jobs");
+    REQUIRE(named.size() == 2);
+    for (auto& [name, s] : named) s.str("project");
+    CHECK(error_of([&] { f.finish(); }) == "n.yaml:5: jobs.blog.projcet: unknown setting; did you mean `project`?");
+}
+
+TEST_CASE("config reader: load errors name the file")
+{
+    temp_dir d;
+    CHECK(error_of([&] { rt::config_file::load(d.path / "none.yaml"); }) ==
+          (d.path / "none.yaml").string() + ": cannot read: No such file or directory");
+    auto bad = d.write("bad.yaml", "a: 1\nb: [\n");
+    CHECK(error_of([&] { rt::config_file::load(bad); }).starts_with(bad.string() + ":"));
+    auto list = d.write("list.yaml", "- a\n- b\n");
+    CHECK(error_of([&] { rt::config_file::load(list); }) == list.string() + ": expected a map of settings (key: value lines)");
+}
+
+TEST_CASE("secret files: OpenSSH's policy with the errno text")
+{
+    temp_dir d;
+    auto ok = d.write("ok", "s3cret\n\n");
+    CHECK(rt::read_secret_file(ok) == "s3cret");
+    auto grp = d.write("grp", "x", 0640);
+    CHECK(error_of([&] { rt::read_secret_file(grp, "f.yaml:3: passcode-file"); }) ==
+          "f.yaml:3: passcode-file: " + grp.string() + " has mode 0640: it must not be accessible by group or others (chmod 600)");
+    auto oth = d.write("oth", "x", 0604);
+    CHECK(error_of([&] { rt::read_secret_file(oth); }).find("mode 0604") != std::string::npos);
+    CHECK(error_of([&] { rt::read_secret_file((d.path / "missing").string()); }) ==
+          "cannot read " + (d.path / "missing").string() + ": No such file or directory");
+    CHECK(error_of([&] { rt::read_secret_file(d.path.string()); }).ends_with("is not a regular file"));
+    // A symlink to a good file is followed (OpenSSH does too); the target is what is checked.
+    std::filesystem::create_symlink(ok, d.path / "link");
+    CHECK(rt::read_secret_file((d.path / "link").string()) == "s3cret");
+    std::filesystem::create_symlink(grp, d.path / "badlink");
+    CHECK(error_of([&] { rt::read_secret_file((d.path / "badlink").string()); }).find("mode 0640") != std::string::npos);
+    if (::geteuid() == 0) {
+        // Owned by someone else (not root, not us).
+        auto other = d.write("other", "x");
+        REQUIRE(::chown(other.c_str(), 65534, 65534) == 0);
+        CHECK(error_of([&] { rt::read_secret_file(other); }).find("owned by uid 65534") != std::string::npos);
+    } else {
+        // Unreadable: the reason is in the message.
+        auto unread = d.write("unread", "x", 0000);
+        CHECK(error_of([&] { rt::read_secret_file(unread); }).find("Permission denied") != std::string::npos);
+    }
+}
