@@ -193,3 +193,51 @@ TEST_CASE("secret files: OpenSSH's policy with the errno text")
         CHECK(error_of([&] { rt::read_secret_file(unread); }).find("Permission denied") != std::string::npos);
     }
 }
+
+// ---- the consumer ledger ----
+#include "bus/runtime/ledger.hpp"
+
+TEST_CASE("ledger: acknowledged after the work and copies answered with it")
+{
+    rt::ledger<std::string> l;
+    auto t = l.hold("m1", "ev-1");
+    CHECK(l.in_flight("ev-1"));
+    // The broker's redelivery after a reconnect, and the other wire format: covered by t's work.
+    CHECK(l.attach("ev-1", "m1-redelivered"));
+    CHECK(l.attach("ev-1", "m1-legacy"));
+    CHECK_FALSE(l.attach("ev-2", "m2"));
+    CHECK(l.size() == 3);
+    auto a = l.resolve(t, true);
+    REQUIRE(a.size() == 3);
+    CHECK(a[0].msg == "m1");
+    CHECK(a[0].first);
+    CHECK(a[0].ack);
+    CHECK(a[0].event_id == "ev-1");
+    CHECK(a[1].msg == "m1-redelivered");
+    CHECK_FALSE(a[1].first);
+    CHECK(a[2].ack);
+    CHECK(l.size() == 0);
+    CHECK_FALSE(l.in_flight("ev-1"));
+    CHECK(l.resolve(t, true).empty());  // resolved once only
+    // A later copy of a finished event is not in flight: the intake's dedupe answers it.
+    CHECK_FALSE(l.attach("ev-1", "late"));
+}
+
+TEST_CASE("ledger: failed work leaves every copy to the broker")
+{
+    rt::ledger<int> l;
+    auto t1 = l.hold(1, "a");
+    auto t2 = l.hold(2, "b");
+    CHECK(l.attach("a", 11));
+    CHECK(l.work() == 2);
+    auto a = l.resolve(t1, false);
+    REQUIRE(a.size() == 2);
+    CHECK_FALSE(a[0].ack);
+    CHECK_FALSE(a[1].ack);
+    CHECK(l.size() == 1);
+    CHECK(l.resolve(t2, true).front().ack);
+    // Messages without an event id are held but never attached to.
+    auto t3 = l.hold(3, "");
+    CHECK_FALSE(l.attach("", 4));
+    CHECK(l.resolve(t3, true).size() == 1);
+}
