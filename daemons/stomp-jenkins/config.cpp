@@ -9,7 +9,8 @@
 #include <cmath>
 #include <set>
 
-#include <unistd.h>
+#include "bus/runtime/config_yaml.hpp"
+#include "bus/runtime/heartbeat.hpp"
 
 namespace stomp_jenkins {
 
@@ -38,7 +39,7 @@ namespace {
 using bus::config_error;
 using bus::config_where;
 
-std::string str(const YAML::Node& n, const std::string& file, std::string_view key)
+[[maybe_unused]] std::string str(const YAML::Node& n, const std::string& file, std::string_view key)
 {
     auto v = n[std::string(key)];
     if (!v || v.IsNull()) return {};
@@ -61,7 +62,7 @@ double number(const YAML::Node& v, const std::string& file, std::string_view key
     return d;
 }
 
-long top_number(const YAML::Node& root, const std::string& file, std::string_view key, long dflt, long lo, long hi)
+[[maybe_unused]] long top_number(const YAML::Node& root, const std::string& file, std::string_view key, long dflt, long lo, long hi)
 {
     auto v = root[std::string(key)];
     if (!v || v.IsNull()) return dflt;
@@ -89,10 +90,14 @@ void read_defaults(const YAML::Node& n, const std::string& file, const std::stri
 {
     for (const auto& kv : n) {
         auto key = kv.first.as<std::string>();
-        if (!entry_keys.count(key))
-            throw config_error(config_where(file, kv.first, where + "." + key) +
-                               ": unknown key (expected project, ticket, ignore_refs, mode, jobs, parameters, "
-                               "quiet-seconds, branches, clone-url, delay, cause, notify-sha1)");
+        if (!entry_keys.count(key)) {
+            auto near = bus::runtime::nearest_key(key, std::vector<std::string>(entry_keys.begin(), entry_keys.end()));
+            throw config_error(config_where(file, kv.first, where + "." + key) + ": unknown setting" +
+                               (near.empty() ? std::string(" (expected project, ticket, ignore_refs, mode, jobs, "
+                                                           "parameters, quiet-seconds, branches, clone-url, delay, "
+                                                           "cause, notify-sha1)")
+                                             : "; did you mean `" + near + "`?"));
+        }
     }
     auto s = [&](const char* key) -> std::optional<std::string> {
         auto v = n[key];
@@ -377,61 +382,74 @@ projects_map parse_projects(const YAML::Node& list, const std::string& file, std
     return out;
 }
 
-config load_config(const std::filesystem::path& path)
+config load_config(const std::filesystem::path& path, bus::runtime::notice_fn notice)
 {
-    const std::string file = path.string();
-    auto root = bus::load_yaml(path);
+    auto f = bus::runtime::config_file::load(path, std::move(notice));
+    const std::string& file = f.file();
+    auto r = f.root();
     config c;
-    c.bus = bus::read_bus_config(root, file);
-    if (auto t = str(root, file, "listen-topic"); !t.empty()) c.listen_topic = t;
-    if (auto t = str(root, file, "report-topic"); !t.empty()) c.report_topic = t;
-    c.build_topic = str(root, file, "build-topic");
+    r.known(bus::runtime::bus_config_keys());
+    c.bus = bus::read_bus_config(r.node(), file);
+    c.listen_topic = r.str("listen-topic", c.listen_topic);
+    c.report_topic = r.str("report-topic", c.report_topic);
+    c.build_topic = r.str("build-topic", "");
     // Durable by default (messages kept while stopped, redelivered after a reconnect): the
     // name `stomp-jenkins-<hostname>`; `durable-name: ""` turns it off.
-    if (auto dn = root["durable-name"]; dn && !dn.IsNull()) {
-        c.durable_name = str(root, file, "durable-name");
+    if (r.kind_of("durable-name") != bus::runtime::section::kind::absent &&
+        r.kind_of("durable-name") != bus::runtime::section::kind::null) {
+        c.durable_name = r.str("durable-name", "");
     } else {
-        char host[256] = {};
-        ::gethostname(host, sizeof host - 1);
-        std::string h = host;
+        std::string h = bus::runtime::hostname();
         for (auto& ch : h)
             if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) ch = '_';
-        c.durable_name = "stomp-jenkins-" + (h.empty() ? std::string("localhost") : h);
+        c.durable_name = "stomp-jenkins-" + h;
     }
     // ActiveMQ's durable subscriptions need a client-id: the same name unless one is set.
     if (!c.durable_name.empty() && c.bus.client.client_id.empty()) c.bus.client.client_id = c.durable_name;
-    for (auto* topic : {&c.listen_topic, &c.report_topic, &c.build_topic})
+    for (auto [key, topic] : {std::pair{"listen-topic", &c.listen_topic}, std::pair{"report-topic", &c.report_topic},
+                              std::pair{"build-topic", &c.build_topic}})
         if (topic->find_first_of("/ \t\r\n") != std::string::npos)
-            throw config_error(file + ": topic '" + *topic + "' must be a bare name (future.git.commits), no '/' or spaces");
-    auto url = root["jenkins-url"];
-    if (!url || url.IsNull()) throw config_error(file + ": jenkins-url: missing");
-    c.jenkins_url = check_url(str(root, file, "jenkins-url"), config_where(file, url, "jenkins-url"));
+            r.fail(key, "topic '" + *topic + "' must be a bare name (future.git.commits), no '/' or spaces");
+    c.jenkins_url = check_url(r.required("jenkins-url"), r.where("jenkins-url"));
 
+    using std::chrono::milliseconds;
+    auto ms = [&](const char* key, long dflt, long lo, long hi) {
+        return milliseconds(r.integer(key, dflt, lo, hi));
+    };
     auto& h = c.http;
-    h.connect_timeout = std::chrono::milliseconds(top_number(root, file, "connect-timeout-ms", 5000, 100, 600000));
-    h.request_timeout = std::chrono::milliseconds(top_number(root, file, "request-timeout-ms", 30000, 100, 3600000));
-    h.retries = static_cast<unsigned>(top_number(root, file, "retries", 8, 0, 1000));
-    h.retry_initial = std::chrono::milliseconds(top_number(root, file, "retry-initial-ms", 1000, 10, 3600000));
-    h.retry_max = std::chrono::milliseconds(top_number(root, file, "retry-max-ms", 60000, 10, 86400000));
+    h.connect_timeout = ms("connect-timeout-ms", 5000, 100, 600000);
+    h.request_timeout = ms("request-timeout-ms", 30000, 100, 3600000);
+    h.retries = static_cast<unsigned>(r.integer("retries", 8, 0, 1000));
+    h.retry_initial = ms("retry-initial-ms", 1000, 10, 3600000);
+    h.retry_max = ms("retry-max-ms", 60000, 10, 86400000);
     if (h.retry_max < h.retry_initial) h.retry_max = h.retry_initial;
-    h.workers = static_cast<unsigned>(top_number(root, file, "http-workers", 4, 1, 64));
-    h.queue_follow = std::chrono::seconds(top_number(root, file, "queue-follow-seconds", 600, 0, 86400));
-    h.ca_file = str(root, file, "jenkins-ca-file");
-    if (auto cr = str(root, file, "crumb"); !cr.empty()) {
+    h.workers = static_cast<unsigned>(r.integer("http-workers", 4, 1, 64));
+    h.queue_follow = std::chrono::seconds(r.integer("queue-follow-seconds", 600, 0, 86400));
+    h.ca_file = r.str("jenkins-ca-file", "");
+    if (auto cr = r.str("crumb", ""); !cr.empty()) {
         if (cr == "auto") h.crumbs = true;
         else if (cr == "off") h.crumbs = false;
-        else throw config_error(config_where(file, root["crumb"], "crumb") + ": must be auto or off");
+        else r.fail("crumb", "expected auto or off, not '" + cr + "'");
     }
-    c.max_pending = static_cast<std::size_t>(top_number(root, file, "max-pending", 1000, 1, 1000000));
-    c.credentials_file = str(root, file, "credentials-file");
-    if (!c.credentials_file.empty())
-        c.creds = read_credentials(c.credentials_file, config_where(file, root["credentials-file"], "credentials-file"));
-
-    std::chrono::milliseconds quiet{0};
-    if (auto q = root["quiet-seconds"])
-        quiet = std::chrono::milliseconds(static_cast<long>(number(q, file, "quiet-seconds", 0, 3600) * 1000.0 + 0.5));
-    c.projects = parse_projects(root["jenkins-projects"], file, quiet);
+    c.max_pending = static_cast<std::size_t>(r.integer("max-pending", 1000, 1, 1000000));
+    c.credentials_file = r.str("credentials-file", "");
+    if (!c.credentials_file.empty()) c.creds = read_credentials(c.credentials_file, r.where("credentials-file"));
+    c.heartbeat = bus::runtime::read_heartbeat_options(r);
+    auto quiet = milliseconds(static_cast<long>(r.number("quiet-seconds", 0, 0, 3600) * 1000.0 + 0.5));
+    r.known({"jenkins-projects"});  // read below, with its own checks of every entry
+    c.projects = parse_projects(r.node()["jenkins-projects"], file, quiet);
+    f.finish();
+    c.file = std::move(f);
     return c;
+}
+
+std::vector<std::string> needs_restart(const config& running, const config& fresh)
+{
+    std::vector<std::string> out;
+    if (!running.file || !fresh.file) return out;
+    for (auto& k : running.file->changed_keys(*fresh.file))
+        if (k != "jenkins-projects" && k != "credentials-file" && k != "quiet-seconds") out.push_back(k);
+    return out;
 }
 
 } // namespace stomp_jenkins

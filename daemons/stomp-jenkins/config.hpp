@@ -6,6 +6,8 @@
 // `project`, `ticket` and `ignore_refs`), plus deploykit's optional keys (docs/stomp-jenkins.md).
 
 #include "bus/config.hpp"
+#include "bus/runtime/config_reader.hpp"
+#include "bus/runtime/heartbeat.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -97,10 +99,17 @@ struct config {
     std::string credentials_file;
     credentials creds;
     std::size_t max_pending = 1000;  ///< messages in progress before intake waits
+    bus::runtime::heartbeat_options heartbeat;  ///< `heartbeat-topic`, `heartbeat-interval`
+    std::optional<bus::runtime::config_file> file;  ///< what it was read from (reload diffs)
 };
 
-/// Loads and validates the file; errors name the file, line and key. Reads credentials-file.
-config load_config(const std::filesystem::path& path);
+/// Loads and validates the file; errors name the file, line and key (unknown keys too, with the
+/// nearest known one). Reads credentials-file. `notice` receives notices (ignored keys).
+config load_config(const std::filesystem::path& path, bus::runtime::notice_fn notice = {});
+
+/// Settings changed between `running` and `fresh` that a reload cannot apply (everything but
+/// jenkins-projects, credentials-file and quiet-seconds): the daemon logs them on SIGHUP.
+std::vector<std::string> needs_restart(const config& running, const config& fresh);
 
 /// Parses `jenkins-projects` alone (a node of an already loaded file). `default_quiet` applies
 /// to jobs without `quiet-seconds`.

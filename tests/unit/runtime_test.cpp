@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -240,4 +241,110 @@ TEST_CASE("ledger: failed work leaves every copy to the broker")
     auto t3 = l.hold(3, "");
     CHECK_FALSE(l.attach("", 4));
     CHECK(l.resolve(t3, true).size() == 1);
+}
+
+TEST_CASE("config reader: changed top-level keys for a reload")
+{
+    auto a = rt::config_file::parse("jenkins-url: http://a\nlist: [1, 2]\nsame: x\ngone: 1\n", "a");
+    auto b = rt::config_file::parse("jenkins-url: http://b\nlist: [1, 2]\nsame: x\nnew: 2\n", "b");
+    CHECK(a.changed_keys(b) == std::vector<std::string>{"jenkins-url", "new", "gone"});
+    auto c = rt::config_file::parse("max_pending: 3\n", "c");
+    auto d = rt::config_file::parse("max-pending: 3\n", "d");
+    CHECK(c.changed_keys(d).empty());
+}
+
+TEST_CASE("config reader: a missing required key names a misspelt one")
+{
+    auto f = rt::config_file::parse("rserver: x\njenkins-ulr: http://j\n", "m.yaml");
+    CHECK(error_of([&] { f.root().required("jenkins-url"); }) ==
+          "m.yaml: jenkins-url: missing; `jenkins-ulr` on line 2 looks like a typo of it");
+    CHECK(f.root().required("rserver") == "x");
+}
+
+// ---- systemd notification ----
+#include "bus/runtime/notify.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+namespace {
+
+// A datagram socket the test owns: a path, or an abstract name ("@...").
+struct notify_socket {
+    int fd = -1;
+    std::string name;
+    explicit notify_socket(std::string n) : name(std::move(n))
+    {
+        fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::memcpy(a.sun_path, name.data(), name.size());
+        if (name[0] == '@') a.sun_path[0] = '\0';
+        auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (name[0] == '@' ? 0 : 1));
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0);
+        timeval tv{5, 0};  // a deadline for every receive
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    ~notify_socket()
+    {
+        ::close(fd);
+        if (name[0] == '/') ::unlink(name.c_str());
+    }
+    std::string next() const
+    {
+        char buf[4096];
+        auto n = ::recv(fd, buf, sizeof buf, 0);
+        return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("(nothing)");
+    }
+};
+
+} // namespace
+
+TEST_CASE("notify: READY STATUS STOPPING WATCHDOG to a path socket")
+{
+    temp_dir d;
+    notify_socket s((d.path / "notify").string());
+    rt::notifier n(s.name, std::chrono::microseconds(3'000'000));
+    REQUIRE(n.enabled());
+    CHECK(n.ready("connected"));
+    CHECK(s.next() == "READY=1\nSTATUS=connected");
+    CHECK(n.status("2 pending"));
+    CHECK(s.next() == "STATUS=2 pending");
+    CHECK(n.watchdog());
+    CHECK(s.next() == "WATCHDOG=1");
+    CHECK(n.stopping());
+    CHECK(s.next() == "STOPPING=1");
+    // Half of WATCHDOG_USEC, as systemd advises.
+    REQUIRE(n.watchdog_interval());
+    CHECK(*n.watchdog_interval() == std::chrono::milliseconds(1500));
+}
+
+TEST_CASE("notify: abstract socket names and no socket at all")
+{
+    const std::string name = "@deploykit-runtime-test-" + std::to_string(::getpid());
+    notify_socket s(name);
+    rt::notifier n(name);
+    CHECK(n.ready());
+    CHECK(s.next() == "READY=1");
+    CHECK_FALSE(n.watchdog_interval());
+    rt::notifier off("");
+    CHECK_FALSE(off.enabled());
+    CHECK_FALSE(off.ready());
+}
+
+TEST_CASE("notify: the environment decides")
+{
+    ::setenv("NOTIFY_SOCKET", "@x", 1);
+    ::setenv("WATCHDOG_USEC", "10000000", 1);
+    ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+    rt::notifier mine;
+    CHECK(mine.enabled());
+    REQUIRE(mine.watchdog_interval());
+    CHECK(*mine.watchdog_interval() == std::chrono::seconds(5));
+    ::setenv("WATCHDOG_PID", "1", 1);  // meant for another process
+    rt::notifier other;
+    CHECK_FALSE(other.watchdog_interval());
+    ::unsetenv("NOTIFY_SOCKET");
+    ::unsetenv("WATCHDOG_USEC");
+    ::unsetenv("WATCHDOG_PID");
 }

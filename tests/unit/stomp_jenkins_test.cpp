@@ -217,7 +217,7 @@ TEST_CASE("stomp-jenkins config - errors name the file line and key")
     temp_dir d;
     const std::string head = "rserver: stomp://127.0.0.1:61613\njenkins-url: http://j:8080\njenkins-projects:\n";
     auto err = [&](const std::string& body) { return error_of(d.write("bad.yaml", head + body)); };
-    CHECK(err("  r: {project: x, projet: y}\n").find("bad.yaml:4: jenkins-projects.r.projet: unknown key") != std::string::npos);
+    CHECK(err("  r: {project: x, projet: y}\n").find("bad.yaml:4: jenkins-projects.r.projet: unknown setting; did you mean `project`?") != std::string::npos);
     CHECK(err("  r: {project: x, mode: fetch}\n").find("bad.yaml:4: jenkins-projects.r: mode 'fetch'") != std::string::npos);
     CHECK(err("  r: {project: x, mode: token}\n").find("needs ticket") != std::string::npos);
     CHECK(err("  r: {project: x, ignore_refs: 'refs/(tags'}\n").find("jenkins-projects.r: ignore_refs") != std::string::npos);
@@ -809,4 +809,34 @@ TEST_CASE("stomp-jenkins config - a nested SVN Project named like a key")
     c = load_config(d.write("f.yaml", "rserver: stomp://h\njenkins-url: http://j\njenkins-projects:\n"
                                       "  r: {project: x, parameters: {A: '{commit}'}}\n"));
     CHECK_FALSE(c.projects.at("r").nested);
+}
+
+TEST_CASE("stomp-jenkins config - unknown settings are errors naming the nearest key")
+{
+    temp_dir d;
+    CHECK(error_of(d.write("t.yaml", "rserver: stomp://h\njenkins-url: http://j\njenkins-ulr: http://k\n")) ==
+          (d.path / "t.yaml").string() + ":3: jenkins-ulr: unknown setting; did you mean `jenkins-url`?");
+    CHECK(error_of(d.write("p.yaml", "rserver: stomp://h\njenkins-url: http://j\njenkins-project:\n  r: {project: x}\n")) ==
+          (d.path / "p.yaml").string() + ":3: jenkins-project: unknown setting; did you mean `jenkins-projects`?");
+    CHECK(error_of(d.write("n.yaml", "rserver: stomp://h\njenkins-url: http://j\nretries: lots\n")) ==
+          (d.path / "n.yaml").string() + ":3: retries: expected a whole number, not 'lots'");
+    // Underscore spellings are the same settings.
+    auto c = load_config(d.write("u.yaml", "rserver: stomp://h\njenkins_url: http://j\nmax_pending: 7\n"));
+    CHECK(c.max_pending == 7);
+    CHECK(c.heartbeat.topic == "deploykit.heartbeats");
+    CHECK(c.heartbeat.interval == std::chrono::seconds(60));
+    c = load_config(d.write("h.yaml", "rserver: stomp://h\njenkins-url: http://j\nheartbeat-interval: 0\n"
+                                      "heartbeat-topic: ops.beats\n"));
+    CHECK(c.heartbeat.interval.count() == 0);
+    CHECK(c.heartbeat.topic == "ops.beats");
+}
+
+TEST_CASE("stomp-jenkins config - a reload names the settings that need a restart")
+{
+    temp_dir d;
+    auto a = load_config(d.write("a.yaml", "rserver: stomp://h\njenkins-url: http://j\njenkins-projects:\n  r: {project: x}\n"));
+    auto b = load_config(d.write("b.yaml", "rserver: stomp://h\njenkins-url: http://k\nretries: 3\njenkins-projects:\n"
+                                           "  r: {project: y}\n"));
+    CHECK(needs_restart(a, b) == std::vector<std::string>{"jenkins-url", "retries"});
+    CHECK(needs_restart(a, a).empty());
 }

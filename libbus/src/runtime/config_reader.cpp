@@ -147,6 +147,22 @@ std::optional<std::string> section::str(std::string_view key) const
     return v->Scalar();
 }
 
+std::string section::required(std::string_view key) const
+{
+    if (auto v = str(key); v && !v->empty()) return *v;
+    std::string msg = st_->file + ": " + key_path(key) + ": missing";
+    for (const auto& kv : *node_) {
+        if (!kv.first.IsScalar()) continue;
+        const auto& k = kv.first.Scalar();
+        if (k == key || k == alias_of(key)) continue;
+        if (nearest_key(k, {std::string(key)}) == key) {
+            msg += "; `" + k + "` on line " + std::to_string(kv.first.Mark().line + 1) + " looks like a typo of it";
+            break;
+        }
+    }
+    throw config_error(msg);
+}
+
 std::string section::str(std::string_view key, std::string dflt) const { return str(key).value_or(std::move(dflt)); }
 
 double section::number(std::string_view key, double dflt, double min, double max) const
@@ -388,6 +404,37 @@ std::vector<std::string> config_file::unknown_keys() const
             out.push_back(std::move(msg));
         }
     }
+    return out;
+}
+
+std::vector<std::string> config_file::changed_keys(const config_file& newer) const
+{
+    auto canon = [](std::string k) {
+        for (auto& c : k)
+            if (c == '_') c = '-';
+        return k;
+    };
+    auto values = [&](const YAML::Node& root) {
+        std::vector<std::pair<std::string, std::string>> out;
+        for (const auto& kv : root) {
+            if (!kv.first.IsScalar()) continue;
+            YAML::Emitter e;
+            e << kv.second;
+            out.emplace_back(canon(kv.first.Scalar()), e.c_str());
+        }
+        return out;
+    };
+    auto a = values(st_->root), b = values(newer.st_->root);
+    auto find = [](const auto& v, const std::string& k) -> const std::string* {
+        for (const auto& [key, val] : v)
+            if (key == k) return &val;
+        return nullptr;
+    };
+    std::vector<std::string> out;
+    for (const auto& [k, v] : b)
+        if (auto* old = find(a, k); !old || *old != v) out.push_back(k);
+    for (const auto& [k, v] : a)
+        if (!find(b, k)) out.push_back(k);
     return out;
 }
 

@@ -65,6 +65,9 @@ public:
     bool has(std::string_view key) const;   ///< present (also when null); marks it known
     std::optional<std::string> str(std::string_view key) const;  ///< a scalar
     std::string str(std::string_view key, std::string dflt) const;
+    /// A scalar that must be there. Missing: "file: key: missing", naming a misspelt key of this
+    /// map that is nearest to it ("; `jenkins-ulr` on line 3 looks like a typo of it").
+    std::string required(std::string_view key) const;
     /// A whole number within [min, max].
     std::int64_t integer(std::string_view key, std::int64_t dflt, std::int64_t min, std::int64_t max) const;
     /// A number (fractions allowed) within [min, max].
@@ -133,6 +136,10 @@ public:
     void finish() const;
     /// Every unknown key's message, in file order (empty when none): for tools that list all.
     std::vector<std::string> unknown_keys() const;
+    /// Top-level keys whose value differs between this file and `newer` (added, removed or
+    /// changed; aliases count as the same key), in `newer`'s order then removed ones. For SIGHUP:
+    /// the daemon logs those it cannot apply without a restart. Names only, never values.
+    std::vector<std::string> changed_keys(const config_file& newer) const;
 
 private:
     explicit config_file(std::shared_ptr<reader_state> st);
