@@ -116,4 +116,11 @@ rc=0; JOB_NAME=Site-Build BUILD_NUMBER=43 timeout 10 "$helper" -c --config "$wor
 [[ $rc == 0 ]] && grep -q spooled "$work/jh.err" && pass "jenkins-helper with no broker spools and exits 0" || bad "jenkins-helper rc=$rc $(cat "$work/jh.err")"
 rc=0; env -u JOB_NAME "$helper" -b --config "$work/jh.yaml" --fail-on-error 2>"$work/jh2.err" || rc=$?
 [[ $rc == 1 ]] && grep -q JOB_NAME "$work/jh2.err" && pass "a missing JOB_NAME is named; --fail-on-error exits 1" || bad "missing var rc=$rc"
+printf 'rserver: stomp://127.0.0.1:%s\nsucess-topic: x\n' "$port" >"$work/jh-typo.yaml"
+rc=0; "$helper" --check-config --config "$work/jh-typo.yaml" 2>"$work/jh3.err" || rc=$?
+[[ $rc == 2 ]] && grep -qF 'jh-typo.yaml:2: sucess-topic: unknown setting; did you mean `success-topic`?' "$work/jh3.err" \
+  && pass "jenkins-helper --check-config: a misspelt key exits 2 naming the nearest" || bad "jh typo rc=$rc $(cat "$work/jh3.err")"
+rc=0; JOB_NAME=J BUILD_NUMBER=1 "$helper" -p --config "$work/jh-typo.yaml" 2>"$work/jh4.err" || rc=$?
+[[ $rc == 0 ]] && grep -q "unknown setting" "$work/jh4.err" \
+  && pass "... and a build step still exits 0 (reporting never breaks a build), saying why nothing was sent" || bad "jh typo -p rc=$rc"
 exit $fail
