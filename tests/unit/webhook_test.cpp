@@ -417,7 +417,25 @@ TEST_CASE("webhook: config loads the original github-stomp keys and refuses inli
     CHECK(c.hooks[0].report_topic == "future.events.stomp-git");
     CHECK(c.listen_port == 4567);
 
-    CHECK_THROWS_AS(load_config(write("rserver: stomp://localhost:61613\n")), bus::config_error);  // no secret
+    CHECK_FALSE(c.legacy_unsigned);  // said so: no migration warning
+
+    // The original file exactly (no secret, no allow-unsigned) loads, unsigned, flagged so the
+    // daemon warns at every start (issue 11, item 16: it used to be refused).
+    c = load_config(write("rserver: failover://(stomp://u:p@broker01:61613)\n"
+                          "trigger-topic: future.git.commits\nreport-topic: future.events.stomp-git\n"));
+    REQUIRE(c.hooks.size() == 1);
+    CHECK(c.hooks[0].allow_unsigned);
+    CHECK(c.hooks[0].secret.empty());
+    CHECK(c.legacy_unsigned);
+    // The one line to add makes it signed, and the warning goes.
+    c = load_config(write("rserver: failover://(stomp://u:p@broker01:61613)\n"
+                          "trigger-topic: future.git.commits\nreport-topic: future.events.stomp-git\n"
+                          "secret-file: " + secret.string() + "\n"));
+    CHECK_FALSE(c.hooks[0].allow_unsigned);
+    CHECK_FALSE(c.legacy_unsigned);
+    // A hook in the `hooks:` map must still have a secret or say allow-unsigned.
+    CHECK_THROWS_AS(load_config(write("rserver: stomp://localhost:61613\nhooks:\n  /x:\n    provider: github\n")),
+                    bus::config_error);
 
     c = load_config(write("rserver: stomp://localhost:61613\nlisten: 127.0.0.1:0\nhooks:\n"
                           "  /github:\n    provider: github\n    secret-file: " + secret.string() +
