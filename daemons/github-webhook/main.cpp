@@ -32,6 +32,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -132,7 +133,6 @@ struct service {
     std::set<std::string, std::less<>> in_flight;
     bool stopping = false;
     bool failed = false;
-    std::string last_failure;  // why the last delivery got 503 (cleared by the next 202)
     std::string host;
     bus::http::registry metrics;
     bus::http::daemon_metrics common;
@@ -199,7 +199,9 @@ struct service {
         if (files.size() >= o.max_messages || room < std::min<std::uintmax_t>(64 * 1024, o.max_bytes))
             return "broker unreachable and spool full (" + std::to_string(files.size()) + " messages, " +
                    std::to_string(bytes) + " bytes)";
-        if (!last_failure.empty()) return "broker unreachable and the last delivery could not be spooled: " + last_failure;
+        struct statvfs fs {};
+        if (::statvfs(o.dir.c_str(), &fs) == 0 && static_cast<std::uintmax_t>(fs.f_bavail) * fs.f_frsize < 1024 * 1024)
+            return "broker unreachable and no space left for the spool on " + o.dir.string();
         return std::nullopt;
     }
 
@@ -347,11 +349,9 @@ struct service {
                     seen.remember(key, std::chrono::system_clock::now());
                     accepted->inc();
                     common.events_out.inc(static_cast<double>(d.commits.size()));
-                    last_failure.clear();
                     log.info("github-webhook: {} delivery {} for {}: {} event(s)", webhook::to_string(hook->kind),
                              d.delivery, d.repo, d.commits.size());
                 } else {
-                    last_failure = why;
                     common.dropped("not_accepted").inc();
                     d.status = 503;
                     d.reason = "not accepted: " + why;

@@ -465,3 +465,30 @@ TEST_CASE("webhook: config loads the original github-stomp keys and refuses inli
                     bus::config_error);
     fs::remove_all(dir);
 }
+
+TEST_CASE("webhook: JSON nesting is bounded before parsing on an unsigned hook")
+{
+    // Issue 11 item 15: an allow-unsigned hook parsed a 16 MB body nested 8 million deep (613 MB
+    // peak). The depth is now checked by a scan before any parser runs, on every hook.
+    hook_config open = hook_for(provider::github, "");
+    open.allow_unsigned = true;
+    delivery d;
+    d.headers = {{"x-github-event", "push"}, {"x-github-delivery", "deep-1"}, {"content-type", "application/json"}};
+    d.body = "{\"a\":" + std::string(2'000'000, '[') + std::string(2'000'000, ']') + "}";
+    auto r = d.run(open);
+    CHECK(r.status == 400);
+    CHECK(r.reason.find("nested deeper than") != std::string::npos);
+    CHECK(r.commits.empty());
+    // The same through the form encoding the original read.
+    d.headers["content-type"] = "application/x-www-form-urlencoded";
+    d.body = "payload=" + std::string(100'000, '%');  // not even decodable: still a 400
+    CHECK(d.run(open).status == 400);
+    d.body = "payload=" + std::string(1000, '{');
+    r = d.run(open);
+    CHECK(r.status == 400);
+    CHECK(r.reason.find("nested deeper than") != std::string::npos);
+    // Real payloads are far shallower; brackets inside strings do not count.
+    CHECK(json_depth(fixture("github_push.json"), max_json_depth) < 10);
+    CHECK(json_depth(R"({"m":"[[[[[[[[[[[[\"[[[["})", 3) == 1);
+    CHECK(json_depth("[[[[[", 3) == 4);
+}
