@@ -357,6 +357,56 @@ grep -q '"delivery":"11111111-aaaa-11e3-81ab-4c9367dc0958"' "$work/access.log" &
 
 kill "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=
 
+# --- health outside allow-from, nginx's way (issue 11 item 14) ---
+# allow-from covers the hook paths; the health paths have their own rule, health-allow-from
+# (anyone when unset, as the docs always said). 127.0.0.2 is outside allow-from here.
+aport=$(freeport)
+sed -e "s/^listen: .*/listen: 127.0.0.1:$aport/" -e "s|^spool-dir: .*|spool-dir: $work/spool-allow|" \
+  -e "s|^allow-from: .*|allow-from: [127.0.0.1/32]|" -e '/^trusted-proxies:/d' "$work/webhook.yaml" >"$work/allow.yaml"
+start_allow() {
+  "$webhook" -c "$work/allow.yaml" >>"$work/access-allow.log" 2>>"$work/webhook-allow.log" &
+  wpid=$!
+  wait_port "$aport" || bad "allow-from instance did not start: $(cat "$work/webhook-allow.log")"
+}
+start_allow
+abase="http://127.0.0.1:$aport"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "$abase/livez" 2>/dev/null || true)
+expect "/livez from outside allow-from" 200 "$code"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "$abase/readyz" 2>/dev/null || true)
+expect "/readyz from outside allow-from" 200 "$code"
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 --interface 127.0.0.2 -X POST \
+  --data-binary "@$data/github_push.json" -H 'X-GitHub-Event: push' -H 'X-GitHub-Delivery: allow-1' \
+  -H "X-Hub-Signature-256: sha256=$(hmac rotated-secret "$data/github_push.json")" "$abase/github" || true)
+expect "hook from outside allow-from" 403 "$code"
+echo 'health-allow-from: [127.0.0.1/32]' >>"$work/allow.yaml"
+kill -HUP "$wpid"
+for _ in $(seq 200); do grep -q "Re-read" "$work/webhook-allow.log" && break; sleep 0.05; done
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "$abase/livez" 2>/dev/null || true)
+[[ $code != 200 ]] && pass "health-allow-from closes /livez to others ($code)" || bad "/livez answered outside health-allow-from"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$abase/livez")
+expect "/livez from inside health-allow-from" 200 "$code"
+
+# --- SIGTERM (issue 12): idle, exit at once (it slept 3 s); busy, within the drain deadline ---
+for _ in $(seq 200); do grep -q "github_webhook_broker_connected 1" <(curl -s "$abase/metrics") && break; sleep 0.05; done
+t0=$(date +%s%N)
+kill -TERM "$wpid"; wait "$wpid" 2>/dev/null; rc=$?; wpid=
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+(( ms < 1000 && rc == 0 )) && pass "idle SIGTERM: exit status 0 in ${ms} ms" || bad "idle SIGTERM took ${ms} ms (status $rc)"
+start_allow
+# A request in progress (headers sent, body pending) is waited for, not cut: it ends at the 2 s
+# read timeout, and the process exits then, within the 10 s drain deadline.
+exec 5<>"/dev/tcp/127.0.0.1/$aport"
+printf 'POST /github HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{' >&5
+for _ in $(seq 100); do grep -q "github_webhook_open_connections 2" <(curl -s "$abase/metrics") && break; sleep 0.02; done
+t0=$(date +%s%N)
+kill -TERM "$wpid"
+sleep 0.3
+kill -0 "$wpid" 2>/dev/null && pass "busy SIGTERM: still draining the request in progress" || bad "busy SIGTERM: exited at once"
+wait "$wpid" 2>/dev/null; rc=$?; wpid=
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+exec 5>&-
+(( ms < 10000 && rc == 0 )) && pass "busy SIGTERM: exit status 0 in ${ms} ms (drain deadline 10 s)" || bad "busy SIGTERM took ${ms} ms (status $rc)"
+
 # --- HTTPS: the same hook behind TLS (certificate for 127.0.0.1) ---
 /usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
