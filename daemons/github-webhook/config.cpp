@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace webhook {
@@ -75,7 +76,8 @@ struct reader {
 
     // One hook, from its map (or the top level, for the original's single `POST /` hook).
     hook_config hook(const YAML::Node& m, const std::string& path, const std::string& key,
-                     const std::string& default_topic, const std::string& default_report) const
+                     const std::string& default_topic, const std::string& default_report,
+                     bool legacy = false) const
     {
         hook_config h;
         h.path = path;
@@ -101,7 +103,9 @@ struct reader {
             if (!v || !*v) throw bus::config_error(where(m["secret-env"], key + ".secret-env") + ": $" + se + " is not set");
             h.secret = v;
         }
-        h.allow_unsigned = flag(m, "allow-unsigned", false);
+        // The original github-stomp checked nothing, and its config has no secret: that file
+        // loads (the caller warns at every start); a `hooks:` entry must say allow-unsigned.
+        h.allow_unsigned = flag(m, "allow-unsigned", legacy && h.secret.empty());
         if (h.secret.empty() && !h.allow_unsigned)
             throw bus::config_error(where(m, key) + ": hook " + path +
                                     " has no secret-file or secret-env (set allow-unsigned: true to accept unsigned "
@@ -143,17 +147,17 @@ config load_config(const std::filesystem::path& path)
     std::string report = r.str(root, "report-topic", "future.events.stomp-git");
 
     auto listen = r.str(root, "listen", "127.0.0.1:4567");
-    auto colon = listen.rfind(':');
-    if (colon == std::string::npos || colon == 0)
-        throw bus::config_error(r.where(root["listen"], "listen") + ": expected ADDRESS:PORT, e.g. 0.0.0.0:4567");
-    c.listen_address = listen.substr(0, colon);
-    if (c.listen_address.size() > 2 && c.listen_address.front() == '[') c.listen_address = c.listen_address.substr(1, c.listen_address.size() - 2);
-    try {
-        long port = std::stol(listen.substr(colon + 1));
-        if (port < 0 || port > 65535) throw std::out_of_range("port");
-        c.listen_port = static_cast<unsigned short>(port);
-    } catch (const std::exception&) {
-        throw bus::config_error(r.where(root["listen"], "listen") + ": '" + listen + "' has no valid port");
+    auto where = bus::http::parse_listen(listen);
+    if (!where)
+        throw bus::config_error(r.where(root["listen"], "listen") + ": '" + listen +
+                                "' is not ADDRESS:PORT, e.g. 0.0.0.0:4567");
+    c.listen_address = where->address;
+    c.listen_port = where->port;
+    if (auto admin = r.str(root, "admin-listen"); !admin.empty()) {
+        c.admin_listen = bus::http::parse_listen(admin);
+        if (!c.admin_listen)
+            throw bus::config_error(r.where(root["admin-listen"], "admin-listen") + ": '" + admin +
+                                    "' is not ADDRESS:PORT, e.g. 127.0.0.1:9101");
     }
     c.tls_cert_file = r.str(root, "tls-cert-file");
     c.tls_key_file = r.str(root, "tls-key-file");
@@ -162,13 +166,17 @@ config load_config(const std::filesystem::path& path)
     c.max_body_bytes = static_cast<std::size_t>(r.num(root, "max-body-bytes", 25L * 1024 * 1024, 1024, 1L << 30));
     c.max_header_bytes = static_cast<std::size_t>(r.num(root, "max-header-bytes", 16 * 1024, 1024, 1 << 20));
     c.read_timeout = std::chrono::seconds(r.num(root, "read-timeout-seconds", 10, 1, 3600));
+    c.first_byte_timeout = std::min(c.read_timeout, std::chrono::seconds(r.num(root, "first-byte-timeout-seconds", 5, 1, 3600)));
     c.idle_timeout = std::chrono::seconds(r.num(root, "idle-timeout-seconds", 30, 1, 3600));
     c.max_connections = static_cast<std::size_t>(r.num(root, "max-connections", 512, 1, 100000));
+    c.max_connections_per_source =
+        static_cast<std::size_t>(r.num(root, "max-connections-per-source", 64, 0, 100000));
     c.max_inflight_body_bytes =
         static_cast<std::size_t>(r.num(root, "max-inflight-body-bytes", 256L * 1024 * 1024, 1024, 1L << 40));
     c.accept_timeout = std::chrono::milliseconds(r.num(root, "accept-timeout-ms", 2000, 0, 9000));
     c.trusted_proxies = r.nets(root, "trusted-proxies");
     c.allow_from = r.nets(root, "allow-from");
+    c.health_allow_from = r.nets(root, "health-allow-from");
     c.dedupe_entries = static_cast<std::size_t>(r.num(root, "dedupe-entries", 100000, 1, 10000000));
     c.dedupe_ttl = std::chrono::seconds(r.num(root, "dedupe-ttl-seconds", 7 * 24 * 3600, 1, 365L * 24 * 3600));
     c.access_log = r.flag(root, "access-log", true);
@@ -178,7 +186,8 @@ config load_config(const std::filesystem::path& path)
     auto hooks = root["hooks"];
     if (!hooks || hooks.IsNull()) {
         // The original github-stomp: one hook, POST /, keys at the top level.
-        c.hooks.push_back(r.hook(root, "/", "(top level)", trigger, report));
+        c.hooks.push_back(r.hook(root, "/", "(top level)", trigger, report, true));
+        c.legacy_unsigned = c.hooks.back().secret.empty() && !root["allow-unsigned"];
     } else {
         if (!hooks.IsMap()) throw bus::config_error(r.where(hooks, "hooks") + ": must be a map of path: settings");
         for (const auto& kv : hooks) {

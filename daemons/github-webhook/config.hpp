@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,17 +24,24 @@ struct config {
     std::string tls_key_file;
     std::size_t max_body_bytes = 25 * 1024 * 1024;  ///< GitHub caps payloads at 25 MB
     std::size_t max_header_bytes = 16 * 1024;
+    std::chrono::seconds first_byte_timeout{5};  ///< a new connection's first byte (at most read_timeout)
     std::chrono::seconds read_timeout{10};  ///< a whole request (headers and body) must arrive within this, from its first byte
     std::chrono::seconds idle_timeout{30};  ///< keep-alive connections idle longer are closed
     std::size_t max_connections = 512;
+    std::size_t max_connections_per_source = 64;  ///< per client address (0: none)
     std::size_t max_inflight_body_bytes = 256 * 1024 * 1024;  ///< declared bodies being read, all connections
     std::chrono::milliseconds accept_timeout{2000};  ///< wait this long for the broker's receipt, then spool
     std::vector<cidr> trusted_proxies;
-    std::vector<cidr> allow_from;  ///< empty = anyone may connect
+    std::vector<cidr> allow_from;         ///< hook paths; empty = anyone
+    std::vector<cidr> health_allow_from;  ///< /livez /readyz /metrics; empty = anyone
+    std::optional<bus::http::listen_address> admin_listen;  ///< a separate /metrics /livez /readyz listener
     std::size_t dedupe_entries = 100000;
     std::chrono::seconds dedupe_ttl{7 * 24 * 3600};  ///< GitHub lets you redeliver for days
     bool access_log = true;
     std::vector<hook_config> hooks;
+    /// The original github-stomp.yaml (no `hooks:`, no secret): loaded with an unsigned hook at
+    /// POST /, which is logged loudly at every start and reload.
+    bool legacy_unsigned = false;
 };
 
 /// Loads and validates a config file. Secrets come from `secret-file` (mode 0600 or stricter)

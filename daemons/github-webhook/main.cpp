@@ -1,8 +1,8 @@
 // github-webhook: receives forge webhooks (GitHub, GitHub Enterprise, GitLab, Gitea/Gogs/Forgejo,
 // Bitbucket Cloud and Server) and publishes each push as a commit event. A delivery is answered
 // 202 only once it is safe: receipted by the broker, or written to the disk outbox when the broker
-// is slow or away (delivered from there later). The decisions are webhook.cpp's; this file moves
-// bytes, dedupes deliveries and publishes.
+// is slow or away (delivered from there later). The decisions are webhook.cpp's, the HTTP server
+// is libbus's (bus/http/server.hpp); this file dedupes deliveries and publishes.
 //
 //   github-webhook [-c /etc/github-webhook/github-webhook.yaml] [-d]
 #include "config.hpp"
@@ -10,8 +10,13 @@
 
 #include "bus/client.hpp"
 #include "bus/dedupe.hpp"
-#include "bus/publisher.hpp"
+#include "bus/http/admin.hpp"
+#include "bus/http/health.hpp"
+#include "bus/http/metrics.hpp"
+#include "bus/http/server.hpp"
 #include "bus/legacy.hpp"
+#include "bus/outbox.hpp"
+#include "bus/publisher.hpp"
 #include "bus/wire.hpp"
 
 #include <CLI/CLI.hpp>
@@ -19,33 +24,26 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <set>
 
+#ifndef DEPLOYKIT_VERSION
+#define DEPLOYKIT_VERSION "unknown"
+#endif
+
 namespace net = boost::asio;
-namespace ssl = boost::asio::ssl;
-namespace beast = boost::beast;
-namespace http = boost::beast::http;
-using tcp = net::ip::tcp;
 using std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;
 
@@ -60,22 +58,49 @@ std::string hostname()
     return buf;
 }
 
-std::string lower(std::string_view s)
+std::string json_status(std::string_view status, std::string_view detail = {})
 {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
+    nlohmann::json j{{"status", status}};
+    if (!detail.empty()) j["detail"] = detail;
+    return j.dump() + "\n";
 }
 
-struct counters {
-    std::map<int, std::uint64_t> responses;  // by status
-    std::uint64_t deliveries_accepted = 0;
-    std::uint64_t duplicates = 0;
-    std::uint64_t refused_connections = 0;
-    std::uint64_t read_timeouts = 0;
-    std::uint64_t reloads = 0;
-    std::uint64_t busy = 0;  // 503s because too many body bytes were in flight
-};
+bus::http::response json_reply(int status, std::string_view word, std::string_view detail)
+{
+    bus::http::response r;
+    r.status = status;
+    r.content_type = "application/json";
+    r.body = json_status(word, detail);
+    return r;
+}
+
+bus::http::server_options server_options(const webhook::config& cfg)
+{
+    bus::http::server_options o;
+    o.address = cfg.listen_address;
+    o.port = cfg.listen_port;
+    o.tls_cert_file = cfg.tls_cert_file;
+    o.tls_key_file = cfg.tls_key_file;
+    o.max_header_bytes = cfg.max_header_bytes;
+    o.max_body_bytes = cfg.max_body_bytes;
+    o.first_byte_timeout = cfg.first_byte_timeout;
+    o.read_timeout = cfg.read_timeout;
+    o.idle_timeout = cfg.idle_timeout;
+    o.max_connections = cfg.max_connections;
+    o.max_connections_per_source = cfg.max_connections_per_source;
+    o.max_inflight_body_bytes = cfg.max_inflight_body_bytes;
+    o.trusted_proxies = cfg.trusted_proxies;
+    // Clients outside allow-from are turned away at connect, unless the health paths are open
+    // to them (nginx's way: the health locations carry their own allow rules, here
+    // health-allow-from, anyone by default); then hook paths answer them 403.
+    if (!cfg.allow_from.empty() && !cfg.health_allow_from.empty()) {
+        o.connect_allow = cfg.allow_from;
+        o.connect_allow.insert(o.connect_allow.end(), cfg.health_allow_from.begin(), cfg.health_allow_from.end());
+    }
+    o.server_name = "deploykit-github-webhook";
+    o.log_name = "github-webhook";
+    return o;
+}
 
 struct service {
     service(net::io_context& io_, std::string config_path_, webhook::config cfg_, spdlog::logger& log_,
@@ -84,8 +109,14 @@ struct service {
           hooks(std::make_shared<const std::vector<webhook::hook_config>>(cfg.hooks)), pool(2),
           client(io.get_executor(), cfg.bus.client, log),
           out(io.get_executor(), client, cfg.bus.spool, cfg.bus.signing, pool.get_executor(), log),
-          seen(cfg.dedupe_entries, cfg.dedupe_ttl), host(hostname())
+          seen(cfg.dedupe_entries, cfg.dedupe_ttl), host(hostname()), metrics("github_webhook"),
+          common(metrics, DEPLOYKIT_VERSION),
+          http(io.get_executor(), server_options(cfg), log, [this](const bus::http::request& h) { return check(h); },
+               [this](bus::http::request& r) { return answer(r); },
+               [this](const bus::http::request& r, const bus::http::response& res) { own_answer(r, res); })
     {
+        if (cfg.bus.spool) spool_view.emplace(*cfg.bus.spool);
+        register_metrics();
     }
 
     net::io_context& io;
@@ -97,16 +128,82 @@ struct service {
     net::thread_pool pool;
     bus::client client;
     bus::spooling_publisher out;  // receipted, or in the outbox (delivered later)
+    std::optional<bus::outbox> spool_view;  // to see how full the spool is (readiness)
     bus::dedupe_window seen;
     std::set<std::string, std::less<>> in_flight;
-    std::optional<ssl::context> tls;
-    std::size_t inflight_body_bytes = 0;  // declared bodies of requests being read
     bool stopping = false;
     bool failed = false;
-    std::size_t connections = 0;
-    counters stats;
     std::string host;
-    steady::time_point started = steady::now();
+    bus::http::registry metrics;
+    bus::http::daemon_metrics common;
+    bus::http::server http;
+
+    // ---- metrics ----------------------------------------------------------------------------
+
+    bus::http::counter* duplicates = nullptr;
+    bus::http::counter* accepted = nullptr;
+    bus::http::counter* reloads = nullptr;
+
+    void register_metrics()
+    {
+        auto& m = metrics;
+        accepted = &m.add_counter("deliveries_accepted_total", "deliveries answered 202");
+        duplicates = &m.add_counter("duplicate_deliveries_total", "redeliveries recognised by delivery id");
+        reloads = &m.add_counter("reloads_total", "configuration reloads");
+        auto stat = [&](std::string_view name, std::string_view help, auto read) {
+            m.add_callback(name, help, "counter", [read] { return static_cast<double>(read()); });
+        };
+        stat("events_published_total", "messages receipted by the broker before the answer",
+             [this] { return out.stats().published; });
+        stat("events_spooled_total", "messages written to the outbox for later delivery",
+             [this] { return out.stats().spooled; });
+        stat("events_delivered_from_spool_total", "spooled messages delivered later",
+             [this] { return out.stats().delivered; });
+        stat("events_lost_total", "messages neither receipted nor spooled (the delivery was answered 503)",
+             [this] { return out.stats().lost; });
+        stat("refused_connections_total", "connections refused at a connection limit or outside allow-from",
+             [this] { return http.stats().refused_connections; });
+        stat("evicted_connections_total", "idle connections closed to make room at a connection limit",
+             [this] { return http.stats().evicted_connections; });
+        stat("read_timeouts_total", "requests that did not arrive in time (first byte or whole request)",
+             [this] { return http.stats().read_timeouts; });
+        stat("busy_total", "requests refused because too many body bytes were in flight",
+             [this] { return http.stats().busy; });
+        m.add_callback("open_connections", "open client connections", "gauge",
+                       [this] { return static_cast<double>(http.connections()); });
+        m.add_callback("inflight_body_bytes", "request body bytes being read, all connections", "gauge",
+                       [this] { return static_cast<double>(http.inflight_body_bytes()); });
+        static const auto started = steady::now();
+        m.add_callback("uptime_seconds", "seconds since start", "gauge",
+                       [] { return std::chrono::duration<double>(steady::now() - started).count(); });
+        m.add_collector([this] { common.broker_connected.set(client.connected() ? 1 : 0); });
+    }
+
+    // ---- readiness ----------------------------------------------------------------------------
+
+    // Ready when a delivery can be made safe: the broker is connected, or the spool has room.
+    // Whatever would answer a delivery 503 answers /readyz 503 too, with the reason.
+    std::optional<std::string> not_ready()
+    {
+        if (stopping) return "stopping";
+        if (client.connected()) return std::nullopt;
+        if (!spool_view) return "broker unreachable and no spool-dir";
+        const auto& o = spool_view->options();
+        if (::access(o.dir.c_str(), W_OK) != 0) return "broker unreachable and spool " + o.dir.string() + " not writable";
+        std::error_code ec;
+        auto files = spool_view->pending();
+        std::uintmax_t bytes = 0;
+        for (const auto& p : files) bytes += std::filesystem::file_size(p, ec);
+        // A delivery is a few kB; with less than 64 kB left it would not fit.
+        std::uintmax_t room = o.max_bytes > bytes ? o.max_bytes - bytes : 0;
+        if (files.size() >= o.max_messages || room < std::min<std::uintmax_t>(64 * 1024, o.max_bytes))
+            return "broker unreachable and spool full (" + std::to_string(files.size()) + " messages, " +
+                   std::to_string(bytes) + " bytes)";
+        struct statvfs fs {};
+        if (::statvfs(o.dir.c_str(), &fs) == 0 && static_cast<std::uintmax_t>(fs.f_bavail) * fs.f_frsize < 1024 * 1024)
+            return "broker unreachable and no space left for the spool on " + o.dir.string();
+        return std::nullopt;
+    }
 
     // ---- publishing -------------------------------------------------------------------------
 
@@ -132,63 +229,11 @@ struct service {
 
     // ---- requests ---------------------------------------------------------------------------
 
-    struct reply {
-        http::status status = http::status::ok;
-        std::string body;
-        std::string content_type = "application/json";
-        bool close = false;
-        std::vector<std::pair<http::field, std::string>> extra;
-    };
-
-    static std::string json_status(std::string_view status, std::string_view detail = {})
-    {
-        nlohmann::json j{{"status", status}};
-        if (!detail.empty()) j["detail"] = detail;
-        return j.dump() + "\n";
-    }
-
-    std::string metrics() const
-    {
-        std::string m;
-        auto metric = [&](std::string_view name, std::string_view type, std::string_view help, auto v,
-                          std::string labels = {}) {
-            std::string full = "github_webhook_" + std::string(name);
-            if (m.find("# TYPE " + full + " ") == std::string::npos) {
-                m += "# HELP " + full + " " + std::string(help) + "\n";
-                m += "# TYPE " + full + " " + std::string(type) + "\n";
-            }
-            m += full + labels + " " + std::to_string(v) + "\n";
-        };
-        for (auto& [code, n] : stats.responses)
-            metric("responses_total", "counter", "HTTP responses by status code", n,
-                   "{code=\"" + std::to_string(code) + "\"}");
-        metric("deliveries_accepted_total", "counter", "deliveries answered 202", stats.deliveries_accepted);
-        metric("duplicate_deliveries_total", "counter", "redeliveries recognised by delivery id", stats.duplicates);
-        metric("events_published_total", "counter", "messages receipted by the broker before the answer",
-               out.stats().published);
-        metric("events_spooled_total", "counter", "messages written to the outbox for later delivery",
-               out.stats().spooled);
-        metric("events_delivered_from_spool_total", "counter", "spooled messages delivered later",
-               out.stats().delivered);
-        metric("events_lost_total", "counter", "messages neither receipted nor spooled (the delivery was answered 503)",
-               out.stats().lost);
-        metric("refused_connections_total", "counter", "connections closed at the connection limit",
-               stats.refused_connections);
-        metric("read_timeouts_total", "counter", "requests that did not arrive within read-timeout-seconds",
-               stats.read_timeouts);
-        metric("reloads_total", "counter", "configuration reloads", stats.reloads);
-        metric("busy_total", "counter", "requests refused because too many body bytes were in flight", stats.busy);
-        metric("open_connections", "gauge", "open client connections", connections);
-        metric("broker_connected", "gauge", "1 when connected to the broker", client.connected() ? 1 : 0);
-        metric("uptime_seconds", "gauge", "seconds since start",
-               std::chrono::duration_cast<std::chrono::seconds>(steady::now() - started).count());
-        return m;
-    }
-
     void log_access(std::string_view remote, std::string_view method, std::string_view path, int status,
                     const webhook::decision* d, std::size_t bytes, steady::time_point t0)
     {
-        ++stats.responses[status];
+        metrics.add_counter("responses_total", "HTTP responses by status code", {{"code", std::to_string(status)}})
+            .inc();
         if (!cfg.access_log) return;
         nlohmann::json j{{"time", bus::now_rfc3339()}, {"remote", remote},     {"method", method},
                          {"path", path},               {"status", status},     {"bytes", bytes},
@@ -203,28 +248,72 @@ struct service {
         access.info("{}", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
 
-    // One POST to a hook, after its body arrived. `hook` belongs to `snapshot`, which the caller
-    // keeps alive, so a reload meanwhile changes nothing for this request.
-    net::awaitable<reply> answer(const http::request<http::string_body>& req, const webhook::hook_config& hook,
-                                 std::string_view path, const std::string& remote, steady::time_point t0)
+    void own_answer(const bus::http::request& r, const bus::http::response& res)
     {
-        reply rep;
-        webhook::header_map headers;
-        for (const auto& f : req) headers.emplace(lower(f.name_string()), std::string(f.value()));
-        webhook::request r{std::string_view(req.method_string()), path, &headers, req.body()};
+        log_access(r.remote, r.method.empty() ? "-" : r.method, r.path.empty() ? "-" : r.path, res.status, nullptr, 0,
+                   steady::now());
+    }
+
+    const webhook::hook_config* hook_for(const std::vector<webhook::hook_config>& hs, std::string_view path) const
+    {
+        for (const auto& h : hs)
+            if (h.path == path) return &h;
+        return nullptr;
+    }
+
+    // After the header: everything that needs no body is answered here.
+    std::optional<bus::http::response> check(const bus::http::request& head)
+    {
+        std::optional<bus::http::response> rep;
+        auto t0 = steady::now();
+        if (bus::http::is_health_path(head.path)) {
+            if (!cfg.health_allow_from.empty() && !webhook::in_any(cfg.health_allow_from, head.remote))
+                rep = json_reply(403, "forbidden", "address not allowed");
+            else
+                rep = bus::http::health(head, metrics, [this] { return not_ready(); });
+        } else if (!hook_for(*hooks, head.path)) {
+            rep = json_reply(404, "not found", "no hook at this path");
+        } else if (!cfg.allow_from.empty() && !webhook::in_any(cfg.allow_from, head.remote)) {
+            rep = json_reply(403, "forbidden", "address not allowed");
+        } else if (head.method != "POST") {
+            rep = json_reply(405, "method not allowed", "use POST");
+            rep->headers.emplace_back("Allow", "POST");
+        } else {
+            common.events_in.inc();
+            return std::nullopt;
+        }
+        log_access(head.remote, head.method, head.path, rep->status, nullptr, 0, t0);
+        return rep;
+    }
+
+    // One POST to a hook, with its body.
+    net::awaitable<bus::http::response> answer(bus::http::request& req)
+    {
+        auto t0 = steady::now();
+        bus::http::response rep;
+        rep.content_type = "application/json";
+        // This request's hooks: a reload from here on does not affect it.
+        auto snapshot = hooks;
+        const webhook::hook_config* hook = hook_for(*snapshot, req.path);
+        if (!hook) {
+            auto r = json_reply(404, "not found", "no hook at this path");
+            log_access(req.remote, req.method, req.path, 404, nullptr, req.body.size(), t0);
+            co_return r;
+        }
+        webhook::request r{req.method, req.path, &req.headers, req.body};
         webhook::decision d;
-        if (req.body().size() > 256 * 1024) {
+        if (req.body.size() > 256 * 1024) {
             // Big payloads are parsed and hashed on the pool, not on the I/O thread.
-            const webhook::hook_config* hp = &hook;
+            const webhook::hook_config* hp = hook;
             const webhook::request* rp = &r;
             d = co_await net::co_spawn(
                 pool, [hp, rp]() -> net::awaitable<webhook::decision> { co_return webhook::handle(*hp, *rp); },
                 net::use_awaitable);
         } else {
-            d = webhook::handle(hook, r);
+            d = webhook::handle(*hook, r);
         }
         if (d.status == 202) {
-            std::string key = std::string(webhook::to_string(hook.kind)) + ":" + hook.path + ":" + d.delivery;
+            std::string key = std::string(webhook::to_string(hook->kind)) + ":" + hook->path + ":" + d.delivery;
             // The same delivery already being processed (a quick redelivery): wait for its outcome,
             // then answer as it did - a duplicate, or process it ourselves if the first failed.
             net::steady_timer t(io);
@@ -234,7 +323,8 @@ struct service {
             }
             auto now = std::chrono::system_clock::now();
             if (seen.seen(key, now)) {
-                ++stats.duplicates;
+                duplicates->inc();
+                common.dropped("duplicate").inc();
                 d.status = 200;
                 d.reason = "duplicate delivery: already published";
                 d.body = json_status("duplicate", d.delivery);
@@ -243,13 +333,13 @@ struct service {
                 d.status = 503;
                 d.reason = "the same delivery is still being processed";
                 d.body = json_status("unavailable", "retry later");
-                rep.extra.emplace_back(http::field::retry_after, "10");
+                rep.headers.emplace_back("Retry-After", "10");
                 d.commits.clear();
             } else {
                 in_flight.insert(key);
                 std::string why;
                 try {
-                    why = co_await out.publish(frames_for(hook, d), cfg.accept_timeout);
+                    why = co_await out.publish(frames_for(*hook, d), cfg.accept_timeout);
                     if (!why.empty()) log.error("github-webhook: delivery {} not accepted: {}", d.delivery, why);
                 } catch (const std::exception& e) {
                     why = e.what();
@@ -257,252 +347,45 @@ struct service {
                 in_flight.erase(key);
                 if (why.empty()) {
                     seen.remember(key, std::chrono::system_clock::now());
-                    ++stats.deliveries_accepted;
-                    log.info("github-webhook: {} delivery {} for {}: {} event(s)", webhook::to_string(hook.kind),
+                    accepted->inc();
+                    common.events_out.inc(static_cast<double>(d.commits.size()));
+                    log.info("github-webhook: {} delivery {} for {}: {} event(s)", webhook::to_string(hook->kind),
                              d.delivery, d.repo, d.commits.size());
                 } else {
+                    common.dropped("not_accepted").inc();
                     d.status = 503;
                     d.reason = "not accepted: " + why;
                     d.body = json_status("unavailable", "cannot queue the event; retry later");
-                    rep.extra.emplace_back(http::field::retry_after, "30");
+                    rep.headers.emplace_back("Retry-After", "30");
                 }
             }
+        } else if (d.status == 401 || d.status == 403) {
+            common.dropped("signature").inc();
+        } else if (d.status == 400) {
+            common.dropped("bad_request").inc();
+        } else if (d.status == 200 && d.reason != "ping") {
+            common.dropped("ignored").inc();
         }
-        rep.status = static_cast<http::status>(d.status);
+        common.finished("delivery", t0, d.status == 202);
+        rep.status = d.status;
         rep.body = d.body + "\n";
-        log_access(remote, req.method_string(), path, d.status, &d, req.body().size(), t0);
+        log_access(req.remote, req.method, req.path, d.status, &d, req.body.size(), t0);
         co_return rep;
     }
 
-    reply early(http::status s, std::string_view status, std::string_view detail, bool close = true)
+    void warn_unsigned() const
     {
-        reply rep;
-        rep.status = s;
-        rep.body = json_status(status, detail);
-        rep.close = close;
-        return rep;
-    }
-
-    template <class Stream>
-    net::awaitable<void> write(Stream& stream, const reply& rep, unsigned version, bool keep_alive, bool head = false)
-    {
-        http::response<http::string_body> res{rep.status, version};
-        res.set(http::field::server, "deploykit-github-webhook");
-        res.set(http::field::content_type, rep.content_type);
-        for (auto& [f, v] : rep.extra) res.set(f, v);
-        res.keep_alive(keep_alive && !rep.close);
-        if (head) {
-            res.content_length(rep.body.size());  // what GET would send; no body
-        } else {
-            res.body() = rep.body;
-            res.prepare_payload();
-        }
-        beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
-        co_await http::async_write(stream, res, net::use_awaitable);
-    }
-
-    std::optional<reply> health(const http::request_parser<http::string_body>& parser, std::string_view path)
-    {
-        const auto& req = parser.get();
-        if (path != "/livez" && path != "/readyz" && path != "/metrics") return std::nullopt;
-        if (req.method() != http::verb::get && req.method() != http::verb::head) {
-            auto rep = early(http::status::method_not_allowed, "method not allowed", "use GET");
-            rep.extra.emplace_back(http::field::allow, "GET, HEAD");
-            return rep;
-        }
-        if (path == "/metrics") return reply{http::status::ok, metrics(), "text/plain; version=0.0.4", false, {}};
-        if (path == "/livez") return reply{http::status::ok, "ok\n", "text/plain", false, {}};
-        // Ready when a delivery can be made safe: broker connected, or spool usable.
-        bool ready = !stopping && (client.connected() || ::access(cfg.bus.spool->dir.c_str(), W_OK) == 0);
-        return reply{ready ? http::status::ok : http::status::service_unavailable,
-                     std::string(ready ? "ready" : "not ready") +
-                         (client.connected() ? "\n" : " (broker unreachable: spooling)\n"),
-                     "text/plain", false, {}};
-    }
-
-    template <class Stream>
-    net::awaitable<void> session(Stream& stream, std::string peer)
-    {
-        beast::flat_buffer buf;
-        bool first = true;
-        for (;;) {
-            if (!first && buf.size() == 0) {
-                // Between requests a keep-alive connection may idle up to idle-timeout; the next
-                // request's clock starts with its first byte.
-                beast::get_lowest_layer(stream).expires_after(cfg.idle_timeout);
-                auto [iec, n] = co_await stream.async_read_some(buf.prepare(4096), tuple_awaitable);
-                if (iec || n == 0) co_return;
-                buf.commit(n);
-            }
-            first = false;
-            http::request_parser<http::string_body> parser;
-            parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
-            parser.body_limit(cfg.max_body_bytes);
-            // One deadline for the whole request, headers and body (slow-loris safe). On the first
-            // request it runs from the accept.
-            beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
-            auto [ec, n] = co_await http::async_read_header(stream, buf, parser, tuple_awaitable);
-            auto t0 = steady::now();
-            if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset)
-                co_return;
-            if (ec == beast::error::timeout) {
-                ++stats.read_timeouts;
-                co_return;
-            }
-            if (ec) {
-                // Beast checks Content-Length against the body limit while parsing the header.
-                auto rep = ec == http::error::header_limit
-                               ? early(http::status::request_header_fields_too_large, "bad request", "headers too large")
-                           : ec == http::error::body_limit
-                               ? early(http::status::payload_too_large, "too large",
-                                       "body over " + std::to_string(cfg.max_body_bytes) + " bytes")
-                               : early(http::status::bad_request, "bad request", ec.message());
-                log_access(peer, "-", "-", static_cast<int>(rep.status), nullptr, 0, t0);
-                co_await write(stream, rep, 11, false);
-                co_return;
-            }
-            auto& req = parser.get();
-            std::string target(req.target());
-            std::string path = target.substr(0, target.find('?'));
-            // Every X-Forwarded-For line, in order: a proxy may add its own line rather than
-            // extend the client's (which could then claim anything in the first one).
-            std::string xff;
-            for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it)
-                xff += (xff.empty() ? "" : ",") + std::string(it->value());
-            std::string remote = webhook::client_address(peer, xff, cfg.trusted_proxies);
-            std::string method(req.method_string());
-            // This request's hooks: a reload from here on does not affect it.
-            auto snapshot = hooks;
-            const webhook::hook_config* hook = nullptr;
-            for (const auto& h : *snapshot)
-                if (h.path == path) hook = &h;
-            std::optional<reply> rep = health(parser, path);
-            if (rep) {
-            } else if (!hook) {
-                rep = early(http::status::not_found, "not found", "no hook at this path");
-            } else if (!cfg.allow_from.empty() && !webhook::in_any(cfg.allow_from, remote)) {
-                rep = early(http::status::forbidden, "forbidden", "address not allowed");
-            } else if (req.method() != http::verb::post) {
-                rep = early(http::status::method_not_allowed, "method not allowed", "use POST");
-                rep->extra.emplace_back(http::field::allow, "POST");
-            } else if (parser.content_length() &&
-                       inflight_body_bytes + *parser.content_length() > cfg.max_inflight_body_bytes) {
-                ++stats.busy;
-                rep = early(http::status::service_unavailable, "busy", "too many large requests at once; retry");
-                rep->extra.emplace_back(http::field::retry_after, "5");
-            }
-            if (rep) {
-                // Answer at once; an unread body means the connection cannot be reused.
-                bool body_pending = !parser.is_done();
-                log_access(remote, method, path, static_cast<int>(rep->status), nullptr, 0, t0);
-                bool keep = req.keep_alive() && !body_pending && !rep->close;
-                co_await write(stream, *rep, req.version(), keep, req.method() == http::verb::head);
-                if (!keep) co_return;
-                continue;
-            }
-            // Body bytes in flight are bounded: Beast reserves the declared length up front.
-            std::size_t declared = parser.content_length() ? static_cast<std::size_t>(*parser.content_length()) : 0;
-            inflight_body_bytes += declared;
-            struct release {
-                std::size_t& total;
-                std::size_t n;
-                ~release() { total -= n; }
-            } guard{inflight_body_bytes, declared};
-            if (req.version() >= 11 && lower(req[http::field::expect]) == "100-continue") {
-                http::response<http::empty_body> cont{http::status::continue_, req.version()};
-                co_await http::async_write(stream, cont, net::use_awaitable);
-            }
-            auto [bec, bn] = co_await http::async_read(stream, buf, parser, tuple_awaitable);
-            if (bec == http::error::body_limit) {
-                auto r = early(http::status::payload_too_large, "too large",
-                               "body over " + std::to_string(cfg.max_body_bytes) + " bytes");
-                log_access(remote, method, path, 413, nullptr, 0, t0);
-                co_await write(stream, r, req.version(), false);
-                co_return;
-            }
-            if (bec == beast::error::timeout) {
-                ++stats.read_timeouts;
-                co_return;
-            }
-            if (bec) co_return;
-            auto r = co_await answer(req, *hook, path, remote, t0);
-            co_await write(stream, r, req.version(), req.keep_alive());
-            if (!req.keep_alive() || r.close || stopping) co_return;
-        }
-    }
-
-    // After an early answer the client may still be sending a body; closing with unread bytes
-    // makes the kernel send RST, which can destroy the answer before the client reads it. So
-    // stop sending, then read and discard for a bounded time and size before closing.
-    net::awaitable<void> linger(beast::tcp_stream& stream)
-    {
-        boost::system::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        stream.expires_after(std::chrono::seconds(1));
-        std::array<char, 16384> sink;
-        std::size_t total = 0;
-        while (total < 1024 * 1024) {
-            auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), tuple_awaitable);
-            if (ec || n == 0) break;
-            total += n;
-        }
-    }
-
-    net::awaitable<void> serve(tcp::socket sock, std::string peer)
-    {
-        try {
-            if (tls) {
-                beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(sock)), *tls);
-                beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
-                co_await stream.async_handshake(ssl::stream_base::server, net::use_awaitable);
-                co_await session(stream, peer);
-                beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
-                co_await stream.async_shutdown(tuple_awaitable);
-            } else {
-                beast::tcp_stream stream(std::move(sock));
-                co_await session(stream, peer);
-                co_await linger(stream);
-            }
-        } catch (const std::exception& e) {
-            log.debug("github-webhook: connection from {}: {}", peer, e.what());
-        }
-        --connections;
-    }
-
-    net::awaitable<void> accept_loop(tcp::acceptor& acceptor)
-    {
-        for (;;) {
-            auto [ec, sock] = co_await acceptor.async_accept(tuple_awaitable);
-            if (ec == net::error::operation_aborted || stopping) co_return;
-            if (ec) {
-                // EMFILE and friends: back off briefly instead of spinning.
-                log.warn("github-webhook: accept: {}", ec.message());
-                net::steady_timer t(io, milliseconds(100));
-                co_await t.async_wait(tuple_awaitable);
-                continue;
-            }
-            boost::system::error_code pec;
-            auto ep = sock.remote_endpoint(pec);
-            std::string peer = pec ? "?" : ep.address().to_string();
-            if (!pec && ep.address().is_v6() && ep.address().to_v6().is_v4_mapped())
-                peer = net::ip::make_address_v4(net::ip::v4_mapped, ep.address().to_v6()).to_string();
-            bool refuse = connections >= cfg.max_connections;
-            // A direct client outside allow-from is turned away before it can send anything
-            // (clients behind a trusted proxy are checked per request).
-            if (!refuse && !cfg.allow_from.empty() && !webhook::in_any(cfg.trusted_proxies, peer) &&
-                !webhook::in_any(cfg.allow_from, peer))
-                refuse = true;
-            if (refuse) {
-                ++stats.refused_connections;
-                boost::system::error_code ignored;
-                sock.close(ignored);
-                continue;
-            }
-            boost::system::error_code oec;
-            sock.set_option(tcp::no_delay(true), oec);
-            ++connections;  // counted here, so the limit holds however fast connections arrive
-            net::co_spawn(io, serve(std::move(sock), std::move(peer)), net::detached);
-        }
+        if (cfg.legacy_unsigned)
+            log.warn("github-webhook: {} is the original github-stomp config, which has no secret: POST / accepts "
+                     "UNSIGNED deliveries, so anyone who can reach it can trigger fetches and builds. Add one line, "
+                     "`secret-file: /etc/github-webhook/github.secret` (mode 0600, the secret set on the GitHub "
+                     "hook), or `allow-unsigned: true` to keep it open knowingly",
+                     config_path);
+        for (const auto& h : *hooks)
+            if (h.secret.empty() && !cfg.legacy_unsigned)
+                log.warn("hook {} accepts UNSIGNED deliveries (allow-unsigned: true): anyone who can reach it can "
+                         "trigger fetches and builds",
+                         h.path);
     }
 
     void reload()
@@ -511,11 +394,21 @@ struct service {
             auto fresh = webhook::load_config(config_path);
             cfg.trusted_proxies = fresh.trusted_proxies;
             cfg.allow_from = fresh.allow_from;
+            cfg.health_allow_from = fresh.health_allow_from;
             cfg.access_log = fresh.access_log;
             cfg.max_inflight_body_bytes = fresh.max_inflight_body_bytes;
+            cfg.max_connections_per_source = fresh.max_connections_per_source;
+            cfg.legacy_unsigned = fresh.legacy_unsigned;
+            auto o = server_options(cfg);
+            auto& live = http.options();
+            live.trusted_proxies = o.trusted_proxies;
+            live.connect_allow = o.connect_allow;
+            live.max_inflight_body_bytes = o.max_inflight_body_bytes;
+            live.max_connections_per_source = o.max_connections_per_source;
             hooks = std::make_shared<const std::vector<webhook::hook_config>>(std::move(fresh.hooks));
-            ++stats.reloads;
+            reloads->inc();
             log.info("Re-read {}: {} hook(s) (listener and broker settings need a restart)", config_path, hooks->size());
+            warn_unsigned();
         } catch (const std::exception& e) {
             log.error("github-webhook: reload failed, keeping the old configuration: {}", e.what());
         }
@@ -531,6 +424,7 @@ int main(int argc, char** argv)
     bool debug = false;
     app.add_option("-c,--config", config_path, "configuration file");
     app.add_flag("-d,--debug", debug, "debug logging (runs in the foreground, as always)");
+    app.set_version_flag("--version", "github-webhook " DEPLOYKIT_VERSION);
     CLI11_PARSE(app, argc, argv);
 
     auto log = spdlog::stderr_color_mt("github-webhook");
@@ -543,33 +437,27 @@ int main(int argc, char** argv)
         config_path = std::filesystem::absolute(config_path).string();
         net::io_context io(1);
         service s(io, config_path, std::move(cfg), *log, *access);
-        for (const auto& h : *s.hooks)
-            if (h.secret.empty())
-                log->warn("hook {} accepts UNSIGNED deliveries (allow-unsigned: true): anyone who can reach it can "
-                          "trigger fetches and builds",
-                          h.path);
-        if (!s.cfg.tls_cert_file.empty()) {
-            s.tls.emplace(ssl::context::tls_server);
-            s.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                               ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
-            s.tls->use_certificate_chain_file(s.cfg.tls_cert_file);
-            s.tls->use_private_key_file(s.cfg.tls_key_file, ssl::context::pem);
+        s.warn_unsigned();
+        s.http.listen();
+        log->info("github-webhook listening on {}{}:{} with {} hook(s)", s.http.tls() ? "https://" : "http://",
+                  s.cfg.listen_address, s.http.port(), s.hooks->size());
+        std::optional<bus::http::admin_endpoint> admin;
+        if (s.cfg.admin_listen) {
+            admin.emplace(io.get_executor(), *s.cfg.admin_listen, s.metrics, [&s] { return s.not_ready(); }, *log);
+            admin->start();
+            log->info("github-webhook: admin endpoint on {}:{}", s.cfg.admin_listen->address, admin->port());
         }
-        tcp::endpoint ep(net::ip::make_address(s.cfg.listen_address), s.cfg.listen_port);
-        tcp::acceptor acceptor(io);
-        acceptor.open(ep.protocol());
-        acceptor.set_option(tcp::acceptor::reuse_address(true));
-        acceptor.bind(ep);
-        acceptor.listen(net::socket_base::max_listen_connections);
-        auto bound = acceptor.local_endpoint();
-        log->info("github-webhook listening on {}{}:{} with {} hook(s)", s.tls ? "https://" : "http://",
-                  bound.address().to_string(), bound.port(), s.hooks->size());
 
+        // Shutdown waits for the bus client to end (it sends DISCONNECT), never for a fixed time.
+        bool client_done = false;
+        net::steady_timer client_ended(io, steady::time_point::max());
         net::co_spawn(io, s.client.run(), [&](std::exception_ptr e) {
             if (e && !s.stopping) log->error("github-webhook: bus client ended");
+            client_done = true;
+            client_ended.cancel();
         });
         net::co_spawn(io, s.out.run(), net::detached);
-        net::co_spawn(io, s.accept_loop(acceptor), [&](std::exception_ptr e) {
+        net::co_spawn(io, s.http.run(), [&](std::exception_ptr e) {
             if (!e || s.stopping) return;
             try {
                 std::rethrow_exception(e);
@@ -581,30 +469,31 @@ int main(int argc, char** argv)
         });
 
         net::signal_set term(io, SIGTERM, SIGINT);
+        net::signal_set hup(io, SIGHUP);
         term.async_wait([&](auto ec, int) {
             if (ec) return;
-            // Stop taking requests, let the ones in progress finish (bounded), then disconnect.
+            // Stop taking requests, let the ones in progress finish (up to 10 s), then disconnect
+            // and exit as soon as the client is done (2 s at most for its DISCONNECT).
             log->info("github-webhook: stopping");
             s.stopping = true;
+            s.http.stop();
+            if (admin) admin->stop();
             boost::system::error_code ignored;
-            acceptor.close(ignored);
-            s.out.stop();
+            hup.cancel(ignored);
             net::co_spawn(
                 io,
                 [&]() -> net::awaitable<void> {
-                    net::steady_timer t(io);
-                    for (int i = 0; i < 100 && s.connections > 0; ++i) {
-                        t.expires_after(milliseconds(100));
-                        co_await t.async_wait(tuple_awaitable);
-                    }
+                    co_await s.http.drain(std::chrono::seconds(10));
+                    s.out.stop();
                     s.client.stop();
-                    t.expires_after(std::chrono::seconds(3));
-                    co_await t.async_wait(tuple_awaitable);
+                    if (!client_done) {
+                        client_ended.expires_after(std::chrono::seconds(2));
+                        co_await client_ended.async_wait(tuple_awaitable);
+                    }
                     io.stop();
                 },
                 net::detached);
         });
-        net::signal_set hup(io, SIGHUP);
         std::function<void()> on_hup = [&] {
             hup.async_wait([&](auto ec, int) {
                 if (ec) return;

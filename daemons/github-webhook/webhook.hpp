@@ -5,6 +5,8 @@
 // the server (main.cpp) only moves bytes, dedupes, publishes and spools.
 
 #include "bus/event.hpp"
+#include "bus/http/address.hpp"
+#include "bus/http/message.hpp"
 
 #include <array>
 #include <chrono>
@@ -43,15 +45,11 @@ enum class repo_naming {
     full_name,  ///< `owner/name` (`path_with_namespace` on GitLab, `project/slug` on Bitbucket Server)
 };
 
-/// An IPv4 or IPv6 network.
-struct cidr {
-    std::array<unsigned char, 16> addr{};  ///< IPv4 stored as IPv4-mapped IPv6
-    unsigned prefix = 128;
-    bool contains(std::string_view ip) const noexcept;
-};
-/// Parses `10.0.0.0/8`, `192.168.1.7`, `2001:db8::/32`. nullopt when malformed.
-std::optional<cidr> parse_cidr(std::string_view s) noexcept;
-bool in_any(const std::vector<cidr>& nets, std::string_view ip) noexcept;
+// Networks and the client behind trusted proxies: the shared HTTP module's.
+using bus::http::cidr;
+using bus::http::client_address;
+using bus::http::in_any;
+using bus::http::parse_cidr;
 
 struct hook_config {
     std::string path = "/";  ///< request path, exact match
@@ -69,7 +67,7 @@ struct hook_config {
 };
 
 /// Header names lower-cased.
-using header_map = std::map<std::string, std::string, std::less<>>;
+using header_map = bus::http::header_map;
 
 struct request {
     std::string_view method;
@@ -113,9 +111,11 @@ bool equal_constant_time(std::string_view a, std::string_view b) noexcept;
 /// when absent or malformed.
 std::optional<std::string> form_value(std::string_view body, std::string_view key);
 
-/// The address a request came from: `peer`, or, when `peer` is a trusted proxy, the right-most
-/// X-Forwarded-For entry that is not a trusted proxy.
-std::string client_address(std::string_view peer, std::string_view forwarded_for,
-                           const std::vector<cidr>& trusted_proxies);
+/// The deepest JSON nesting a payload may have. The forges' pushes nest about 6 deep; the
+/// bound is checked by a scan before any parser allocates for nesting.
+inline constexpr std::size_t max_json_depth = 64;
+/// The deepest nesting of arrays and objects in `text` (strings skipped), stopping once it
+/// exceeds `limit` (then returns limit + 1). Linear, allocates nothing.
+std::size_t json_depth(std::string_view text, std::size_t limit) noexcept;
 
 } // namespace webhook

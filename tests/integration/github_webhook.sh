@@ -44,6 +44,10 @@ spool-dir: $work/spool
 listen: 127.0.0.1:$hport
 max-body-bytes: 65536
 read-timeout-seconds: 2
+first-byte-timeout-seconds: 1
+max-connections: 24
+max-connections-per-source: 8
+max-inflight-body-bytes: 100000
 accept-timeout-ms: 1000
 trusted-proxies: [127.0.0.1]
 allow-from: [127.0.0.0/8, 192.0.2.0/24]
@@ -201,6 +205,16 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect "push while the broker is down" 202 "$code"
 (( ms < 5000 )) && pass "answered in ${ms} ms with no broker (within the providers' 10 s)" || bad "took ${ms} ms"
 ls "$work/spool"/*.stomp >/dev/null 2>&1 && pass "event spooled to disk" || bad "spool: $(ls -la "$work/spool")"
+# Spool full and broker down: deliveries get 503, so /readyz says 503 too, with the reason
+# (issue 11 item 14: it answered 200).
+truncate -s 64M "$work/spool/99999999999999999999-filler.stomp"
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 "$base/readyz")
+expect "/readyz with the broker down and the spool full" 503 "$code"
+grep -q 'spool full' "$work/last.body" && pass "/readyz names the reason" || bad "/readyz body: $(cat "$work/last.body")"
+expect "delivery with the broker down and the spool full" 503 "$(github_post "$work/outage.json" outage-full-1)"
+rm -f "$work/spool/99999999999999999999-filler.stomp"
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 "$base/readyz")
+expect "/readyz with the broker down and room in the spool" 200 "$code"
 start_broker
 # The subscriber reconnects on its own; the spooled event is delivered from the outbox.
 for _ in $(seq 600); do grep -q '"repo":"outage"' "$work/events" && break; sleep 0.05; done
@@ -230,6 +244,101 @@ PY
 code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$base/livez")
 expect "/livez after the slow client" 200 "$code"
 
+# --- idle connections cannot lock out deliveries or health (issue 11 item 13) ---
+# 60 connections that send nothing, from one address: over max-connections-per-source (8) and
+# max-connections (24). Each new one replaces the source's connection idle longest, and a
+# connection that sends nothing is closed at first-byte-timeout-seconds (1), before the 2 s
+# read timeout. Health and deliveries still get through.
+/usr/bin/python3 - "$hport" >"$work/idle.out" <<'PY' &
+import socket, sys, time
+port = int(sys.argv[1])
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(60)]
+t0 = time.time()
+open_count = 0
+# The oldest ones are closed to make room (reading gives EOF or a reset at once).
+closed = 0
+for s in socks:
+    s.settimeout(0.01)
+    try:
+        if s.recv(1) == b"":
+            closed += 1
+    except socket.timeout:
+        pass
+    except ConnectionResetError:
+        closed += 1
+print("evicted", closed, flush=True)
+# The rest are closed at the first-byte deadline (1 s), well before read-timeout (2 s).
+for s in socks:
+    s.settimeout(max(0.05, 1.9 - (time.time() - t0)))
+    try:
+        s.recv(1)
+    except socket.timeout:
+        open_count += 1
+    except ConnectionResetError:
+        pass
+print("still-open", open_count, flush=True)
+PY
+idlepid=$!
+for _ in $(seq 100); do grep -q evicted "$work/idle.out" && break; sleep 0.02; done
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$base/livez")
+expect "/livez while idle connections fill the limits" 200 "$code"
+expect "delivery while idle connections fill the limits" 202 "$(github_post "$data/github_push.json" idle-1)"
+wait "$idlepid" || true
+grep -q '^evicted [1-9]' "$work/idle.out" && pass "idle connections were closed to make room ($(head -1 "$work/idle.out"))" \
+  || bad "no idle connection closed: $(cat "$work/idle.out")"
+grep -q '^still-open 0$' "$work/idle.out" && pass "connections that send nothing closed at the first-byte deadline" \
+  || bad "idle connections outlived the first-byte deadline: $(cat "$work/idle.out")"
+# Busy connections (a request in progress) are not closed for others: past the per-source limit
+# a new connection from that address is refused, while another address still gets through.
+/usr/bin/python3 - "$hport" "$base" >"$work/busy.out" <<'PY'
+import socket, sys, subprocess
+port = int(sys.argv[1])
+busy = []
+for _ in range(8):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /github HTTP/1.1\r\nHost: x\r\n")  # a request in progress
+    busy.append(s)
+extra = socket.create_connection(("127.0.0.1", port))
+extra.settimeout(1.5)
+try:
+    refused = extra.recv(1) == b""
+except ConnectionResetError:
+    refused = True
+except socket.timeout:
+    refused = False
+print("ninth-refused", refused)
+other = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                        "--interface", "127.0.0.2", sys.argv[2] + "/livez"], capture_output=True, text=True).stdout
+print("other-address", other)
+for s in busy:
+    s.close()
+PY
+grep -q 'ninth-refused True' "$work/busy.out" && pass "past max-connections-per-source with every connection busy: refused" \
+  || bad "per-source limit: $(cat "$work/busy.out")"
+grep -q 'other-address 200' "$work/busy.out" && pass "another address still served at one address's limit" \
+  || bad "other address: $(cat "$work/busy.out")"
+for _ in $(seq 100); do curl -sf -o /dev/null --max-time 2 "$base/livez" && break; sleep 0.05; done
+
+# --- chunked bodies count against max-inflight-body-bytes as they arrive (issue 11 item 11) ---
+# Two chunked requests of 60 kB each, held open: together over the 100 kB budget, so the second
+# is answered 503 instead of being buffered (40 x 24 MB used to take 1.1 GB).
+/usr/bin/python3 - "$hport" >"$work/chunked.out" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+head = b"POST /github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nTransfer-Encoding: chunked\r\n\r\n"
+chunk = b"%x\r\n%s\r\n" % (60000, b"x" * 60000)
+a = socket.create_connection(("127.0.0.1", port)); a.sendall(head + chunk)
+b = socket.create_connection(("127.0.0.1", port)); b.sendall(head + chunk)
+b.settimeout(1.5)
+try:
+    print("second", b.recv(100).split(b"\r\n")[0].decode())
+except socket.timeout:
+    print("second no-answer")
+a.close(); b.close()
+PY
+grep -q 'second HTTP/1.1 503' "$work/chunked.out" && pass "second chunked body over max-inflight-body-bytes: 503" \
+  || bad "chunked in-flight: $(cat "$work/chunked.out")"
+
 # --- SIGHUP re-reads the config: a new secret takes effect ---
 umask 077; echo rotated-secret >"$work/github2.secret"; umask 022
 write_config "$work/github2.secret"
@@ -247,6 +356,56 @@ grep -q '"delivery":"11111111-aaaa-11e3-81ab-4c9367dc0958"' "$work/access.log" &
   && pass "JSON access log names deliveries and no secret" || bad "access log"
 
 kill "$wpid"; wait "$wpid" 2>/dev/null || true; wpid=
+
+# --- health outside allow-from, nginx's way (issue 11 item 14) ---
+# allow-from covers the hook paths; the health paths have their own rule, health-allow-from
+# (anyone when unset, as the docs always said). 127.0.0.2 is outside allow-from here.
+aport=$(freeport)
+sed -e "s/^listen: .*/listen: 127.0.0.1:$aport/" -e "s|^spool-dir: .*|spool-dir: $work/spool-allow|" \
+  -e "s|^allow-from: .*|allow-from: [127.0.0.1/32]|" -e '/^trusted-proxies:/d' "$work/webhook.yaml" >"$work/allow.yaml"
+start_allow() {
+  "$webhook" -c "$work/allow.yaml" >>"$work/access-allow.log" 2>>"$work/webhook-allow.log" &
+  wpid=$!
+  wait_port "$aport" || bad "allow-from instance did not start: $(cat "$work/webhook-allow.log")"
+}
+start_allow
+abase="http://127.0.0.1:$aport"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "$abase/livez" 2>/dev/null || true)
+expect "/livez from outside allow-from" 200 "$code"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "$abase/readyz" 2>/dev/null || true)
+expect "/readyz from outside allow-from" 200 "$code"
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 --interface 127.0.0.2 -X POST \
+  --data-binary "@$data/github_push.json" -H 'X-GitHub-Event: push' -H 'X-GitHub-Delivery: allow-1' \
+  -H "X-Hub-Signature-256: sha256=$(hmac rotated-secret "$data/github_push.json")" "$abase/github" || true)
+expect "hook from outside allow-from" 403 "$code"
+echo 'health-allow-from: [127.0.0.1/32]' >>"$work/allow.yaml"
+kill -HUP "$wpid"
+for _ in $(seq 200); do grep -q "Re-read" "$work/webhook-allow.log" && break; sleep 0.05; done
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "$abase/livez" 2>/dev/null || true)
+[[ $code != 200 ]] && pass "health-allow-from closes /livez to others ($code)" || bad "/livez answered outside health-allow-from"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$abase/livez")
+expect "/livez from inside health-allow-from" 200 "$code"
+
+# --- SIGTERM (issue 12): idle, exit at once (it slept 3 s); busy, within the drain deadline ---
+for _ in $(seq 200); do grep -q "github_webhook_broker_connected 1" <(curl -s "$abase/metrics") && break; sleep 0.05; done
+t0=$(date +%s%N)
+kill -TERM "$wpid"; wait "$wpid" 2>/dev/null; rc=$?; wpid=
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+(( ms < 1000 && rc == 0 )) && pass "idle SIGTERM: exit status 0 in ${ms} ms" || bad "idle SIGTERM took ${ms} ms (status $rc)"
+start_allow
+# A request in progress (headers sent, body pending) is waited for, not cut: it ends at the 2 s
+# read timeout, and the process exits then, within the 10 s drain deadline.
+exec 5<>"/dev/tcp/127.0.0.1/$aport"
+printf 'POST /github HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{' >&5
+for _ in $(seq 100); do grep -q "github_webhook_open_connections 2" <(curl -s "$abase/metrics") && break; sleep 0.02; done
+t0=$(date +%s%N)
+kill -TERM "$wpid"
+sleep 0.3
+kill -0 "$wpid" 2>/dev/null && pass "busy SIGTERM: still draining the request in progress" || bad "busy SIGTERM: exited at once"
+wait "$wpid" 2>/dev/null; rc=$?; wpid=
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+exec 5>&-
+(( ms < 10000 && rc == 0 )) && pass "busy SIGTERM: exit status 0 in ${ms} ms (drain deadline 10 s)" || bad "busy SIGTERM took ${ms} ms (status $rc)"
 
 # --- HTTPS: the same hook behind TLS (certificate for 127.0.0.1) ---
 /usr/bin/openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \

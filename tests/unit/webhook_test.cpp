@@ -417,7 +417,25 @@ TEST_CASE("webhook: config loads the original github-stomp keys and refuses inli
     CHECK(c.hooks[0].report_topic == "future.events.stomp-git");
     CHECK(c.listen_port == 4567);
 
-    CHECK_THROWS_AS(load_config(write("rserver: stomp://localhost:61613\n")), bus::config_error);  // no secret
+    CHECK_FALSE(c.legacy_unsigned);  // said so: no migration warning
+
+    // The original file exactly (no secret, no allow-unsigned) loads, unsigned, flagged so the
+    // daemon warns at every start (issue 11, item 16: it used to be refused).
+    c = load_config(write("rserver: failover://(stomp://u:p@broker01:61613)\n"
+                          "trigger-topic: future.git.commits\nreport-topic: future.events.stomp-git\n"));
+    REQUIRE(c.hooks.size() == 1);
+    CHECK(c.hooks[0].allow_unsigned);
+    CHECK(c.hooks[0].secret.empty());
+    CHECK(c.legacy_unsigned);
+    // The one line to add makes it signed, and the warning goes.
+    c = load_config(write("rserver: failover://(stomp://u:p@broker01:61613)\n"
+                          "trigger-topic: future.git.commits\nreport-topic: future.events.stomp-git\n"
+                          "secret-file: " + secret.string() + "\n"));
+    CHECK_FALSE(c.hooks[0].allow_unsigned);
+    CHECK_FALSE(c.legacy_unsigned);
+    // A hook in the `hooks:` map must still have a secret or say allow-unsigned.
+    CHECK_THROWS_AS(load_config(write("rserver: stomp://localhost:61613\nhooks:\n  /x:\n    provider: github\n")),
+                    bus::config_error);
 
     c = load_config(write("rserver: stomp://localhost:61613\nlisten: 127.0.0.1:0\nhooks:\n"
                           "  /github:\n    provider: github\n    secret-file: " + secret.string() +
@@ -446,4 +464,31 @@ TEST_CASE("webhook: config loads the original github-stomp keys and refuses inli
     CHECK_THROWS_AS(load_config(write("rserver: stomp://localhost:61613\nsecret-file: " + secret.string() + "\n")),
                     bus::config_error);
     fs::remove_all(dir);
+}
+
+TEST_CASE("webhook: JSON nesting is bounded before parsing on an unsigned hook")
+{
+    // Issue 11 item 15: an allow-unsigned hook parsed a 16 MB body nested 8 million deep (613 MB
+    // peak). The depth is now checked by a scan before any parser runs, on every hook.
+    hook_config open = hook_for(provider::github, "");
+    open.allow_unsigned = true;
+    delivery d;
+    d.headers = {{"x-github-event", "push"}, {"x-github-delivery", "deep-1"}, {"content-type", "application/json"}};
+    d.body = "{\"a\":" + std::string(2'000'000, '[') + std::string(2'000'000, ']') + "}";
+    auto r = d.run(open);
+    CHECK(r.status == 400);
+    CHECK(r.reason.find("nested deeper than") != std::string::npos);
+    CHECK(r.commits.empty());
+    // The same through the form encoding the original read.
+    d.headers["content-type"] = "application/x-www-form-urlencoded";
+    d.body = "payload=" + std::string(100'000, '%');  // not even decodable: still a 400
+    CHECK(d.run(open).status == 400);
+    d.body = "payload=" + std::string(1000, '{');
+    r = d.run(open);
+    CHECK(r.status == 400);
+    CHECK(r.reason.find("nested deeper than") != std::string::npos);
+    // Real payloads are far shallower; brackets inside strings do not count.
+    CHECK(json_depth(fixture("github_push.json"), max_json_depth) < 10);
+    CHECK(json_depth(R"({"m":"[[[[[[[[[[[[\"[[[["})", 3) == 1);
+    CHECK(json_depth("[[[[[", 3) == 4);
 }
