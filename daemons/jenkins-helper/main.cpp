@@ -8,7 +8,6 @@
 #include "jenkins_helper.hpp"
 
 #include "bus/delivery.hpp"
-#include "bus/runtime/heartbeat.hpp"
 #include "bus/runtime/program.hpp"
 
 #include <CLI/CLI.hpp>

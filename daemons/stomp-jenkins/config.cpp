@@ -10,7 +10,8 @@
 #include <set>
 
 #include "bus/runtime/config_yaml.hpp"
-#include "bus/runtime/heartbeat.hpp"
+#include "bus/runtime/program.hpp"
+#include "bus/runtime/settings.hpp"
 
 namespace stomp_jenkins {
 
@@ -435,6 +436,7 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     c.credentials_file = r.str("credentials-file", "");
     if (!c.credentials_file.empty()) c.creds = read_credentials(c.credentials_file, r.where("credentials-file"));
     c.heartbeat = bus::runtime::read_heartbeat_options(r);
+    c.admin_listen = bus::runtime::read_admin_listen(r);
     auto quiet = milliseconds(static_cast<long>(r.number("quiet-seconds", 0, 0, 3600) * 1000.0 + 0.5));
     r.known({"jenkins-projects"});  // read below, with its own checks of every entry
     c.projects = parse_projects(r.node()["jenkins-projects"], file, quiet);

@@ -7,7 +7,7 @@
 
 #include "bus/config.hpp"
 #include "bus/runtime/config_reader.hpp"
-#include "bus/runtime/heartbeat.hpp"
+#include "bus/runtime/settings.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -100,6 +100,7 @@ struct config {
     credentials creds;
     std::size_t max_pending = 1000;  ///< messages in progress before intake waits
     bus::runtime::heartbeat_options heartbeat;  ///< `heartbeat-topic`, `heartbeat-interval`
+    std::optional<bus::http::listen_address> admin_listen;  ///< `admin-listen`: /metrics /livez /readyz
     std::optional<bus::runtime::config_file> file;  ///< what it was read from (reload diffs)
 };
 

@@ -13,9 +13,11 @@
 #include "stomp_jenkins.hpp"
 
 #include "bus/client.hpp"
+#include "bus/http/metrics.hpp"
 #include "bus/intake.hpp"
 #include "bus/publisher.hpp"
 #include "bus/runtime/heartbeat.hpp"
+#include "bus/runtime/settings.hpp"
 #include "bus/runtime/ledger.hpp"
 #include "bus/runtime/service.hpp"
 #include "bus/wire.hpp"
@@ -73,6 +75,32 @@ struct daemon_state {
     net::steady_timer idle;  // the drain's wait for the requests in flight; cancelled by the last one
     std::size_t followers = 0;
     std::uint64_t triggered = 0, refused = 0, events = 0;  // heartbeat counters
+    bus::http::registry metrics{"stomp_jenkins"};
+    bus::http::daemon_metrics common{metrics, bus::runtime::version()};
+    bool subscribed = false;
+
+    // /readyz: nullopt when it can do its job.
+    std::optional<std::string> not_ready() const
+    {
+        if (!client.connected()) return std::string("broker unreachable");
+        if (!subscribed) return std::string("not subscribed to /topic/" + cfg.listen_topic + " yet");
+        return std::nullopt;
+    }
+
+    void register_metrics()
+    {
+        metrics.add_collector([this] { common.broker_connected.set(client.connected() ? 1 : 0); });
+        metrics.add_callback("pending_messages", "messages held until Jenkins takes their requests", "gauge",
+                             [this] { return static_cast<double>(held.size()); });
+        metrics.add_callback("requests_in_flight", "Jenkins requests in progress", "gauge",
+                             [this] { return static_cast<double>(running); });
+        metrics.add_callback("triggered_total", "requests Jenkins accepted", "counter",
+                             [this] { return static_cast<double>(triggered); });
+        metrics.add_callback("refused_total", "requests Jenkins refused for good", "counter",
+                             [this] { return static_cast<double>(refused); });
+        metrics.add_callback("spooled_total", "reports written to the outbox", "counter",
+                             [this] { return static_cast<double>(out.stats().spooled); });
+    }
     std::size_t polling = 0;   // queue GETs on the pool right now (at most workers/2)
     std::size_t running = 0;   // run_batch coroutines in progress (drained on stop)
     std::string jenkins_version;
@@ -157,8 +185,14 @@ struct daemon_state {
     net::awaitable<void> publish(std::vector<bus::stomp::frame> frames)
     {
         // Receipted, or spooled and delivered from the outbox later (spooling_publisher::run).
+        const auto n = frames.size();
         auto why = co_await out.publish(std::move(frames), milliseconds(5000));
-        if (!why.empty()) log.warn("stomp-jenkins: report not kept: {}", why);
+        if (!why.empty()) {
+            common.dropped("report_not_kept").inc();
+            log.warn("stomp-jenkins: report not kept: {}", why);
+        } else {
+            common.events_out.inc(static_cast<double>(n));
+        }
     }
 
     bus::build_event build_of(const scheduler::batch& b, bus::build_phase phase, std::string job, std::int64_t number,
@@ -257,6 +291,7 @@ struct daemon_state {
                      b.requests > 1 ? ", " + std::to_string(b.requests) + " events coalesced" : "", req->describe());
         classification c;
         http_response r;
+        const auto started = std::chrono::steady_clock::now();
         try {
             auto x = co_await perform_trigger(&*req);
             r = std::move(x.r);
@@ -271,6 +306,7 @@ struct daemon_state {
             c.reason = e.what();
         }
         ++b.attempts;
+        common.finished("trigger", started, c.v == verdict::accepted);
         if (c.v == verdict::accepted) {
             std::string what = c.queue ? "queue item " + c.queue->substr(0, c.queue->size() - 8)
                                        : (c.notified.empty() ? "no queue item" : [&] {
@@ -408,13 +444,20 @@ struct daemon_state {
     net::awaitable<bus::disposition> on_message(const bus::message& m)
     {
         auto r = in.accept(m.frame, std::chrono::system_clock::now());
+        if (r.reason != "keepalive") common.events_in.inc();
         if (!r.process) {
-            if (r.reason.starts_with("duplicate")) log.debug("stomp-jenkins: {}", r.reason);
-            else if (r.reason != "keepalive") log.warn("stomp-jenkins: dropped message {}: {}", m.id(), r.reason);
+            if (r.reason.starts_with("duplicate")) {
+                common.dropped("duplicate").inc();
+                log.debug("stomp-jenkins: {}", r.reason);
+            } else if (r.reason != "keepalive") {
+                common.dropped("invalid").inc();
+                log.warn("stomp-jenkins: dropped message {}: {}", m.id(), r.reason);
+            }
             co_return bus::disposition::ack;
         }
         auto* commit = std::get_if<bus::commit_event>(&r.ev->data);
         if (!commit) {
+            common.dropped("not_a_commit").inc();
             log.debug("stomp-jenkins: ignoring a {} event", r.ev->type());
             co_return bus::disposition::ack;
         }
@@ -509,6 +552,7 @@ net::awaitable<void> announce_ready(daemon_state* d, std::string id)
         subscribed = ok;
     }
     if (subscribed) {
+        d->subscribed = true;
         std::string status = "connected and subscribed to /topic/" + d->cfg.listen_topic;
         d->svc.ready(status);
     }
@@ -532,6 +576,8 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
         log.warn("stomp-jenkins: credentials-file is set and jenkins-url is http://: the API token travels in clear "
                  "(Basic auth); use https://");
     auto id = d.client.subscribe(subscription(d.cfg, log), [&](const bus::message& m) { return d.on_message(m); });
+    d.register_metrics();
+    if (d.cfg.admin_listen) svc.serve_admin(*d.cfg.admin_listen, d.metrics, [&d] { return d.not_ready(); });
     svc.on_reload([&] { reload(d); });
     svc.on_stop([&] { return d.drain(); });
     svc.spawn(d.client.run(), "stomp-jenkins: bus client", bus::runtime::task::critical);

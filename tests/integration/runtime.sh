@@ -39,7 +39,19 @@ rc=0; "$sj" --log-format xml 2>/dev/null || rc=$?
 
 bport=$(free_port)
 url="stomp://127.0.0.1:$bport"
-printf 'rserver: %s\njenkins-url: http://127.0.0.1:9\nheartbeat-interval: 1\njenkins-projects:\n  r: {project: x}\n' "$url" >"$work/sj.yaml"
+aport=$(free_port)
+printf 'rserver: %s\njenkins-url: http://127.0.0.1:9\nheartbeat-interval: 1\nadmin-listen: 127.0.0.1:%s\njenkins-projects:\n  r: {project: x}\n' "$url" "$aport" >"$work/sj.yaml"
+# GET http://127.0.0.1:PORT/PATH -> "STATUS BODY"
+http_get() { "$PY" -c '
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen("http://127.0.0.1:%s%s" % (sys.argv[1], sys.argv[2]), timeout=5)
+    print(r.status, r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+except OSError as e:
+    print(0, e)
+' "$1" "$2"; }
 rc=0; "$sj" --check-config -c "$work/sj.yaml" >"$work/check.out" 2>&1 || rc=$?
 [[ $rc == 0 ]] && log_has "$work/check.out" "configuration OK" && pass "--check-config on a good file: 0" || bad "check good rc=$rc $(cat "$work/check.out")"
 sed 's/^jenkins-url:/jenkins-ulr:/' "$work/sj.yaml" >"$work/typo.yaml"
@@ -71,6 +83,10 @@ until_true 15 log_has "$work/notify.log" "READY=1" \
   && log_has "$work/notify.log" "STATUS=connected and subscribed" \
   && pass "READY=1 with STATUS once subscribed" || bad "no READY=1: $(cat "$work/notify.log" 2>/dev/null)"
 wait "$spid" 2>/dev/null || true; spid=
+r=$(http_get "$aport" /readyz); [[ $r == 200* ]] && pass "admin-listen: /readyz 200 once subscribed" || bad "readyz: $r"
+r=$(http_get "$aport" /metrics)
+[[ $r == 200* && $r == *stomp_jenkins_build_info* && $r == *stomp_jenkins_broker_connected\ 1* ]] \
+  && pass "admin-listen: /metrics with build_info and broker_connected" || bad "metrics: ${r:0:300}"
 grep -q '"type": *"heartbeat"' "$work/hb.out" && grep -q '"daemon": *"stomp-jenkins"' "$work/hb.out" \
   && pass "heartbeat event published on deploykit.heartbeats" || bad "heartbeat: $(cat "$work/hb.out" "$work/hb.err")"
 "$PY" -c '
@@ -90,6 +106,16 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 # A deadline, not a benchmark: a fixed sleep at shutdown (github-webhook's 3 s) fails it.
 [[ $rc == 0 ]] && ((ms < 1000)) && pass "SIGTERM when idle: exit 0 after ${ms} ms" || bad "SIGTERM: rc=$rc after ${ms} ms"
 until_true 5 log_has "$work/notify.log" "STOPPING=1" && pass "STOPPING=1 sent" || bad "no STOPPING=1"
+
+# Not ready while the broker is unreachable: 503 with the reason.
+dead=$(free_port) aport2=$(free_port)
+printf 'rserver: stomp://127.0.0.1:%s\njenkins-url: http://127.0.0.1:9\nadmin-listen: 127.0.0.1:%s\n' "$dead" "$aport2" >"$work/dead.yaml"
+"$sj" -c "$work/dead.yaml" 2>"$work/dead.log" &
+dpid=$!
+until_true 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$aport2" 2>/dev/null
+r=$(http_get "$aport2" /readyz); [[ $r == "503 "*"broker unreachable"* ]] && pass "/readyz 503 'broker unreachable' without a broker" || bad "readyz dead: $r"
+r=$(http_get "$aport2" /livez); [[ $r == 200* ]] && pass "/livez 200 all the same" || bad "livez: $r"
+kill -TERM "$dpid"; wait "$dpid" || true; dpid=
 
 # ---- start-stop-daemon, as the original init script ---------------------------------------------
 if command -v start-stop-daemon >/dev/null; then

@@ -9,25 +9,6 @@
 
 namespace bus::runtime {
 
-heartbeat_options read_heartbeat_options(const section& s)
-{
-    heartbeat_options o;
-    o.topic = s.str("heartbeat-topic", o.topic);
-    if (o.topic.empty() || o.topic.find_first_of("/ \t\r\n") != std::string::npos)
-        s.fail("heartbeat-topic", "expected a bare topic name (deploykit.heartbeats), no '/' or spaces");
-    o.interval = s.duration("heartbeat-interval", o.interval, std::chrono::milliseconds(0), std::chrono::hours(24));
-    if (o.interval.count() > 0 && o.interval < std::chrono::seconds(1))
-        s.fail("heartbeat-interval", "expected 0 (off) or at least 1 s");
-    return o;
-}
-
-std::string hostname()
-{
-    char buf[256] = {};
-    if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
-    return buf;
-}
-
 event make_heartbeat(std::string daemon, std::string host, std::chrono::duration<double> uptime,
                      std::map<std::string, std::uint64_t> counters)
 {

@@ -29,6 +29,13 @@ namespace bus::runtime {
 
 std::string_view version() noexcept { return DEPLOYKIT_VERSION; }
 
+std::string hostname()
+{
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
+    return buf;
+}
+
 namespace {
 
 int level_priority(spdlog::level::level_enum l)

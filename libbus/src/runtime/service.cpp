@@ -1,5 +1,7 @@
 #include "bus/runtime/service.hpp"
 
+#include "bus/http/admin.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -29,6 +31,7 @@ struct service::impl {
     std::list<tracked> tasks;
     std::set<net::steady_timer*> sleepers;
     std::optional<pidfile> pid;
+    std::unique_ptr<http::admin_endpoint> admin;
     bool cancelled = false;
 };
 
@@ -69,9 +72,24 @@ void service::spawn(net::awaitable<void> t, std::string name, task kind)
         // Erased once this handler has returned (its cancellation slot is still in use here).
         net::post(io_, [this, it] {
             impl_->tasks.erase(it);
-            if (stopping_ && impl_->tasks.empty()) io_.stop();
+            if (stopping_ && impl_->tasks.empty()) {
+                if (impl_->admin) impl_->admin->stop();
+                io_.stop();
+            }
         });
     }));
+}
+
+unsigned short service::serve_admin(const http::listen_address& where, const http::registry& metrics, http::ready_fn ready)
+{
+    auto r = [this, ready = std::move(ready)]() -> std::optional<std::string> {
+        if (stopping_) return std::string("stopping");
+        return ready ? ready() : std::nullopt;
+    };
+    impl_->admin = std::make_unique<http::admin_endpoint>(io_.get_executor(), where, metrics, std::move(r), log_);
+    impl_->admin->start();
+    log_.info("admin endpoint (/metrics /livez /readyz) on {}:{}", where.address, impl_->admin->port());
+    return impl_->admin->port();
 }
 
 void service::ready(std::string_view status)
@@ -167,6 +185,7 @@ int service::run()
         io_.run();
     }
     sigs.cancel();
+    if (impl_->admin) impl_->admin->stop();
     pool_.stop();
     pool_.join();
     return exit_status_;

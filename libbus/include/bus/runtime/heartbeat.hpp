@@ -8,7 +8,7 @@
 
 #include "bus/client.hpp"
 #include "bus/event.hpp"
-#include "bus/runtime/config_reader.hpp"
+#include "bus/runtime/settings.hpp"
 #include "bus/signing.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -24,22 +24,11 @@ namespace bus::runtime {
 
 class service;
 
-struct heartbeat_options {
-    std::string topic = "deploykit.heartbeats";
-    std::chrono::milliseconds interval{60000};  ///< 0 = off
-};
-
-/// Reads `heartbeat-topic` and `heartbeat-interval` (seconds, or 30s/5m; 0 = off) from `s`.
-heartbeat_options read_heartbeat_options(const section& s);
-
 using counters_fn = std::function<std::map<std::string, std::uint64_t>()>;
 
 /// The heartbeat event (pure): `uptime` since start.
 event make_heartbeat(std::string daemon, std::string host, std::chrono::duration<double> uptime,
                      std::map<std::string, std::uint64_t> counters);
-
-/// This machine's host name (the one helper for it).
-std::string hostname();
 
 /// Publishes until the service stops: the first heartbeat once connected, then every interval.
 /// Spawn it on the service (svc.spawn(heartbeat(...))). Returns at once when interval is 0.

@@ -22,6 +22,9 @@ namespace bus::runtime {
 /// The project version (CMake's project(VERSION)), the one place it comes from.
 std::string_view version() noexcept;
 
+/// This machine's host name ("localhost" when it has none): the one helper for it.
+std::string hostname();
+
 enum class log_format { text, json };
 
 /// What a binary is, for its command line and logs.

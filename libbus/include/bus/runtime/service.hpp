@@ -12,6 +12,8 @@
 //   svc.ready("connected");       // when it can do its job (may be called later, from a task)
 //   return svc.run();             // until stopped; the exit status
 
+#include "bus/http/address.hpp"
+#include "bus/http/health.hpp"
 #include "bus/runtime/notify.hpp"
 #include "bus/runtime/program.hpp"
 
@@ -30,6 +32,9 @@
 
 namespace spdlog {
 class logger;
+}
+namespace bus::http {
+class registry;
 }
 
 namespace bus::runtime {
@@ -79,6 +84,11 @@ public:
     void on_reload(std::function<void()> f) { reload_ = std::move(f); }
     /// SIGTERM/SIGINT (or stop()): the daemon's drain, bounded by drain_deadline.
     void on_stop(std::function<boost::asio::awaitable<void>()> f) { drain_ = std::move(f); }
+
+    /// Serves /metrics (from `metrics`), /livez and /readyz on `where` (bus/http/admin.hpp) until
+    /// the stop. `ready` says why the daemon cannot do its job (nullopt = ready); while stopping
+    /// /readyz answers 503 "stopping". Binds now: throws when it cannot. Returns the bound port.
+    unsigned short serve_admin(const http::listen_address& where, const http::registry& metrics, http::ready_fn ready);
 
     /// READY=1 (with STATUS) to systemd, once; idempotent.
     void ready(std::string_view status = {});
