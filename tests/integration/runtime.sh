@@ -59,6 +59,15 @@ rc=0; "$sj" --check-config -c "$work/typo.yaml" 2>"$work/typo.err" || rc=$?
 [[ $rc == 2 ]] && log_has "$work/typo.err" "jenkins-url: missing; \`jenkins-ulr\` on line 2 looks like a typo of it" \
   && pass "--check-config on a typo: 2 with did-you-mean" || bad "typo rc=$rc: $(cat "$work/typo.err")"
 
+# stderr is the journal (JOURNAL_STREAM names its device:inode): priority prefixes, no timestamp.
+: >"$work/journal.err"
+rc=0; JOURNAL_STREAM=$(stat -c '%d:%i' "$work/journal.err") "$sj" -c "$work/typo.yaml" 2>>"$work/journal.err" || rc=$?
+[[ $rc == 2 ]] && grep -q '^<3>stomp-jenkins: .*typo.yaml' "$work/journal.err" \
+  && pass "stderr is the journal: <3> priority prefix and no timestamp" || bad "journal rc=$rc: $(cat "$work/journal.err")"
+rc=0; JOURNAL_STREAM=1:1 "$sj" -c "$work/typo.yaml" 2>"$work/notjournal.err" || rc=$?
+grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z error stomp-jenkins: ' "$work/notjournal.err" \
+  && pass "JOURNAL_STREAM of another file: plain lines with UTC timestamps" || bad "not journal: $(cat "$work/notjournal.err")"
+
 # ---- the service: notify, heartbeat, reload, SIGTERM --------------------------------------------
 "$broker" --listen "127.0.0.1:$bport" 2>"$work/broker.log" &
 bpid=$!
@@ -120,7 +129,7 @@ kill -TERM "$dpid"; wait "$dpid" || true; dpid=
 # ---- start-stop-daemon, as the original init script ---------------------------------------------
 if command -v start-stop-daemon >/dev/null; then
   rc=0
-  timeout 30 start-stop-daemon --start --exec "$sj" -- --daemonize --pidfile "$work/sj.pid" -c "$work/sj.yaml" || rc=$?
+  timeout 30 start-stop-daemon --start --pidfile "$work/sj.pid" --exec "$sj" -- --daemonize --pidfile "$work/sj.pid" -c "$work/sj.yaml" || rc=$?
   if [[ $rc == 0 && -s $work/sj.pid ]] && kill -0 "$(cat "$work/sj.pid")"; then
     pass "start-stop-daemon --start returns; the daemon in the pidfile runs"
   else
@@ -132,7 +141,7 @@ if command -v start-stop-daemon >/dev/null; then
     && pass "... detached: its own session, and not its leader (no terminal can be acquired)" || bad "daemon sid=$sid pid=$pid"
   rc=0; timeout 30 start-stop-daemon --stop --retry 10 --pidfile "$work/sj.pid" || rc=$?
   [[ $rc == 0 ]] && ! kill -0 "$pid" 2>/dev/null && pass "start-stop-daemon --stop stops it" || bad "stop rc=$rc"
-  rc=0; timeout 30 start-stop-daemon --start --exec "$sj" -- --daemonize --pidfile "$work/sj2.pid" -c "$work/typo.yaml" \
+  rc=0; timeout 30 start-stop-daemon --start --pidfile "$work/sj2.pid" --exec "$sj" -- --daemonize --pidfile "$work/sj2.pid" -c "$work/typo.yaml" \
     2>"$work/daemon-typo.err" || rc=$?
   [[ $rc == 2 ]] && log_has "$work/daemon-typo.err" "looks like a typo" \
     && pass "--daemonize with a bad config: the starting command exits 2 with the reason" || bad "daemonize typo rc=$rc $(cat "$work/daemon-typo.err")"
