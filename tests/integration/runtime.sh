@@ -141,6 +141,13 @@ if command -v start-stop-daemon >/dev/null; then
     && pass "... detached: its own session, and not its leader (no terminal can be acquired)" || bad "daemon sid=$sid pid=$pid"
   rc=0; timeout 30 start-stop-daemon --stop --retry 10 --pidfile "$work/sj.pid" || rc=$?
   [[ $rc == 0 ]] && ! kill -0 "$pid" 2>/dev/null && pass "start-stop-daemon --stop stops it" || bad "stop rc=$rc"
+  # Relative paths are the caller's, although the daemon runs in /.
+  rc=0; (cd "$work" && timeout 30 "$sj" --daemonize --pidfile rel.pid -c sj.yaml) || rc=$?
+  if [[ $rc == 0 && -s $work/rel.pid ]] && kill -0 "$(cat "$work/rel.pid")"; then
+    pass "--daemonize with relative -c and --pidfile"; kill -TERM "$(cat "$work/rel.pid")"
+  else
+    bad "relative paths rc=$rc"
+  fi
   rc=0; timeout 30 start-stop-daemon --start --pidfile "$work/sj2.pid" --exec "$sj" -- --daemonize --pidfile "$work/sj2.pid" -c "$work/typo.yaml" \
     2>"$work/daemon-typo.err" || rc=$?
   [[ $rc == 2 ]] && log_has "$work/daemon-typo.err" "looks like a typo" \

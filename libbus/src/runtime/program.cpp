@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <sys/stat.h>
@@ -279,7 +280,13 @@ int run_main(int argc, char** argv, const program_info& info, const std::functio
     if (opts.check_config) opts.daemonize = false;
     std::shared_ptr<spdlog::logger> log;
     try {
-        if (opts.daemonize) daemonize();
+        if (opts.daemonize) {
+            // The daemon runs in /: relative paths given on the command line mean the caller's.
+            std::error_code ec;
+            if (!opts.config_path.empty()) opts.config_path = std::filesystem::absolute(opts.config_path, ec).string();
+            if (!opts.pidfile.empty()) opts.pidfile = std::filesystem::absolute(opts.pidfile, ec).string();
+            daemonize();
+        }
         log = make_logger(info, opts);
         int rc = body(opts, *log);
         if (rc == 0 && opts.check_config) std::cout << opts.config_path << ": configuration OK\n";
