@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -347,4 +348,108 @@ TEST_CASE("notify: the environment decides")
     ::unsetenv("NOTIFY_SOCKET");
     ::unsetenv("WATCHDOG_USEC");
     ::unsetenv("WATCHDOG_PID");
+}
+
+// ---- the service shell: stop, drain, cancellation ----
+#include "bus/runtime/service.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+namespace {
+spdlog::logger& quiet_log()
+{
+    static auto l = std::make_shared<spdlog::logger>("runtime-test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    return *l;
+}
+
+// Coroutines as functions: their parameters live in the frame (a lambda's captures would not).
+boost::asio::awaitable<void> sleeper(rt::service* svc, bool* slept_out)
+{
+    *slept_out = co_await svc->sleep_for(std::chrono::hours(1));
+}
+
+boost::asio::awaitable<void> mark(bool* done)
+{
+    *done = true;
+    co_return;
+}
+
+boost::asio::awaitable<void> stubborn(rt::service* svc, boost::system::error_code* got)
+{
+    boost::asio::steady_timer t(svc->io());  // not svc.sleep_for: only cancellation ends it
+    t.expires_after(std::chrono::hours(1));
+    auto [ec] = co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    *got = ec;
+}
+
+boost::asio::awaitable<void> failing()
+{
+    throw std::runtime_error("broker gave up");
+    co_return;
+}
+
+boost::asio::awaitable<void> offload(rt::service* svc, std::thread::id io_thread, std::thread::id* worker, int* result,
+                                     bool* resumed_on_io)
+{
+    *result = co_await svc->blocking([worker] {
+        *worker = std::this_thread::get_id();
+        return 42;
+    });
+    *resumed_on_io = std::this_thread::get_id() == io_thread;
+    svc->stop(0);
+}
+} // namespace
+
+TEST_CASE("service: stop ends sleeps and runs the drain before exit")
+{
+    rt::common_options o;
+    rt::service svc(o, quiet_log(), {.drain_deadline = std::chrono::seconds(30)});
+    bool slept_out = true, drained = false;
+    svc.spawn(sleeper(&svc, &slept_out), "sleeper");
+    svc.on_stop([&] { return mark(&drained); });
+    boost::asio::post(svc.io(), [&] { svc.stop(0); });
+    CHECK(svc.run() == 0);
+    CHECK_FALSE(slept_out);  // the hour-long sleep ended at the stop
+    CHECK(drained);
+    CHECK(svc.tasks() == 0);
+}
+
+TEST_CASE("service: a task that ignores the stop is cancelled at the drain deadline")
+{
+    rt::common_options o;
+    rt::service svc(o, quiet_log(), {.drain_deadline = std::chrono::milliseconds(50), .cancel_grace = std::chrono::seconds(30)});
+    boost::system::error_code got;
+    svc.spawn(stubborn(&svc, &got), "stubborn");
+    boost::asio::post(svc.io(), [&] { svc.stop(3); });
+    CHECK(svc.run() == 3);
+    CHECK(got == boost::asio::error::operation_aborted);
+}
+
+TEST_CASE("service: a critical task that fails stops the daemon with status 1")
+{
+    rt::common_options o;
+    rt::service svc(o, quiet_log());
+    bool slept_out = true;
+    svc.spawn(sleeper(&svc, &slept_out), "idle");
+    svc.spawn(failing(), "client", rt::task::critical);
+    CHECK(svc.run() == 1);
+    CHECK_FALSE(slept_out);
+}
+
+TEST_CASE("service: blocking work runs on the pool and resumes on the io thread")
+{
+    rt::common_options o;
+    rt::service svc(o, quiet_log(), {.workers = 2});
+    std::thread::id worker;
+    int result = 0;
+    bool resumed_on_io = false;
+    svc.spawn(offload(&svc, std::this_thread::get_id(), &worker, &result, &resumed_on_io), "work");
+    CHECK(svc.run() == 0);
+    CHECK(result == 42);
+    CHECK(resumed_on_io);
+    CHECK(worker != std::this_thread::get_id());
 }
