@@ -336,7 +336,7 @@ std::string translate_ruby_anchors(std::string_view re)
 
 credentials read_credentials(const std::string& path, const std::string& what)
 {
-    std::string s = bus::read_secret_file(path, what);
+    std::string s = bus::runtime::read_secret_file(path, what);  // the one policy (OpenSSH's)
     auto nl = s.find('\n');
     if (nl != std::string::npos) s.resize(nl);
     if (!s.empty() && s.back() == '\r') s.pop_back();

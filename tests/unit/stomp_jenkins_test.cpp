@@ -840,3 +840,14 @@ TEST_CASE("stomp-jenkins config - a reload names the settings that need a restar
     CHECK(needs_restart(a, b) == std::vector<std::string>{"jenkins-url", "retries"});
     CHECK(needs_restart(a, a).empty());
 }
+
+TEST_CASE("stomp-jenkins config - credentials-file follows the one secret policy with the reason")
+{
+    temp_dir d;
+    auto e = error_of(d.write("m.yaml", "rserver: stomp://h\njenkins-url: http://j\ncredentials-file: " + (d.path / "none").string() + "\n"));
+    CHECK(e.find("m.yaml:3: credentials-file: cannot read") != std::string::npos);
+    CHECK(e.find("No such file or directory") != std::string::npos);
+    auto grp = d.write("grp-creds", "u:t\n", 0640);
+    e = error_of(d.write("g.yaml", "rserver: stomp://h\njenkins-url: http://j\ncredentials-file: " + grp.string() + "\n"));
+    CHECK(e.find("has mode 0640") != std::string::npos);
+}
