@@ -603,3 +603,15 @@ TEST_CASE("broker - a journal in the old FNV-1a format replays and is rewritten 
     CHECK(j.load().size() == 1);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("broker - an unknown login costs one password derivation as a known one does")
+{
+    auto a = two_users().make_authorizer();
+    auto before = password_checks();
+    CHECK(a.authenticate("alice", "wrong") == "bad login or passcode");
+    auto known = password_checks() - before;
+    before = password_checks();
+    CHECK(a.authenticate("nobody", "wrong") == "bad login or passcode");
+    CHECK(password_checks() - before == known);
+    CHECK(known == 1);
+}
