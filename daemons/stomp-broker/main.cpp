@@ -86,6 +86,10 @@ int main(int argc, char** argv)
             srv.stop();
             hup.cancel();
         });
+        srv.on_fatal([&] {
+            hup.cancel();
+            term.cancel();
+        });
         io.run();
         if (srv.failed()) {
             log->error("stopped: the journal failed; persistent messages since the failure were not acknowledged");

@@ -142,7 +142,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                                          return auth.permit(u, d, w);
                                      }}),
           plain(io), secure(io), admin(io), tls_ctx(ssl::context::tls_server),
-          auth_pool(std::max(1u, opts.auth_workers)), accept_retry(io)
+          auth_pool(std::max(1u, opts.auth_workers))
     {
     }
 
@@ -170,8 +170,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     bool journal_failed = false;
     std::string journal_reason;
     bool gave_up = false;
+    std::function<void()> fatal;
     net::thread_pool auth_pool;
-    net::steady_timer accept_retry;
     struct bucket {
         double tokens = 0;
         steady::time_point last;
@@ -532,6 +532,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     net::awaitable<void> accept_loop(tcp::acceptor& acc, bool use_tls)
     {
         auto self = shared_from_this();
+        net::steady_timer accept_retry(io);
+        milliseconds accept_backoff{100};
         for (;;) {
             auto [ec, sock] = co_await acc.async_accept(tuple_awaitable);
             if (ec) {
@@ -588,7 +590,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
     // ---- admin ------------------------------------------------------------------------------
 
-    milliseconds accept_backoff{100};
     std::uint64_t accept_errors_since_log = 0;
     steady::time_point last_accept_log{};
 
@@ -640,11 +641,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     net::awaitable<void> admin_loop()
     {
         auto self = shared_from_this();
+        net::steady_timer accept_retry(io);
         for (;;) {
             auto [ec, sock] = co_await admin.async_accept(tuple_awaitable);
             if (ec) {
                 if (stopping || ec == net::error::operation_aborted) co_return;
-                accept_retry.expires_after(accept_backoff);  // out of descriptors: as above
+                accept_retry.expires_after(milliseconds(500));  // out of descriptors: as above
                 co_await accept_retry.async_wait(tuple_awaitable);
                 continue;
             }
@@ -767,6 +769,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             log.critical("broker: journal {}; stopping (exit status 1)", why);
             gave_up = true;
             stop();
+            if (fatal) fatal();
             return;
         }
         if (failed) {
@@ -799,7 +802,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         plain.close(ignored);
         secure.close(ignored);
         admin.close(ignored);
-        accept_retry.cancel();
         for (auto& [_, c] : conns) {
             c->closing = true;
             c->writer_signal.cancel();
@@ -821,6 +823,7 @@ server::~server()
 void server::start() { impl_->start(); }
 void server::stop() { impl_->stop(); }
 void server::reload(access_policy policy) { impl_->reload(std::move(policy)); }
+void server::on_fatal(std::function<void()> fn) { impl_->fatal = std::move(fn); }
 bool server::failed() const { return impl_->gave_up || (impl_->jnl && impl_->jnl->failed()); }
 std::uint16_t server::port() const { return impl_->plain.local_endpoint().port(); }
 std::uint16_t server::tls_port() const { return impl_->secure.is_open() ? impl_->secure.local_endpoint().port() : 0; }

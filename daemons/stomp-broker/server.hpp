@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -86,6 +87,9 @@ public:
     /// True once the broker stopped because it could not do its job (the journal gave up):
     /// the process exits non-zero so a supervisor restarts it.
     bool failed() const;
+    /// Runs on the I/O thread when the broker stops by itself (the journal gave up), so the
+    /// caller can release what keeps its io_context running (signal sets).
+    void on_fatal(std::function<void()> fn);
 
     struct impl;
 
