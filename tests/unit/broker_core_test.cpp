@@ -1,7 +1,10 @@
 // The embedded broker's core, without sockets: frames in, actions out.
 #include "auth.hpp"
 #include "broker.hpp"
+#include "config.hpp"
 #include "journal.hpp"
+
+#include "bus/url.hpp"
 
 #include <doctest/doctest.h>
 
@@ -614,4 +617,22 @@ TEST_CASE("broker - an unknown login costs one password derivation as a known on
     CHECK(a.authenticate("nobody", "wrong") == "bad login or passcode");
     CHECK(password_checks() - before == known);
     CHECK(known == 1);
+}
+
+TEST_CASE("broker - settings in hyphen or underscore spelling - not both")
+{
+    auto dir = std::filesystem::temp_directory_path() / ("dk-broker-cfg-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(dir);
+    auto file = dir / "b.yaml";
+    std::ofstream(file) << "max-memory: 1000000\nmax_queue_depth: 7\ntcp-keepalive-idle: 5\nmax-connect-frame: 4096\n";
+    auto c = load_config(file);
+    CHECK(c.server.core.max_memory == 1000000);
+    CHECK(c.server.core.max_queue_depth == 7);
+    CHECK(c.server.tcp_keepalive_idle == std::chrono::seconds(5));
+    CHECK(c.server.max_connect_frame == 4096);
+    std::ofstream(file) << "max-memory: 1\nmax_memory: 2\n";
+    CHECK_THROWS_WITH_AS(load_config(file), doctest::Contains("set twice"), bus::config_error);
+    std::ofstream(file) << "max-memroy: 1\n";
+    CHECK_THROWS_WITH_AS(load_config(file), doctest::Contains("max-memroy: unknown setting"), bus::config_error);
+    std::filesystem::remove_all(dir);
 }
