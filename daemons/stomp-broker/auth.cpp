@@ -8,6 +8,8 @@
 #include <openssl/rand.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <memory>
 
@@ -74,6 +76,12 @@ std::string hash_password(std::string_view password, unsigned iterations)
            to_hex(out, sizeof out);
 }
 
+namespace {
+std::atomic<std::uint64_t> pbkdf2_count{0};
+}
+
+std::uint64_t password_checks() noexcept { return pbkdf2_count.load(); }
+
 bool check_password(std::string_view password, std::string_view hash)
 {
     // pbkdf2-sha256$<iterations>$<salt>$<hash>
@@ -90,6 +98,7 @@ bool check_password(std::string_view password, std::string_view hash)
     std::vector<unsigned char> salt, expected;
     if (!from_hex(parts[2], salt) || !from_hex(parts[3], expected) || expected.empty()) return false;
     std::vector<unsigned char> got(expected.size());
+    ++pbkdf2_count;
     PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(), static_cast<int>(salt.size()),
                       static_cast<int>(iterations), EVP_sha256(), static_cast<int>(got.size()), got.data());
     return CRYPTO_memcmp(got.data(), expected.data(), got.size()) == 0;
@@ -139,12 +148,25 @@ access_policy access_policy::load_file(const std::filesystem::path& path)
 authorizer access_policy::make_authorizer() const
 {
     auto self = std::make_shared<access_policy>(*this);
+    // An unknown login costs what a known one does: its passcode is checked against a dummy
+    // hash with the most iterations any user has, so timing does not tell which logins exist.
+    unsigned iterations = 100000;
+    for (auto& [_, u] : users) {
+        auto first = u.password_hash.find('$');
+        auto second = u.password_hash.find('$', first + 1);
+        unsigned n = 0;
+        if (first != std::string::npos && second != std::string::npos)
+            std::from_chars(u.password_hash.data() + first + 1, u.password_hash.data() + second, n);
+        if (n <= 10'000'000) iterations = std::max(iterations, n);
+    }
+    auto dummy = std::make_shared<const std::string>(users.empty() ? std::string{} : hash_password("", iterations));
     authorizer a;
-    a.authenticate = [self](std::string_view login, std::string_view passcode) -> std::string {
+    a.authenticate = [self, dummy](std::string_view login, std::string_view passcode) -> std::string {
         auto it = self->users.find(login);
         if (it != self->users.end())
             return check_password(passcode, it->second.password_hash) ? "" : "bad login or passcode";
         if (self->anonymous) return {};
+        if (!dummy->empty()) check_password(passcode, *dummy);
         return "bad login or passcode";
     };
     a.permit = [self](std::string_view login, std::string_view dest, bool write) {

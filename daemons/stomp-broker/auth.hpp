@@ -6,6 +6,7 @@
 
 #include "broker.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -35,6 +36,8 @@ struct access_policy {
 std::string hash_password(std::string_view password, unsigned iterations = 100000);
 /// Constant-time check of `password` against a hash string.
 bool check_password(std::string_view password, std::string_view hash);
+/// How many PBKDF2 derivations `check_password` has run (tests: constant work per login).
+std::uint64_t password_checks() noexcept;
 /// `*` matches any run of characters.
 bool glob_match(std::string_view pattern, std::string_view s);
 

@@ -41,7 +41,9 @@ struct queue {
     std::string name;
     bool durable = false;    // survives its consumers (named queues, durable subscriptions)
     bool transient = false;  // a non-durable topic subscriber's private backlog
-    std::string topic;       // bound topic, for subscriptions
+    std::string topic;       // bound topic (or wildcard pattern), for subscriptions
+    std::size_t bytes = 0;   // message bytes held, ready and in flight
+    std::optional<std::string> creator;  // the login it counts against (max_destinations_per_user)
     std::deque<entry> ready;
     std::vector<subscription*> consumers;
     std::size_t rr = 0;
@@ -60,7 +62,12 @@ struct session {
     session_heartbeat hb;
     std::map<std::string, std::unique_ptr<subscription>> subs;
     std::unordered_map<std::string, std::pair<subscription*, std::uint64_t>> acks;  // 1.2 ack ids
-    std::map<std::string, std::vector<frame>> transactions;
+    struct txn {
+        std::vector<frame> frames;
+        std::size_t bytes = 0;
+    };
+    std::map<std::string, txn> transactions;
+    std::size_t tx_bytes = 0;  // held by all open transactions
     std::optional<frame> blocked_send;  // waiting for room in `blocked_on`
     std::string blocked_on;
 };
@@ -78,12 +85,61 @@ bool valid_name(std::string_view n)
     return true;
 }
 
+// Topic wildcards, on subscriptions only: `*` one word, `#` zero or more words (RabbitMQ),
+// `>` the remaining words, one or more, as the last word (ActiveMQ). Words are '.'-separated.
+bool wildcard_word(std::string_view w) { return w == "*" || w == "#" || w == ">"; }
+
+std::vector<std::string_view> words(std::string_view n)
+{
+    std::vector<std::string_view> out;
+    for (;;) {
+        auto dot = n.find('.');
+        out.push_back(n.substr(0, dot));
+        if (dot == std::string_view::npos) return out;
+        n.remove_prefix(dot + 1);
+    }
+}
+
+bool valid_pattern(std::string_view n)
+{
+    if (n.empty() || n.size() > 255) return false;
+    auto ws = words(n);
+    std::size_t hashes = 0;
+    bool wild = false;
+    for (std::size_t i = 0; i < ws.size(); ++i) {
+        if (wildcard_word(ws[i])) {
+            wild = true;
+            if (ws[i] == ">" && i + 1 != ws.size()) return false;
+            if (ws[i] == "#" && ++hashes > 3) return false;  // "#.#.#.#" means nothing more than "#"
+        } else if (ws[i].find_first_of("*#>") != std::string_view::npos || (!ws[i].empty() && !valid_name(ws[i]))) {
+            return false;
+        }
+    }
+    return wild;
+}
+
+bool match_words(const std::vector<std::string_view>& p, std::size_t pi, const std::vector<std::string_view>& t,
+                 std::size_t ti)
+{
+    if (pi == p.size()) return ti == t.size();
+    if (p[pi] == "#") {
+        for (std::size_t k = ti; k <= t.size(); ++k)
+            if (match_words(p, pi + 1, t, k)) return true;
+        return false;
+    }
+    if (p[pi] == ">") return ti < t.size();
+    if (ti == t.size()) return false;
+    if (p[pi] != "*" && p[pi] != t[ti]) return false;
+    return match_words(p, pi + 1, t, ti + 1);
+}
+
 // "/topic/<name>" or "/queue/<name>" with a name RabbitMQ would accept too (no '/').
 struct destination_name {
     bool topic = false;
+    bool wildcard = false;
     std::string name;
 };
-std::optional<destination_name> parse_destination(std::string_view dest)
+std::optional<destination_name> parse_destination(std::string_view dest, bool allow_wildcards = false)
 {
     destination_name d;
     if (dest.starts_with(topic_prefix)) {
@@ -94,8 +150,48 @@ std::optional<destination_name> parse_destination(std::string_view dest)
     } else {
         return std::nullopt;
     }
-    if (!valid_name(d.name)) return std::nullopt;
-    return d;
+    if (valid_name(d.name)) return d;
+    if (allow_wildcards && d.topic && valid_pattern(d.name)) {
+        d.wildcard = true;
+        return d;
+    }
+    return std::nullopt;
+}
+
+// The strings a read permission must match for a wildcard subscription to be allowed: each
+// wildcard word becomes a character no pattern holds, which only a permission's `*` can match,
+// so the permission covers every destination the wildcard can reach; `#` also stands for no
+// words at all ("a.#" reaches "a" too).
+std::vector<std::string> coverage_probes(std::string_view prefix, std::string_view name)
+{
+    constexpr char any = '\x01';
+    std::vector<std::string> out{std::string(prefix)};
+    bool first = true;
+    for (auto w : words(name)) {
+        std::vector<std::string> next;
+        for (auto& o : out) {
+            std::string sep = first || o.size() == prefix.size() ? "" : ".";
+            if (w == "#") next.push_back(o);  // no words
+            next.push_back(o + sep + (wildcard_word(w) ? std::string(1, any) : std::string(w)));
+        }
+        out = std::move(next);
+        first = false;
+    }
+    return out;
+}
+
+std::size_t cost(const message& m)
+{
+    std::size_t n = m.body.size() + 64;
+    for (auto& [k, v] : m.headers) n += k.size() + v.size();
+    return n;
+}
+
+std::size_t cost(const frame& f)
+{
+    std::size_t n = f.body.size() + 64;
+    for (auto& [k, v] : f.headers) n += k.size() + v.size();
+    return n;
 }
 
 std::optional<stomp_version> negotiate(std::string_view accept)
@@ -134,7 +230,10 @@ struct broker_core::impl {
     std::map<session_id, std::unique_ptr<session>> sessions;
     std::map<std::string, std::unique_ptr<queue>> queues;
     std::map<std::string, std::set<queue*>> bindings;  // topic → queues
-    std::map<std::string, std::vector<session_id>> blocked;  // queue name → producers waiting
+    std::map<std::string, std::set<queue*>> wildcard_bindings;  // topic pattern → queues
+    // queue name → producers waiting; "" for the broker-wide memory mark
+    std::map<std::string, std::vector<session_id>> blocked;
+    std::map<std::string, std::size_t, std::less<>> destinations_of;  // login → queues it created
     session_id next_session = 0;
     bool in_commit = false;  // a COMMIT's SENDs are all-or-error, never parked halfway
     std::uint64_t next_seq = 0;
@@ -165,6 +264,32 @@ struct broker_core::impl {
         (after_persist ? out.after_persist : out.frames).push_back({s.id, std::move(rf)});
     }
 
+    void bind(queue& q, const std::string& topic)
+    {
+        q.topic = topic;
+        auto parsed = parse_destination(std::string(topic_prefix) + topic, true);
+        (parsed && parsed->wildcard ? wildcard_bindings : bindings)[topic].insert(&q);
+    }
+
+    // A queue a session's SEND or SUBSCRIBE creates counts against its login.
+    queue* get_queue_for(session& s, const std::string& name, actions& out, std::string_view receipt_id)
+    {
+        if (auto it = queues.find(name); it != queues.end()) return it->second.get();
+        auto& n = destinations_of[s.login];
+        if (opts.max_destinations_per_user && n >= opts.max_destinations_per_user) {
+            ++stats.denied;
+            error(s, out, "Too many destinations",
+                  "user '" + s.login + "' has created its maximum of " +
+                      std::to_string(opts.max_destinations_per_user) + " queues",
+                  receipt_id);
+            return nullptr;
+        }
+        ++n;
+        auto& q = get_queue(name, true);
+        q.creator = s.login;
+        return &q;
+    }
+
     queue& get_queue(const std::string& name, bool durable)
     {
         auto& q = queues[name];
@@ -179,25 +304,61 @@ struct broker_core::impl {
     void delete_queue(queue* q)
     {
         if (!q->topic.empty()) {
-            auto it = bindings.find(q->topic);
-            if (it != bindings.end()) {
-                it->second.erase(q);
-                if (it->second.empty()) bindings.erase(it);
+            for (auto* b : {&bindings, &wildcard_bindings}) {
+                auto it = b->find(q->topic);
+                if (it != b->end()) {
+                    it->second.erase(q);
+                    if (it->second.empty()) b->erase(it);
+                }
             }
         }
+        if (q->creator) {
+            auto it = destinations_of.find(*q->creator);
+            if (it != destinations_of.end() && --it->second == 0) destinations_of.erase(it);
+        }
+        release(*q, q->bytes);
         queues.erase(q->name);
     }
 
-    // Pushes a message into a queue. Returns false if a durable queue is full.
+    void hold(queue& q, std::size_t n)
+    {
+        q.bytes += n;
+        stats.held_bytes += n;
+    }
+    void release(queue& q, std::size_t n)
+    {
+        n = std::min(n, q.bytes);
+        q.bytes -= n;
+        stats.held_bytes -= std::min(n, stats.held_bytes);
+    }
+
+    // Room for `n` more bytes in a durable queue: its depth and byte limit. One message bigger
+    // than the byte limit still goes into an empty queue, so it never waits for good.
+    bool has_room(const queue& q, std::size_t n) const
+    {
+        if (q.ready.size() >= opts.max_queue_depth) return false;
+        return !opts.max_queue_bytes || q.bytes == 0 || q.bytes + n <= opts.max_queue_bytes;
+    }
+    bool memory_high(std::size_t n) const
+    {
+        return opts.max_memory && stats.held_bytes > 0 && stats.held_bytes + n > opts.max_memory;
+    }
+
+    // Pushes a message into a queue; a slow non-durable subscriber's backlog drops its oldest.
     void enqueue(queue& q, const message_ptr& m, actions& out)
     {
+        const std::size_t n = cost(*m);
         if (q.transient) {
-            if (q.ready.size() >= opts.transient_topic_depth) {
+            while (!q.ready.empty() &&
+                   (q.ready.size() >= opts.transient_topic_depth ||
+                    (opts.max_queue_bytes && q.bytes + n > opts.max_queue_bytes))) {
+                release(q, cost(*q.ready.front().msg));
                 q.ready.pop_front();
                 ++stats.dropped_slow;
             }
         }
         q.ready.push_back({m, false});
+        hold(q, n);
         if (q.durable && m->persistent) out.persist.push_back({journal_record::kind::add, q.name, {}, m, 0});
     }
 
@@ -247,11 +408,12 @@ struct broker_core::impl {
             session& s = *target->owner;
             std::string ack_id;
             out.frames.push_back({s.id, message_frame(s, *target, e, ack_id)});
-            std::size_t cost = e.msg->body.size() + 256;
-            s.credit = cost >= s.credit ? 0 : s.credit - cost;
+            std::size_t wire = e.msg->body.size() + 256;
+            s.credit = wire >= s.credit ? 0 : s.credit - wire;
             ++stats.messages_out;
             if (e.redelivered) ++stats.redelivered;
             if (target->ack == ack_mode::automatic) {
+                release(q, cost(*e.msg));
                 if (q.durable && e.msg->persistent)
                     out.persist.push_back({journal_record::kind::remove, q.name, {}, {}, e.msg->seq});
             } else {
@@ -269,11 +431,15 @@ struct broker_core::impl {
     {
         auto it = blocked.find(q.name);
         if (it == blocked.end()) return;
-        while (!it->second.empty() && q.ready.size() < opts.max_queue_depth) {
+        while (!it->second.empty()) {
             session_id id = it->second.front();
-            it->second.erase(it->second.begin());
             auto sit = sessions.find(id);
-            if (sit == sessions.end() || !sit->second->blocked_send) continue;
+            if (sit == sessions.end() || !sit->second->blocked_send) {
+                it->second.erase(it->second.begin());
+                continue;
+            }
+            if (!has_room(q, cost(*sit->second->blocked_send))) break;
+            it->second.erase(it->second.begin());
             session& s = *sit->second;
             frame f = std::move(*s.blocked_send);
             s.blocked_send.reset();
@@ -285,6 +451,32 @@ struct broker_core::impl {
             if (it == blocked.end()) return;
         }
         if (it->second.empty()) blocked.erase(it);
+    }
+
+    // Retries producers that waited for the broker-wide memory mark, while memory allows.
+    void release_memory(actions& out)
+    {
+        for (;;) {
+            auto it = blocked.find("");
+            if (it == blocked.end()) return;
+            if (it->second.empty()) {
+                blocked.erase(it);
+                return;
+            }
+            session_id id = it->second.front();
+            auto sit = sessions.find(id);
+            if (sit != sessions.end() && sit->second->blocked_send && memory_high(cost(*sit->second->blocked_send)))
+                return;
+            it->second.erase(it->second.begin());
+            if (it->second.empty()) blocked.erase(it);
+            if (sit == sessions.end() || !sit->second->blocked_send) continue;
+            session& s = *sit->second;
+            frame f = std::move(*s.blocked_send);
+            s.blocked_send.reset();
+            s.blocked_on.clear();
+            on_send(s, std::move(f), out);
+            if (!s.blocked_send) out.unblocked.push_back(id);
+        }
     }
 
     // Returns unacknowledged deliveries of `sub` to the front of its queue, in order.
@@ -319,7 +511,7 @@ struct broker_core::impl {
 
     // ---- frames -----------------------------------------------------------------------------
 
-    void on_connect(session& s, const frame& f, actions& out)
+    void on_connect(session& s, const frame& f, actions& out, const std::string_view* verified = nullptr)
     {
         if (s.connected) return error(s, out, "Already connected");
         auto accept = f.find("accept-version");
@@ -338,17 +530,27 @@ struct broker_core::impl {
             }
         }
         std::string login(f.get("login"));
-        if (auth.authenticate) {
-            auto why = auth.authenticate(login, f.get("passcode"));
-            if (!why.empty()) {
-                ++stats.auth_failures;
-                return error(s, out, "Access refused for user '" + login + "'", why);
-            }
+        std::string why;
+        if (verified) why = std::string(*verified);
+        else if (auth.authenticate) why = auth.authenticate(login, f.get("passcode"));
+        if (!why.empty()) {
+            ++stats.auth_failures;
+            return error(s, out, "Access refused for user '" + login + "'", why);
         }
+        std::string client_id(f.get("client-id"));
+        if (!client_id.empty())
+            // ActiveMQ refuses a second connection with a live client-id (InvalidClientIDException)
+            // rather than splitting a durable subscription's messages between the two. Scoped
+            // to the login, so one user cannot lock another out by taking its client-id.
+            for (auto& [_, other] : sessions)
+                if (other.get() != &s && other->connected && other->login == login && other->client_id == client_id)
+                    return error(s, out, "Client-id in use",
+                                 "client-id '" + client_id + "' is already connected (session " +
+                                     std::to_string(other->id) + ")");
         s.connected = true;
         s.ver = *v;
         s.login = login;
-        s.client_id = std::string(f.get("client-id"));
+        s.client_id = std::move(client_id);
         frame c("CONNECTED");
         c.add("version", bus::stomp::to_string(*v));  // RabbitMQ and ActiveMQ say 1.0 too
         c.add("server", opts.server_name);
@@ -369,31 +571,81 @@ struct broker_core::impl {
         out.frames.push_back({s.id, std::move(c)});
     }
 
+    // A SEND's destination and write permission; on refusal the session gets its ERROR.
+    std::optional<destination_name> check_send(session& s, const frame& f, actions& out)
+    {
+        std::string dest(f.get("destination"));
+        std::string_view receipt_id = f.get("receipt");
+        if (dest.empty()) {
+            error(s, out, "Missing destination", "SEND needs a destination header", receipt_id);
+            return std::nullopt;
+        }
+        auto parsed = parse_destination(dest);  // never a wildcard: a SEND names one destination
+        if (!parsed) {
+            // The names RabbitMQ accepts, so a site can move to it unchanged (no '/' inside).
+            error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
+            return std::nullopt;
+        }
+        if (auth.permit && !auth.permit(s.login, dest, true)) {
+            ++stats.denied;
+            error(s, out, "Access refused", "user '" + s.login + "' may not write to " + dest, receipt_id);
+            return std::nullopt;
+        }
+        return parsed;
+    }
+
+    // Whether `login` may read everything a (wildcard) destination can deliver.
+    bool may_read(std::string_view login, const std::string& dest)
+    {
+        if (!auth.permit) return true;
+        auto parsed = parse_destination(dest, true);
+        if (!parsed || !parsed->wildcard) return auth.permit(login, dest, false);
+        for (auto& probe : coverage_probes(topic_prefix, parsed->name))
+            if (!auth.permit(login, probe, false)) return false;
+        return true;
+    }
+
     void on_send(session& s, const frame& f, actions& out)
     {
         std::string dest(f.get("destination"));
         std::string_view receipt_id = f.get("receipt");
-        if (dest.empty()) return error(s, out, "Missing destination", "SEND needs a destination header", receipt_id);
-        auto parsed = parse_destination(dest);
-        if (!parsed)
-            // The names RabbitMQ accepts, so a site can move to it unchanged (no '/' inside).
-            return error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
+        auto parsed = check_send(s, f, out);
+        if (!parsed) return;
         const bool is_queue = !parsed->topic;
         const std::string& name = parsed->name;
-        if (auth.permit && !auth.permit(s.login, dest, true)) {
-            ++stats.denied;
-            return error(s, out, "Access refused",
-                         "user '" + s.login + "' may not write to " + dest, receipt_id);
-        }
         std::vector<queue*> targets;
         if (is_queue) {
-            targets.push_back(&get_queue(dest, true));
-        } else if (auto it = bindings.find(name); it != bindings.end()) {
-            targets.assign(it->second.begin(), it->second.end());
+            auto* q = get_queue_for(s, dest, out, receipt_id);
+            if (!q) return;
+            targets.push_back(q);
+        } else {
+            std::set<queue*> all;
+            if (auto it = bindings.find(name); it != bindings.end()) all = it->second;
+            if (!wildcard_bindings.empty()) {
+                auto tw = words(name);
+                for (auto& [pattern, qs] : wildcard_bindings)
+                    if (match_words(words(pattern), 0, tw, 0)) all.insert(qs.begin(), qs.end());
+            }
+            targets.assign(all.begin(), all.end());
+        }
+        const std::size_t size = cost(f);
+        // The broker-wide high-water mark (RabbitMQ's memory alarm): publishers wait.
+        if (!targets.empty() && memory_high(size)) {
+            if (opts.block_when_full && !in_commit) {
+                ++stats.memory_blocked;
+                s.blocked_send = f;
+                s.blocked_on.clear();
+                blocked[""].push_back(s.id);
+                out.blocked.push_back(s.id);
+                return;
+            }
+            ++stats.rejected_full;
+            return error(s, out, "Broker memory limit reached",
+                         "the broker holds its maximum of message bytes; retry later", receipt_id);
         }
         // Room in every target first, so a message is never in some queues and not others.
         for (auto* q : targets) {
-            if (q->transient || q->ready.size() < opts.max_queue_depth) continue;
+            if (q->transient || has_room(*q, size)) continue;
             if (opts.block_when_full && !in_commit) {
                 // Back-pressure: the producer waits; the I/O layer stops reading from it.
                 ++stats.blocked_sends;
@@ -404,7 +656,8 @@ struct broker_core::impl {
                 return;
             }
             ++stats.rejected_full;
-            return error(s, out, "Queue full", q->name + " holds its maximum of messages; retry later", receipt_id);
+            return error(s, out, "Queue full", q->name + " holds its maximum of messages or bytes; retry later",
+                         receipt_id);
         }
         auto m = std::make_shared<message>();
         m->seq = ++next_seq;
@@ -429,12 +682,16 @@ struct broker_core::impl {
         if (s.subs.count(id)) return error(s, out, "Duplicate subscription id", "id '" + id + "' is in use", receipt_id);
         if (s.subs.size() >= opts.max_subscriptions)
             return error(s, out, "Too many subscriptions", {}, receipt_id);
-        auto parsed = parse_destination(dest);
+        auto parsed = parse_destination(dest, true);
         if (!parsed)
             return error(s, out, "Invalid destination", "'" + dest + "' is not a valid destination", receipt_id);
         const bool is_queue = !parsed->topic;
         const std::string& name = parsed->name;
-        if (auth.permit && !auth.permit(s.login, dest, false)) {
+        // A wildcard is allowed only if the read permissions cover every destination it can
+        // reach: checked once here, as RabbitMQ checks a binding key against the topic
+        // permissions and ActiveMQ checks a wildcard consumer against its read ACL when it
+        // subscribes (neither filters per message).
+        if (!may_read(s.login, dest)) {
             ++stats.denied;
             return error(s, out, "Access refused", "user '" + s.login + "' may not read " + dest, receipt_id);
         }
@@ -456,7 +713,8 @@ struct broker_core::impl {
             }
         queue* q = nullptr;
         if (is_queue) {
-            q = &get_queue(dest, true);
+            q = get_queue_for(s, dest, out, receipt_id);
+            if (!q) return;
         } else {
             std::string durable_key;
             if (auto an = f.find("activemq.subscriptionName"); an && !an->empty()) {
@@ -464,7 +722,10 @@ struct broker_core::impl {
                     return error(s, out, "Missing client-id",
                                  "a durable subscription (activemq.subscriptionName) needs client-id on CONNECT",
                                  receipt_id);
-                durable_key = "amq:" + s.client_id + ":" + std::string(*an);
+                // Keyed by login too (as the RabbitMQ style is): another user with the same
+                // client-id and name gets a subscription of its own, never this one's backlog.
+                durable_key = "amq:" + std::to_string(s.login.size()) + ":" + s.login + ":" + s.client_id + ":" +
+                              std::string(*an);
             } else if ((f.get("durable") == "true" || f.get("persistent") == "true") &&
                        f.get("auto-delete") != "true") {
                 // Scoped like a RabbitMQ queue name: per user and destination, not just the id.
@@ -476,17 +737,16 @@ struct broker_core::impl {
                 if (existed && queues[qname]->topic != name)
                     return error(s, out, "Durable subscription in use",
                                  "durable subscription '" + qname.substr(8) + "' listens to another topic", receipt_id);
-                q = &get_queue(qname, true);
+                q = get_queue_for(s, qname, out, receipt_id);
+                if (!q) return;
                 if (!existed) {
-                    q->topic = name;
-                    bindings[name].insert(q);
+                    bind(*q, name);
                     out.persist.push_back({journal_record::kind::bind, qname, name, {}, 0});
                 }
             } else {
                 q = &get_queue("transient:" + std::to_string(s.id) + ":" + id, false);
                 q->transient = true;
-                q->topic = name;
-                bindings[name].insert(q);
+                bind(*q, name);
             }
         }
         sub->q = q;
@@ -541,6 +801,7 @@ struct broker_core::impl {
         for (auto it = first; it != end;) {
             auto& d = it->second;
             if (positive) {
+                release(*q, cost(*d.e.msg));
                 if (q->durable && d.e.msg->persistent)
                     out.persist.push_back({journal_record::kind::remove, q->name, {}, {}, d.e.msg->seq});
             } else {
@@ -567,11 +828,20 @@ struct broker_core::impl {
             if (it == s.transactions.end())
                 return error(s, out, "Unknown transaction", "transaction '" + std::string(*tx) + "' was not begun",
                              f.get("receipt"));
-            if (it->second.size() >= 10000) return error(s, out, "Transaction too large", {}, f.get("receipt"));
+            if (it->second.frames.size() >= 10000) return error(s, out, "Transaction too large", {}, f.get("receipt"));
+            // Checked when sent, not only at COMMIT: a user may not park what it may not send.
+            if (c == "SEND" && !check_send(s, f, out)) return;
+            const std::size_t size = cost(f);
+            if (s.tx_bytes + size > opts.max_transaction_bytes)
+                return error(s, out, "Transaction too large",
+                             "open transactions may hold " + std::to_string(opts.max_transaction_bytes) + " bytes",
+                             f.get("receipt"));
             receipt(s, f, out);
             f.erase("receipt");
             f.erase("transaction");
-            it->second.push_back(std::move(f));
+            it->second.frames.push_back(std::move(f));
+            it->second.bytes += size;
+            s.tx_bytes += size;
             return;
         }
         if (c == "SEND") return on_send(s, f, out);
@@ -593,7 +863,8 @@ struct broker_core::impl {
             }
             auto it = s.transactions.find(tx);
             if (it == s.transactions.end()) return error(s, out, "Unknown transaction", tx, f.get("receipt"));
-            auto frames = std::move(it->second);
+            auto frames = std::move(it->second.frames);
+            s.tx_bytes -= std::min(s.tx_bytes, it->second.bytes);
             s.transactions.erase(it);
             const std::size_t persisted_before = out.persist.size();
             if (c == "COMMIT") {
@@ -640,6 +911,35 @@ void broker_core::on_frame(session_id id, frame f, actions& out)
     auto it = impl_->sessions.find(id);
     if (it == impl_->sessions.end()) return;
     impl_->apply(*it->second, std::move(f), out);
+    impl_->release_memory(out);
+}
+
+void broker_core::on_connect_verified(session_id id, frame f, std::string_view auth_error, actions& out)
+{
+    auto it = impl_->sessions.find(id);
+    if (it == impl_->sessions.end()) return;
+    impl_->on_connect(*it->second, f, out, &auth_error);
+}
+
+void broker_core::recheck_permissions(actions& out)
+{
+    auto& d = *impl_;
+    for (auto& [id, s] : d.sessions) {
+        if (!s->connected) continue;
+        for (auto& [sid, sub] : s->subs) {
+            if (d.may_read(s->login, sub->destination)) continue;
+            ++stats_.revoked;
+            frame e("ERROR");
+            e.add("message", "Access refused");
+            e.add("subscription", sid);
+            e.add("content-type", "text/plain");
+            e.body = "user '" + s->login + "' may no longer read " + sub->destination;
+            out.frames.push_back({id, std::move(e)});
+            out.close.push_back(id);
+            s->connected = false;  // nothing more is delivered to it
+            break;
+        }
+    }
 }
 
 void broker_core::close(session_id id, actions& out)
@@ -658,6 +958,7 @@ void broker_core::close(session_id id, actions& out)
     for (auto& [sid, _] : s.subs) ids.push_back(sid);
     for (auto& sid : ids) impl_->remove_subscription(s, *s.subs.at(sid), false, out);
     impl_->sessions.erase(it);
+    impl_->release_memory(out);
     // Frames for a closed session are dropped by the I/O layer.
 }
 
@@ -674,6 +975,7 @@ void broker_core::on_written(session_id id, std::size_t bytes, actions& out)
     bool was_empty = s.credit == 0;
     s.credit = std::min(impl_->opts.session_credit_bytes, s.credit + bytes);
     if (was_empty) on_writable(id, out);
+    impl_->release_memory(out);
 }
 
 void broker_core::on_writable(session_id id, actions& out)
@@ -692,9 +994,7 @@ void broker_core::replay(const journal_record& r)
     auto& d = *impl_;
     switch (r.what) {
     case journal_record::kind::bind: {
-        auto& q = d.get_queue(r.queue, true);
-        q.topic = r.topic;
-        d.bindings[r.topic].insert(&q);
+        d.bind(d.get_queue(r.queue, true), r.topic);
         break;
     }
     case journal_record::kind::unbind:
@@ -704,6 +1004,7 @@ void broker_core::replay(const journal_record& r)
         if (!r.msg) break;
         auto& q = d.get_queue(r.queue, true);
         q.ready.push_back({r.msg, false});
+        d.hold(q, cost(*r.msg));
         d.next_seq = std::max(d.next_seq, r.msg->seq);
         break;
     }
@@ -711,7 +1012,10 @@ void broker_core::replay(const journal_record& r)
         if (auto it = d.queues.find(r.queue); it != d.queues.end()) {
             auto& ready = it->second->ready;
             auto m = std::find_if(ready.begin(), ready.end(), [&](const entry& e) { return e.msg->seq == r.seq; });
-            if (m != ready.end()) ready.erase(m);
+            if (m != ready.end()) {
+                d.release(*it->second, cost(*m->msg));
+                ready.erase(m);
+            }
         }
         break;
     }

@@ -91,6 +91,17 @@ struct core_options {
     /// Bytes of MESSAGE frames a session may have handed to the I/O layer and not yet written
     /// (replenished by `on_written`): one dispatch can never flood one connection.
     std::size_t session_credit_bytes = 4 * 1024 * 1024;
+    /// Bytes of messages one queue holds (ready and in flight); a full queue blocks or refuses
+    /// its producers, a non-durable subscriber's backlog drops its oldest. 0 = no limit.
+    std::size_t max_queue_bytes = 256 * 1024 * 1024;
+    /// Broker-wide high-water mark for message bytes held in queues (RabbitMQ's memory alarm):
+    /// above it every SEND that would be stored waits (`block_when_full`) or is refused.
+    /// 0 = no limit.
+    std::size_t max_memory = 1024ull * 1024 * 1024;
+    /// Queues (named queues and durable subscriptions) one login may create. 0 = no limit.
+    std::size_t max_destinations_per_user = 1000;
+    /// Bytes of SENDs one session may hold in open transactions.
+    std::size_t max_transaction_bytes = 16 * 1024 * 1024;
     std::uint32_t heartbeat_min_ms = 1000;      ///< lower bound for negotiated heart-beats
     std::uint32_t heartbeat_server_ms = 10000;  ///< what the broker offers to send/expect
 };
@@ -105,6 +116,9 @@ struct core_stats {
     std::uint64_t auth_failures = 0;
     std::uint64_t denied = 0;
     std::uint64_t protocol_errors = 0;
+    std::uint64_t memory_blocked = 0;       ///< SENDs that waited for the broker-wide memory mark
+    std::uint64_t revoked = 0;              ///< subscriptions ended by a permission reload
+    std::size_t held_bytes = 0;             ///< message bytes held in queues now
 };
 
 /// Per-session heart-beat agreement, for the I/O layer's timers.
@@ -131,6 +145,13 @@ public:
     /// Whether the session's subscribers may take more auto-ack messages (set by the I/O layer
     /// from its bounded send queue).
     void set_congested(session_id s, bool congested);
+
+    /// A CONNECT whose credentials the I/O layer already verified (off the I/O thread):
+    /// `auth_error` empty = accepted, else the reason for refusing it.
+    void on_connect_verified(session_id s, bus::stomp::frame f, std::string_view auth_error, actions& out);
+    /// Permissions changed (SIGHUP): subscriptions no longer allowed end with an ERROR to their
+    /// session (RabbitMQ closes the channel; a STOMP session is its one channel).
+    void recheck_permissions(actions& out);
 
     /// Start-up: re-applies journal records (no actions result).
     void replay(const journal_record& r);

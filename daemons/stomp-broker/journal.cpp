@@ -2,10 +2,13 @@
 
 #include "bus/detail/files.hpp"
 
+#include <boost/crc.hpp>
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -16,9 +19,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Record: u32 payload length, u64 FNV-1a checksum of the payload, payload.
-constexpr std::size_t header_size = 12;
+// Format 2: the file starts with `magic`; each record is u32 payload length, u32 CRC32C of the
+// payload, payload. Format 1 (no file header; u32 length, u64 FNV-1a, payload) is still read,
+// and rewritten as format 2 when loaded. A format-1 file cannot start with the magic: read as
+// a length, "DKJ2" is far beyond the record limit.
+constexpr std::string_view magic = "DKJ2\r\n\x1a\n";
+constexpr std::size_t header_size = 8;
+constexpr std::size_t header_size_v1 = 12;
 constexpr std::uint32_t max_record = 64 * 1024 * 1024;
+
+std::uint32_t crc32c(std::string_view s)
+{
+    boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
+    crc.process_bytes(s.data(), s.size());
+    return crc.checksum();
+}
 
 std::uint64_t fnv1a(std::string_view s)
 {
@@ -100,10 +115,12 @@ std::string journal::encode(const journal_record& r)
     }
     std::string out;
     put_u32(out, static_cast<std::uint32_t>(p.size()));
-    put_u64(out, fnv1a(p));
+    put_u32(out, crc32c(p));
     out += p;
     return out;
 }
+
+std::string_view journal::file_header() { return magic; }
 
 journal::journal(fs::path dir, fsync_policy policy) : dir_(std::move(dir)), file_(dir_ / "journal"), policy_(policy)
 {
@@ -135,14 +152,16 @@ std::vector<journal_record> journal::load()
         data.append(buf, static_cast<std::size_t>(n));
     }
     std::vector<journal_record> out;
-    std::size_t pos = 0;
-    while (pos + header_size <= data.size()) {
-        reader h{std::string_view(data).substr(pos, header_size)};
+    const bool v1 = !data.empty() && !std::string_view(data).starts_with(magic);
+    const std::size_t hsize = v1 ? header_size_v1 : header_size;
+    std::size_t pos = v1 || data.empty() ? 0 : magic.size();
+    while (pos + hsize <= data.size()) {
+        reader h{std::string_view(data).substr(pos, hsize)};
         auto len = static_cast<std::uint32_t>(h.num(4));
-        auto sum = h.num(8);
-        if (len > max_record || pos + header_size + len > data.size()) break;
-        std::string_view payload = std::string_view(data).substr(pos + header_size, len);
-        if (fnv1a(payload) != sum || payload.empty()) break;
+        auto sum = h.num(v1 ? 8 : 4);
+        if (len > max_record || pos + hsize + len > data.size()) break;
+        std::string_view payload = std::string_view(data).substr(pos + hsize, len);
+        if ((v1 ? fnv1a(payload) : crc32c(payload)) != sum || payload.empty()) break;
         reader r{payload};
         journal_record rec;
         rec.what = static_cast<journal_record::kind>(r.num(1));
@@ -170,7 +189,13 @@ std::vector<journal_record> journal::load()
         }
         if (!r.ok) break;
         out.push_back(std::move(rec));
-        pos += header_size + len;
+        pos += hsize + len;
+    }
+    if (v1 || data.size() < magic.size()) {
+        // A format-1 journal (or a new, empty one): rewrite what it holds as format 2, so every
+        // later append follows a file header of its own format.
+        rewrite(out);
+        return out;
     }
     if (pos < data.size()) {
         // A crash mid-append leaves a torn record: cut it off so new appends follow intact ones.
@@ -232,19 +257,48 @@ void journal::run()
                 if (batch.back().compaction) break;
             }
         }
-        try {
-            if (batch.size() == 1 && batch[0].compaction) {
-                do_compact(batch[0].records);
-                compacting_ = false;
-                continue;
+        if (batch.size() == 1 && batch[0].compaction) {
+            do_compact(batch[0].records);
+            compacting_ = false;
+            continue;
+        }
+        // Fail-stop while failing: nothing more is acknowledged (producers time out and keep
+        // their messages). The same batch is retried once a second, from where it began, until
+        // it is written (space came back) or `retry_for` has passed (then the broker gives up).
+        const off_t start = ::lseek(fd_, 0, SEEK_END);
+        std::chrono::steady_clock::time_point first_failure{};
+        for (;;) {
+            try {
+                write_batch(batch);
+                if (failed_.exchange(false) && on_state_) on_state_(false, {});
+                break;
+            } catch (const std::exception& e) {
+                if (start >= 0 && ::ftruncate(fd_, start) == 0) ::lseek(fd_, start, SEEK_SET);
+                if (!failed_.exchange(true)) {
+                    first_failure = std::chrono::steady_clock::now();
+                    {
+                        std::lock_guard lk(mu_);
+                        reason_ = e.what();
+                    }
+                    if (on_state_) on_state_(true, e.what());
+                }
             }
-            write_batch(batch);
-        } catch (const std::exception& e) {
-            // Fail-stop: without a journal nothing more is acknowledged (producers time out and
-            // keep their messages); the operator sees why.
-            if (!failed_.exchange(true)) std::fprintf(stderr, "stomp-broker: journal failed: %s\n", e.what());
+            std::unique_lock lk(mu_);
+            if (std::chrono::steady_clock::now() - first_failure >= retry_for_) {
+                gave_up_ = true;
+                lk.unlock();
+                if (on_state_) on_state_(true, "gave up after " + std::to_string(retry_for_.count()) + " s: " + reason());
+                return;
+            }
+            if (cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_; })) return;
         }
     }
+}
+
+std::string journal::reason() const
+{
+    std::lock_guard lk(mu_);
+    return reason_;
 }
 
 void journal::write_batch(std::vector<task>& batch)
@@ -252,7 +306,6 @@ void journal::write_batch(std::vector<task>& batch)
     std::string bytes;
     for (auto& t : batch)
         for (auto& r : t.records) bytes += encode(r);
-    if (failed_) return;
     if (!bytes.empty()) {
         write_all(fd_, bytes, file_);
         if (policy_ == fsync_policy::always && ::fdatasync(fd_) != 0)
@@ -263,24 +316,34 @@ void journal::write_batch(std::vector<task>& batch)
         if (t.done) t.done();
 }
 
-void journal::do_compact(const std::vector<journal_record>& live)
+void journal::rewrite(const std::vector<journal_record>& records)
+{
+    if (!do_compact(records))
+        throw std::runtime_error(file_.string() + ": cannot rewrite the journal in format 2: " + errno_text());
+}
+
+bool journal::do_compact(const std::vector<journal_record>& live)
 {
     fs::path tmp = dir_ / "journal.compact";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return;  // keep appending to the old file; compaction is an optimisation
-    std::string bytes;
+    if (fd < 0) return false;  // keep appending to the old file; compaction is an optimisation
+    std::string bytes(magic);
     for (auto& r : live) bytes += encode(r);
     try {
         write_all(fd, bytes, tmp);
     } catch (...) {
+        int e = errno;
         ::close(fd);
         ::unlink(tmp.c_str());
-        return;
+        errno = e;
+        return false;
     }
     if (::fsync(fd) != 0 || ::rename(tmp.c_str(), file_.c_str()) != 0) {
+        int e = errno;
         ::close(fd);
         ::unlink(tmp.c_str());
-        return;  // keep appending to the old, complete file
+        errno = e;
+        return false;  // keep appending to the old, complete file
     }
     fsync_dir(dir_);
     // The compacted file is the journal now; keep appending through its descriptor.
@@ -288,6 +351,7 @@ void journal::do_compact(const std::vector<journal_record>& live)
     fd_ = fd;
     ::lseek(fd_, 0, SEEK_END);
     appended_ = 0;
+    return true;
 }
 
 } // namespace broker

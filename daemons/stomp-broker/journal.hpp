@@ -9,6 +9,7 @@
 #include "broker.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -42,12 +43,24 @@ public:
     /// Bytes appended since the last compaction.
     std::uint64_t appended_bytes() const noexcept { return appended_.load(); }
     bool compaction_pending() const noexcept { return compacting_.load(); }
-    /// True once a write or fsync failed: nothing is acknowledged any more (fail-stop).
+    /// True while a write or fsync fails: nothing is acknowledged (fail-stop) until a retry of
+    /// the failed batch succeeds.
     bool failed() const noexcept { return failed_.load(); }
+    /// True once retries stopped (`retry_for` passed): the broker must exit non-zero.
+    bool gave_up() const noexcept { return gave_up_.load(); }
+    /// The last failure, for /readyz and the log.
+    std::string reason() const;
+    /// Called on the writer thread when writing starts failing (true, why), recovers (false)
+    /// and gives up (true, why). Set before `start`.
+    void on_state(std::function<void(bool failed, std::string why)> fn) { on_state_ = std::move(fn); }
+    /// How long a failing write is retried before giving up.
+    void retry_for(std::chrono::seconds s) { retry_for_ = s; }
     /// Stops the writer after writing everything queued.
     void stop();
 
     static std::string encode(const journal_record& r);
+    /// What a format-2 journal starts with.
+    static std::string_view file_header();
 
 private:
     struct task {
@@ -57,13 +70,18 @@ private:
     };
     void run();
     void write_batch(std::vector<task>& batch);
-    void do_compact(const std::vector<journal_record>& live);
+    bool do_compact(const std::vector<journal_record>& live);
+    void rewrite(const std::vector<journal_record>& records);
 
     std::filesystem::path dir_;
     std::filesystem::path file_;
     fsync_policy policy_;
     int fd_ = -1;
-    std::mutex mu_;
+    mutable std::mutex mu_;
+    std::string reason_;
+    std::function<void(bool, std::string)> on_state_;
+    std::chrono::seconds retry_for_{300};
+    std::atomic<bool> gave_up_{false};
     std::condition_variable cv_;
     std::deque<task> queue_;
     bool stopping_ = false;

@@ -13,6 +13,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 int main(int argc, char** argv)
@@ -52,6 +53,9 @@ int main(int argc, char** argv)
         broker::access_policy policy;
         if (!cfg.users_file.empty()) policy = broker::access_policy::load_file(cfg.users_file);
 
+        // A file-size limit (RLIMIT_FSIZE) is a write error for the journal to report and retry,
+        // not a signal that kills the broker.
+        std::signal(SIGXFSZ, SIG_IGN);
         boost::asio::io_context io(1);
         broker::server srv(io, cfg.server, policy, *log);
         srv.start();
@@ -82,7 +86,15 @@ int main(int argc, char** argv)
             srv.stop();
             hup.cancel();
         });
+        srv.on_fatal([&] {
+            hup.cancel();
+            term.cancel();
+        });
         io.run();
+        if (srv.failed()) {
+            log->error("stopped: the journal failed; persistent messages since the failure were not acknowledged");
+            return 1;
+        }
         log->info("stopped");
     } catch (const bus::config_error& e) {
         std::cerr << "stomp-broker: " << e.what() << "\n";

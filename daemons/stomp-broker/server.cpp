@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include "bus/detail/race.hpp"
+#include "bus/keepalive.hpp"
 #include "bus/stomp/serializer.hpp"
 #include "bus/url.hpp"
 
@@ -12,12 +13,18 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <deque>
@@ -40,6 +47,45 @@ namespace {
 constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
 
 using bus::detail::capture;
+
+// Descriptors the broker opens are close-on-exec. Asio opens and accepts without
+// SOCK_CLOEXEC (socket_ops.ipp calls plain ::socket/::accept), so it is set right after.
+void set_cloexec(int fd)
+{
+    if (fd >= 0) ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
+}
+
+// A peer-supplied string (a login) made safe for one log line.
+std::string printable(std::string_view s)
+{
+    std::string out;
+    for (unsigned char ch : s.substr(0, 64)) {
+        if (ch < 0x20 || ch == 0x7f || ch == '\\') {
+            static const char* hex = "0123456789abcdef";
+            out += "\\x";
+            out += hex[ch >> 4];
+            out += hex[ch & 15];
+        } else {
+            out.push_back(static_cast<char>(ch));
+        }
+    }
+    if (s.size() > 64) out += "...";
+    return out;
+}
+
+bus::stomp::limits pre_auth_limits(bus::stomp::limits l, std::size_t max_connect_frame)
+{
+    l.max_frame = std::min(l.max_frame, max_connect_frame);
+    l.max_body = std::min(l.max_body, max_connect_frame);
+    l.max_line = std::min(l.max_line, max_connect_frame);
+    l.max_headers = std::min<std::size_t>(l.max_headers, 32);
+    return l;
+}
+
+net::awaitable<std::string> check_credentials(authorizer a, std::string login, std::string passcode)
+{
+    co_return a.authenticate ? a.authenticate(login, passcode) : std::string{};
+}
 
 struct connection {
     connection(net::any_io_executor ex, tcp::socket s, bus::stomp::limits lim)
@@ -65,6 +111,7 @@ struct connection {
     steady::time_point last_rx = steady::now();
     steady::time_point last_tx = steady::now();
     std::string peer;
+    std::string address;  // the source address alone, for the per-source login rate
 
     net::awaitable<std::size_t> read_some(net::mutable_buffer b)
     {
@@ -94,7 +141,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                                      [this](std::string_view u, std::string_view d, bool w) {
                                          return auth.permit(u, d, w);
                                      }}),
-          plain(io), secure(io), admin(io), tls_ctx(ssl::context::tls_server)
+          plain(io), secure(io), admin(io), tls_ctx(ssl::context::tls_server),
+          auth_pool(std::max(1u, opts.auth_workers))
     {
     }
 
@@ -115,6 +163,20 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::uint64_t refused_connections = 0;
     std::uint64_t malformed = 0;
     std::uint64_t heartbeat_timeouts = 0;
+    std::uint64_t accept_errors = 0;
+    std::uint64_t auth_rate_limited = 0;
+    std::uint64_t journal_failures = 0;
+    std::size_t unauthenticated = 0;
+    bool journal_failed = false;
+    std::string journal_reason;
+    bool gave_up = false;
+    std::function<void()> fatal;
+    net::thread_pool auth_pool;
+    struct bucket {
+        double tokens = 0;
+        steady::time_point last;
+    };
+    std::map<std::string, bucket> login_failures;  // per source address
     actions scratch;
 
     // ---- sending ----------------------------------------------------------------------------
@@ -233,9 +295,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
     net::awaitable<void> reader(std::shared_ptr<connection> c)
     {
-        // 16 KiB per connection: 1,000 idle clients cost 16 MB, and big frames still arrive in
-        // a few reads (the parser resumes without rescanning).
-        std::vector<char> tmp(16 * 1024);
+        // 16 KiB per connection once logged in: 1,000 idle clients cost 16 MB, and big frames
+        // still arrive in a few reads (the parser resumes without rescanning). Before that, no
+        // more than a CONNECT may take.
+        std::vector<char> tmp(std::min<std::size_t>(16 * 1024, opts.max_connect_frame));
         for (;;) {
             std::error_code ec;
             while (!c->closing) {
@@ -256,12 +319,22 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 }
                 c->rstart += used;
                 if (c->parser.got() != bus::stomp::parser::item::frame) continue;
-                core.on_frame(c->id, c->parser.release(), scratch);
+                auto f = c->parser.release();
+                if (!c->connected && (f.command == "CONNECT" || f.command == "STOMP")) {
+                    co_await verify_connect(c, std::move(f));
+                    if (!conns.count(c->id)) co_return;
+                } else {
+                    core.on_frame(c->id, std::move(f), scratch);
+                }
                 if (!c->connected) {
                     if (auto v = core.version(c->id)) {
                         c->connected = true;
+                        --unauthenticated;
                         c->ver = *v;
+                        // Logged in: the configured frame limits apply from here on.
+                        c->parser = bus::stomp::parser(opts.limits);
                         c->parser.set_version(*v);
+                        tmp.resize(16 * 1024);
                     }
                 }
                 apply(scratch);
@@ -284,7 +357,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 c->rbuf.erase(0, c->rstart);
                 c->rstart = 0;
             }
-            std::size_t n = co_await c->read_some(net::buffer(tmp));
+            std::size_t n = co_await c->read_some(net::buffer(tmp));  // `tmp` sized for the state
             c->last_rx = steady::now();
             c->rbuf.append(tmp.data(), n);
         }
@@ -333,42 +406,93 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     net::awaitable<void> watchdog(std::shared_ptr<connection> c)
     {
         net::steady_timer t(co_await net::this_coro::executor);
-        for (;;) {
+        while (!c->connected) {
             auto now = steady::now();
-            auto next = now + milliseconds(1000);
-            if (!c->connected) {
-                if (now - c->opened >= opts.connect_timeout) {
-                    log.info("broker: {} sent no CONNECT within {} ms", c->peer, opts.connect_timeout.count());
-                    co_return;
-                }
-                next = std::min(next, c->opened + opts.connect_timeout);
-            } else if (auto hb = core.heartbeat(c->id)) {
-                if (hb->send_ms > 0) {
-                    // A little early: the client measures from its side, and timers fire late.
-                    auto every = milliseconds(hb->send_ms - std::min<std::uint32_t>(hb->send_ms / 10, 1000));
-                    if (now - c->last_tx >= every && c->queue.empty()) {
-                        enqueue(*c, "\n");
-                        c->last_tx = now;
-                    }
-                    // A write in progress is traffic already; look again a period from now.
-                    next = std::min(next, c->queue.empty() ? c->last_tx + every : now + every);
-                }
-                if (hb->expect_ms > 0 && c->blocked) c->last_rx = now;  // we stopped reading, not it
-                if (hb->expect_ms > 0) {
-                    // Twice the promised interval, as RabbitMQ allows, plus scheduling slack.
-                    auto limit = milliseconds(static_cast<std::int64_t>(hb->expect_ms) * 2 + 200);
-                    if (now - c->last_rx >= limit) {
-                        ++heartbeat_timeouts;
-                        log.info("broker: {} (session {}) missed heart-beats for {} ms: closing", c->peer, c->id,
-                                 limit.count());
-                        co_return;
-                    }
-                    next = std::min(next, c->last_rx + limit);
-                }
+            if (now - c->opened >= opts.connect_timeout) {
+                log.info("broker: {} sent no CONNECT within {} ms", c->peer, opts.connect_timeout.count());
+                co_return;
             }
-            t.expires_at(next);
+            t.expires_at(std::min(now + milliseconds(1000), c->opened + opts.connect_timeout));
             co_await t.async_wait(tuple_awaitable);
         }
+        auto hb = core.heartbeat(c->id);
+        if (!hb) co_return;
+        // libbus's liveness rule (bus::keepalive), from the broker's side: heart-beats as
+        // negotiated, a little early (the client measures from its side, and timers fire late);
+        // silence for `heartbeat_grace` promised intervals (plus scheduling slack) is death.
+        bus::keepalive_config kc;
+        if (hb->send_ms > 0) kc.send_every = milliseconds(hb->send_ms - std::min<std::uint32_t>(hb->send_ms / 10, 1000));
+        if (hb->expect_ms > 0) {
+            kc.expect_every = milliseconds(hb->expect_ms);
+            kc.grace = opts.heartbeat_grace + 200.0 / hb->expect_ms;
+        }
+        if (kc.send_every.count() == 0 && kc.expect_every.count() == 0) {
+            // No heart-beats: TCP keepalive only. Ending the watchdog would end the connection.
+            t.expires_at(steady::time_point::max());
+            co_await t.async_wait(tuple_awaitable);
+            co_return;
+        }
+        auto seen_rx = c->last_rx, seen_tx = c->last_tx;
+        bus::keepalive ka(kc, steady::now());
+        for (;;) {
+            auto now = steady::now();
+            if (c->last_rx != seen_rx) ka.on_rx(seen_rx = c->last_rx);
+            if (c->last_tx != seen_tx) ka.on_tx(seen_tx = c->last_tx);
+            ka.set_paused(c->blocked, now);  // we stopped reading, not it
+            switch (ka.on_tick(now)) {
+            case bus::keepalive_action::send_heartbeat:
+                // A write in progress is traffic already.
+                if (c->queue.empty()) enqueue(*c, "\n");
+                c->last_tx = seen_tx = now;
+                ka.on_tx(now);
+                break;
+            case bus::keepalive_action::dead:
+                ++heartbeat_timeouts;
+                log.info("broker: {} (session {}) missed heart-beats for {} ms: closing", c->peer, c->id,
+                         static_cast<long long>(static_cast<double>(hb->expect_ms) * kc.grace));
+                co_return;
+            default: break;
+            }
+            t.expires_at(std::min(ka.next_deadline(), now + milliseconds(1000)));
+            co_await t.async_wait(tuple_awaitable);
+        }
+    }
+
+    // A CONNECT's credentials are checked on the worker pool: a slow PBKDF2 never stalls the
+    // I/O thread. A source with too many recent failures is refused without a check.
+    net::awaitable<void> verify_connect(std::shared_ptr<connection> c, bus::stomp::frame f)
+    {
+        std::string login(f.get("login"));
+        std::string why;
+        auto now = steady::now();
+        auto& b = login_failures.try_emplace(c->address, bucket{static_cast<double>(opts.auth_fail_burst), now}).first->second;
+        b.tokens = std::min<double>(static_cast<double>(opts.auth_fail_burst),
+                                    b.tokens + std::chrono::duration<double>(now - b.last).count() * opts.auth_fail_rate);
+        b.last = now;
+        if (b.tokens < 1) {
+            ++auth_rate_limited;
+            why = "too many failed logins from " + c->address + "; retry later";
+        } else {
+            why = co_await net::co_spawn(auth_pool, check_credentials(auth, login, std::string(f.get("passcode"))),
+                                         net::use_awaitable);
+            if (!why.empty()) {
+                auto& again = login_failures[c->address];  // the map may have changed meanwhile
+                again.tokens = std::max(0.0, again.tokens - 1);
+                again.last = std::max(again.last, now);
+            }
+        }
+        if (login_failures.size() > 4096)  // forget sources whose buckets are full again
+            std::erase_if(login_failures, [&](auto& kv) {
+                return kv.second.tokens + std::chrono::duration<double>(now - kv.second.last).count() * opts.auth_fail_rate >=
+                       static_cast<double>(opts.auth_fail_burst);
+            });
+        if (!conns.count(c->id)) co_return;
+        if (!why.empty())
+            log.warn("broker: authentication failed for user '{}' from {} (session {}): {}", printable(login), c->peer,
+                     c->id, why);
+        core.on_connect_verified(c->id, std::move(f), why, scratch);
+        if (why.empty() && core.version(c->id))
+            log.info("broker: {} (session {}) logged in as '{}'", c->peer, c->id, printable(login));
     }
 
     net::awaitable<void> serve(std::shared_ptr<connection> c, bool use_tls)
@@ -396,6 +520,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         } catch (const std::exception& e) {
             log.info("broker: {} (session {}): {}", c->peer, c->id, e.what());
         }
+        if (!c->connected) --unauthenticated;
+        log.info("broker: {} (session {}) closed", c->peer, c->id);
         conns.erase(c->id);
         persisting.erase(c->id);
         core.close(c->id, scratch);
@@ -406,32 +532,66 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     net::awaitable<void> accept_loop(tcp::acceptor& acc, bool use_tls)
     {
         auto self = shared_from_this();
+        net::steady_timer accept_retry(io);
+        milliseconds accept_backoff{100};
         for (;;) {
             auto [ec, sock] = co_await acc.async_accept(tuple_awaitable);
             if (ec) {
                 if (stopping || ec == net::error::operation_aborted) co_return;
-                log.warn("broker: accept: {}", ec.message());
+                // Out of descriptors (EMFILE/ENFILE) or memory: the pending connection stays
+                // queued, so retrying at once spins. Back off 100 ms doubling to 1 s, and log
+                // once per interval with how often it happened.
+                ++accept_errors;
+                ++accept_errors_since_log;
+                auto now = steady::now();
+                if (now - last_accept_log >= std::chrono::seconds(1)) {
+                    log.warn("broker: accept: {} ({} times; retrying in {} ms)", ec.message(), accept_errors_since_log,
+                             accept_backoff.count());
+                    accept_errors_since_log = 0;
+                    last_accept_log = now;
+                }
+                accept_retry.expires_after(accept_backoff);
+                co_await accept_retry.async_wait(tuple_awaitable);
+                accept_backoff = std::min(accept_backoff * 2, milliseconds(1000));
                 continue;
             }
-            if (conns.size() >= opts.max_connections) {
+            accept_backoff = milliseconds(100);
+            set_cloexec(sock.native_handle());
+            if (conns.size() >= opts.max_connections || unauthenticated >= opts.max_unauthenticated) {
                 ++refused_connections;
                 boost::system::error_code ignored;
                 sock.close(ignored);
                 continue;
             }
             sock.set_option(tcp::no_delay(true));
-            auto c = std::make_shared<connection>(io.get_executor(), std::move(sock), opts.limits);
+            if (opts.tcp_keepalive_idle.count() > 0) {
+                int fd = sock.native_handle();
+                int on = 1, idle = static_cast<int>(opts.tcp_keepalive_idle.count()),
+                    intvl = static_cast<int>(opts.tcp_keepalive_interval.count()), cnt = opts.tcp_keepalive_count;
+                ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+                ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+                ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+                ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+            }
+            auto c = std::make_shared<connection>(io.get_executor(), std::move(sock),
+                                                  pre_auth_limits(opts.limits, opts.max_connect_frame));
             boost::system::error_code pec;
             auto ep = c->socket.remote_endpoint(pec);
-            c->peer = pec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+            c->address = pec ? "?" : ep.address().to_string();
+            c->peer = pec ? "?" : c->address + ":" + std::to_string(ep.port());
             c->id = core.open();
             conns.emplace(c->id, c);
             ++connections_total;
+            ++unauthenticated;
+            log.info("broker: connection from {} (session {}{})", c->peer, c->id, use_tls ? ", TLS" : "");
             net::co_spawn(io, serve(c, use_tls), net::detached);
         }
     }
 
     // ---- admin ------------------------------------------------------------------------------
+
+    std::uint64_t accept_errors_since_log = 0;
+    steady::time_point last_accept_log{};
 
     net::awaitable<void> admin_session(tcp::socket sock)
     {
@@ -458,9 +618,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                     res.result(http::status::ok);
                     res.body() = "ok\n";
                 } else if (req.target() == "/readyz") {
-                    bool ready = !stopping && plain.is_open();
-                    res.result(ready ? http::status::ok : http::status::service_unavailable);
-                    res.body() = ready ? "ready\n" : "not ready\n";
+                    // Ready = accepting and able to keep what it acknowledges.
+                    std::string why = stopping ? "stopping" : !plain.is_open() ? "not listening"
+                                      : journal_failed ? "journal failed: " + journal_reason
+                                                       : "";
+                    res.result(why.empty() ? http::status::ok : http::status::service_unavailable);
+                    res.body() = why.empty() ? "ready\n" : "not ready: " + why + "\n";
                 } else {
                     res.result(http::status::not_found);
                     res.body() = "not found\n";
@@ -478,9 +641,16 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     net::awaitable<void> admin_loop()
     {
         auto self = shared_from_this();
+        net::steady_timer accept_retry(io);
         for (;;) {
             auto [ec, sock] = co_await admin.async_accept(tuple_awaitable);
-            if (ec) co_return;
+            if (ec) {
+                if (stopping || ec == net::error::operation_aborted) co_return;
+                accept_retry.expires_after(milliseconds(500));  // out of descriptors: as above
+                co_await accept_retry.async_wait(tuple_awaitable);
+                continue;
+            }
+            set_cloexec(sock.native_handle());
             net::co_spawn(io, admin_session(std::move(sock)), net::detached);
         }
     }
@@ -510,6 +680,18 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         metric("malformed_frames_total", "counter", "Connections closed for malformed frames.", malformed);
         metric("heartbeat_timeouts_total", "counter", "Connections closed for missed heart-beats.",
                heartbeat_timeouts);
+        metric("connections_unauthenticated", "gauge", "Connections that have not logged in yet.", unauthenticated);
+        metric("accept_errors_total", "counter", "Failed accepts (out of descriptors or memory), retried with back-off.",
+               accept_errors);
+        metric("auth_rate_limited_total", "counter", "CONNECTs refused unchecked after too many failed logins from their source.",
+               auth_rate_limited);
+        metric("memory_blocked_total", "counter", "SENDs that waited for the broker-wide memory high-water mark.",
+               s.memory_blocked);
+        metric("held_bytes", "gauge", "Message bytes held in queues.", s.held_bytes);
+        metric("subscriptions_revoked_total", "counter", "Subscriptions ended by a permission reload.", s.revoked);
+        metric("journal_failed", "gauge", "1 while journal writes fail (nothing persistent is acknowledged).",
+               journal_failed ? 1 : 0);
+        metric("journal_failures_total", "counter", "Times journal writes started failing.", journal_failures);
         m += "# HELP stomp_broker_queue_depth Messages waiting in a queue.\n# TYPE stomp_broker_queue_depth gauge\n";
         std::string inflight =
             "# HELP stomp_broker_queue_in_flight Messages delivered and not yet acknowledged.\n"
@@ -537,6 +719,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         auto [host, port] = parse_listen(spec, key);
         tcp::endpoint ep(net::ip::make_address(host), port);
         acc.open(ep.protocol());
+        set_cloexec(acc.native_handle());
         acc.set_option(tcp::acceptor::reuse_address(true));
         boost::system::error_code ec;
         acc.bind(ep, ec);
@@ -548,6 +731,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     {
         if (!opts.data_dir.empty()) {
             jnl = std::make_unique<journal>(opts.data_dir, opts.fsync);
+            jnl->retry_for(opts.journal_retry);
+            jnl->on_state([self = weak_from_this(), &io = io](bool failed, std::string why) {
+                net::post(io, [self, failed, why = std::move(why)] {
+                    if (auto s = self.lock()) s->journal_state(failed, why);
+                });
+            });
             auto records = jnl->load();
             for (auto& r : records) core.replay(r);
             // Start from a compact file: only what is still live.
@@ -574,6 +763,37 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         }
     }
 
+    void journal_state(bool failed, const std::string& why)
+    {
+        if (failed && jnl->gave_up()) {
+            log.critical("broker: journal {}; stopping (exit status 1)", why);
+            gave_up = true;
+            stop();
+            if (fatal) fatal();
+            return;
+        }
+        if (failed) {
+            ++journal_failures;
+            log.error("broker: journal write failed: {}; persistent messages are not acknowledged until it "
+                      "succeeds (retrying every second for {} s)",
+                      why, opts.journal_retry.count());
+        } else {
+            log.info("broker: journal writable again; persistence resumed");
+        }
+        journal_failed = failed;
+        journal_reason = why;
+    }
+
+    void reload(access_policy policy)
+    {
+        auth = policy.make_authorizer();
+        core.recheck_permissions(scratch);
+        for (auto& f : scratch.frames)
+            if (auto it = conns.find(f.to); it != conns.end())
+                log.info("broker: {} (session {}): {}", it->second->peer, f.to, f.frame.body);
+        apply(scratch);
+    }
+
     void stop()
     {
         if (stopping) return;
@@ -596,12 +816,15 @@ server::server(net::io_context& io, server_options opts, access_policy policy, s
 
 server::~server()
 {
+    impl_->auth_pool.join();
     if (impl_->jnl) impl_->jnl->stop();
 }
 
 void server::start() { impl_->start(); }
 void server::stop() { impl_->stop(); }
-void server::reload(access_policy policy) { impl_->auth = policy.make_authorizer(); }
+void server::reload(access_policy policy) { impl_->reload(std::move(policy)); }
+void server::on_fatal(std::function<void()> fn) { impl_->fatal = std::move(fn); }
+bool server::failed() const { return impl_->gave_up || (impl_->jnl && impl_->jnl->failed()); }
 std::uint16_t server::port() const { return impl_->plain.local_endpoint().port(); }
 std::uint16_t server::tls_port() const { return impl_->secure.is_open() ? impl_->secure.local_endpoint().port() : 0; }
 std::uint16_t server::admin_port() const { return impl_->admin.is_open() ? impl_->admin.local_endpoint().port() : 0; }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,6 +36,29 @@ struct server_options {
     std::size_t max_connections = 10000;
     std::size_t send_queue_bytes = 8 * 1024 * 1024;  ///< per connection; beyond: congested
     std::chrono::milliseconds connect_timeout{10000};   ///< CONNECT must arrive within
+    /// Until CONNECTED a connection may send only a CONNECT of this many bytes (RabbitMQ
+    /// likewise caps frames before authentication)...
+    std::size_t max_connect_frame = 8192;
+    /// ...and at most this many connections may be unauthenticated at once: together they
+    /// bound the memory a peer can make the broker hold before it has logged in.
+    std::size_t max_unauthenticated = 1000;
+    /// TCP keepalive on every accepted socket (RabbitMQ's tcp_listen_options): a peer that
+    /// vanished without a FIN (idle-dropping firewall, dead host) is noticed after
+    /// idle + interval × count seconds even on STOMP 1.0 without heart-beats. idle 0 = off.
+    std::chrono::seconds tcp_keepalive_idle{60};
+    std::chrono::seconds tcp_keepalive_interval{10};
+    int tcp_keepalive_count = 3;
+    /// A client silent for `heartbeat_grace` × its promised heart-beat interval is dead
+    /// (RabbitMQ and ActiveMQ allow two intervals).
+    double heartbeat_grace = 2.0;
+    /// Password checks run on this many worker threads, never on the I/O thread.
+    unsigned auth_workers = 2;
+    /// Failed logins per source address: a bucket of `auth_fail_burst`, refilled at
+    /// `auth_fail_rate` per second; while it is empty, CONNECTs from there are refused unchecked.
+    std::size_t auth_fail_burst = 10;
+    double auth_fail_rate = 1.0;
+    /// A failing journal write is retried this long before the broker gives up (exit 1).
+    std::chrono::seconds journal_retry{300};
     std::uint64_t compact_after_bytes = 64 * 1024 * 1024;
     bus::stomp::limits limits;
     core_options core;
@@ -60,6 +84,12 @@ public:
     std::uint16_t admin_port() const;
     /// Prometheus text exposition of the broker's counters and queues.
     std::string metrics() const;
+    /// True once the broker stopped because it could not do its job (the journal gave up):
+    /// the process exits non-zero so a supervisor restarts it.
+    bool failed() const;
+    /// Runs on the I/O thread when the broker stops by itself (the journal gave up), so the
+    /// caller can release what keeps its io_context running (signal sets).
+    void on_fatal(std::function<void()> fn);
 
     struct impl;
 

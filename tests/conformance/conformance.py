@@ -589,6 +589,44 @@ def t_topic_fanout(ctx, v):
             p.close()
 
 
+# 4b. wildcard topic subscriptions ---------------------------------------------------------------------------
+@case("topic-wildcards", versions=("1.0", "1.2"))
+def t_topic_wildcards(ctx, v):
+    """`*` (one word) everywhere; `#` (zero or more words) on RabbitMQ, `>` (the rest) on ActiveMQ;
+    the embedded broker speaks both dialects. Subscriptions only: the SENDs name plain topics."""
+    base = ctx.topic(f"wild{vtag(v)}")
+    patterns = {"star": f"{base}.events.*"}
+    if ctx.kind in ("rabbitmq", "embedded"):
+        patterns["hash"] = f"{base}.events.#"
+    if ctx.kind in ("activemq", "embedded"):
+        patterns["gt"] = f"{base}.events.>"
+    sub = Peer(ctx, v).start()
+    pub = Peer(ctx, v).start()
+    try:
+        for name, dest in patterns.items():
+            sub.subscribe(dest, name)
+        sends = ["events.push", "events.push.tag", "other.push", "eventsx.push", "events.end"]
+        for i, tail in enumerate(sends):
+            pub.send(f"{base}.{tail}", tail, receipt=f"w{i}")
+        want = {"star": ["events.push", "events.end"],
+                "hash": ["events.push", "events.push.tag", "events.end"],
+                "gt": ["events.push", "events.push.tag", "events.end"]}
+        total = sum(len(want[n]) for n in patterns)
+        sub.wait(lambda: sum(1 for m in sub.messages if m.body == "events.end") >= len(patterns),
+                 "events.end on every wildcard subscription")
+        got = {n: [m.body for m in sub.messages if m.headers.get("subscription") == n] for n in patterns}
+        for n in patterns:
+            check(got[n] == want[n], f"{patterns[n]} got {got[n]}, want {want[n]}")
+        check(len(sub.messages) == total, f"{len(sub.messages)} messages, want {total}")
+        m = sub.messages[0]
+        check(m.headers.get("destination", "").startswith(base + ".events."),
+              f"MESSAGE destination {m.headers.get('destination')!r} names the topic sent to")
+        ctx.info(f"wildcards {sorted(patterns)}: {got}")
+    finally:
+        sub.close()
+        pub.close()
+
+
 # 4. queues -------------------------------------------------------------------------------------------------
 @case("queue-roundrobin")
 def t_queue_rr(ctx, v):

@@ -18,6 +18,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     o.max_queue_depth = 64;
     o.transient_topic_depth = 16;
     o.max_unacked = 8;
+    o.max_queue_bytes = 8 * 1024;  // byte limits, the memory mark and transaction bytes in play
+    o.max_memory = 32 * 1024;
+    o.max_transaction_bytes = 4 * 1024;
+    o.max_destinations_per_user = 16;
     broker::broker_core core(o);
     broker::actions out;
     broker::session_id s[3];

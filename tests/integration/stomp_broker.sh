@@ -204,4 +204,263 @@ echo "rss before ${rss_before} kB, after 80 MB of fan-out to a stalled subscribe
 (( rss_after < 200000 )) && pass "memory bounded with a stalled subscriber (${rss_after} kB)" || bad "RSS grew to ${rss_after} kB"
 kill "$hold_pid" 2>/dev/null || true
 stop TERM
+metric() { # name -> value from /metrics
+  /usr/bin/python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode())' \
+    "http://127.0.0.1:$admin/metrics" | awk -v n="stomp_broker_$1" '$1 == n {print $2}'
+}
+readyz() { # -> "code body"
+  /usr/bin/python3 -c '
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.status, r.read().decode().strip())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode().strip())
+except Exception as e:
+    print(0, e)' "http://127.0.0.1:$admin/readyz"
+}
+start_cfg() { # config file [prefix command...]
+  local cfg=$1; shift
+  "$@" "$broker" -c "$cfg" 2>>"$work/broker.log" &
+  bpid=$!
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$bpid" 2>/dev/null || { echo "broker died:"; tail -20 "$work/broker.log"; return 1; }
+    sleep 0.025
+  done
+  return 1
+}
+
+# 5. Before login only a small CONNECT is read, and unauthenticated connections are bounded.
+cat >"$work/preauth.yaml" <<EOF2
+listen: 127.0.0.1:$port
+admin-listen: 127.0.0.1:$admin
+max-connect-frame: 8192
+max-unauthenticated: 3
+EOF2
+start_cfg "$work/preauth.yaml"
+out=$(/usr/bin/python3 - "$port" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+# A CONNECT that never ends: closed after 8 KiB, not held up to max_frame_size (4 MB).
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+sent, closed = 0, False
+try:
+    s.sendall(b"CONNECT\naccept-version:1.2\nx:")
+    while sent < 4 * 1024 * 1024:
+        s.sendall(b"a" * 65536)
+        sent += 65536
+except OSError:
+    closed = True
+print("big-connect-closed" if closed else "big-connect-held %d" % sent)
+s.close()
+# Three idle connections take every unauthenticated slot: a fourth is closed at once.
+idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+time.sleep(0)  # the broker accepts them in order
+extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+try:
+    print("fourth-closed" if extra.recv(100) == b"" else "fourth-open")
+except (ConnectionResetError, socket.timeout) as e:
+    print("fourth-closed" if isinstance(e, ConnectionResetError) else "fourth-open")
+for x in idle: x.close()
+PY
+)
+grep -q big-connect-closed <<<"$out" && pass "an endless CONNECT is cut off after max-connect-frame" || bad "pre-login frame: $out"
+grep -q fourth-closed <<<"$out" && pass "unauthenticated connections are bounded (max-unauthenticated)" || bad "unauthenticated bound: $out"
+big=$(head -c 100000 /dev/zero | tr '\0' y)
+rc=0
+for _ in $(seq 50); do  # the idle connections' slots free as the broker sees them close
+  rc=0; sc -u "$url" publish -t /queue/big -m "$big" >/dev/null 2>&1 || rc=$?
+  [[ $rc == 0 ]] && break; sleep 0.1
+done
+[[ $rc == 0 ]] && pass "after login the configured frame size applies (100 kB SEND)" || bad "100 kB SEND after login rc=$rc"
+grep -q "connection from 127.0.0.1" "$work/broker.log" && pass "connections are logged" || bad "no connection log line"
+stop TERM
+
+# 6. Password checks run off the I/O thread, unknown users cost the same, failures are rate-limited.
+slowhash=$(/usr/bin/python3 -c '
+import hashlib, os
+salt = os.urandom(16); n = 2000000
+print("pbkdf2-sha256$%d$%s$%s" % (n, salt.hex(), hashlib.pbkdf2_hmac("sha256", b"right", salt, n).hex()))')
+cat >"$work/users6.yaml" <<EOF2
+users:
+  slow:
+    password: "$slowhash"
+  gitbot:
+    password: "$hash"
+EOF2
+cat >"$work/auth.yaml" <<EOF2
+listen: 127.0.0.1:$port
+admin-listen: 127.0.0.1:$admin
+users-file: $work/users6.yaml
+auth-fail-burst: 3
+auth-fail-rate: 0.01
+EOF2
+start_cfg "$work/auth.yaml"
+out=$(/usr/bin/python3 - "$port" <<'PY'
+import select, socket, sys
+port = int(sys.argv[1])
+slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+slow.sendall(b"CONNECT\naccept-version:1.2\nlogin:slow\npasscode:wrong\n\n\0")
+fast = socket.create_connection(("127.0.0.1", port), timeout=30)
+fast.sendall(b"CONNECT\naccept-version:1.2\nlogin:gitbot\npasscode:s3cret\n\n\0")
+order = []
+pending = {slow: "slow", fast: "fast"}
+while pending:
+    r, _, _ = select.select(list(pending), [], [], 30)
+    if not r: break
+    for s in r:
+        d = s.recv(4096)
+        order.append(pending.pop(s) + ":" + d.split(b"\n")[0].decode())
+print(" ".join(order))
+PY
+)
+[[ $out == "fast:CONNECTED slow:ERROR" ]] && pass "a slow password check does not stall other logins" || bad "auth on the I/O thread: $out"
+rc=0; sc -u "stomp://gitbot:wrong@127.0.0.1:$port" publish -t /topic/x -m x >/dev/null 2>&1 || rc=$?
+rc=0; sc -u "stomp://nobody:wrong@127.0.0.1:$port" publish -t /topic/x -m x >/dev/null 2>&1 || rc=$?
+err=$(/usr/bin/python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"CONNECT\naccept-version:1.2\nlogin:gitbot\npasscode:s3cret\n\n\0")
+print(s.recv(4096).decode(errors="replace").replace("\0", ""))
+PY
+)
+grep -q "too many failed logins" <<<"$err" && [[ $(metric auth_rate_limited_total) -ge 1 ]] \
+  && pass "after auth-fail-burst failures a source is refused unchecked" || bad "rate limit: $err"
+grep -q "authentication failed for user 'slow' from 127.0.0.1" "$work/broker.log" \
+  && pass "authentication failures are logged" || bad "no authentication failure log line"
+stop TERM
+
+# 7. A journal write failure is reported, retried once space returns, and ends in exit 1.
+cat >"$work/jfail.yaml" <<EOF2
+listen: 127.0.0.1:$port
+admin-listen: 127.0.0.1:$admin
+data-dir: $work/jdata
+journal-retry-seconds: 120
+EOF2
+# RLIMIT_FSIZE stands in for a full disk: writes past 200 kB fail with EFBIG until raised
+# (the broker's log too: it starts a fresh file).
+mv "$work/broker.log" "$work/broker-1.log"
+start_cfg "$work/jfail.yaml" prlimit --fsize=200000:unlimited --
+chunk=$(head -c 30000 /dev/zero | tr '\0' j)
+failed_at=0
+for i in $(seq 20); do
+  if ! timeout 20 "$stompctl" -u "$url" --timeout 3 publish -t /queue/jfull -H persistent:true -m "$chunk" >/dev/null 2>&1; then failed_at=$i; break; fi
+done
+[[ $failed_at -gt 0 ]] && pass "a publish beyond the file-size limit is not receipted" || bad "journal never failed"
+read -r code body < <(readyz)
+[[ $code == 503 && $body == *"journal failed"* ]] && pass "/readyz is 503 with the reason ($body)" || bad "/readyz during failure: $code $body"
+[[ $(metric journal_failed) == 1 ]] && pass "stomp_broker_journal_failed is 1" || bad "journal_failed metric: $(metric journal_failed)"
+grep -qE '^\[20[0-9-]+ [0-9:.]+\] .*journal write failed' "$work/broker.log" \
+  && pass "the failure is logged with a timestamp" || bad "journal failure log: $(grep journal "$work/broker.log" | tail -2)"
+prlimit --pid "$bpid" --fsize=unlimited:unlimited
+ok=0
+for _ in $(seq 100); do read -r code body < <(readyz); [[ $code == 200 ]] && { ok=1; break; }; sleep 0.1; done
+rc=0; sc -u "$url" publish -t /queue/jfull -H persistent:true -m after >/dev/null 2>&1 || rc=$?
+[[ $ok == 1 && $rc == 0 && $(metric journal_failed) == 0 ]] && pass "the broker recovers once space returns" || bad "no recovery: ready=$ok rc=$rc"
+stop TERM
+cat >"$work/jgive.yaml" <<EOF2
+listen: 127.0.0.1:$port
+admin-listen: 127.0.0.1:$admin
+data-dir: $work/jdata2
+journal-retry-seconds: 1
+EOF2
+start_cfg "$work/jgive.yaml" prlimit --fsize=100000:unlimited --
+for i in $(seq 10); do timeout 20 "$stompctl" -u "$url" --timeout 2 publish -t /queue/jfull -H persistent:true -m "$chunk" >/dev/null 2>&1 || break; done
+rc=0; timeout 20 tail --pid="$bpid" -f /dev/null || true
+wait "$bpid" || rc=$?
+bpid=
+[[ $rc == 1 ]] && pass "giving up on the journal exits with status 1" || bad "exit status after giving up: $rc"
+
+# 8. SIGHUP ends subscriptions the new permissions no longer allow; 9. TCP keepalive;
+#    every descriptor close-on-exec.
+cat >"$work/users8.yaml" <<EOF2
+users:
+  gitbot:
+    password: "$hash"
+    read: ["/topic/future.*"]
+    write: ["/topic/future.*"]
+EOF2
+cat >"$work/hup.yaml" <<EOF2
+listen: 127.0.0.1:$port
+admin_listen: 127.0.0.1:$admin
+users_file: $work/users8.yaml
+data-dir: $work/jdata3
+tcp-keepalive-idle: 7
+tcp-keepalive-interval: 2
+tcp-keepalive-count: 2
+EOF2
+# Started with no inherited descriptor beyond 0-2, so any other is one the broker opened.
+start_cfg "$work/hup.yaml" /usr/bin/python3 -c 'import os, sys; os.closerange(3, 65536); os.execv(sys.argv[1], sys.argv[1:])'
+rm -f "$work/sub8.ready"
+/usr/bin/python3 - "$port" "$work/sub8.ready" >"$work/sub8.out" <<'PY' &
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.sendall(b"CONNECT\naccept-version:1.2\nlogin:gitbot\npasscode:s3cret\n\n\0"
+          b"SUBSCRIBE\ndestination:/topic/future.git\nid:git\nreceipt:r\n\n\0")
+data = b""
+while b"RECEIPT" not in data: data += s.recv(4096)
+open(sys.argv[2], "w").write("ready")
+data = b""
+try:
+    while b"ERROR" not in data:
+        d = s.recv(4096)
+        if not d: break
+        data += d
+except socket.timeout:
+    pass
+print(data.decode(errors="replace").replace("\n", " ").replace("\0", ""))
+PY
+subpid=$!
+for _ in $(seq 200); do [[ -f $work/sub8.ready ]] && break; sleep 0.05; done
+ka=$(ss -tnoH state established "( sport = :$port )" 2>/dev/null || true)
+# idle 7 s, not the kernel's 2 h: the first probe is due within 7 s.
+if [[ $ka =~ timer:\(keepalive,([0-9.]+)(ms|sec) ]] && { [[ ${BASH_REMATCH[2]} == ms ]] || (( ${BASH_REMATCH[1]%.*} <= 7 )); }; then
+  pass "accepted sockets have TCP keepalive (${BASH_REMATCH[1]}${BASH_REMATCH[2]} to the first probe)"
+else
+  bad "no keepalive timer on the accepted socket: $ka"
+fi
+nocloexec=""
+for f in /proc/"$bpid"/fdinfo/*; do
+  fd=${f##*/}; (( fd > 2 )) || continue
+  flags=$(awk '/^flags:/ {print $2}' "$f" 2>/dev/null) || continue
+  [[ -n $flags ]] || continue
+  (( (8#$flags & 8#2000000) != 0 )) || nocloexec+=" $fd:$(readlink "/proc/$bpid/fd/$fd" 2>/dev/null)"
+done
+[[ -z $nocloexec ]] && pass "every descriptor of the broker is close-on-exec" || bad "not close-on-exec:$nocloexec"
+sed -i 's|read: \["/topic/future.\*"\]|read: ["/queue/other"]|' "$work/users8.yaml"
+kill -HUP "$bpid"
+timeout 20 tail --pid="$subpid" -f /dev/null || true
+out=$(cat "$work/sub8.out")
+[[ $out == *ERROR*"subscription:git"* ]] && pass "SIGHUP ends a subscription the new permissions refuse" || bad "revoked subscription: '$out'"
+stop TERM
+
+# 10. Out of descriptors at accept: back off and log once per interval instead of spinning.
+cat >"$work/emfile.yaml" <<EOF2
+listen: 127.0.0.1:$port
+admin-listen: 127.0.0.1:$admin
+EOF2
+touch "$work/broker.log"
+start_cfg "$work/emfile.yaml" prlimit --nofile=32:32 --
+out=$(/usr/bin/python3 - "$port" "$work/broker.log" <<'PY'
+import socket, sys, time
+port, logf = int(sys.argv[1]), sys.argv[2]
+conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(60)]
+# The broker runs out of descriptors accepting these; keep it there for 3 s (the fault window).
+deadline = time.time() + 10
+while time.time() < deadline and "Too many open files" not in open(logf, errors="replace").read():
+    time.sleep(0.05)
+time.sleep(3)
+lines = sum("accept: Too many open files" in l for l in open(logf, errors="replace"))
+for c in conns: c.close()
+print(lines)
+PY
+)
+rc=1
+for _ in $(seq 100); do sc -u "$url" publish -t /topic/after-emfile -m x >/dev/null 2>&1 && { rc=0; break; }; sleep 0.1; done
+errs=$(metric accept_errors_total)
+[[ $out -ge 1 && $out -le 8 && ${errs:-0} -ge 1 && $rc == 0 ]] \
+  && pass "EMFILE at accept: $out log lines in ~3 s, accept_errors_total $errs, serving again afterwards" \
+  || bad "EMFILE: log lines $out, accept_errors_total ${errs:-?}, publish after rc=$rc"
+stop TERM
+
 exit $fail

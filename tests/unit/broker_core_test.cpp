@@ -1,7 +1,10 @@
 // The embedded broker's core, without sockets: frames in, actions out.
 #include "auth.hpp"
 #include "broker.hpp"
+#include "config.hpp"
 #include "journal.hpp"
+
+#include "bus/url.hpp"
 
 #include <doctest/doctest.h>
 
@@ -332,4 +335,304 @@ TEST_CASE("broker - a full queue blocks its producer until a consumer makes room
     CHECK(h.out.unblocked == std::vector<session_id>{p});
     REQUIRE(h.out.after_persist.size() == 1);
     CHECK(h.out.after_persist[0].frame.get("receipt-id") == "r3");
+}
+
+namespace {
+
+access_policy two_users()
+{
+    access_policy pol;
+    pol.anonymous = false;
+    pol.users["alice"] = user{hash_password("a", 1000), {"*"}, {"*"}};
+    pol.users["mallory"] = user{hash_password("m", 1000), {"/topic/future.*", "/queue/*"}, {"/queue/m.*"}};
+    return pol;
+}
+
+} // namespace
+
+TEST_CASE("broker - ActiveMQ-style durable subscriptions belong to their login - a live client-id is refused")
+{
+    harness h({}, two_users().make_authorizer());
+    auto a = h.connect("1.2", {{"login", "alice"}, {"passcode", "a"}, {"client-id", "host1"}});
+    h.send(a, make("SUBSCRIBE", {{"destination", "/topic/future.d"}, {"id", "x"}, {"activemq.subscriptionName", "git"}}));
+    h.core.close(a, h.out);
+    auto p = h.connect("1.2", {{"login", "alice"}, {"passcode", "a"}});
+    h.send(p, make("SEND", {{"destination", "/topic/future.d"}, {"persistent", "true"}}, "alice's"));
+    // Another user with the same client-id and name gets a subscription of its own.
+    auto m = h.connect("1.2", {{"login", "mallory"}, {"passcode", "m"}, {"client-id", "host1"}});
+    h.send(m, make("SUBSCRIBE", {{"destination", "/topic/future.d"}, {"id", "x"}, {"activemq.subscriptionName", "git"}}));
+    CHECK(h.to(m).empty());
+    h.send(m, make("UNSUBSCRIBE", {{"id", "x"}, {"activemq.subscriptionName", "git"}}));  // deletes only its own
+    auto back = h.connect("1.2", {{"login", "alice"}, {"passcode", "a"}, {"client-id", "host1"}});
+    h.send(back, make("SUBSCRIBE", {{"destination", "/topic/future.d"}, {"id", "x"}, {"activemq.subscriptionName", "git"}}));
+    REQUIRE(h.to(back).size() == 1);
+    CHECK(h.to(back).at(0).body == "alice's");
+    // A second live session with that client-id is refused, not given half the messages.
+    auto twin = h.core.open();
+    h.send(twin, make("CONNECT", {{"accept-version", "1.2"}, {"login", "alice"}, {"passcode", "a"}, {"client-id", "host1"}}));
+    CHECK(h.to(twin).at(0).command == "ERROR");
+    CHECK(h.to(twin).at(0).get("message") == "Client-id in use");
+    h.core.close(back, h.out);
+    h.connect("1.2", {{"login", "alice"}, {"passcode", "a"}, {"client-id", "host1"}});  // free again
+}
+
+TEST_CASE("broker - a SEND in a transaction is checked for permission and bounded in bytes")
+{
+    core_options o;
+    o.max_transaction_bytes = 10000;
+    harness h(o, two_users().make_authorizer());
+    auto m = h.connect("1.2", {{"login", "mallory"}, {"passcode", "m"}});
+    h.send(m, make("BEGIN", {{"transaction", "t"}}));
+    h.send(m, make("SEND", {{"destination", "/topic/future.x"}, {"transaction", "t"}}, "not allowed"));
+    REQUIRE(!h.to(m).empty());
+    CHECK(h.to(m).at(0).get("message") == "Access refused");
+    CHECK(h.out.close == std::vector<session_id>{m});
+
+    m = h.connect("1.2", {{"login", "mallory"}, {"passcode", "m"}});
+    h.send(m, make("BEGIN", {{"transaction", "t"}}));
+    h.send(m, make("SEND", {{"destination", "/queue/m.1"}, {"transaction", "t"}}, std::string(6000, 'x')));
+    CHECK(h.to(m).empty());
+    h.send(m, make("BEGIN", {{"transaction", "u"}}));
+    h.send(m, make("SEND", {{"destination", "/queue/m.1"}, {"transaction", "u"}}, std::string(6000, 'x')));
+    REQUIRE(!h.to(m).empty());
+    CHECK(h.to(m).at(0).get("message") == "Transaction too large");  // counted over all its transactions
+}
+
+TEST_CASE("broker - byte limits per queue - the broker-wide memory mark blocks publishers - destinations per user")
+{
+    core_options o;
+    o.max_queue_bytes = 3000;
+    o.block_when_full = false;
+    harness h(o);
+    auto p = h.connect();
+    h.send(p, make("SEND", {{"destination", "/queue/b"}}, std::string(1000, 'x')));
+    h.send(p, make("SEND", {{"destination", "/queue/b"}}, std::string(1000, 'x')));
+    CHECK(h.out.frames.empty());
+    h.send(p, make("SEND", {{"destination", "/queue/b"}}, std::string(1000, 'x')));
+    CHECK(h.to(p).at(0).get("message") == "Queue full");
+    CHECK(h.core.stats().held_bytes > 2000);
+
+    core_options m;
+    m.max_memory = 5000;
+    harness b(m);
+    auto pub = b.connect(), c = b.connect();
+    for (int i = 0; i < 4; ++i) b.send(pub, make("SEND", {{"destination", "/queue/q" + std::to_string(i)}}, std::string(1000, 'x')));
+    CHECK(b.out.blocked.empty());
+    b.send(pub, make("SEND", {{"destination", "/queue/q4"}, {"receipt", "r"}}, std::string(1000, 'x')));
+    CHECK(b.out.blocked == std::vector<session_id>{pub});  // RabbitMQ's memory alarm: the publisher waits
+    CHECK(b.out.frames.empty());
+    CHECK(b.core.stats().memory_blocked == 1);
+    b.send(c, make("SUBSCRIBE", {{"destination", "/queue/q0"}, {"id", "s"}}));  // drains 1000 bytes
+    CHECK(b.out.unblocked == std::vector<session_id>{pub});
+    bool receipted = false;
+    for (auto& f : b.to(pub)) receipted |= f.get("receipt-id") == "r";
+    CHECK(receipted);
+
+    core_options d;
+    d.max_destinations_per_user = 2;
+    harness u(d);
+    auto s = u.connect();
+    u.send(s, make("SEND", {{"destination", "/queue/d1"}}));
+    u.send(s, make("SUBSCRIBE", {{"destination", "/queue/d2"}, {"id", "1"}}));
+    CHECK(u.to(s).empty());
+    u.send(s, make("SEND", {{"destination", "/queue/d3"}}));
+    CHECK(u.to(s).at(0).get("message") == "Too many destinations");
+    s = u.connect();
+    u.send(s, make("SEND", {{"destination", "/queue/d1"}}));  // an existing one is fine
+    CHECK(u.to(s).empty());
+}
+
+TEST_CASE("broker - a permission reload ends subscriptions no longer allowed")
+{
+    auto pol = two_users();
+    auto current = std::make_shared<authorizer>(pol.make_authorizer());
+    authorizer indirect{[current](std::string_view l, std::string_view p) { return current->authenticate(l, p); },
+                        [current](std::string_view l, std::string_view d, bool w) { return current->permit(l, d, w); }};
+    harness h({}, indirect);
+    auto m = h.connect("1.2", {{"login", "mallory"}, {"passcode", "m"}});
+    h.send(m, make("SUBSCRIBE", {{"destination", "/topic/future.git"}, {"id", "git"}}));
+    auto a = h.connect("1.2", {{"login", "alice"}, {"passcode", "a"}});
+    h.send(a, make("SUBSCRIBE", {{"destination", "/topic/future.git"}, {"id", "git"}}));
+    pol.users["mallory"].read = {"/queue/*"};
+    *current = pol.make_authorizer();
+    h.out.clear();
+    h.core.recheck_permissions(h.out);
+    REQUIRE(h.to(m).size() == 1);
+    CHECK(h.to(m).at(0).command == "ERROR");
+    CHECK(h.to(m).at(0).get("subscription") == "git");
+    CHECK(h.out.close == std::vector<session_id>{m});
+    CHECK(h.to(a).empty());
+    auto p = h.connect("1.2", {{"login", "alice"}, {"passcode", "a"}});
+    h.send(p, make("SEND", {{"destination", "/topic/future.git"}}, "after"));
+    CHECK(h.to(m).empty());
+    CHECK(h.to(a).size() == 1);
+    CHECK(h.core.stats().revoked == 1);
+}
+
+TEST_CASE("broker - wildcard subscriptions in RabbitMQ and ActiveMQ dialects")
+{
+    harness h;
+    auto c = h.connect();
+    h.send(c, make("SUBSCRIBE", {{"destination", "/topic/future.events.*"}, {"id", "star"}}));
+    h.send(c, make("SUBSCRIBE", {{"destination", "/topic/future.#"}, {"id", "hash"}}));
+    h.send(c, make("SUBSCRIBE", {{"destination", "/topic/future.events.>"}, {"id", "gt"}}));
+    h.send(c, make("SUBSCRIBE", {{"destination", "/topic/*.git.#"}, {"id", "mid"}}));
+    CHECK(h.to(c).empty());
+    auto p = h.connect();
+    auto got = [&](std::string dest) {
+        h.send(p, make("SEND", {{"destination", dest}}, dest));
+        std::set<std::string> subs;
+        for (auto& f : h.to(c)) subs.insert(std::string(f.get("subscription")));
+        return subs;
+    };
+    CHECK(got("/topic/future.events.push") == std::set<std::string>{"star", "hash", "gt"});
+    CHECK(got("/topic/future.events.push.tag") == std::set<std::string>{"hash", "gt"});
+    CHECK(got("/topic/future.events") == std::set<std::string>{"hash"});
+    CHECK(got("/topic/future") == std::set<std::string>{"hash"});  // `#` is zero or more words
+    CHECK(got("/topic/future.git.commits") == std::set<std::string>{"hash", "mid"});
+    CHECK(got("/topic/other.events.push").empty());
+    // Never on SEND: a wildcard names no destination there.
+    h.send(p, make("SEND", {{"destination", "/topic/future.*"}}));
+    CHECK(h.to(p).at(0).get("message") == "Invalid destination");
+    p = h.connect();
+    h.send(p, make("SUBSCRIBE", {{"destination", "/topic/a.>.b"}, {"id", "1"}}));  // `>` only last
+    CHECK(h.to(p).at(0).get("message") == "Invalid destination");
+    p = h.connect();
+    h.send(p, make("SUBSCRIBE", {{"destination", "/queue/a.*"}, {"id", "1"}}));  // topics only
+    CHECK(h.to(p).at(0).get("message") == "Invalid destination");
+    p = h.connect();
+    h.send(p, make("SUBSCRIBE", {{"destination", "/topic/a*.b"}, {"id", "1"}}));  // whole words only
+    CHECK(h.to(p).at(0).get("message") == "Invalid destination");
+    // Unsubscribing unbinds.
+    h.send(c, make("UNSUBSCRIBE", {{"id", "hash"}}));
+    CHECK(got("/topic/future") .empty());
+}
+
+TEST_CASE("broker - a wildcard subscription needs read permission for everything it can reach")
+{
+    harness h({}, two_users().make_authorizer());  // mallory reads /topic/future.* and /queue/*
+    auto ok = [&](std::string dest) {
+        auto m = h.connect("1.2", {{"login", "mallory"}, {"passcode", "m"}});
+        h.send(m, make("SUBSCRIBE", {{"destination", dest}, {"id", "1"}, {"receipt", "r"}}));
+        return h.to(m).at(0).command == "RECEIPT";
+    };
+    CHECK(ok("/topic/future.events.*"));
+    CHECK(ok("/topic/future.*"));
+    CHECK(ok("/topic/future.>"));
+    CHECK(!ok("/topic/future.#"));  // also reaches /topic/future itself
+    CHECK(!ok("/topic/*.events"));  // reaches /topic/secret.events
+    CHECK(!ok("/topic/#"));
+    CHECK(!ok("/topic/>"));
+    auto a = h.connect("1.2", {{"login", "alice"}, {"passcode", "a"}});
+    h.send(a, make("SUBSCRIBE", {{"destination", "/topic/#"}, {"id", "1"}, {"receipt", "r"}}));
+    CHECK(h.to(a).at(0).command == "RECEIPT");
+}
+
+TEST_CASE("broker - a CONNECT verified off the I/O thread")
+{
+    harness h;
+    auto s = h.core.open();
+    h.out.clear();
+    h.core.on_connect_verified(s, make("CONNECT", {{"accept-version", "1.2"}, {"login", "x"}}), "bad login or passcode",
+                               h.out);
+    CHECK(h.to(s).at(0).command == "ERROR");
+    CHECK(h.core.stats().auth_failures == 1);
+    s = h.core.open();
+    h.out.clear();
+    h.core.on_connect_verified(s, make("CONNECT", {{"accept-version", "1.2"}}), "", h.out);
+    CHECK(h.to(s).at(0).command == "CONNECTED");
+}
+
+namespace {
+
+// The format-1 journal record, as brokers before the format version wrote it: u32 length,
+// u64 FNV-1a of the payload, payload (the payload is unchanged in format 2).
+std::string v1_record(const journal_record& r)
+{
+    std::string v2 = journal::encode(r);
+    std::string payload = v2.substr(8);
+    std::uint64_t h = 1469598103934665603ULL;
+    for (unsigned char c : payload) {
+        h ^= c;
+        h *= 1099511628211ULL;
+    }
+    std::string out;
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((payload.size() >> (8 * i)) & 0xff));
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((h >> (8 * i)) & 0xff));
+    return out + payload;
+}
+
+} // namespace
+
+TEST_CASE("broker - a journal in the old FNV-1a format replays and is rewritten with CRC32C")
+{
+    auto dir = std::filesystem::temp_directory_path() / ("dk-journal-v1-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(dir);
+    auto m = std::make_shared<message>();
+    m->seq = 7;
+    m->destination = "/queue/old";
+    m->headers = {{"destination", "/queue/old"}};
+    m->body = "from an old broker";
+    m->persistent = true;
+    {
+        std::ofstream f(dir / "journal", std::ios::binary);
+        f << v1_record({journal_record::kind::bind, "durable:rmq:x", "t", {}, 0})
+          << v1_record({journal_record::kind::add, "/queue/old", {}, m, 0}) << "torn";
+    }
+    {
+        journal j(dir, fsync_policy::always);
+        auto records = j.load();
+        REQUIRE(records.size() == 2);
+        CHECK(records[1].msg->body == "from an old broker");
+        CHECK(records[1].msg->seq == 7);
+    }
+    std::ifstream in(dir / "journal", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    CHECK(bytes.starts_with(journal::file_header()));  // format 2 from now on
+    {
+        journal j(dir, fsync_policy::always);
+        auto records = j.load();
+        REQUIRE(records.size() == 2);
+        harness h;
+        for (auto& r : records) h.core.replay(r);
+        auto c = h.connect();
+        h.send(c, make("SUBSCRIBE", {{"destination", "/queue/old"}, {"id", "q"}}));
+        CHECK(h.to(c).at(0).body == "from an old broker");
+    }
+    // A flipped bit in a format-2 record is caught by its CRC32C: the tail from there is cut.
+    bytes[bytes.size() - 3] ^= 0x10;
+    std::ofstream(dir / "journal", std::ios::binary | std::ios::trunc) << bytes;
+    journal j(dir, fsync_policy::always);
+    CHECK(j.load().size() == 1);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("broker - an unknown login costs one password derivation as a known one does")
+{
+    auto a = two_users().make_authorizer();
+    auto before = password_checks();
+    CHECK(a.authenticate("alice", "wrong") == "bad login or passcode");
+    auto known = password_checks() - before;
+    before = password_checks();
+    CHECK(a.authenticate("nobody", "wrong") == "bad login or passcode");
+    CHECK(password_checks() - before == known);
+    CHECK(known == 1);
+}
+
+TEST_CASE("broker - settings in hyphen or underscore spelling - not both")
+{
+    auto dir = std::filesystem::temp_directory_path() / ("dk-broker-cfg-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(dir);
+    auto file = dir / "b.yaml";
+    std::ofstream(file) << "max-memory: 1000000\nmax_queue_depth: 7\ntcp-keepalive-idle: 5\nmax-connect-frame: 4096\n";
+    auto c = load_config(file);
+    CHECK(c.server.core.max_memory == 1000000);
+    CHECK(c.server.core.max_queue_depth == 7);
+    CHECK(c.server.tcp_keepalive_idle == std::chrono::seconds(5));
+    CHECK(c.server.max_connect_frame == 4096);
+    std::ofstream(file) << "max-memory: 1\nmax_memory: 2\n";
+    CHECK_THROWS_WITH_AS(load_config(file), doctest::Contains("set twice"), bus::config_error);
+    std::ofstream(file) << "max-memroy: 1\n";
+    CHECK_THROWS_WITH_AS(load_config(file), doctest::Contains("max-memroy: unknown setting"), bus::config_error);
+    std::filesystem::remove_all(dir);
 }
