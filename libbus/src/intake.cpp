@@ -74,6 +74,14 @@ intake::result intake::accept(const stomp::frame& f, std::chrono::system_clock::
         r.reason = in.reason;
         return r;
     }
+    if (r.authenticated && in.broker_id) {
+        // Signed but without an event id: the signature itself identifies the signing act, and a
+        // replay carries it unchanged under a new broker message id.
+        auto sig = f.get(header::signature);
+        sig.remove_prefix(signature_scheme.size());
+        in.ev->id = "sig-" + std::string(sig);
+        in.broker_id = false;
+    }
     // A legacy frame's id names the broker message: the only repeat to drop is that message
     // redelivered, never a new message with the same content.
     bool duplicate = in.broker_id ? f.get("redelivered") == "true" && broker_ids_.seen(in.ev->id, now)

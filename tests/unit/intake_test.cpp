@@ -350,6 +350,31 @@ TEST_CASE("intake - a roll-forward announced by the Ruby hook is processed after
     CHECK(in.accept(reused, now).process());
 }
 
+TEST_CASE("intake - a signed legacy frame without an event id is still protected against replay")
+{
+    temp_dir dir;
+    keyring keys;
+    keys.add({"k1", secret});
+    auto now = std::chrono::system_clock::now();
+    auto f = ruby_frame(commit(sha_a, sha_b), "ID:broker-1:1");
+    sign(f, *keys.find("k1"), unix_of(now));
+    intake_options opts{.require_signatures = true, .replay_cache = dir.path / "cache"};
+    {
+        intake in(opts, keys);
+        auto r = in.accept(f, now);
+        REQUIRE(r.process());
+        CHECK(r.ev->id.starts_with("sig-"));
+        in.processed(r.ev->id, now);
+        auto replay = f;
+        replay.set("message-id", "ID:broker-1:2");  // the broker gives the replay a new id
+        CHECK(in.accept(replay, now).decision == intake_decision::duplicate);
+    }
+    intake restarted(opts, keys);
+    auto replay = f;
+    replay.set("message-id", "ID:broker-2:1");
+    CHECK(restarted.accept(replay, now).decision == intake_decision::duplicate);
+}
+
 TEST_CASE("intake - identical eventbot one-liners are all delivered")
 {
     intake in({});
