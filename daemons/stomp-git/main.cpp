@@ -289,8 +289,8 @@ struct daemon_state {
     net::awaitable<bus::disposition> on_message(const bus::message& m)
     {
         auto r = in.accept(m.frame, std::chrono::system_clock::now());
-        if (!r.process) {
-            if (r.reason != "keepalive") log.warn("stomp-git: dropped message {}: {}", m.id(), r.reason);
+        if (!r.process()) {
+            if (r.decision != bus::intake_decision::keepalive) log.warn("stomp-git: dropped message {}: {}", m.id(), r.reason);
             co_return bus::disposition::ack;
         }
         auto* commit = std::get_if<bus::commit_event>(&r.ev->data);

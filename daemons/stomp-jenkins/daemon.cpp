@@ -15,6 +15,7 @@
 #include "bus/client.hpp"
 #include "bus/http/metrics.hpp"
 #include "bus/intake.hpp"
+#include "bus/text.hpp"
 #include "bus/publisher.hpp"
 #include "bus/runtime/heartbeat.hpp"
 #include "bus/runtime/settings.hpp"
@@ -444,14 +445,14 @@ struct daemon_state {
     net::awaitable<bus::disposition> on_message(const bus::message& m)
     {
         auto r = in.accept(m.frame, std::chrono::system_clock::now());
-        if (r.reason != "keepalive") common.events_in.inc();
-        if (!r.process) {
-            if (r.reason.starts_with("duplicate")) {
+        if (r.decision != bus::intake_decision::keepalive) common.events_in.inc();
+        if (!r.process()) {
+            if (r.decision == bus::intake_decision::duplicate) {
                 common.dropped("duplicate").inc();
                 log.debug("stomp-jenkins: {}", r.reason);
-            } else if (r.reason != "keepalive") {
-                common.dropped("invalid").inc();
-                log.warn("stomp-jenkins: dropped message {}: {}", m.id(), r.reason);
+            } else if (r.decision != bus::intake_decision::keepalive) {
+                common.dropped(r.decision == bus::intake_decision::signature ? "signature" : "invalid").inc();
+                log.warn("stomp-jenkins: dropped message {}: {}", bus::log_escape(m.id()), r.reason);
             }
             co_return bus::disposition::ack;
         }

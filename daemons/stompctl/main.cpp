@@ -279,8 +279,8 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
             // Decoded events, as a deploykit consumer sees them.
             auto now = std::chrono::system_clock::now();
             auto r = in->accept(m.frame, now);
-            if (!r.process) {
-                if (r.reason != "keepalive") std::cerr << "stompctl: dropped " << m.id() << ": " << r.reason << "\n";
+            if (!r.process()) {
+                if (r.decision != bus::intake_decision::keepalive) std::cerr << "stompctl: dropped " << m.id() << ": " << r.reason << "\n";
                 co_return bus::disposition::ack;
             }
             if (s.count > 0 && received >= s.count) co_return bus::disposition::leave;

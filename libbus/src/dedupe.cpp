@@ -28,4 +28,15 @@ void dedupe_window::remember(std::string_view id, clock::time_point now)
     expire(now);
 }
 
+std::vector<std::pair<std::string, dedupe_window::clock::time_point>> dedupe_window::entries() const
+{
+    std::vector<std::pair<std::string, clock::time_point>> out;
+    out.reserve(ids_.size());
+    for (auto& [at, id] : order_) {
+        auto it = ids_.find(id);
+        if (it != ids_.end() && it->second == at) out.emplace_back(id, at);
+    }
+    return out;
+}
+
 } // namespace bus

@@ -1,6 +1,9 @@
 #include "bus/event.hpp"
 
+#include "bus/text.hpp"
+
 #include <nlohmann/json.hpp>
+#include <openssl/rand.h>
 
 #include <unistd.h>
 
@@ -8,7 +11,7 @@
 #include <array>
 #include <chrono>
 #include <ctime>
-#include <random>
+#include <stdexcept>
 
 namespace bus {
 
@@ -343,18 +346,20 @@ std::string_view to_string(build_phase p) noexcept
 
 std::string new_event_id()
 {
-    static thread_local std::mt19937_64 rng{[] {
-        std::random_device rd;
-        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-        return std::mt19937_64(seq);
-    }()};
-    std::uint64_t a = rng(), b = rng();
-    a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
-    b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-    char out[37];
-    std::snprintf(out, sizeof out, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
-                  static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
-                  static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffULL));
+    // The kernel's CSPRNG through OpenSSL: ids are unguessable, and unique across processes and
+    // forks (a forked mt19937_64 state would repeat its parent's ids).
+    std::array<unsigned char, 16> r{};
+    if (RAND_bytes(r.data(), static_cast<int>(r.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    r[6] = static_cast<unsigned char>((r[6] & 0x0f) | 0x40);  // version 4
+    r[8] = static_cast<unsigned char>((r[8] & 0x3f) | 0x80);  // variant 10
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+        out.push_back(hex[r[i] >> 4]);
+        out.push_back(hex[r[i] & 0x0f]);
+    }
     return out;
 }
 
@@ -375,6 +380,7 @@ event make_event(payload data, std::string host)
     e.host = host.empty() ? hostname() : std::move(host);
     e.time = now_rfc3339();
     e.data = std::move(data);
+    sanitize(e);
     return e;
 }
 
@@ -481,14 +487,56 @@ bool is_zero_revision(std::string_view s) noexcept
     return !s.empty() && s.size() >= 40 && std::all_of(s.begin(), s.end(), [](char c) { return c == '0'; });
 }
 
+void sanitize(event& e)
+{
+    auto line = [](std::string& s) { s = strip_control(s, false); };
+    auto text = [](std::string& s) { s = strip_control(s, true); };
+    std::visit(overloaded{
+                   [&](commit_event& c) {
+                       line(c.author);
+                       line(c.date);
+                       text(c.message);
+                       line(c.svn_project);
+                       for (auto& d : c.changed_dirs) line(d);
+                       line(c.url);
+                   },
+                   [&](build_event& b) {
+                       line(b.status);
+                       line(b.url);
+                   },
+                   [&](fetch_event& f) {
+                       line(f.mode);
+                       text(f.error);
+                   },
+                   [&](package_event&) {},
+                   [&](deploy_request& d) { line(d.requested_by); },
+                   [&](deploy_result& d) {
+                       line(d.stage);
+                       text(d.error);
+                   },
+                   [&](heartbeat_event& h) { line(h.version); },
+                   [&](notice_event& n) { line(n.text); },
+               },
+               e.data);
+}
+
 std::string validate(const event& e)
 {
     if (e.id.empty() || e.id.size() > 128) return "id: missing or too long";
     for (char c : e.id)
         if (static_cast<unsigned char>(c) < 0x21 || c == '\\') return "id: invalid character";
+    // Routing and identity fields decide what a consumer does and appear in its logs: control
+    // characters there are an attack, refused rather than cleaned.
+    if (has_control(e.host)) return "host: control character";
+    if (has_control(e.time)) return "time: control character";
+    auto controls = [](std::initializer_list<std::pair<const char*, const std::string*>> fields) -> std::string {
+        for (auto& [name, value] : fields)
+            if (has_control(*value)) return std::string("data.") + name + ": control character";
+        return {};
+    };
     return std::visit(
         overloaded{
-            [](const commit_event& c) -> std::string {
+            [&](const commit_event& c) -> std::string {
                 if (!valid_repo_name(c.repo)) return "data.repo: invalid repository name";
                 if (c.source != commit_source::svn) {
                     if (!valid_ref_name(c.ref)) return "data.ref: invalid ref name";
@@ -496,37 +544,51 @@ std::string validate(const event& e)
                     if (!valid_revision(c.new_rev)) return "data.new_rev: not a revision";
                 } else {
                     if (!valid_revision(c.new_rev)) return "data.new_rev: not an SVN revision";
+                    if (auto why = controls({{"ref", &c.ref}, {"old_rev", &c.old_rev}}); !why.empty()) return why;
                 }
                 if (c.message.size() > max_message) return "data.message: too long";
                 return {};
             },
-            [](const build_event& b) -> std::string {
+            [&](const build_event& b) -> std::string {
                 if (b.job.empty() || b.job.size() > 512) return "data.job: missing or too long";
                 if (b.number < 0) return "data.number: negative";
-                return {};
+                return controls({{"job", &b.job}, {"commit", &b.commit}, {"branch", &b.branch}, {"repo", &b.repo}});
             },
-            [](const fetch_event& f) -> std::string {
+            [&](const fetch_event& f) -> std::string {
                 if (!valid_repo_name(f.repo)) return "data.repo: invalid repository name";
-                return {};
+                return controls({{"ref", &f.ref}, {"old_rev", &f.old_rev}, {"new_rev", &f.new_rev}, {"host", &f.host}});
             },
-            [](const package_event& p) -> std::string {
+            [&](const package_event& p) -> std::string {
                 if (p.name.empty() || p.name.size() > 255) return "data.name: missing or too long";
-                return {};
+                return controls({{"name", &p.name},
+                                 {"old_version", &p.old_version},
+                                 {"new_version", &p.new_version},
+                                 {"codename", &p.codename},
+                                 {"component", &p.component},
+                                 {"architecture", &p.architecture},
+                                 {"file", &p.file}});
             },
-            [](const deploy_request& d) -> std::string {
+            [&](const deploy_request& d) -> std::string {
                 if (!valid_repo_name(d.repo)) return "data.repo: invalid repository name";
                 if (!valid_ref_name(d.tag)) return "data.tag: invalid tag name";
-                return {};
+                for (auto& h : d.hosts)
+                    if (has_control(h)) return "data.hosts: control character";
+                return controls({{"request_id", &d.request_id}});
             },
-            [](const deploy_result& d) -> std::string {
+            [&](const deploy_result& d) -> std::string {
                 if (!valid_repo_name(d.repo)) return "data.repo: invalid repository name";
-                return {};
+                return controls({{"tag", &d.tag},
+                                 {"request_id", &d.request_id},
+                                 {"host", &d.host},
+                                 {"previous_tag", &d.previous_tag}});
             },
-            [](const heartbeat_event& h) -> std::string {
+            [&](const heartbeat_event& h) -> std::string {
                 if (h.daemon.empty()) return "data.daemon: missing";
-                return {};
+                for (auto& [k, v] : h.counters)
+                    if (has_control(k)) return "data.counters: control character";
+                return controls({{"host", &h.host}, {"daemon", &h.daemon}});
             },
-            [](const notice_event& n) -> std::string {
+            [&](const notice_event& n) -> std::string {
                 if (n.text.size() > max_field) return "data.text: too long";
                 return {};
             },

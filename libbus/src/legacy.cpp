@@ -1,5 +1,7 @@
 #include "bus/legacy.hpp"
 
+#include "bus/text.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <map>
@@ -34,11 +36,65 @@ std::string trim_trailing_newlines(std::string_view s)
     return std::string(s);
 }
 
-std::string one_line(std::string_view s)
+// A field the legacy grammar keeps on one line (author, date, project, URL): a newline there
+// would start a new `key:` line in the header block.
+std::string one_line(std::string_view s) { return strip_control(s, false); }
+
+// Keys that the original consumers' parsers (stomp-git: `repo`; stomp-jenkins: `repo`, `Project`,
+// `refname`; a stomp-repo: `package`) or ours read from a legacy body, in any case. The original
+// split *every* line of the body at its first ':' with the key exact and untrimmed, the last
+// occurrence winning, and crashed on a matching key without ':'.
+constexpr std::string_view field_keys[] = {"repo",   "oldrev", "newrev",  "refname", "revname", "author", "date",
+                                           "project", "dirs",  "package", "url",     "status"};
+
+bool iequals(std::string_view a, std::string_view b) noexcept
 {
-    std::string out(s);
-    std::replace(out.begin(), out.end(), '\n', ' ');
-    std::replace(out.begin(), out.end(), '\r', ' ');
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return (x >= 'A' && x <= 'Z' ? x + 32 : x) == (y >= 'A' && y <= 'Z' ? y + 32 : y);
+           });
+}
+
+// A line that is, or with leading spaces removed would be, a `key:` line of the grammar.
+bool looks_like_field(std::string_view line) noexcept
+{
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    std::string_view key = line.substr(0, line.find(':'));
+    return std::any_of(std::begin(field_keys), std::end(field_keys), [&](std::string_view k) { return iequals(k, key); });
+}
+
+// Free text (commit messages, changed dirs, reprepro output) in a legacy body: a line that looks
+// like a field gets one more leading space, which no parser reads as that key (keys are exact
+// and untrimmed, and indented lines are text). Lines that already start with spaces are indented
+// too, so `unneutralise` can undo it exactly.
+std::string neutralise(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (;;) {
+        auto nl = text.find('\n');
+        auto line = text.substr(0, nl);
+        if (looks_like_field(line)) out.push_back(' ');
+        out.append(line);
+        if (nl == std::string_view::npos) break;
+        out.push_back('\n');
+        text.remove_prefix(nl + 1);
+    }
+    return out;
+}
+
+std::string unneutralise(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (;;) {
+        auto nl = text.find('\n');
+        auto line = text.substr(0, nl);
+        if (line.starts_with(' ') && looks_like_field(line)) line.remove_prefix(1);
+        out.append(line);
+        if (nl == std::string_view::npos) break;
+        out.push_back('\n');
+        text.remove_prefix(nl + 1);
+    }
     return out;
 }
 
@@ -118,7 +174,8 @@ message git_hook_commit(const commit_event& c)
     message m;
     m.subject = "[" + c.repo + "] " + c.ref + " " + c.new_rev;
     m.body = "repo: " + c.repo + "\noldrev: " + c.old_rev + "\nnewrev: " + c.new_rev + "\nrefname: " + c.ref +
-             "\n " + c.new_rev + "\nAuthor: " + c.author + "\nDate: " + c.date + "\n\n" + c.message + "\n\n";
+             "\n " + c.new_rev + "\nAuthor: " + one_line(c.author) + "\nDate: " + one_line(c.date) + "\n\n" +
+             neutralise(c.message) + "\n\n";
     return m;
 }
 
@@ -129,10 +186,11 @@ message svn_hook_commit(const commit_event& c)
     std::string dirs;
     for (std::size_t i = 0; i < c.changed_dirs.size(); ++i) {
         if (i) dirs.push_back('\n');
-        dirs += c.changed_dirs[i];
+        dirs += neutralise(one_line(c.changed_dirs[i]));
     }
-    m.body = "repo: " + c.repo + "\nrevname: " + c.new_rev + "\n Author: " + c.author + "\nDate: " + c.date +
-             "\nProject: " + c.svn_project + "\n\nDirs:\n" + dirs + "\n\n" + c.message + "\n\n";
+    m.body = "repo: " + c.repo + "\nrevname: " + c.new_rev + "\n Author: " + one_line(c.author) +
+             "\nDate: " + one_line(c.date) + "\nProject: " + one_line(c.svn_project) + "\n\nDirs:\n" + dirs + "\n\n" +
+             neutralise(c.message) + "\n\n";
     return m;
 }
 
@@ -142,7 +200,8 @@ message github_stomp_commit(const commit_event& c)
     m.subject = "[" + c.repo + "] " + c.ref + " " + c.new_rev;
     m.body = "repo: " + c.repo + "\noldrev: " + c.old_rev + "\nnewrev: " + c.new_rev + "\nrefname: " + c.ref + "\n";
     if (!is_zero_revision(c.new_rev))
-        m.body += " commit " + c.new_rev + "\nAuthor: " + c.author + "\nDate: " + c.date + "\n\t" + c.message + "\n\n";
+        m.body += " commit " + c.new_rev + "\nAuthor: " + one_line(c.author) + "\nDate: " + one_line(c.date) + "\n\t" +
+                  neutralise(c.message) + "\n\n";
     return m;
 }
 
@@ -165,18 +224,19 @@ message jenkins_helper(const build_event& b)
         status = ok ? "Success" : "Cake";
     }
     message m;
-    m.subject = std::string(verb) + " job " + std::to_string(b.number) + " - [" + b.job + "] " + b.branch + " " + b.commit;
-    m.body = "Repo: " + branch_head(b.branch) + "\nURL: " + b.url + "\nStatus: " + status + "\n";
+    m.subject = std::string(verb) + " job " + std::to_string(b.number) + " - [" + one_line(b.job) + "] " +
+                one_line(b.branch) + " " + one_line(b.commit);
+    m.body = "Repo: " + one_line(branch_head(b.branch)) + "\nURL: " + one_line(b.url) + "\nStatus: " + status + "\n";
     return m;
 }
 
 message auto_reprepro(const package_event& p, std::string_view status)
 {
     message m;
-    m.subject = "Package update: [" + p.file + "]";
+    m.subject = "Package update: [" + one_line(p.file) + "]";
     // The original joined these with a literal backslash-n (bug 16); real newlines here.
-    m.body = "package: " + p.file + "\n";
-    if (!status.empty()) m.body += std::string(status) + "\n";
+    m.body = "package: " + one_line(p.file) + "\n";
+    if (!status.empty()) m.body += neutralise(strip_control(status, true)) + "\n";
     return m;
 }
 
@@ -205,10 +265,10 @@ decoded<commit_event> parse_commit(std::string_view subject, std::string_view bo
         if (const auto* p = block.find("Project")) c.svn_project = *p;
         std::size_t i = block.end_line;
         if (i < lines.size() && strip(lines[i]) == "Dirs:") {
-            for (++i; i < lines.size() && !strip(lines[i]).empty(); ++i) c.changed_dirs.emplace_back(lines[i]);
+            for (++i; i < lines.size() && !strip(lines[i]).empty(); ++i) c.changed_dirs.push_back(unneutralise(lines[i]));
             if (i < lines.size()) ++i;
         }
-        c.message = join_from(lines, i);
+        c.message = unneutralise(join_from(lines, i));
     } else {
         const std::string* newrev = block.find("newrev");
         const std::string* refname = block.find("refname");
@@ -237,10 +297,10 @@ decoded<commit_event> parse_commit(std::string_view subject, std::string_view bo
                     msg.append(l);
                 }
             }
-            c.message = trim_trailing_newlines(msg);
+            c.message = unneutralise(trim_trailing_newlines(msg));
         } else {
             c.source = commit_source::git;
-            c.message = join_from(lines, block.end_line);
+            c.message = unneutralise(join_from(lines, block.end_line));
         }
     }
     if (auto s = parse_subject(subject)) {

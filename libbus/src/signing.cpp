@@ -11,20 +11,38 @@
 #include <array>
 #include <charconv>
 #include <fstream>
+#include <optional>
 
 namespace bus {
 
 namespace {
 
+// The signed text, scheme v2: every field length-prefixed, so no byte can move from one field
+// into another (v1 joined them with newlines, and a STOMP 1.1/1.2 header value may carry escaped
+// newlines, so body text could move into a signed header and still verify). Each field is
+// 0x00 when absent, else 0x01, its length as 8 bytes big-endian, and its bytes.
+void put_field(std::string& c, std::optional<std::string_view> v)
+{
+    if (!v) {
+        c.push_back('\0');
+        return;
+    }
+    c.push_back('\1');
+    std::uint64_t n = v->size();
+    for (int shift = 56; shift >= 0; shift -= 8) c.push_back(static_cast<char>((n >> shift) & 0xff));
+    c.append(*v);
+}
+
 std::string canonical(const stomp::frame& f, std::string_view kid, std::string_view ts)
 {
-    std::string c = "dk-sig-v1\n";
-    c.append(kid).push_back('\n');
-    c.append(ts).push_back('\n');
-    c.append("destination:").append(f.get("destination")).push_back('\n');
-    for (auto h : signed_headers) c.append(h).append(":").append(f.get(h)).push_back('\n');
-    c.push_back('\n');
-    c.append(f.body);
+    std::string c;
+    c.reserve(f.body.size() + 512);
+    put_field(c, "dk-sig-v2");
+    put_field(c, kid);
+    put_field(c, ts);
+    put_field(c, f.find("destination"));
+    for (auto h : signed_headers) put_field(c, f.find(h));
+    put_field(c, f.body);
     return c;
 }
 
@@ -86,7 +104,7 @@ void sign(stomp::frame& f, const signing_key& k, std::int64_t unix_now)
     std::string ts = std::to_string(unix_now);
     f.set(header::sig_key, k.id);
     f.set(header::sig_time, ts);
-    f.set(header::signature, hmac_hex(k.secret, canonical(f, k.id, ts)));
+    f.set(header::signature, std::string(signature_scheme) + hmac_hex(k.secret, canonical(f, k.id, ts)));
 }
 
 std::string_view to_string(signature_verdict v) noexcept
@@ -97,6 +115,7 @@ std::string_view to_string(signature_verdict v) noexcept
     case signature_verdict::unknown_key: return "unknown key";
     case signature_verdict::bad_signature: return "bad signature";
     case signature_verdict::stale: return "stale";
+    case signature_verdict::unsupported_scheme: return "unsupported signature scheme (not v2)";
     }
     return "?";
 }
@@ -107,6 +126,9 @@ signature_verdict verify(const stomp::frame& f, const keyring& keys, std::int64_
     auto ts = f.find(header::sig_time);
     auto sig = f.find(header::signature);
     if (!kid || !ts || !sig) return signature_verdict::unsigned_message;
+    // v1 (bare hex) is ambiguous and never verified, whatever key it names.
+    if (!sig->starts_with(signature_scheme)) return signature_verdict::unsupported_scheme;
+    sig->remove_prefix(signature_scheme.size());
     const signing_key* k = keys.find(*kid);
     if (!k) return signature_verdict::unknown_key;
     std::string expected = hmac_hex(k->secret, canonical(f, *kid, *ts));

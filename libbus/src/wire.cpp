@@ -2,6 +2,7 @@
 
 #include "bus/detail/hex.hpp"
 #include "bus/legacy.hpp"
+#include "bus/text.hpp"
 
 #include <openssl/evp.h>
 
@@ -83,7 +84,8 @@ stomp::frame base_frame(const event& e, std::string_view destination)
 
 bool usable_id(std::string_view id)
 {
-    if (id.empty() || id.size() > 128) return false;
+    // `legacy-` names broker messages (see decode); an event may not claim such an id.
+    if (id.empty() || id.size() > 128 || id.starts_with("legacy-")) return false;
     for (char c : id)
         if (static_cast<unsigned char>(c) < 0x21 || c == '\\') return false;
     return true;
@@ -133,7 +135,11 @@ inbound decode(const stomp::frame& f)
     if (ctype.starts_with("application/json") || (f.body.starts_with("{") && f.find(header::event_type))) {
         auto d = from_native(f.body);
         if (!d) {
-            in.reason = "native event: " + d.error;
+            in.reason = "native event: " + log_escape(d.error);
+            return in;
+        }
+        if (d.value->id.starts_with("legacy-")) {
+            in.reason = "native event: id: the legacy- prefix is reserved";
             return in;
         }
         if (!hdr_id.empty() && hdr_id != d.value->id) {
@@ -144,6 +150,7 @@ inbound decode(const stomp::frame& f)
             in.reason = "dk-event-type header disagrees with the body's type";
             return in;
         }
+        sanitize(*d.value);
         in.what = inbound::kind::event;
         in.ev = std::move(d.value);
         return in;
@@ -153,10 +160,17 @@ inbound decode(const stomp::frame& f)
     in.legacy = true;
     std::string_view subject = f.get("subject");
     event e;
-    e.id = usable_id(hdr_id) ? std::string(hdr_id)
-                             : "legacy-" + sha256_hex(std::string(f.get("destination")) + "\n" +
-                                                      std::string(subject) + "\n" + f.body)
-                                               .substr(0, 32);
+    if (usable_id(hdr_id)) {
+        e.id = std::string(hdr_id);
+    } else if (auto mid = f.find("message-id"); mid && !mid->empty()) {
+        // Never derived from the content: a roll-forward to a revision announced before (A→B,
+        // back to A, A→B again) is byte-identical to the first announcement, and must be acted on.
+        e.id = "legacy-" + sha256_hex(std::string(f.get("destination")) + "\n" + std::string(*mid)).substr(0, 32);
+        in.broker_id = true;
+    } else {
+        e.id = "legacy-" + new_event_id();
+        in.broker_id = true;
+    }
     if (subject == legacy::eventbot_subject) {
         std::string text = f.body;
         while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
@@ -164,7 +178,7 @@ inbound decode(const stomp::frame& f)
     } else if (f.body.starts_with("package:")) {
         auto p = legacy::parse_package(f.body);
         if (!p) {
-            in.reason = "legacy package message: " + p.error;
+            in.reason = "legacy package message: " + log_escape(p.error);
             return in;
         }
         e.data = std::move(*p.value);
@@ -172,22 +186,23 @@ inbound decode(const stomp::frame& f)
                subject.starts_with("Fail job ")) {
         auto b = legacy::parse_jenkins(subject, f.body);
         if (!b) {
-            in.reason = "legacy jenkins message: " + b.error;
+            in.reason = "legacy jenkins message: " + log_escape(b.error);
             return in;
         }
         e.data = std::move(*b.value);
     } else {
         auto c = legacy::parse_commit(subject, f.body);
         if (!c) {
-            in.reason = "legacy message: " + c.error;
+            in.reason = "legacy message: " + log_escape(c.error);
             return in;
         }
         e.data = std::move(*c.value);
     }
     if (auto why = validate(e); !why.empty()) {
-        in.reason = "legacy message: " + why;
+        in.reason = "legacy message: " + log_escape(why);
         return in;
     }
+    sanitize(e);
     in.what = inbound::kind::event;
     in.ev = std::move(e);
     return in;

@@ -271,10 +271,11 @@ TEST_CASE("wire - legacy / native and both - decode to the same event")
     CHECK(std::get<commit_event>(in.ev->data) == git_commit());
 }
 
-TEST_CASE("wire - legacy messages from Ruby producers get stable ids and keepalives are recognised")
+TEST_CASE("wire - legacy messages from Ruby producers get ids from the broker message and keepalives are recognised")
 {
     stomp::frame f("MESSAGE");
     f.add("destination", "/topic/future.git.commits");
+    f.add("message-id", "m-1");
     auto m = legacy::git_hook_commit(git_commit());
     f.add("subject", m.subject);
     f.body = m.body;
@@ -282,10 +283,15 @@ TEST_CASE("wire - legacy messages from Ruby producers get stable ids and keepali
     auto b = decode(f);
     REQUIRE(a.ev);
     CHECK(a.legacy);
+    CHECK(a.broker_id);
     CHECK(a.ev->id.starts_with("legacy-"));
-    CHECK(a.ev->id == b.ev->id);
-    f.body += "x";
-    CHECK(decode(f).ev->id != a.ev->id);
+    CHECK(a.ev->id == b.ev->id);  // a redelivery of broker message m-1
+    auto other = f;
+    other.set("message-id", "m-2");
+    CHECK(decode(other).ev->id != a.ev->id);  // the same content in another message
+    auto no_mid = f;
+    no_mid.erase("message-id");
+    CHECK(decode(no_mid).ev->id != decode(no_mid).ev->id);
 
     stomp::frame k("MESSAGE");
     k.add("destination", "/topic/future.git.commits");
@@ -312,7 +318,8 @@ TEST_CASE("signatures - good / unknown key / wrong secret / tampered body / tamp
     const std::int64_t now = 1'800'000'000;
     sign(frame, *keys.find("k1"), now);
     CHECK(frame.get("dk-sig-key") == "k1");
-    CHECK(frame.get("dk-sig").size() == 64);
+    CHECK(frame.get("dk-sig").size() == 67);
+    CHECK(frame.get("dk-sig").starts_with("v2:"));
     CHECK(verify(frame, keys, now + 10, 300s) == signature_verdict::ok);
     CHECK(verify(frame, other, now, 300s) == signature_verdict::bad_signature);
     keyring none;
@@ -348,25 +355,26 @@ TEST_CASE("intake - signatures required / redeliveries and replays dropped / cou
     auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     auto f = as_message(encode(make_event(git_commit(), "h"), "/topic/t", wire_format::native)[0]);
     auto unsigned_result = in.accept(f, now);
-    CHECK(!unsigned_result.process);
+    CHECK(!unsigned_result.process());
     CHECK(in.counters().unsigned_dropped == 1);
     sign(f, *keys.find("k1"), unix_now);
     auto r = in.accept(f, now);
-    REQUIRE(r.process);
+    REQUIRE(r.process());
     in.processed(r.ev->id, now);
     auto replay = in.accept(f, now + 5s);
-    CHECK(!replay.process);
+    CHECK(!replay.process());
+    CHECK(replay.decision == intake_decision::duplicate);
     CHECK(replay.reason.find("duplicate") != std::string::npos);
     CHECK(in.counters().duplicates == 1);
     auto forged = f;
     forged.body[10] ^= 1;
-    CHECK(!in.accept(forged, now).process);
+    CHECK(!in.accept(forged, now).process());
     CHECK(in.counters().forged == 1);
-    CHECK(!in.accept(f, now + 400s).process);  // stale, even though the id was forgotten? no: stale first
+    CHECK(!in.accept(f, now + 400s).process());  // stale, even though the id was forgotten? no: stale first
     CHECK(in.counters().stale == 1);
     stomp::frame ka("MESSAGE");
     ka.body = "\n";
-    CHECK(!in.accept(ka, now).process);
+    CHECK(!in.accept(ka, now).process());
     CHECK(in.counters().keepalives == 1);
 }
 

@@ -133,7 +133,7 @@ TEST_CASE("svn-stomp - commit event and the original's legacy message")
     CHECK(frames[0].get("subject") == "[webapp] 7 ");
     CHECK(frames[0].body ==
           "repo: webapp\nrevname: 7\n Author: alice\nDate: 2026-11-22 05:49:39 +0000 (Sun, 22 Nov 2026)\n"
-          "Project: proj-a\n\nDirs:\nproj-a/trunk/x/\nproj-a/trunk/y/\n\nFix `id` $(x)\nrepo: other\n\n");
+          "Project: proj-a\n\nDirs:\nproj-a/trunk/x/\nproj-a/trunk/y/\n\nFix `id` $(x)\n repo: other\n\n");
     // What a consumer makes of it: the same event; the `repo:` line in the log routes nothing.
     auto back = bus::legacy::parse_commit(frames[0].get("subject"), frames[0].body);
     REQUIRE_MESSAGE(back, back.error);

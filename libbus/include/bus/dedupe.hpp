@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace bus {
 
@@ -20,6 +22,8 @@ public:
     bool seen(std::string_view id, clock::time_point now);
     void remember(std::string_view id, clock::time_point now);
     std::size_t size() const noexcept { return ids_.size(); }
+    /// The remembered ids with the time of their latest `remember`, oldest first.
+    std::vector<std::pair<std::string, clock::time_point>> entries() const;
 
 private:
     void expire(clock::time_point now);

@@ -134,10 +134,11 @@ std::string_view to_string(commit_source s) noexcept;
 std::optional<commit_source> parse_commit_source(std::string_view s) noexcept;
 std::string_view to_string(build_phase p) noexcept;
 
-/// A fresh event with a random id, this host's name and the current time.
+/// A fresh event with a random id, this host's name and the current time; its free text is
+/// cleaned with `sanitize`.
 event make_event(payload data, std::string host = {});
 
-/// A random RFC 4122 version-4 UUID.
+/// A random RFC 4122 version-4 UUID (OpenSSL `RAND_bytes`).
 std::string new_event_id();
 /// The current time as RFC 3339 UTC with seconds.
 std::string now_rfc3339();
@@ -158,8 +159,16 @@ struct decoded {
 /// unknown types, a newer major version, missing or malformed fields are errors.
 decoded<event> from_native(std::string_view body);
 
-/// Validates an event's fields (names, refs, revisions, sizes). Empty string = valid.
+/// Validates an event's fields (names, refs, revisions, sizes). Routing and identity fields
+/// (repo, ref, revisions, host, job, tag, package names, ids) holding a control character are
+/// refused. Empty string = valid.
 std::string validate(const event& e);
+
+/// Removes ANSI escape sequences and control characters from an event's free text (author,
+/// date, status, URLs, notices: one line; commit messages and errors keep `\n` and `\t`), so
+/// nothing read from the bus can drive a terminal or forge lines where it is shown or re-sent.
+/// Done by `make_event` and by `decode` for both wire forms.
+void sanitize(event& e);
 
 // ---- validation helpers, shared with the daemons ----
 

@@ -1,7 +1,9 @@
 #pragma once
 
 // Optional HMAC-SHA256 message signing. A signature covers the destination, the routing headers
-// and the body, and carries a key id and a timestamp. Pure (OpenSSL HMAC); keys come from files
+// and the body, and carries a key id and a timestamp. Scheme v2 (`dk-sig: v2:<hex>`) signs every
+// field length-prefixed, so text cannot move between fields; the ambiguous v1 form (bare hex) is
+// never verified. Pure (OpenSSL HMAC); keys come from files
 // readable only by the daemon's user, never from command lines.
 
 #include "bus/stomp/frame.hpp"
@@ -44,7 +46,10 @@ private:
 inline constexpr std::string_view signed_headers[] = {"subject", "content-type", "dk-event-id", "dk-event-type",
                                                        "dk-repo"};
 
-/// Adds `dk-sig-key`, `dk-sig-ts` (Unix seconds) and `dk-sig` (hex HMAC-SHA256) to `f`.
+/// The scheme tag that starts every `dk-sig` value this version writes and accepts.
+inline constexpr std::string_view signature_scheme = "v2:";
+
+/// Adds `dk-sig-key`, `dk-sig-ts` (Unix seconds) and `dk-sig` (`v2:` + hex HMAC-SHA256) to `f`.
 void sign(stomp::frame& f, const signing_key& k, std::int64_t unix_now);
 
 enum class signature_verdict {
@@ -53,6 +58,7 @@ enum class signature_verdict {
     unknown_key,       ///< key id not in the keyring
     bad_signature,     ///< forged, or body/routing header tampered with
     stale,             ///< timestamp outside the window (too old, or from the future)
+    unsupported_scheme,  ///< `dk-sig` without the `v2:` tag: the ambiguous v1 form, or a newer one
 };
 std::string_view to_string(signature_verdict v) noexcept;
 

@@ -45,11 +45,17 @@ struct inbound {
     kind what = kind::invalid;
     std::optional<event> ev;
     bool legacy = false;
-    std::string reason;
+    /// `ev->id` names the broker message, not the event (a legacy frame without `dk-event-id`):
+    /// only a redelivery (`redelivered:true`) of it may be dropped as a duplicate.
+    bool broker_id = false;
+    std::string reason;  ///< safe to log: event data in it is escaped
 };
 
-/// Decodes a MESSAGE (native or legacy). Legacy messages without `dk-event-id` get a stable id
-/// derived from destination, subject and body, so redeliveries still dedupe.
+/// Decodes a MESSAGE (native or legacy), cleaning free text (`sanitize`) and refusing control
+/// characters in routing fields. Legacy messages without `dk-event-id` carry no identity: a later
+/// byte-identical message (a push back to an earlier revision, a repeated one-liner) is a new
+/// event. They get an id derived from the destination and the broker's `message-id`, which stays
+/// the same across a redelivery of that message, or a fresh one if there is no `message-id`.
 inbound decode(const stomp::frame& f);
 
 } // namespace bus
