@@ -140,6 +140,6 @@ struct environment_plan {
     std::vector<std::pair<std::string, std::string>> publish;  ///< (branch, environment)
     std::vector<refusal> refused;
 };
-environment_plan plan_environments(const std::vector<std::string>& branches, std::size_t max_name = 200);
+environment_plan plan_environments(const std::vector<std::string>& branches, std::size_t max_name = 255);
 
 } // namespace stomp_git

@@ -132,12 +132,13 @@ std::string bounded(std::string s, std::size_t max = 16384)
     return s;
 }
 
-// The worker's result goes to descriptor 3, which the daemon passes; its stdout and stderr are
-// plain output, never the protocol. (By hand, without descriptor 3: stdout.)
+// The worker's result goes to descriptor 3, which the daemon passes (and names in
+// DEPLOYKIT_RESULT_FD); its stdout and stderr are plain output, never the protocol. By hand: stdout.
 void send_result(const nlohmann::json& out)
 {
     std::string line = out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    int fd = ::fcntl(3, F_GETFD) >= 0 ? 3 : 1;
+    const char* named = ::getenv("DEPLOYKIT_RESULT_FD");
+    int fd = named && std::string_view(named) == "3" && ::fcntl(3, F_GETFD) >= 0 ? 3 : 1;
     for (std::string_view rest = line; !rest.empty();) {
         ssize_t n = ::write(fd, rest.data(), rest.size());
         if (n < 0 && errno == EINTR) continue;
@@ -226,7 +227,7 @@ worker_result run_worker(const std::string& self, const std::string& config, con
     }
     bus::runtime::spawn_options so;
     so.argv = {self, "--worker", repo, "-c", config};
-    so.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"};
+    so.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOYKIT_RESULT_FD=3"};
     so.pass = {{fds[1], 3}};
     so.timeout = timeout;
     so.max_out = 16384;
