@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -113,6 +114,11 @@ config load_config(const std::filesystem::path& path)
                                     ": the program must be an absolute path (it runs without a shell or PATH search)");
     }
     c.post_fetch_timeout = std::chrono::seconds(std::max(1L, num("post-fetch-timeout", 120)));
+    // Root (the normal case): /var/lib/stomp-git. A stomp-git run as a plain user fetches as that
+    // user only, so its own ~/.local/state/stomp-git will do.
+    if (::geteuid() != 0)
+        if (const passwd* pw = ::getpwuid(::geteuid()); pw && pw->pw_dir && *pw->pw_dir)
+            c.state_dir = std::filesystem::path(pw->pw_dir) / ".local" / "state" / "stomp-git";
     if (auto sd = str(root, file, "state-dir"); !sd.empty()) {
         if (!std::filesystem::path(sd).is_absolute())
             throw bus::config_error(bus::config_where(file, root["state-dir"], "state-dir") + ": must be an absolute path");
