@@ -6,6 +6,7 @@
 //   stomp-git [-c /etc/stomp-git/stomp-git.yaml] [-d]
 #include "config.hpp"
 #include "git_ops.hpp"
+#include "ledger.hpp"
 #include "scheduler.hpp"
 
 #include "bus/client.hpp"
@@ -284,13 +285,7 @@ struct daemon_state {
     bus::intake in;
     scheduler sched;
     std::string host;
-    struct announced {
-        bus::message msg;
-        std::string event_id;
-        std::string ref, old_rev, new_rev;  ///< what the commit event named (reported back)
-    };
-    std::map<std::uint64_t, announced> waiting;  // token -> message waiting for its fetch
-    std::uint64_t next_token = 0;
+    pending_acks<bus::message> waiting;  // messages waiting for the fetch that covers them
     std::uint64_t fetches = 0, failures = 0, ignored = 0;
 
     void start(const std::vector<std::string>& repos)
@@ -329,9 +324,8 @@ struct daemon_state {
         // fetch, reload) is reported only when it changed something or failed.
         std::vector<bus::fetch_event> reports;
         for (auto token : d.covered)
-            if (auto w = waiting.find(token); w != waiting.end())
-                reports.push_back({repo, w->second.ref, w->second.old_rev, w->second.new_rev, host, how, r.duration_s,
-                                   r.ok, r.error});
+            if (const auto* w = waiting.find(token))
+                reports.push_back({repo, w->ref, w->old_rev, w->new_rev, host, how, r.duration_s, r.ok, r.error});
         if (reports.empty() && (!r.ok || r.changed))
             reports.push_back({repo, r.ref, r.old_rev, r.new_rev, host, how, r.duration_s, r.ok, r.error});
         // Spooled if the broker is away and delivered from the outbox later.
@@ -343,13 +337,10 @@ struct daemon_state {
         }
         // Done: acknowledge every message this fetch covered (coalesced bursts included).
         auto now = std::chrono::system_clock::now();
-        for (auto token : d.covered) {
-            auto w = waiting.find(token);
-            if (w == waiting.end()) continue;
-            client.acknowledge(w->second.msg, bus::disposition::ack);
-            in.processed(w->second.event_id, now);
-            waiting.erase(w);
-        }
+        waiting.settle(d.covered, [&](const auto& w) {
+            client.acknowledge(w.msg, bus::disposition::ack);
+            in.processed(w.event_id, now);
+        });
         start(d.start);
     }
 
@@ -369,13 +360,11 @@ struct daemon_state {
         // The same event already waiting for its fetch (a producer sending both wire forms, or a
         // redelivery): that fetch covers it. Acknowledged now; without this every dual-form push
         // cost each server a second, empty fetch.
-        for (const auto& [_, w] : waiting)
-            if (w.event_id == r.ev->id) {
-                log.debug("stomp-git: event {} is already being handled", r.ev->id);
-                co_return bus::disposition::ack;
-            }
-        auto token = ++next_token;
-        waiting.emplace(token, announced{m, r.ev->id, commit->ref, commit->old_rev, commit->new_rev});
+        if (waiting.holds_event(r.ev->id)) {
+            log.debug("stomp-git: event {} is already being handled", r.ev->id);
+            co_return bus::disposition::ack;
+        }
+        auto token = waiting.hold({m, r.ev->id, commit->ref, commit->old_rev, commit->new_rev});
         start(sched.request(commit->repo, token));
         co_return bus::disposition::leave;  // acknowledged when the fetch is done
     }

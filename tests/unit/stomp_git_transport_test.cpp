@@ -2,6 +2,7 @@
 // lists, wildcards, negation, hashed entries, markers), fingerprints, remote URLs, redaction, and
 // the credentials file. Keys and hashed lines were made with OpenSSH's ssh-keygen.
 #include "git_ops.hpp"
+#include "ledger.hpp"
 
 #include <doctest/doctest.h>
 
@@ -347,4 +348,23 @@ TEST_CASE("stomp-git config - durable by default and a relative post-fetch-comma
     file = write_config("rserver: stomp://127.0.0.1:61613\npost-fetch-command: [reload]\n");
     CHECK_THROWS_AS(load_config(file), bus::config_error);
     ::unlink(file.c_str());
+}
+
+TEST_CASE("stomp-git - messages are held until the fetch covering them is done")
+{
+    pending_acks<int> held;
+    auto a = held.hold({1, "ev-a", "refs/heads/master", "0", "1"});
+    auto b = held.hold({2, "ev-b", "refs/heads/dev", "1", "2"});
+    CHECK(held.holds_event("ev-a"));
+    CHECK_FALSE(held.holds_event("ev-c"));
+    REQUIRE(held.find(b));
+    CHECK(held.find(b)->ref == "refs/heads/dev");
+    std::vector<int> acked;
+    held.settle({a, 999}, [&](const auto& e) { acked.push_back(e.msg); });
+    CHECK(acked == std::vector<int>{1});
+    CHECK_FALSE(held.holds_event("ev-a"));
+    CHECK(held.size() == 1);
+    held.settle({b}, [&](const auto& e) { acked.push_back(e.msg); });
+    CHECK(acked == std::vector<int>{1, 2});
+    CHECK(held.size() == 0);
 }
