@@ -67,7 +67,11 @@ std::string become(const std::string& user)
     if (user.empty()) return {};
     struct passwd* pw = ::getpwnam(user.c_str());
     if (!pw) return "No such user " + user;
-    if (::getuid() == pw->pw_uid) return {};
+    if (::getuid() == pw->pw_uid) {
+        ::setenv("HOME", pw->pw_dir, 1);
+        ::setenv("USER", user.c_str(), 1);
+        return {};
+    }
     if (::geteuid() != 0) return "cannot switch to user " + user + ": stomp-git is not running as root";
     if (::initgroups(user.c_str(), pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
         return "cannot switch to user " + user + ": " + std::strerror(errno);

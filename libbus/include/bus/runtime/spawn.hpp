@@ -50,7 +50,10 @@ struct spawn_options {
     std::size_t max_err = 64 << 10;           ///< stderr bytes kept
     bool kill_on_overflow = false;            ///< stdout past max_out ends the child (else: discarded)
     std::optional<identity> user;             ///< drop to this user (the caller must be root, or already it)
-    bool die_with_parent = false;             ///< SIGKILL when the calling thread's process dies
+    /// SIGKILL to the child when the caller dies. Linux ties this to the calling *thread*: call
+    /// spawn from a thread that lives as long as the caller cares (a pool thread, the main thread).
+    /// A child that changes its own credentials must set it again (setuid clears it).
+    bool die_with_parent = false;
 };
 
 struct spawn_result {
