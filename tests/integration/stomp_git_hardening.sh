@@ -137,7 +137,8 @@ until_true 10 grep -q "output: post-fetch printed this" "$work/sgit.log" && pass
   bad "post-fetch output: $(tail -5 "$work/sgit.log")"
 until_true 10 grep -q "  fetched change: \[site\] refs/heads/master $new" "$work/oneliners" &&
   pass "one-liner: two spaces, the pushed ref and revision" || bad "one-liner: $(cat "$work/oneliners")"
-! grep -q "worker failed" "$work/sgit.log" && pass "a printing post-fetch-command does not break the fetch result" ||
+grep -q "site fetched refs/remotes/origin/master [0-9a-f]* -> ${new:0:12}" "$work/sgit.log" && ! grep -q "worker failed" "$work/sgit.log" &&
+  pass "a printing post-fetch-command does not break the fetch result" ||
   bad "worker failed: $(grep 'worker failed' "$work/sgit.log")"
 [[ $(grep -c "fetched change" "$work/oneliners") == 1 ]] && pass "no 'fetched change' for the start-up fetch" ||
   bad "one-liners: $(cat "$work/oneliners")"
@@ -154,7 +155,7 @@ new4=$(git -C "$work/origin/site.git" rev-parse master)
 until_true 20 grep -q "start $new3 $new4" "$work/pf/log" || bad "slow post-fetch did not start"
 pfpid=$(awk -v r="$new4" '$1=="start" && $3==r {print $4}' "$work/pf/log" | head -1)
 kill -9 "$gpid"; wait "$gpid" 2>/dev/null || true; gpid=
-until_true 10 bash -c "! kill -0 $pfpid 2>/dev/null" && pass "kill -9 of stomp-git ends its worker and post-fetch-command" ||
+[[ -n $pfpid ]] && until_true 10 bash -c "! kill -0 $pfpid 2>/dev/null" && pass "kill -9 of stomp-git ends its worker and post-fetch-command" ||
   bad "post-fetch $pfpid outlived the daemon"
 rm -f "$work/pf/slow"
 "$sgit" -c "$work/daemon.yaml" 2>>"$work/sgit.log" &
