@@ -140,7 +140,8 @@ until_true 10 grep -q "  fetched change: \[site\] refs/heads/master $new" "$work
 grep -q "site fetched refs/remotes/origin/master [0-9a-f]* -> ${new:0:12}" "$work/sgit.log" && ! grep -q "worker failed" "$work/sgit.log" &&
   pass "a printing post-fetch-command does not break the fetch result" ||
   bad "worker failed: $(grep 'worker failed' "$work/sgit.log")"
-[[ $(grep -c "fetched change" "$work/oneliners") == 1 ]] && pass "no 'fetched change' for the start-up fetch" ||
+[[ $(grep -c "fetched change" "$work/oneliners") == 1 && $(grep "fetched change" "$work/oneliners") == *" refs/heads/master $new" ]] &&
+  pass "no 'fetched change' for the start-up fetch (it changed nothing)" ||
   bad "one-liners: $(cat "$work/oneliners")"
 # The daemon still hears pushes (the UNSUBSCRIBE never reached its connection), nothing was published as it.
 push three
