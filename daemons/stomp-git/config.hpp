@@ -41,6 +41,11 @@ struct config {
     std::string known_hosts;                  ///< strict host-key checking against this file; empty: ~/.ssh/known_hosts
     std::string credentials_file;             ///< https: "user:token" and/or https://user:token@host lines (0600)
     std::string https_ca_file;                ///< CA bundle trusted for https remotes instead of the system's
+    std::chrono::seconds post_fetch_timeout{120};
+    /// Root-owned directory for per-clone locks and post-fetch state (never writable by repo users).
+    std::filesystem::path state_dir = "/var/lib/stomp-git";
+    /// Durable subscription name (kept while stopped or reconnecting); empty: a plain subscription.
+    std::string durable_name;
 };
 
 /// Loads and validates the file; errors name the file, line and key.

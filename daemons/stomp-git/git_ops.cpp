@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -113,17 +114,25 @@ std::string stamp()
 
 // Replaces `target` (a directory) with a fresh export: written beside it, then swapped in with
 // renames, so readers never see a half-written tree.
-bool publish_dir(git_repository* r, git_commit* c, const fs::path& target, std::string& error)
+// `marker` (puppetmaster): a file written into the fresh tree, see write_marker().
+bool write_marker(const fs::path& dir, std::string_view content, std::string& error);
+
+bool publish_dir(git_repository* r, git_commit* c, const fs::path& target, std::string& error,
+                 std::string_view marker = {})
 {
-    fs::path fresh = target.string() + ".deploykit-new-" + stamp();
-    fs::path old = target.string() + ".deploykit-old-" + stamp();
+    // Staging names are short and fixed-length (not the target's name plus a suffix, which a long
+    // branch name would push past NAME_MAX).
+    static unsigned seq = 0;
+    std::string tag = stamp() + "-" + std::to_string(::getpid()) + "-" + std::to_string(++seq);
+    fs::path fresh = target.parent_path() / (".deploykit-new-" + tag);
+    fs::path old = target.parent_path() / (".deploykit-old-" + tag);
     std::error_code ec;
     fs::create_directories(fresh, ec);
     if (ec) {
         error = fresh.string() + ": " + ec.message();
         return false;
     }
-    if (!export_tree(r, c, fresh, error)) {
+    if (!export_tree(r, c, fresh, error) || (!marker.empty() && !write_marker(fresh, marker, error))) {
         fs::remove_all(fresh, ec);
         return false;
     }
@@ -138,6 +147,55 @@ bool publish_dir(git_repository* r, git_commit* c, const fs::path& target, std::
     }
     if (had) fs::remove_all(old, ec);
     return true;
+}
+
+// Writes `.deploykit-environment` into a directory stomp-git just filled from pushed content:
+// relative to the directory's descriptor, never following a symlink. Whatever the pushed tree put
+// under that name (a symlink to a file elsewhere, say) is removed first; the marker is ours.
+bool write_marker(const fs::path& dir, std::string_view content, std::string& error)
+{
+    constexpr const char* name = ".deploykit-environment";
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        error = dir.string() + ": " + std::strerror(errno);
+        return false;
+    }
+    bool ok = false;
+    if (::unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
+        error = (dir / name).string() + ": the pushed tree has it as a directory (" + std::strerror(errno) + ")";
+    } else {
+        int fd = ::openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            error = (dir / name).string() + ": " + std::strerror(errno);
+        } else {
+            ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+            if (!ok) error = (dir / name).string() + ": " + std::strerror(errno);
+            ::close(fd);
+        }
+    }
+    ::close(dfd);
+    return ok;
+}
+
+// Every remote-tracking branch and tag with its target: compared before and after a fetch.
+std::map<std::string, std::string> ref_snapshot(git_repository* r)
+{
+    std::map<std::string, std::string> out;
+    git_reference_iterator* it = nullptr;
+    if (git_reference_iterator_new(&it, r) != 0) return out;
+    git_reference* ref = nullptr;
+    while (git_reference_next(&ref, it) == 0) {
+        std::string name = git_reference_name(ref);
+        if (name.starts_with("refs/remotes/origin/") || name.starts_with("refs/tags/")) {
+            if (const git_oid* oid = git_reference_target(ref))
+                out[name] = oid_str(oid);
+            else if (const char* sym = git_reference_symbolic_target(ref))
+                out[name] = sym;
+        }
+        git_reference_free(ref);
+    }
+    git_reference_iterator_free(it);
+    return out;
 }
 
 } // namespace
@@ -880,12 +938,39 @@ int credentials_cb(git_credential** out, const char* url, const char* user, unsi
 
 std::string environment_name(std::string_view branch)
 {
+    // r10k's rule: keep the name (case included); map only what an environment directory cannot
+    // hold to '_'. Distinct branches that still meet are refused by environment_plan().
     std::string out;
     for (char ch : branch) {
-        char l = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        out.push_back((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '_' ? l : '_');
+        bool word = std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+        out.push_back(word ? ch : '_');
     }
     return out;
+}
+
+environment_plan plan_environments(const std::vector<std::string>& branches, std::size_t max_name)
+{
+    environment_plan plan;
+    std::map<std::string, std::vector<std::string>> by_env;
+    for (const auto& b : branches) by_env[environment_name(b)].push_back(b);
+    for (auto& [env, names] : by_env) {
+        if (env.size() > max_name) {
+            for (const auto& b : names)
+                plan.refused.push_back({b, env, "the environment name is longer than " + std::to_string(max_name) +
+                                                    " characters"});
+            continue;
+        }
+        if (names.size() > 1) {
+            std::string all;
+            for (const auto& b : names) all += (all.empty() ? "'" : ", '") + b + "'";
+            for (const auto& b : names)
+                plan.refused.push_back({b, env, "branches " + all + " would all publish to environment '" + env +
+                                                    "'; none is published until only one remains"});
+            continue;
+        }
+        plan.publish.push_back({names.front(), env});
+    }
+    return plan;
 }
 
 namespace {
@@ -910,6 +995,7 @@ outcome fetch_and_publish_unredacted(const repo_entry& e, transport& t)
     o.ref = "refs/remotes/origin/" + e.branch;
     o.old_rev = rev_of(repo.get(), o.ref);
 
+    const auto before = ref_snapshot(repo.get());
     remote_h remote;
     if (git_remote_lookup(remote.out(), repo.get(), "origin") != 0) {
         o.error = last_error("remote 'origin' of " + e.path.string());
@@ -940,6 +1026,7 @@ outcome fetch_and_publish_unredacted(const repo_entry& e, transport& t)
         return o;
     }
     o.new_rev = rev_of(repo.get(), o.ref);
+    o.changed = ref_snapshot(repo.get()) != before;
 
     switch (e.how) {
     case mode::normal: break;
@@ -968,46 +1055,65 @@ outcome fetch_and_publish_unredacted(const repo_entry& e, transport& t)
         break;
     }
     case mode::puppetmaster: {
-        // Every remote branch becomes an environment directory; deleted branches' go away.
+        // Every remote branch becomes an environment directory; deleted branches' go away. Names
+        // map injectively (r10k): two branches that would share a directory are both refused and
+        // reported, and one bad branch never stops the others.
         git_branch_iterator* it = nullptr;
         if (git_branch_iterator_new(&it, repo.get(), GIT_BRANCH_REMOTE) != 0) {
             o.error = last_error("listing branches");
             return o;
         }
-        std::set<std::string> live;
+        std::vector<std::string> branches;
+        std::vector<std::string> skipped;
         git_reference* ref = nullptr;
         git_branch_t type;
-        int published = 0;
+        const std::string prefix = "refs/remotes/origin/";
         while (git_branch_next(&ref, &type, it) == 0) {
             std::string name = git_reference_name(ref);
             git_reference_free(ref);
-            const std::string prefix = "refs/remotes/origin/";
             if (!name.starts_with(prefix) || name == prefix + "HEAD") continue;
             std::string branch = name.substr(prefix.size());
-            if (!bus::valid_ref_name("refs/heads/" + branch)) continue;  // never a path from an unsafe name
-            std::string env = environment_name(branch);
+            if (!bus::valid_ref_name("refs/heads/" + branch)) {  // never a path from an unsafe name
+                skipped.push_back("'" + branch + "': not a safe branch name");
+                continue;
+            }
+            branches.push_back(branch);
+        }
+        git_branch_iterator_free(it);
+        auto plan = plan_environments(branches);
+        std::set<std::string> live;
+        for (const auto& r : plan.refused) {
+            live.insert(r.environment);  // refused: left as it is, not removed as stale
+            skipped.push_back("'" + r.branch + "': " + r.reason);
+        }
+        std::error_code ec;
+        fs::create_directories(e.target, ec);
+        int published = 0;
+        for (const auto& [branch, env] : plan.publish) {
             live.insert(env);
             commit_h c;
             std::string err;
-            if (!lookup_commit(repo.get(), name, c, err)) continue;
-            fs::path dir = e.target / env;
-            std::error_code ec;
-            fs::create_directories(e.target, ec);
-            if (!publish_dir(repo.get(), c.get(), dir, err)) {
-                o.error = err;
-                git_branch_iterator_free(it);
-                return o;
+            if (!lookup_commit(repo.get(), prefix + branch, c, err) ||
+                !publish_dir(repo.get(), c.get(), e.target / env, err, branch + "\n")) {
+                skipped.push_back("'" + branch + "': " + err);
+                continue;
             }
-            std::ofstream(dir / ".deploykit-environment") << branch << "\n";
             ++published;
         }
-        git_branch_iterator_free(it);
-        std::error_code ec;
-        for (auto& d : fs::directory_iterator(e.target, ec))
-            if (d.is_directory() && fs::exists(d.path() / ".deploykit-environment") &&
-                !live.count(d.path().filename().string()))
-                fs::remove_all(d.path(), ec);
+        // Stale environments: directories (never symlinks) carrying our marker as a plain file.
+        for (auto& d : fs::directory_iterator(e.target, ec)) {
+            std::string n = d.path().filename().string();
+            if (n.starts_with(".deploykit-")) continue;
+            struct stat st{};
+            if (::lstat(d.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+            if (::lstat((d.path() / ".deploykit-environment").c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+            if (!live.count(n)) fs::remove_all(d.path(), ec);
+        }
         o.detail = "published " + std::to_string(published) + " environment(s) under " + e.target.string();
+        if (!skipped.empty()) {
+            o.detail += "; skipped " + std::to_string(skipped.size()) + " branch(es):";
+            for (const auto& s : skipped) o.detail += " " + s + ";";
+        }
         break;
     }
     case mode::atomic: {

@@ -20,6 +20,7 @@ struct outcome {
     std::string old_rev;
     std::string new_rev;
     std::string detail;   ///< what was published where
+    bool changed = false; ///< the fetch moved, created or deleted a branch or tag
 };
 
 /// One credentials-file entry: `user:token` (any host, `host` empty) or
@@ -124,8 +125,21 @@ host_key_verdict check_known_hosts(std::string_view text, std::string_view file,
 /// `name type key`: what libssh2 is given to choose the host key type to ask for.
 std::string known_hosts_for(std::string_view text, std::string_view host, unsigned port);
 
-/// The directory name a puppetmaster branch is published to: [a-z0-9_] only, as Puppet
-/// environment names must be (`feature/x-1` -> `feature_x_1`).
+/// The directory name a puppetmaster branch is published to, by r10k's rule: the branch name with
+/// its case kept and every character but [A-Za-z0-9_] mapped to `_` (`feature/x-1` -> `feature_x_1`,
+/// `Production` stays `Production`).
 std::string environment_name(std::string_view branch);
+
+/// Which branches publish to which environment: injective. Branches whose names map to one
+/// environment are all refused (reported, never merged: no branch can write another's
+/// environment), as are names longer than `max_name`.
+struct environment_plan {
+    struct refusal {
+        std::string branch, environment, reason;
+    };
+    std::vector<std::pair<std::string, std::string>> publish;  ///< (branch, environment)
+    std::vector<refusal> refused;
+};
+environment_plan plan_environments(const std::vector<std::string>& branches, std::size_t max_name = 255);
 
 } // namespace stomp_git

@@ -6,12 +6,17 @@
 //   stomp-git [-c /etc/stomp-git/stomp-git.yaml] [-d]
 #include "config.hpp"
 #include "git_ops.hpp"
+#include "ledger.hpp"
 #include "scheduler.hpp"
 
 #include "bus/client.hpp"
 #include "bus/publisher.hpp"
 #include "bus/intake.hpp"
 #include "bus/wire.hpp"
+#include "bus/runtime/spawn.hpp"
+#include "bus/detail/hex.hpp"
+
+#include <openssl/evp.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -28,7 +33,9 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
@@ -60,7 +67,11 @@ std::string become(const std::string& user)
     if (user.empty()) return {};
     struct passwd* pw = ::getpwnam(user.c_str());
     if (!pw) return "No such user " + user;
-    if (::getuid() == pw->pw_uid) return {};
+    if (::getuid() == pw->pw_uid) {
+        ::setenv("HOME", pw->pw_dir, 1);
+        ::setenv("USER", user.c_str(), 1);
+        return {};
+    }
     if (::geteuid() != 0) return "cannot switch to user " + user + ": stomp-git is not running as root";
     if (::initgroups(user.c_str(), pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
         return "cannot switch to user " + user + ": " + std::strerror(errno);
@@ -70,28 +81,74 @@ std::string become(const std::string& user)
     return {};
 }
 
-// Runs argv with a deadline, no shell; returns its exit status, or -1 on timeout/failure.
-int run_argv(const std::vector<std::string>& args, const std::vector<std::string>& env, std::chrono::seconds timeout)
+// The per-clone lock and post-fetch record: <state-dir>/locks/<sha256 of the clone path>.lock,
+// in a directory only root (or the daemon's user) can write, so a repository's user can neither
+// replace nor unlock it. Opened before the privilege drop; the descriptor (close-on-exec) is kept.
+int open_clone_lock(const config& cfg, const repo_entry& e)
 {
-    std::vector<char*> argv, envp;
-    std::vector<std::string> a = args, e = env;
-    for (auto& s : a) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    for (auto& s : e) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()) != 0) return -1;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        int status = 0;
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        if (std::chrono::steady_clock::now() >= deadline) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            return -1;
-        }
-        ::usleep(20000);
+    namespace fs = std::filesystem;
+    fs::path dir = cfg.state_dir / "locks";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    for (const fs::path& d : {cfg.state_dir, dir}) {
+        struct stat st{};
+        if (::lstat(d.c_str(), &st) != 0)
+            throw std::runtime_error("state-dir " + d.string() + ": " + std::strerror(errno));
+        if (!S_ISDIR(st.st_mode) || (st.st_uid != 0 && st.st_uid != ::geteuid()) || (st.st_mode & 022))
+            throw std::runtime_error("state-dir " + d.string() +
+                                     " must be a directory owned by root (or stomp-git's user) and writable by no one "
+                                     "else");
+    }
+    ::chmod(dir.c_str(), 0700);
+    std::string canonical = fs::weakly_canonical(e.path, ec).string();
+    if (canonical.empty()) canonical = e.path.string();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(canonical.data(), canonical.size(), md, &len, EVP_sha256(), nullptr);
+    fs::path file = dir / (bus::detail::to_hex(md, 16) + ".lock");
+    int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("lock " + file.string() + ": " + std::strerror(errno));
+    // A second fetch of this clone (another worker, or one left by a daemon killed before a
+    // restart) waits here; the daemon's fetch-timeout bounds the wait.
+    while (::flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR) throw std::runtime_error("lock " + file.string() + ": " + std::strerror(errno));
+    return fd;
+}
+
+std::string read_record(int fd)
+{
+    char buf[128] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    std::string s = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s.size() == 40 && s.find_first_not_of("0123456789abcdef") == std::string::npos ? s : std::string();
+}
+
+void write_record(int fd, const std::string& rev)
+{
+    std::string line = rev + "\n";
+    if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, line.data(), line.size(), 0) == static_cast<ssize_t>(line.size()))
+        ::fsync(fd);
+}
+
+std::string bounded(std::string s, std::size_t max = 16384)
+{
+    if (s.size() > max) s = s.substr(0, max) + " [truncated]";
+    return s;
+}
+
+// The worker's result goes to descriptor 3, which the daemon passes (and names in
+// DEPLOYKIT_RESULT_FD); its stdout and stderr are plain output, never the protocol. By hand: stdout.
+void send_result(const nlohmann::json& out)
+{
+    std::string line = out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const char* named = ::getenv("DEPLOYKIT_RESULT_FD");
+    int fd = named && std::string_view(named) == "3" && ::fcntl(3, F_GETFD) >= 0 ? 3 : 1;
+    for (std::string_view rest = line; !rest.empty();) {
+        ssize_t n = ::write(fd, rest.data(), rest.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        rest.remove_prefix(static_cast<std::size_t>(n));
     }
 }
 
@@ -99,6 +156,7 @@ int worker_main(const std::string& config_path, const std::string& name)
 {
     nlohmann::json out;
     auto t0 = std::chrono::steady_clock::now();
+    const pid_t parent = ::getppid();
     try {
         auto cfg = load_config(config_path);
         auto it = cfg.repos.find(name);
@@ -106,27 +164,48 @@ int worker_main(const std::string& config_path, const std::string& name)
         const repo_entry& e = it->second;
         // Read while still root: the secrets are the daemon's (0600), not the repo user's.
         credentials creds = load_credentials(cfg);
+        int lock = open_clone_lock(cfg, e);
         if (auto why = become(e.user); !why.empty()) throw std::runtime_error(why);
+        // The drop cleared the death signal spawn() set: set it again, and make sure the daemon
+        // did not die in between (then nobody would deliver it).
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)
+            throw std::runtime_error("stomp-git ended before this fetch started");
         if (!std::filesystem::exists(e.path)) throw std::runtime_error("Repo in config but not in filesystem: " + name);
         auto o = fetch_and_publish(e, creds);
-        out = {{"ok", o.ok}, {"error", o.error}, {"ref", o.ref}, {"old_rev", o.old_rev}, {"new_rev", o.new_rev},
-               {"detail", o.detail}};
-        if (o.ok && !cfg.post_fetch.empty() && o.old_rev != o.new_rev) {
-            std::vector<std::string> env{"PATH=/usr/local/bin:/usr/bin:/bin", "REPO=" + name, "OLD_REV=" + o.old_rev,
-                                         "NEW_REV=" + o.new_rev, "MODE=" + std::string(to_string(e.how)),
-                                         "HOME=" + std::string(::getenv("HOME") ? ::getenv("HOME") : "/")};
-            int rc = run_argv(cfg.post_fetch, env, std::chrono::seconds(120));
-            if (rc != 0) {
+        out = {{"ok", o.ok}, {"error", bounded(o.error)}, {"ref", o.ref}, {"old_rev", o.old_rev},
+               {"new_rev", o.new_rev}, {"changed", o.changed}, {"detail", bounded(o.detail)}};
+        // post-fetch-command runs once for every revision change, even when a fetch was cut off
+        // between the fetch and the command: the revision it last ran for is recorded.
+        std::string done = read_record(lock);
+        std::string from = done.empty() ? o.old_rev : done;
+        if (o.ok && !cfg.post_fetch.empty() && from != o.new_rev) {
+            bus::runtime::spawn_options so;
+            so.argv = cfg.post_fetch;
+            so.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "REPO=" + name, "OLD_REV=" + from,
+                      "NEW_REV=" + o.new_rev, "MODE=" + std::string(to_string(e.how)),
+                      "HOME=" + std::string(::getenv("HOME") ? ::getenv("HOME") : "/"),
+                      "USER=" + std::string(::getenv("USER") ? ::getenv("USER") : "")};
+            so.timeout = cfg.post_fetch_timeout;
+            so.max_out = 8192;
+            so.max_err = 8192;
+            so.die_with_parent = true;
+            auto r = bus::runtime::spawn(so);
+            std::string output = r.out + r.err;
+            if (!output.empty()) out["post_fetch_output"] = bounded(output, 4096);
+            if (!r.ok()) {
                 out["ok"] = false;
-                out["error"] = "post-fetch command " + cfg.post_fetch[0] +
-                               (rc < 0 ? " timed out or could not start" : " exited " + std::to_string(rc));
+                out["error"] = "post-fetch command " + cfg.post_fetch[0] + " " + r.describe();
+            } else {
+                write_record(lock, o.new_rev);
             }
+        } else if (o.ok && from != o.new_rev) {
+            write_record(lock, o.new_rev);
         }
     } catch (const std::exception& ex) {
-        out = {{"ok", false}, {"error", ex.what()}};
+        out = {{"ok", false}, {"error", bounded(ex.what())}};
     }
     out["duration_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+    send_result(out);
     return 0;
 }
 
@@ -134,82 +213,59 @@ int worker_main(const std::string& config_path, const std::string& name)
 
 struct worker_result {
     bool ok = false;
-    std::string error, ref, old_rev, new_rev, detail;
+    bool changed = false;
+    std::string error, ref, old_rev, new_rev, detail, output;
     double duration_s = 0;
 };
 
-// Starts a worker (this binary, --worker) with a clean environment and waits for its one JSON
-// line, killing its process group at the deadline. Blocking: runs on the worker thread pool.
+// Starts a worker (this binary, --worker) through spawn(): clean environment, own process group
+// ended at the deadline, dead with the daemon, only its pipes and the result pipe (as descriptor
+// 3) open. Blocking: runs on the worker thread pool.
 worker_result run_worker(const std::string& self, const std::string& config, const std::string& repo,
                          std::chrono::seconds timeout)
 {
     worker_result r;
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
-        r.error = "pipe failed";
+        r.error = std::string("pipe failed: ") + std::strerror(errno);
         return r;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    std::vector<std::string> args{self, "--worker", repo, "-c", config};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::string path_env = "PATH=/usr/local/bin:/usr/bin:/bin", lang = "LANG=C.UTF-8";
-    char* envp[] = {path_env.data(), lang.data(), nullptr};
-    pid_t pid = 0;
-    int rc = posix_spawn(&pid, self.c_str(), &fa, &attr, argv.data(), envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    bus::runtime::spawn_options so;
+    so.argv = {self, "--worker", repo, "-c", config};
+    so.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "DEPLOYKIT_RESULT_FD=3"};
+    so.pass = {{fds[1], 3}};
+    so.timeout = timeout;
+    so.max_out = 16384;
+    so.max_err = 16384;
+    so.die_with_parent = true;
+    auto s = bus::runtime::spawn(so);
     ::close(fds[1]);
-    if (rc != 0) {
-        ::close(fds[0]);
-        r.error = std::string("cannot start worker: ") + std::strerror(rc);
-        return r;
-    }
     std::string output;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    bool timed_out = false;
-    for (;;) {
-        auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        pollfd p{fds[0], POLLIN, 0};
-        int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) continue;
-        char buf[4096];
-        ssize_t got = ::read(fds[0], buf, sizeof buf);
-        if (got <= 0) break;
-        if (output.size() < 1024 * 1024) output.append(buf, static_cast<std::size_t>(got));
-    }
+    ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    char buf[4096];
+    for (ssize_t got; (got = ::read(fds[0], buf, sizeof buf)) > 0 && output.size() < (1 << 20);)
+        output.append(buf, static_cast<std::size_t>(got));
     ::close(fds[0]);
-    if (timed_out) ::kill(-pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    if (timed_out) {
+    r.output = s.out + s.err;
+    if (s.timed_out) {
         r.error = "fetch timed out after " + std::to_string(timeout.count()) + " s";
         return r;
     }
     auto j = nlohmann::json::parse(output, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
-        r.error = "worker failed (exit status " + std::to_string(status) + ")";
+        r.error = "worker failed (" + s.describe() + ")";
         return r;
     }
     r.ok = j.value("ok", false);
+    r.changed = j.value("changed", false);
     r.error = j.value("error", "");
     r.ref = j.value("ref", "");
     r.old_rev = j.value("old_rev", "");
     r.new_rev = j.value("new_rev", "");
     r.detail = j.value("detail", "");
     r.duration_s = j.value("duration_s", 0.0);
+    if (auto pf = j.value("post_fetch_output", std::string()); !pf.empty())
+        r.output += (r.output.empty() ? "" : "\n") + pf;
     return r;
 }
 
@@ -233,8 +289,7 @@ struct daemon_state {
     bus::intake in;
     scheduler sched;
     std::string host;
-    std::map<std::uint64_t, std::pair<bus::message, std::string>> waiting;  // token -> (message, event id)
-    std::uint64_t next_token = 0;
+    pending_acks<bus::message> waiting;  // messages waiting for the fetch that covers them
     std::uint64_t fetches = 0, failures = 0, ignored = 0;
 
     void start(const std::vector<std::string>& repos)
@@ -258,9 +313,7 @@ struct daemon_state {
             net::use_awaitable);
         ++fetches;
         auto it = cfg.repos.find(repo);
-        bus::fetch_event fe{repo, r.ref, r.old_rev, r.new_rev, host,
-                            it != cfg.repos.end() ? std::string(to_string(it->second.how)) : "", r.duration_s, r.ok,
-                            r.error};
+        std::string how = it != cfg.repos.end() ? std::string(to_string(it->second.how)) : "";
         if (r.ok) {
             log.info("stomp-git: {} fetched {} {} -> {} in {:.2f}s{}", repo, r.ref, r.old_rev.substr(0, 12),
                      r.new_rev.substr(0, 12), r.duration_s, r.detail.empty() ? "" : "; " + r.detail);
@@ -268,21 +321,30 @@ struct daemon_state {
             ++failures;
             log.error("stomp-git: {} problem: {}", repo, r.error);
         }
-        // Report (native and/or the original's one-liner); spooled if the broker is away and
-        // delivered from the outbox later.
-        auto ev = bus::make_event(fe, host);
-        auto why = co_await out.publish(bus::encode(ev, "/topic/" + cfg.report_topic, cfg.bus.format), milliseconds(5000));
-        if (!why.empty()) log.warn("stomp-git: report for {} not kept: {}", repo, why);
-        // Done: acknowledge every message this fetch covered (coalesced bursts included).
+        if (!r.output.empty()) log.info("stomp-git: {} output: {}", repo, r.output);
         auto d = sched.finished(repo);
-        auto now = std::chrono::system_clock::now();
-        for (auto token : d.covered) {
-            auto w = waiting.find(token);
-            if (w == waiting.end()) continue;
-            client.acknowledge(w->second.first, bus::disposition::ack);
-            in.processed(w->second.second, now);
-            waiting.erase(w);
+        // Reports, as the original wrote them: one per announced commit, naming the pushed ref and
+        // revision (the message's subject); a fetch nobody announced (start-up, reconnect, safety
+        // fetch, reload) is reported only when it changed something or failed.
+        std::vector<bus::fetch_event> reports;
+        for (auto token : d.covered)
+            if (const auto* w = waiting.find(token))
+                reports.push_back({repo, w->ref, w->old_rev, w->new_rev, host, how, r.duration_s, r.ok, r.error});
+        if (reports.empty() && (!r.ok || r.changed))
+            reports.push_back({repo, r.ref, r.old_rev, r.new_rev, host, how, r.duration_s, r.ok, r.error});
+        // Spooled if the broker is away and delivered from the outbox later.
+        for (const auto& fe : reports) {
+            auto ev = bus::make_event(fe, host);
+            auto why =
+                co_await out.publish(bus::encode(ev, "/topic/" + cfg.report_topic, cfg.bus.format), milliseconds(5000));
+            if (!why.empty()) log.warn("stomp-git: report for {} not kept: {}", repo, why);
         }
+        // Done: acknowledge every message this fetch covered (coalesced bursts included).
+        auto now = std::chrono::system_clock::now();
+        waiting.settle(d.covered, [&](const auto& w) {
+            client.acknowledge(w.msg, bus::disposition::ack);
+            in.processed(w.event_id, now);
+        });
         start(d.start);
     }
 
@@ -302,13 +364,11 @@ struct daemon_state {
         // The same event already waiting for its fetch (a producer sending both wire forms, or a
         // redelivery): that fetch covers it. Acknowledged now; without this every dual-form push
         // cost each server a second, empty fetch.
-        for (const auto& [_, w] : waiting)
-            if (w.second == r.ev->id) {
-                log.debug("stomp-git: event {} is already being handled", r.ev->id);
-                co_return bus::disposition::ack;
-            }
-        auto token = ++next_token;
-        waiting.emplace(token, std::pair{m, r.ev->id});
+        if (waiting.holds_event(r.ev->id)) {
+            log.debug("stomp-git: event {} is already being handled", r.ev->id);
+            co_return bus::disposition::ack;
+        }
+        auto token = waiting.hold({m, r.ev->id, commit->ref, commit->old_rev, commit->new_rev});
         start(sched.request(commit->repo, token));
         co_return bus::disposition::leave;  // acknowledged when the fetch is done
     }
@@ -361,6 +421,17 @@ int main(int argc, char** argv)
         bus::subscription_options so;
         so.destination = "/topic/" + d.cfg.listen_topic;
         so.ack = bus::ack_mode::client_individual;
+        if (!d.cfg.durable_name.empty()) {
+            // As stomp-jenkins: both header sets (RabbitMQ's durable queue, ActiveMQ's
+            // subscriptionName with the client-id); a reconnect gap or a restart never drops a commit.
+            so.durable_name = d.cfg.durable_name;
+            so.durable = bus::durable_style::both;
+            log->info("stomp-git: durable subscription '{}' (client-id '{}')", d.cfg.durable_name,
+                      d.cfg.bus.client.client_id);
+        } else {
+            log->warn("stomp-git: durable-name is empty: a plain subscription; commits published while stopped or "
+                      "reconnecting are only caught up by the next catch-up fetch");
+        }
         d.client.subscribe(so, [&](const bus::message& m) { return d.on_message(m); });
         net::co_spawn(io, d.client.run(), [&](std::exception_ptr e) {
             if (e) log->error("stomp-git: bus client ended");
@@ -382,6 +453,7 @@ int main(int argc, char** argv)
                     auto fresh = load_config(config_path);
                     d.cfg.repos = std::move(fresh.repos);  // the connection settings need a restart
                     d.cfg.post_fetch = std::move(fresh.post_fetch);
+                    d.cfg.post_fetch_timeout = fresh.post_fetch_timeout;
                     log->info("Re-read {}: {} repositories", config_path, d.cfg.repos.size());
                     d.request_all("configuration reloaded");
                 } catch (const std::exception& ex) {

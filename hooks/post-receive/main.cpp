@@ -15,12 +15,13 @@
 #include "bus/config.hpp"
 #include "bus/delivery.hpp"
 #include "bus/wire.hpp"
+#include "bus/outbox.hpp"
+#include "bus/runtime/spawn.hpp"
 
 #include <CLI/CLI.hpp>
 #include <git2.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -69,48 +70,27 @@ hook::commit_info read_commit(git_repository* repo, const std::string& rev)
     return info;
 }
 
-// Runs the previous hook with the same stdin, argv only (no shell); returns its exit status.
+// Runs the previous hook with the same stdin and environment (git's GIT_DIR, GL_* and the push
+// options are its input), through spawn(): argv only, no descriptor of ours but its stdio, its
+// output passed on to the pusher. Returns its exit status.
 int run_chained(const fs::path& hook, const std::string& input)
 {
-    int pipefd[2];
-    if (::pipe2(pipefd, O_CLOEXEC) != 0) return 1;  // dup2 onto 0 clears the flag for the child
-    // A chained hook that exits without reading all its input must not kill us with SIGPIPE;
-    // the child gets the default disposition back.
-    ::signal(SIGPIPE, SIG_IGN);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[0], 0);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
-    std::string path = hook.string();
-    char* argv[] = {path.data(), nullptr};
-    pid_t pid = 0;
-    int rc = posix_spawn(&pid, path.c_str(), &fa, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    ::close(pipefd[0]);
-    if (rc != 0) {
-        ::close(pipefd[1]);
-        std::cerr << "deploykit: cannot run " << path << ": " << std::strerror(rc) << "\n";
+    bus::runtime::spawn_options so;
+    so.argv = {hook.string()};
+    for (char** e = environ; e && *e; ++e) so.env.emplace_back(*e);
+    so.input = input;
+    so.timeout = std::chrono::hours(1);  // a chained hook may deploy; git itself waits without limit
+    so.max_out = 1 << 20;
+    so.max_err = 1 << 20;
+    auto r = bus::runtime::spawn(so);
+    std::cout << r.out << std::flush;
+    std::cerr << r.err;
+    if (!r.started) {
+        std::cerr << "deploykit: " << r.error << "\n";
         return 1;
     }
-    std::string_view rest = input;
-    while (!rest.empty()) {
-        ssize_t n = ::write(pipefd[1], rest.data(), rest.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;  // EPIPE: the chained hook stopped reading; that is its business
-        rest.remove_prefix(static_cast<std::size_t>(n));
-    }
-    ::close(pipefd[1]);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    if (r.timed_out) std::cerr << "deploykit: " << hook.string() << " " << r.describe() << "\n";
+    return r.exit_code >= 0 ? r.exit_code : 1;
 }
 
 // The hooks directory of a repository: GIT_DIR/hooks for a bare one, .git/hooks for a work tree
@@ -290,6 +270,12 @@ int main(int argc, char** argv)
                           << " ref update(s) spooled in " << spool.dir.string() << " (delivered by the next "
                           << (post_commit ? "commit" : "push") << " or 'stompctl drain')\n";
         }
+    } catch (const bus::outbox_error& e) {
+        // The push itself succeeded and is never failed (exit 0), but nobody must think this
+        // event is on its way.
+        std::cerr << "deploykit: ERROR: the event for " << published << " ref update(s) was NOT kept: the broker did "
+                  << "not take it and it could not be spooled (" << e.what() << "). Consumers will not hear of this "
+                  << (post_commit ? "commit" : "push") << "; free space, then push again or publish it by hand.\n";
     } catch (const std::exception& e) {
         std::cerr << "deploykit: " << e.what() << "\n";
     }

@@ -63,11 +63,24 @@ bus::commit_event make_commit(const std::string& repo, const ref_update& u, cons
     c.ref = u.ref;
     c.old_rev = u.old_rev;
     c.new_rev = u.new_rev;
-    c.author = info.author;
-    c.date = info.date;
+    c.author = utf8_prefix(info.author, max_field);
+    c.date = utf8_prefix(info.date, max_field);
     c.message = info.message;
     while (!c.message.empty() && c.message.back() == '\n') c.message.pop_back();
+    // Consumers drop events whose message exceeds 64 KiB: a long message is cut here, marked, so
+    // the routing data (repo, ref, revisions) always arrives. As svn-stomp and github-webhook do.
+    if (c.message.size() > max_message)
+        c.message = utf8_prefix(c.message, max_message) + "\n" + std::string(truncation_marker);
     return c;
+}
+
+std::string utf8_prefix(std::string_view s, std::size_t max)
+{
+    if (s.size() <= max) return std::string(s);
+    std::size_t n = max;
+    // Back up over continuation bytes so no character is cut in half.
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    return std::string(s.substr(0, n));
 }
 
 std::string git_date(std::int64_t unix_time, int offset_minutes)

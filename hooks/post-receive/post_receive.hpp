@@ -42,7 +42,15 @@ struct commit_info {
     std::string message;
 };
 
-/// The commit event for one ref update.
+/// Bounds on what a commit event carries from the commit (consumers refuse messages over 64 KiB).
+inline constexpr std::size_t max_message = 60 * 1024;
+inline constexpr std::size_t max_field = 1024;  ///< author, date
+inline constexpr std::string_view truncation_marker = "[commit message truncated by stomp-post-receive]";
+
+/// The longest prefix of `s` of at most `max` bytes that does not cut a UTF-8 character.
+std::string utf8_prefix(std::string_view s, std::size_t max);
+
+/// The commit event for one ref update; a message over max_message is cut and marked.
 bus::commit_event make_commit(const std::string& repo, const ref_update& u, const commit_info& info);
 
 /// git's default date format for a time and a UTC offset in minutes.

@@ -6,7 +6,8 @@
 //   svn-stomp [-c FILE] REPOS REV [TXN-NAME]     as the hook (svn runs it with an empty environment)
 //   svn-stomp [-c FILE] --install REPOS...       write REPOS/hooks/post-commit for these repositories
 #include "svn_hook.hpp"
-#include "child.hpp"
+#include "bus/outbox.hpp"
+#include "bus/runtime/spawn.hpp"
 
 #include "bus/config.hpp"
 #include "bus/delivery.hpp"
@@ -14,7 +15,6 @@
 
 #include <CLI/CLI.hpp>
 #include <signal.h>
-#include <spawn.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -78,12 +78,19 @@ std::string svnlook(const fs::path& bin, std::chrono::seconds timeout, const cha
     std::vector<std::string> argv{bin.string(), what, "-r", rev, repos};
     // UTF-8 output: in the C locale svnlook escapes every non-ASCII character.
     std::vector<std::string> env{std::string("PATH=") + fixed_path, "LC_ALL=C.UTF-8"};
-    auto r = svn_hook::run_child(argv, env, timeout, max_out);
+    bus::runtime::spawn_options so;
+    so.argv = argv;
+    so.env = env;
+    so.timeout = timeout;
+    so.kill_on_overflow = true;
+    so.max_out = max_out;
+    so.max_err = 4096;
+    auto r = bus::runtime::spawn(so);
     std::string cmd = "svnlook " + std::string(what) + " -r " + rev;
     if (!r.started) throw std::runtime_error(r.error);
     if (r.timed_out)
         throw std::runtime_error(cmd + ": no answer within " + std::to_string(timeout.count()) + " s (killed)");
-    if (r.truncated) return r.out;  // the parsers take what was read; the limits are theirs
+    if (r.out_truncated) return r.out;  // the parsers take what was read; the limits are theirs
     if (r.exit_code != 0) {
         auto err = r.err.substr(0, r.err.find('\n'));
         throw std::runtime_error(cmd + " failed (exit " + std::to_string(r.exit_code) + "): " + err);
@@ -91,25 +98,26 @@ std::string svnlook(const fs::path& bin, std::chrono::seconds timeout, const cha
     return r.out;
 }
 
-// Runs the previous hook with our arguments and environment (svn's), argv only; svn itself puts no
-// limit on a hook's run time, so neither does this. Returns its exit status.
+// Runs the previous hook with our arguments and environment (svn's), through spawn(): argv only,
+// no descriptor of ours but its stdio. svn puts no limit on a hook's run time; this one ends it
+// after a day. Its output is passed on. Returns its exit status.
 int run_chained(const fs::path& hook, const std::vector<std::string>& args)
 {
-    std::vector<std::string> a{hook.string()};
-    a.insert(a.end(), args.begin(), args.end());
-    std::vector<char*> av;
-    for (auto& s : a) av.push_back(s.data());
-    av.push_back(nullptr);
-    pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, a[0].c_str(), nullptr, nullptr, av.data(), environ);
-    if (rc != 0) {
-        std::cerr << "svn-stomp: cannot run " << a[0] << ": " << std::strerror(rc) << "\n";
+    bus::runtime::spawn_options so;
+    so.argv = {hook.string()};
+    so.argv.insert(so.argv.end(), args.begin(), args.end());
+    for (char** e = environ; e && *e; ++e) so.env.emplace_back(*e);
+    so.timeout = std::chrono::hours(24);
+    so.max_out = 1 << 20;
+    so.max_err = 1 << 20;
+    auto r = bus::runtime::spawn(so);
+    std::cout << r.out << std::flush;
+    std::cerr << r.err;
+    if (!r.started) {
+        std::cerr << "svn-stomp: " << r.error << "\n";
         return 1;
     }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    return r.exit_code >= 0 ? r.exit_code : 1;
 }
 
 std::string read_file(const fs::path& p)
@@ -216,7 +224,13 @@ void publish(const std::string& config, const std::string& repos, const std::str
               : std::make_shared<spdlog::logger>("svn-stomp", std::make_shared<spdlog::sinks::null_sink_mt>());
     log->info("{} r{}: project '{}', {} dir(s), event {}", commit.repo, rev, commit.svn_project,
               commit.changed_dirs.size(), ev.id);
-    auto rep = bus::send_once(cfg.client, spool, std::move(frames), std::chrono::milliseconds(1000), *log);
+    bus::send_report rep;
+    try {
+        rep = bus::send_once(cfg.client, spool, std::move(frames), std::chrono::milliseconds(1000), *log);
+    } catch (const bus::outbox_error& e) {
+        throw std::runtime_error("ERROR: the event for r" + rev + " was NOT kept: the broker did not take it and it "
+                                 "could not be spooled (" + e.what() + "); consumers will not hear of this commit");
+    }
     if (rep.spooled)
         std::cerr << "svn-stomp: broker unreachable; r" << rev << " spooled in " << spool.dir.string()
                   << " (delivered by the next commit or 'stompctl drain')\n";

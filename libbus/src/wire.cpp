@@ -41,8 +41,8 @@ std::optional<legacy::message> legacy_form(const event& e)
             },
             [](const fetch_event& f) -> std::optional<legacy::message> {
                 if (f.ok)
-                    return legacy::notice(f.host + " fetched change: [" + f.repo + "] " + f.ref + " " + f.new_rev);
-                return legacy::notice(f.host + " problem: " + f.error);
+                    return legacy::notice(f.host + "  fetched change: [" + f.repo + "] " + f.ref + " " + f.new_rev);
+                return legacy::notice(f.host + "  problem: " + f.error);
             },
             [](const package_event& p) -> std::optional<legacy::message> { return legacy::auto_reprepro(p); },
             [](const deploy_request&) -> std::optional<legacy::message> { return std::nullopt; },

@@ -96,6 +96,41 @@ wait_lines "$work/events2" 1 && grep -q '"message":"Second commit"' "$work/event
 wait "$spid" || true
 spid=
 
+# A 10 MB commit message: the event still arrives, its message cut and marked (consumers refuse
+# messages over 64 KiB, and a 10 MB frame was published nowhere).
+"$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events -n 1 --wait 30 --ready-file "$work/ready_huge" >"$work/events3" 2>/dev/null &
+spid=$!
+for _ in $(seq 200); do [[ -f $work/ready_huge ]] && break; sleep 0.05; done
+{ echo "Huge commit"; echo; head -c 10000000 /dev/zero | tr '\0' 'x' | fold -w 100; } >"$work/huge.msg"
+echo three >>file && git commit -q -a -F "$work/huge.msg"
+git push -q origin HEAD:refs/heads/master 2>"$work/push4.err"
+huge=$(git rev-parse HEAD)
+wait_lines "$work/events3" 1 && /usr/bin/python3 - "$work/events3" "$huge" <<'PY' && pass "10 MB commit message: event delivered, message truncated and marked" || bad "huge message: $(head -c 300 "$work/events3") $(cat "$work/push4.err")"
+import json, sys
+e = json.loads(open(sys.argv[1]).readline())["data"]
+assert e["new_rev"] == sys.argv[2] and e["ref"] == "refs/heads/master" and e["repo"] == "site", e
+assert e["message"].startswith("Huge commit") and len(e["message"]) <= 64 * 1024, len(e["message"])
+assert e["message"].endswith("[commit message truncated by stomp-post-receive]"), e["message"][-80:]
+PY
+wait "$spid" || true
+spid=
+
+# A full disk with the broker away: the hook says plainly the event was NOT kept, and exits 0 (the
+# push is done). The full disk is RLIMIT_FSIZE 0 with SIGXFSZ ignored: every write fails (EFBIG).
+dead=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'rserver: stomp://127.0.0.1:%s\nspool-dir: %s/fullspool\n' "$dead" "$work" >"$work/full.yaml"
+mkdir -p "$work/fullspool"
+rc=0
+# (Its stderr goes through a pipe to a writer outside the limit; the chained hook, which would hit
+# the same limit, is set aside.)
+mv "$work/srv/site.git/hooks/post-receive.chained" "$work/chained.aside"
+(cd "$work/srv/site.git" && echo "$(git rev-parse HEAD~1) $huge refs/heads/master" |
+  GIT_DIR=. DEPLOYKIT_HOOK_CONFIG=$work/full.yaml bash -c 'trap "" XFSZ; ulimit -f 0; exec "$0"; exit 99' "$hookbin" 2>&1 >/dev/null |
+  cat >"$work/full.err"; exit "${PIPESTATUS[1]}") || rc=$?
+mv "$work/chained.aside" "$work/srv/site.git/hooks/post-receive.chained"
+[[ $rc == 0 ]] && grep -q "was NOT kept" "$work/full.err" && pass "full disk: 'NOT kept' said plainly, exit 0" ||
+  bad "full disk: rc=$rc $(cat "$work/full.err")"
+
 # jenkins-helper: the original's formats, and exit 0 with the broker down.
 cd "$work"
 cat >"$work/jh.yaml" <<EOF2

@@ -53,10 +53,15 @@ report-topic: future.events.stomp-git
 wire-format: both
 safety-fetch-interval: 0
 repo-list:"
-printf '%s\n  site: {user: dkweb, repo: %s, target: %s, mode: trusting}\n' "$common" "$work/data/repos/web" "$work/data/sites/www" >"$work/stomp-git.yaml"
-printf '%s\n  site: {user: dkweb, repo: %s, target: %s, mode: atomic, keep: 2}\n' "$common" "$work/data/repos/atomic" "$work/data/atomic" >"$work/atomic.yaml"
-printf '%s\n  site: {user: dkpuppet, repo: %s, target: %s, mode: puppetmaster}\n' "$common" "$work/data/repos/envs" "$work/data/puppet/environments" >"$work/puppet.yaml"
-printf '%s\n  site: %s\n' "$common" "$work/data/repos/plain" >"$work/plain.yaml"  # the v1 flat form
+# Each "server" has its own durable subscription (one host here) and its own state dir.
+server() { printf '%s\n' "${common/repo-list:/durable-name: sgit-$1
+state-dir: $work/state-$1
+repo-list:}"; }
+printf '%s\n  site: {user: dkweb, repo: %s, target: %s, mode: trusting}\n' "$(server web)" "$work/data/repos/web" "$work/data/sites/www" >"$work/stomp-git.yaml"
+printf '%s\n  site: {user: dkweb, repo: %s, target: %s, mode: atomic, keep: 2}\n' "$(server atomic)" "$work/data/repos/atomic" "$work/data/atomic" >"$work/atomic.yaml"
+printf '%s\n  site: {user: dkpuppet, repo: %s, target: %s, mode: puppetmaster}\n' "$(server puppet)" "$work/data/repos/envs" "$work/data/puppet/environments" >"$work/puppet.yaml"
+# The v1 form exactly as the original and its Puppet define wrote it: `name: /path` at the top level.
+printf '%s\nsite: %s\n' "$(server plain | sed '/^repo-list:$/d')" "$work/data/repos/plain" >"$work/plain.yaml"
 
 "$stompctl" -u "$url" subscribe -t /topic/future.events.stomp-git --events --wait 120 >"$work/reports" 2>/dev/null &
 spid=$!

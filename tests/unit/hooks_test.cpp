@@ -181,3 +181,23 @@ TEST_CASE("git post-commit - HEAD's branch moved from the parent to the new comm
     REQUIRE(frames.size() == 1);
     CHECK(frames[0].get("subject") == "[site] refs/heads/master " + b);
 }
+
+TEST_CASE("git hook - a long commit message is cut at a character boundary and marked")
+{
+    hook::ref_update u{std::string(40, '0'), std::string(40, 'a'), "refs/heads/master"};
+    // 10 MB of two-byte characters: the cut must not split one.
+    std::string huge = "Subject\n\n";
+    for (int i = 0; i < 5'000'000; ++i) huge += "\xc3\xa9";
+    auto c = hook::make_commit("site", u, {"Dev <d@example.com>", "Sun Nov 22 10:00:00 2026 +0000", huge});
+    CHECK(c.ref == "refs/heads/master");
+    CHECK(c.new_rev == std::string(40, 'a'));
+    CHECK(c.message.size() <= 64 * 1024);
+    CHECK(c.message.starts_with("Subject\n\n"));
+    CHECK(c.message.ends_with("\n[commit message truncated by stomp-post-receive]"));
+    auto body = c.message.substr(0, c.message.size() - hook::truncation_marker.size() - 1);
+    CHECK((body.size() - 9) % 2 == 0);  // whole characters only
+    auto ev = bus::make_event(c);
+    CHECK(bus::validate(ev).empty());  // consumers accept it
+    // A short one is left as it is.
+    CHECK(hook::make_commit("site", u, {"a", "b", "short\n"}).message == "short");
+}

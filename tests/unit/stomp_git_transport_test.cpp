@@ -2,10 +2,14 @@
 // lists, wildcards, negation, hashed entries, markers), fingerprints, remote URLs, redaction, and
 // the credentials file. Keys and hashed lines were made with OpenSSH's ssh-keygen.
 #include "git_ops.hpp"
+#include "ledger.hpp"
 
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <map>
 
 using namespace stomp_git;
 
@@ -256,4 +260,111 @@ TEST_CASE("stomp-git transport - secret files must be private")
     CHECK(secret_file_problem("/etc/c", reg | 0600, 1001, 0, true).find("belongs to uid 1001") != std::string::npos);
     CHECK(secret_file_problem("/etc/c", reg | 0600, 1001, 0, false).empty());  // ssh keys: mode only
     CHECK(secret_file_problem("/etc/c", S_IFDIR | 0700, 0, 0, true) == "/etc/c is not a regular file");
+}
+
+// ---- puppetmaster environment names (issue 10 item 1) and configs -------------------------------
+
+TEST_CASE("stomp-git - environment names keep case and map only what a directory cannot hold")
+{
+    CHECK(environment_name("production") == "production");
+    CHECK(environment_name("Production") == "Production");
+    CHECK(environment_name("feature/x-1") == "feature_x_1");
+    CHECK(environment_name("release.2") == "release_2");
+}
+
+TEST_CASE("stomp-git - branches that would share an environment are all refused")
+{
+    auto plan = plan_environments({"production", "Production", "PRODUCTION", "feature/x", "feature-x", "feature_y"});
+    std::map<std::string, std::string> published(plan.publish.begin(), plan.publish.end());
+    CHECK(published == std::map<std::string, std::string>{{"production", "production"},
+                                                          {"Production", "Production"},
+                                                          {"PRODUCTION", "PRODUCTION"},
+                                                          {"feature_y", "feature_y"}});
+    REQUIRE(plan.refused.size() == 2);
+    for (const auto& r : plan.refused) {
+        CHECK(r.environment == "feature_x");
+        CHECK(r.reason.find("'feature/x', 'feature-x'") != std::string::npos);
+    }
+}
+
+TEST_CASE("stomp-git - an environment name too long for a directory is refused alone")
+{
+    std::string long_name(300, 'a');
+    auto plan = plan_environments({"master", long_name, std::string(240, 'b')});
+    CHECK(plan.publish.size() == 2);
+    REQUIRE(plan.refused.size() == 1);
+    CHECK(plan.refused[0].branch == long_name);
+}
+
+namespace {
+
+std::string write_config(const std::string& text)
+{
+    char name[] = "/tmp/stomp-git-config.XXXXXX";
+    int fd = ::mkstemp(name);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    ::close(fd);
+    return name;
+}
+
+} // namespace
+
+TEST_CASE("stomp-git config - the original v1 file with top-level name: path entries")
+{
+    // What the original's Puppet define appended: no repo-list, one `name: path` line per site.
+    auto file = write_config("rserver: stomp://127.0.0.1:61613\nlisten-topic: future.git.commits\n"
+                             "report-topic: future.events.stomp-git\nwww.example.com: /data/repos/www\n"
+                             "blog: /data/repos/blog\n");
+    auto c = load_config(file);
+    ::unlink(file.c_str());
+    REQUIRE(c.repos.size() == 2);
+    CHECK(c.repos.at("www.example.com").path == "/data/repos/www");
+    CHECK(c.repos.at("blog").how == mode::normal);
+    CHECK(c.listen_topic == "future.git.commits");
+}
+
+TEST_CASE("stomp-git config - a bad number names file line key and the type expected")
+{
+    auto file = write_config("rserver: stomp://127.0.0.1:61613\nrepo-list:\n"
+                             "  site: {repo: /r, target: /t, mode: atomic, keep: abc}\n");
+    std::string what;
+    try {
+        load_config(file);
+    } catch (const bus::config_error& e) {
+        what = e.what();
+    }
+    ::unlink(file.c_str());
+    CHECK(what == file + ":3: repo-list.site.keep: 'abc' is not a non-negative whole number");
+}
+
+TEST_CASE("stomp-git config - durable by default and a relative post-fetch-command refused")
+{
+    auto file = write_config("rserver: stomp://127.0.0.1:61613\n");
+    auto c = load_config(file);
+    CHECK(c.durable_name.starts_with("stomp-git-"));
+    CHECK(c.bus.client.client_id == c.durable_name);
+    ::unlink(file.c_str());
+    file = write_config("rserver: stomp://127.0.0.1:61613\npost-fetch-command: [reload]\n");
+    CHECK_THROWS_AS(load_config(file), bus::config_error);
+    ::unlink(file.c_str());
+}
+
+TEST_CASE("stomp-git - messages are held until the fetch covering them is done")
+{
+    pending_acks<int> held;
+    auto a = held.hold({1, "ev-a", "refs/heads/master", "0", "1"});
+    auto b = held.hold({2, "ev-b", "refs/heads/dev", "1", "2"});
+    CHECK(held.holds_event("ev-a"));
+    CHECK_FALSE(held.holds_event("ev-c"));
+    REQUIRE(held.find(b));
+    CHECK(held.find(b)->ref == "refs/heads/dev");
+    std::vector<int> acked;
+    held.settle({a, 999}, [&](const auto& e) { acked.push_back(e.msg); });
+    CHECK(acked == std::vector<int>{1});
+    CHECK_FALSE(held.holds_event("ev-a"));
+    CHECK(held.size() == 1);
+    held.settle({b}, [&](const auto& e) { acked.push_back(e.msg); });
+    CHECK(acked == std::vector<int>{1, 2});
+    CHECK(held.size() == 0);
 }
