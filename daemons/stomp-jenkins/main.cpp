@@ -183,8 +183,8 @@ struct daemon_state {
     net::awaitable<void> publish(std::vector<bus::stomp::frame> frames)
     {
         // Receipted, or spooled and delivered from the outbox later (spooling_publisher::run).
-        auto why = co_await out.publish(std::move(frames), milliseconds(5000));
-        if (!why.empty()) log.warn("stomp-jenkins: report not kept: {}", why);
+        auto r = co_await out.publish(std::move(frames), milliseconds(5000));
+        if (!r.kept()) log.warn("stomp-jenkins: report not kept: {}", r.why);
     }
 
     bus::build_event build_of(const scheduler::batch& b, bus::build_phase phase, std::string job, std::int64_t number,
