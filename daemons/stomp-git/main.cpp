@@ -271,8 +271,8 @@ struct daemon_state {
         // Report (native and/or the original's one-liner); spooled if the broker is away and
         // delivered from the outbox later.
         auto ev = bus::make_event(fe, host);
-        auto r = co_await out.publish(bus::encode(ev, "/topic/" + cfg.report_topic, cfg.bus.format), milliseconds(5000));
-        if (!r.kept()) log.warn("stomp-git: report for {} not kept: {}", repo, r.why);
+        auto sent = co_await out.publish(bus::encode(ev, "/topic/" + cfg.report_topic, cfg.bus.format), milliseconds(5000));
+        if (!sent.kept()) log.warn("stomp-git: report for {} not kept: {}", repo, sent.why);
         // Done: acknowledge every message this fetch covered (coalesced bursts included).
         auto d = sched.finished(repo);
         auto now = std::chrono::system_clock::now();
