@@ -362,7 +362,10 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
     });
     // With --wait the whole window may go to getting subscribed (a refused subscription is
     // retried on its own short schedule); it ends non-zero if that never happens.
-    auto confirm = milliseconds(static_cast<long>((s.wait > 0 ? std::max(s.wait, a.timeout) : a.timeout) * 1000));
+    const auto started = std::chrono::steady_clock::now();
+    const auto until = started + milliseconds(static_cast<long>(s.wait * 1000));
+    auto confirm = s.wait > 0 ? std::chrono::duration_cast<milliseconds>(until - started)
+                              : milliseconds(static_cast<long>(a.timeout * 1000));
     if (!co_await c.wait_subscribed(id, confirm)) {
         auto st = c.subscription(id);
         if (interrupted) {
@@ -383,8 +386,7 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
         co_return;
     }
     if (!s.ready_file.empty()) std::ofstream(s.ready_file) << "ready\n";
-    co_await done.wait(s.wait > 0 ? std::chrono::steady_clock::now() + milliseconds(static_cast<long>(s.wait * 1000))
-                                   : std::chrono::steady_clock::time_point::max());
+    co_await done.wait(s.wait > 0 ? until : std::chrono::steady_clock::time_point::max());
     if (s.count > 0 && received < s.count) {
         std::cerr << "stompctl: " << (interrupted ? "interrupted: " : "") << "received " << received << " of "
                   << s.count << " messages\n";

@@ -28,6 +28,12 @@ def serve(c):
             log.write(cmd + "\n")
             if cmd in ("CONNECT", "STOMP"):
                 c.sendall(b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0")
+            elif cmd == "SUBSCRIBE" and b"destination:/topic/down" in fr:
+                c.sendall(b"ERROR\nmessage:NOT_FOUND - home node 'rabbit@b' of durable queue 'q' is down or inaccessible\n\n\0")
+                c.close(); return
+            elif cmd == "SUBSCRIBE" and b"destination:/topic/secret" in fr:
+                c.sendall(b"ERROR\nmessage:ACCESS_REFUSED - read access to topic 'secret' refused for user 'guest'\n\n\0")
+                c.close(); return
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
@@ -79,4 +85,34 @@ else
 fi
 interrupt subscribe TERM 143 SUBSCRIBE "interrupted before the subscription" -- subscribe -t /topic/t --wait 60
 interrupt drain INT 130 SEND "not delivered" -- drain --spool "$WORK/spool"
+
+# A subscription the broker keeps refusing: --wait bounds the attempt, and the exit says why.
+"$STOMPCTL" -u "$URL" subscribe -t /topic/down --wait 3 >"$WORK/down.out" 2>"$WORK/down.err" &
+pid=$!
+BG_PIDS+=("$pid")
+if wait_for 10 exited "$pid"; then
+  wait "$pid"; rc=$?
+  if ((rc == 1)) && has_text "$WORK/down.err" "never subscribed to /topic/down: refused" &&
+    (($(grep -c '^SUBSCRIBE$' "$WORK/broker.log") >= 3)); then
+    pass "subscribe --wait 3 to a refused subscription: retried, then exit 1: $(tail -1 "$WORK/down.err")"
+  else
+    show "$WORK/down.err"; fail "subscribe to /topic/down: exit $rc"
+  fi
+else
+  fail "subscribe --wait 3 to a refused subscription did not end within 10 s"
+fi
+# A permanent refusal ends at once with exit 3 and the broker's reason.
+"$STOMPCTL" -u "$URL" subscribe -t /topic/secret >"$WORK/secret.out" 2>"$WORK/secret.err" &
+pid=$!
+BG_PIDS+=("$pid")
+if wait_for 5 exited "$pid"; then
+  wait "$pid"; rc=$?
+  if ((rc == 3)) && has_text "$WORK/secret.err" "ACCESS_REFUSED"; then
+    pass "subscribe refused for good: exit 3: $(tail -1 "$WORK/secret.err")"
+  else
+    show "$WORK/secret.err"; fail "subscribe to /topic/secret: exit $rc"
+  fi
+else
+  fail "a permanently refused subscribe did not end within 5 s"
+fi
 finish
