@@ -339,7 +339,8 @@ struct service {
                 in_flight.insert(key);
                 std::string why;
                 try {
-                    why = co_await out.publish(frames_for(*hook, d), cfg.accept_timeout);
+                    auto sent = co_await out.publish(frames_for(*hook, d), cfg.accept_timeout);
+                    if (!sent.kept()) why = sent.why;
                     if (!why.empty()) log.error("github-webhook: delivery {} not accepted: {}", d.delivery, why);
                 } catch (const std::exception& e) {
                     why = e.what();

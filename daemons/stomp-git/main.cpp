@@ -335,9 +335,9 @@ struct daemon_state {
         // Spooled if the broker is away and delivered from the outbox later.
         for (const auto& fe : reports) {
             auto ev = bus::make_event(fe, host);
-            auto why =
+            auto sent =
                 co_await out.publish(bus::encode(ev, "/topic/" + cfg.report_topic, cfg.bus.format), milliseconds(5000));
-            if (!why.empty()) log.warn("stomp-git: report for {} not kept: {}", repo, why);
+            if (!sent.kept()) log.warn("stomp-git: report for {} not kept: {}", repo, sent.why);
         }
         // Done: acknowledge every message this fetch covered (coalesced bursts included).
         auto now = std::chrono::system_clock::now();

@@ -187,8 +187,9 @@ struct daemon_state {
     {
         // Receipted, or spooled and delivered from the outbox later (spooling_publisher::run).
         const auto n = frames.size();
-        auto why = co_await out.publish(std::move(frames), milliseconds(5000));
-        if (!why.empty()) {
+        auto sent = co_await out.publish(std::move(frames), milliseconds(5000));
+        if (!sent.kept()) {
+            const auto& why = sent.why;
             common.dropped("report_not_kept").inc();
             log.warn("stomp-jenkins: report not kept: {}", why);
         } else {

@@ -2,8 +2,10 @@
 // debug the bus with, in the spirit of mosquitto_pub/mosquitto_sub.
 //
 // Exit codes: 0 success; 1 not accepted (no receipt before the deadline, connection failed);
-// 2 usage or configuration error; 3 the broker answered ERROR.
+// 2 usage or configuration error; 3 the broker answered ERROR (or refused a subscription for
+// a reason waiting will not change); 128+N ended by signal N (SIGINT 130, SIGTERM 143).
 #include "bus/client.hpp"
+#include "bus/config.hpp"
 #include "bus/delivery.hpp"
 #include "bus/intake.hpp"
 #include "bus/signing.hpp"
@@ -18,6 +20,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -25,6 +28,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 namespace net = boost::asio;
@@ -44,6 +48,9 @@ struct common_args {
     bool verbose = false;
     bool insecure = false;
     std::string ca_file;
+    // Liveness (docs/brokers.md "Keepalive tuning"); unset = libbus's defaults.
+    std::optional<long> heartbeat_ms, keepalive_ms, probe_ms, probe_timeout_ms;
+    std::optional<double> dead_link_grace;
 };
 
 struct publish_args {
@@ -74,11 +81,16 @@ struct subscribe_args {
     bool events = false;
     bool require_signatures = false;
     std::string key_file;
+    std::vector<std::string> extra_headers;
 };
 
 struct drain_args {
     std::string spool;
+    std::string config;
 };
+
+// Set by the first SIGINT/SIGTERM: every command then ends promptly and reports what is unfinished.
+int interrupted = 0;
 
 std::string read_secret(const std::string& path)
 {
@@ -87,6 +99,25 @@ std::string read_secret(const std::string& path)
     std::string s((std::istreambuf_iterator<char>(in)), {});
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
     return s;
+}
+
+void apply_liveness(const common_args& a, bus::client_options& o)
+{
+    auto ms = [](std::optional<long> v, std::chrono::milliseconds& out) {
+        if (!v) return;
+        if (*v < 0) throw bus::config_error("keepalive settings must not be negative");
+        out = milliseconds(*v);
+    };
+    if (a.heartbeat_ms) o.heartbeat_send = o.heartbeat_receive = milliseconds(std::max(0L, *a.heartbeat_ms));
+    ms(a.heartbeat_ms, o.heartbeat_send);
+    ms(a.keepalive_ms, o.synthetic_keepalive);
+    ms(a.probe_ms, o.liveness_probe);
+    ms(a.probe_timeout_ms, o.probe_timeout);
+    if (a.dead_link_grace) {
+        if (!(*a.dead_link_grace >= 1.0 && *a.dead_link_grace <= 100.0))
+            throw bus::config_error("--dead-link-grace must be from 1 to 100");
+        o.dead_link_grace = *a.dead_link_grace;
+    }
 }
 
 bus::client_options make_options(const common_args& a)
@@ -104,6 +135,7 @@ bus::client_options make_options(const common_args& a)
     o.connect_timeout = std::min(o.connect_timeout, o.receipt_timeout);
     o.tls.ca_file = a.ca_file;
     o.tls.verify = !a.insecure;
+    apply_liveness(a, o);
     return o;
 }
 
@@ -148,6 +180,27 @@ net::awaitable<void> run_client(bus::client& c, latch& finished)
     finished.fire();
 }
 
+struct publish_state {
+    explicit publish_state(net::any_io_executor ex) : wake(std::move(ex)) {}
+    net::steady_timer wake;
+    int done = 0, receipted = 0, unknown = 0;
+    std::error_code first_error;
+};
+
+// A free coroutine with shared state: it may outlive an interrupted do_publish.
+net::awaitable<void> publish_one(bus::client* c, bus::stomp::frame f, milliseconds timeout,
+                                 std::shared_ptr<publish_state> st)
+{
+    auto r = co_await c->send(std::move(f), timeout);
+    if (r) ++st->receipted;
+    else {
+        if (r.status == bus::publish_status::unknown) ++st->unknown;
+        if (!st->first_error) st->first_error = r.error;
+    }
+    ++st->done;
+    st->wake.cancel();
+}
+
 net::awaitable<void> do_publish(bus::client& c, const common_args& a, const publish_args& p,
                                 std::string body, int& rc, latch&)
 {
@@ -167,48 +220,56 @@ net::awaitable<void> do_publish(bus::client& c, const common_args& a, const publ
     }
     auto start = std::chrono::steady_clock::now();
     if (!p.spool.empty()) {
-        // Producer mode: never lose it. Receipted now, or spooled for `stompctl drain`.
+        // Producer mode: never lose it. Receipted now, or spooled for `stompctl drain` — at
+        // most --window in flight, and a copy whose first attempt was written without a receipt
+        // is spooled marked possibly sent.
         bus::outbox box({.dir = p.spool});
         net::thread_pool pool(1);
         auto deadline = start + milliseconds(static_cast<long>(a.timeout * 1000));
         std::vector<bus::stomp::frame> frames(static_cast<std::size_t>(p.count), f);
-        auto rep = co_await bus::publish_or_spool(c, box, std::move(frames), pool.get_executor(), deadline);
+        auto rep = co_await bus::publish_or_spool(c, box, std::move(frames), pool.get_executor(), deadline,
+                                                  static_cast<std::size_t>(p.window));
         pool.join();
         if (rep.spooled > 0)
             std::cerr << "stompctl: " << rep.spooled << " message(s) spooled in " << p.spool
-                      << " for later delivery\n";
+                      << " for later delivery (" << rep.possibly_sent
+                      << " of them possibly sent already: written without a receipt, marked "
+                      << bus::possibly_sent_header << ")\n";
+        if (interrupted)
+            std::cerr << "stompctl: interrupted: " << rep.published << " of " << p.count << " receipted, "
+                      << rep.spooled << " spooled\n";
         c.stop();
         co_return;
     }
-    int failed = 0;
-    int next = 0, done = 0;
-    std::error_code first_error;
-    auto ex = co_await net::this_coro::executor;
-    net::steady_timer progress(ex);
-    // Keep up to `window` publishes in flight; each completes on its own receipt.
-    auto one = [&](bus::stomp::frame fr) -> net::awaitable<void> {
-        auto ec = co_await c.publish(std::move(fr), milliseconds(static_cast<long>(a.timeout * 1000)));
-        if (ec) {
-            ++failed;
-            if (!first_error) first_error = ec;
-        }
-        ++done;
-        progress.cancel();
-    };
-    while (done < p.count) {
-        while (next < p.count && next - done < p.window) {
+    // Keep up to `window` publishes in flight; each completes on its own receipt (or deadline).
+    auto st = std::make_shared<publish_state>(co_await net::this_coro::executor);
+    const auto timeout = milliseconds(static_cast<long>(a.timeout * 1000));
+    int next = 0;
+    for (;;) {
+        while (!interrupted && next < p.count && next - st->done < p.window) {
             ++next;
-            net::co_spawn(ex, one(f), net::detached);
+            net::co_spawn(st->wake.get_executor(), publish_one(&c, f, timeout, st), net::detached);
         }
-        progress.expires_at(std::chrono::steady_clock::time_point::max());
-        co_await progress.async_wait(net::as_tuple(net::use_awaitable));
+        // A publish may complete inside co_spawn (a stopped client answers at once): wait only
+        // while one is in flight, so no wake-up is lost.
+        if (next == st->done) {
+            if (interrupted || next >= p.count) break;
+            continue;
+        }
+        st->wake.expires_at(std::chrono::steady_clock::time_point::max());
+        co_await st->wake.async_wait(net::as_tuple(net::use_awaitable));
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (failed) {
+    int failed = p.count - st->receipted;
+    if (interrupted) {
+        std::cerr << "stompctl: interrupted: " << failed << " of " << p.count << " message(s) not receipted ("
+                  << st->unknown << " written without a receipt, " << failed - st->unknown
+                  << " not sent)\n";
+    } else if (failed) {
         std::cerr << "stompctl: " << failed << " of " << p.count
-                  << " not accepted: " << first_error.message()
+                  << " not accepted: " << st->first_error.message()
                   << (c.last_error().empty() ? "" : " (" + c.last_error() + ")") << "\n";
-        rc = first_error == bus::errc::broker_error ? 3 : 1;
+        rc = st->first_error == bus::errc::broker_error ? 3 : 1;
     }
     if (p.stats)
         std::cout << nlohmann::json{{"client", "stompctl"}, {"count", p.count},
@@ -268,6 +329,7 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
     o.durable = s.durable.empty() ? bus::durable_style::none : parse_style(s.durable_style);
     o.deliver_keepalives = s.keepalives;
     o.prefetch = s.prefetch;
+    for (auto& h : s.extra_headers) o.headers.push_back(split_header(h));
     std::optional<bus::intake> in;
     if (s.events) {
         bus::keyring keys;
@@ -298,19 +360,36 @@ net::awaitable<void> do_subscribe(bus::client& c, const common_args& a, const su
         if (s.count > 0 && ++received >= s.count) done.fire();
         co_return bus::disposition::ack;
     });
-    if (!co_await c.wait_subscribed(id, milliseconds(static_cast<long>(a.timeout * 1000)))) {
-        std::cerr << "stompctl: subscription to " << s.destination << " not confirmed"
-                  << (c.last_error().empty() ? "" : " (" + c.last_error() + ")") << "\n";
-        rc = 1;
+    // With --wait the whole window may go to getting subscribed (a refused subscription is
+    // retried on its own short schedule); it ends non-zero if that never happens.
+    const auto started = std::chrono::steady_clock::now();
+    const auto until = started + milliseconds(static_cast<long>(s.wait * 1000));
+    auto confirm = s.wait > 0 ? std::chrono::duration_cast<milliseconds>(until - started)
+                              : milliseconds(static_cast<long>(a.timeout * 1000));
+    if (!co_await c.wait_subscribed(id, confirm)) {
+        auto st = c.subscription(id);
+        if (interrupted) {
+            std::cerr << "stompctl: interrupted before the subscription to " << s.destination << " was confirmed\n";
+        } else if (st.permanent) {
+            std::cerr << "stompctl: the broker refused the subscription to " << s.destination << ": " << st.refused
+                      << " (not retried: this will not change by waiting)\n";
+            rc = 3;
+        } else {
+            std::cerr << "stompctl: never subscribed to " << s.destination;
+            if (st.refusals > 0) std::cerr << ": refused " << st.refusals << " time(s), last: " << st.refused;
+            else if (!c.last_error().empty()) std::cerr << " (" << c.last_error() << ")";
+            std::cerr << "\n";
+            rc = 1;
+        }
         c.unsubscribe(id);  // the handler refers to this frame's locals
         c.stop();
         co_return;
     }
     if (!s.ready_file.empty()) std::ofstream(s.ready_file) << "ready\n";
-    co_await done.wait(s.wait > 0 ? std::chrono::steady_clock::now() + milliseconds(static_cast<long>(s.wait * 1000))
-                                   : std::chrono::steady_clock::time_point::max());
+    co_await done.wait(s.wait > 0 ? until : std::chrono::steady_clock::time_point::max());
     if (s.count > 0 && received < s.count) {
-        std::cerr << "stompctl: received " << received << " of " << s.count << " messages\n";
+        std::cerr << "stompctl: " << (interrupted ? "interrupted: " : "") << "received " << received << " of "
+                  << s.count << " messages\n";
         rc = 1;
     }
     c.unsubscribe(id);  // the handler refers to this frame's locals: no call after we return
@@ -328,6 +407,8 @@ net::awaitable<void> do_drain(bus::client& c, const common_args& a, const drain_
     else
         r.remaining = box.pending().size();
     pool.join();
+    if (interrupted)
+        std::cerr << "stompctl: interrupted: " << r.remaining << " spooled message(s) not delivered\n";
     std::cout << nlohmann::json{{"delivered", r.delivered}, {"remaining", r.remaining},
                                 {"quarantined", r.quarantined}, {"locked_out", r.locked_out}}
                      .dump()
@@ -357,6 +438,14 @@ int main(int argc, char** argv)
     app.add_option("--ca-file", a.ca_file, "CA bundle for stomp+ssl");
     app.add_flag("--insecure", a.insecure, "do not verify the broker's TLS certificate");
     app.add_flag("-v,--verbose", a.verbose, "log connection events to stderr");
+    app.add_option("--heartbeat-ms", a.heartbeat_ms,
+                   "STOMP 1.1+ heart-beat asked for in both directions (0 = none); below half the idle "
+                   "timeout of any firewall on the path");
+    app.add_option("--keepalive-ms", a.keepalive_ms, "STOMP 1.0: write an EOL after this much idle sending (0 = off)");
+    app.add_option("--probe-ms", a.probe_ms, "STOMP 1.0: probe a silent broker after this long (0 = off)");
+    app.add_option("--probe-timeout-ms", a.probe_timeout_ms, "STOMP 1.0: an unanswered probe means a dead link");
+    app.add_option("--dead-link-grace", a.dead_link_grace,
+                   "heart-beat intervals of broker silence that mean a dead link (default 3)");
 
     publish_args p;
     auto* pub = app.add_subcommand("publish", "send a message and wait for the broker's receipt");
@@ -387,6 +476,8 @@ int main(int argc, char** argv)
     sub->add_flag("--json", s.json, "one JSON object per message");
     sub->add_flag("--headers", s.headers, "print headers before each body");
     sub->add_flag("--keepalives", s.keepalives, "also print the original's newline keepalives");
+    sub->add_option("-H,--header", s.extra_headers,
+                    "extra SUBSCRIBE header name:value (repeatable), e.g. x-queue-type:quorum");
     sub->add_option("--ready-file", s.ready_file, "create this file once the subscription is confirmed");
     sub->add_flag("--events", s.events, "decode deploykit events (native or legacy) and print them as JSON");
     auto* sub_keys =
@@ -396,7 +487,10 @@ int main(int argc, char** argv)
 
     drain_args dr;
     auto* drn = app.add_subcommand("drain", "deliver a producer's spooled messages in order (run from a timer)");
-    drn->add_option("--spool", dr.spool, "outbox directory")->required();
+    drn->add_option("--spool", dr.spool, "outbox directory (default: the config's spool-dir)");
+    drn->add_option("-c,--config", dr.config,
+                    "take the broker settings and spool-dir from this daemon or hook config (rserver, "
+                    "stomp-options, passcode-file, keepalive and header settings)");
 
     CLI11_PARSE(app, argc, argv);
 
@@ -417,24 +511,53 @@ int main(int argc, char** argv)
             }
         }
         net::io_context io(1);
-        auto opts = make_options(a);
+        bus::client_options opts;
+        if (*drn && !dr.config.empty()) {
+            // The spool's own config: its broker settings are not repeated on the command line.
+            auto cfg = bus::read_bus_config(bus::load_yaml(dr.config), dr.config);
+            opts = std::move(cfg.client);
+            if (dr.spool.empty() && cfg.spool) dr.spool = cfg.spool->dir.string();
+            opts.receipt_timeout = milliseconds(static_cast<long>(a.timeout * 1000));
+            opts.connect_timeout = std::min(opts.connect_timeout, opts.receipt_timeout);
+            apply_liveness(a, opts);
+        } else {
+            opts = make_options(a);
+        }
+        if (*drn && dr.spool.empty()) throw bus::config_error("drain: --spool or a config with spool-dir is required");
         // A one-shot publish gives up after a few attempts; a tail keeps reconnecting (unless
         // the URL says otherwise) and ends on a signal.
         if (!*sub && opts.url.reconnect.max_attempts == 0)
             opts.url.reconnect.max_attempts = static_cast<int>(2 * opts.url.endpoints.size() + 1);
         bus::client c(io.get_executor(), std::move(opts), *log);
         latch done(io.get_executor());  // the task is complete, or the client ended
+        // SIGINT/SIGTERM: stop at once — a graceful DISCONNECT gets 300 ms, then the connection
+        // is dropped; unreceipted publishes end as not receipted and are reported.
         net::signal_set signals(io, SIGINT, SIGTERM);
-        signals.async_wait([&](auto ec, int) {
+        net::steady_timer hard_stop(io);
+        signals.async_wait([&](auto ec, int signo) {
             if (ec) return;
+            interrupted = signo;
             c.stop();
             done.fire();
+            hard_stop.expires_after(milliseconds(300));
+            hard_stop.async_wait([&](auto e) {
+                if (!e) c.abort();
+            });
         });
+        // The signal handler stays armed until both the client and the task have ended.
+        int running = 2;
+        auto ended = [&] {
+            if (--running == 0) {
+                signals.cancel();
+                hard_stop.cancel();
+            }
+        };
         net::co_spawn(io, run_client(c, done), [&](std::exception_ptr e) {
-            signals.cancel();
+            ended();
             if (e) std::rethrow_exception(e);
         });
         auto on_task = [&](std::exception_ptr e) {
+            ended();
             if (!e) return;
             try {
                 std::rethrow_exception(e);
@@ -451,6 +574,7 @@ int main(int argc, char** argv)
         else if (*sub) net::co_spawn(io, do_subscribe(c, a, s, rc, done), on_task);
         else net::co_spawn(io, do_drain(c, a, dr, rc), on_task);
         io.run();
+        if (interrupted) return 128 + interrupted;
     } catch (const bus::config_error& e) {
         std::cerr << "stompctl: " << e.what() << "\n";
         return 2;

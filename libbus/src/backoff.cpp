@@ -1,6 +1,8 @@
 #include "bus/backoff.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <string>
 #include <numeric>
 
 namespace bus {
@@ -41,6 +43,30 @@ void backoff::reset()
 {
     failures_ = 0;
     delay_ms_ = static_cast<double>(policy_.initial_delay.count());
+}
+
+std::chrono::milliseconds subscription_retry_delay(std::chrono::milliseconds initial,
+                                                   std::chrono::milliseconds max, int refusals) noexcept
+{
+    auto d = std::max(initial, std::chrono::milliseconds(1));
+    for (int i = 1; i < refusals && d < max; ++i) d *= 2;
+    return std::min(d, max);
+}
+
+bool is_permanent_refusal(std::string_view error) noexcept
+{
+    std::string e(error.substr(0, 4096));
+    for (auto& ch : e) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    // Transient first: RabbitMQ says "NOT_FOUND - home node 'rabbit@b' of durable queue ... is
+    // down or inaccessible" while a classic queue's node is away.
+    for (std::string_view t : {"home node", "is down", "inaccessible", "resource_locked", "timeout", "timed out"})
+        if (e.find(t) != std::string::npos) return false;
+    for (std::string_view p : {"access_refused", "access refused", "not authorized", "not authorised",
+                               "unauthorized", "permission", "not allowed", "forbidden",
+                               "invalid destination", "unknown destination", "not a valid destination",
+                               "invalid_destination", "precondition_failed", "inequivalent arg", "syntax"})
+        if (e.find(p) != std::string::npos) return true;
+    return false;
 }
 
 } // namespace bus

@@ -1,6 +1,7 @@
 #include "bus/client.hpp"
 
 #include "bus/backoff.hpp"
+#include "bus/detail/files.hpp"
 #include "bus/detail/race.hpp"
 #include "bus/stomp/serializer.hpp"
 
@@ -157,6 +158,7 @@ struct pending_publish {
     bool sent = false;
     bool waiting = false;       // not yet written: the send queue's byte budget was full
     std::uint64_t sent_on = 0;  // connection generation it was last written on
+    std::uint64_t sent_seq = 0; // frame order on that connection (ERROR attribution)
     int error_strikes = 0;      // connections that died by ERROR with this publish the oldest
     std::error_code result;
 };
@@ -171,6 +173,12 @@ struct subscription_state {
     net::steady_timer space;   // reader waits here while the queue is full
     bool closed = false;
     std::uint64_t confirmed_on = 0;  // connection generation whose SUBSCRIBE was receipted
+    std::uint64_t sent_on = 0;       // connection generation its SUBSCRIBE was last written on
+    std::uint64_t sent_seq = 0;      // frame order on that connection (ERROR attribution)
+    int refusals = 0;                // SUBSCRIBEs refused by ERROR in a row
+    steady::time_point retry_at{};   // parked until then after a refusal
+    std::string refused;             // the broker's last reason
+    bool permanent = false;          // ...and it will not change by waiting
 };
 
 /// One TCP (optionally TLS) connection and its protocol state.
@@ -193,6 +201,7 @@ struct connection {
     keepalive ka;
     stomp::version version = stomp::version::v1_0;
     std::uint64_t generation = 0;
+    std::uint64_t frames_out = 0;  // frames enqueued, numbering sent_seq
     std::string server;
 
     template <class Buffers>
@@ -246,6 +255,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     waiters subscribe_waiters;
     waiters disconnect_waiters;
     bool disconnect_receipted = false;
+    bool sub_refused = false;  // the last connection ended because a SUBSCRIBE was refused
     std::string last_error;
 
     std::uint64_t seq = 0;
@@ -318,6 +328,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         if (p.sent) ++stats.resent;
         p.sent = true;
         p.sent_on = c.generation;
+        p.sent_seq = ++c.frames_out;
     }
 
     // Writes waiting publishes, oldest first, while they fit.
@@ -370,8 +381,46 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             s.add("activemq.prefetchSize", std::to_string(o.prefetch));
         }
         for (auto& [k, v] : o.headers) s.add(k, v);
+        for (auto& [k, v] : opts.subscribe_headers)
+            if (!s.find(k)) s.add(k, v);
         s.add("receipt", "s-" + std::to_string(generation) + "-" + id);
         return s;
+    }
+
+    // Writes SUBSCRIBE for `s` on `c` unless it is parked after a refusal (the watchdog sends it
+    // when its retry time comes).
+    void send_subscribe(connection& c, const std::string& id, subscription_state& s)
+    {
+        if (s.closed || s.sent_on == c.generation || steady::now() < s.retry_at) return;
+        enqueue_frame(c, subscribe_frame(id, s.opts));
+        s.sent_on = c.generation;
+        s.sent_seq = ++c.frames_out;
+    }
+
+    // The subscription an ERROR without a receipt-id is about, if any: brokers handle frames in
+    // order, so the culprit is the oldest frame still unconfirmed on this connection; that is
+    // a SUBSCRIBE when no older publish awaits its receipt.
+    std::pair<std::string, std::shared_ptr<subscription_state>> refused_subscription(const connection& c,
+                                                                                     std::string_view rid)
+    {
+        if (rid.starts_with("s-")) {
+            auto rest = rid.substr(2);
+            auto dash = rest.find('-');
+            if (dash == std::string_view::npos) return {};
+            auto it = subs.find(std::string(rest.substr(dash + 1)));
+            if (it == subs.end()) return {};
+            return *it;
+        }
+        if (!rid.empty()) return {};
+        std::pair<std::string, std::shared_ptr<subscription_state>> best;
+        for (auto& [id, st] : subs)
+            if (st->sent_on == c.generation && st->confirmed_on != c.generation &&
+                (!best.second || st->sent_seq < best.second->sent_seq))
+                best = {id, st};
+        if (!best.second) return {};
+        for (auto& [_, p] : pending)
+            if (!p->done && p->sent_on == c.generation && p->sent_seq < best.second->sent_seq) return {};
+        return best;
     }
 
     void send_ack(const subscription_state& s, const message& m, disposition d)
@@ -399,12 +448,16 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
     // ---- public operations ------------------------------------------------------------------
 
-    net::awaitable<std::error_code> publish(stomp::frame f, milliseconds timeout)
+    static publish_result not_sent(errc e) { return {publish_status::not_sent, make_error_code(e)}; }
+
+    net::awaitable<publish_result> publish(stomp::frame f, milliseconds timeout)
     {
-        if (stopping) co_return make_error_code(errc::stopped);
-        if (pending.size() >= opts.max_pending) co_return make_error_code(errc::too_many_pending);
+        if (stopping) co_return not_sent(errc::stopped);
+        if (pending.size() >= opts.max_pending) co_return not_sent(errc::too_many_pending);
         if (timeout.count() <= 0) timeout = opts.receipt_timeout;
         if (f.command.empty()) f.command = "SEND";
+        for (auto& [k, v] : opts.publish_headers)
+            if (!f.find(k)) f.add(k, v);
         auto p = std::make_shared<pending_publish>(exec);
         p->seq = ++seq;
         f.set("receipt", "p-" + std::to_string(p->seq));
@@ -415,7 +468,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             std::error_code ec;
             stomp::serialize(probe, p->frame,
                              current ? current->version : stomp::version::v1_2, ec);
-            if (ec) co_return make_error_code(errc::unencodable);
+            if (ec) co_return publish_result{publish_status::refused, make_error_code(errc::unencodable)};
         }
         pending.emplace(p->seq, p);
         if (current) send_pending(*current, *p);
@@ -424,9 +477,13 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         pending.erase(p->seq);
         if (!p->done) {
             ++stats.publish_timeouts;
-            co_return make_error_code(errc::receipt_timeout);
+            p->result = errc::receipt_timeout;
         }
-        co_return p->result;
+        if (!p->result) co_return publish_result{publish_status::receipted, {}};
+        if (p->result == errc::broker_error || p->result == errc::unencodable)
+            co_return publish_result{publish_status::refused, p->result};
+        // Written at least once and never receipted: the broker may have it.
+        co_return publish_result{p->sent ? publish_status::unknown : publish_status::not_sent, p->result};
     }
 
     std::string subscribe(subscription_options o, message_handler h)
@@ -444,7 +501,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         s->opts = std::move(o);
         s->handler = std::move(h);
         subs.emplace(id, s);
-        if (current) enqueue_frame(*current, subscribe_frame(id, s->opts));
+        if (current) send_subscribe(*current, id, *s);
         net::co_spawn(exec, consume(shared_from_this(), id, s), net::detached);
         return id;
     }
@@ -544,9 +601,22 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         auto results = co_await timed(
             resolver.async_resolve(ep.host, std::to_string(ep.port), net::use_awaitable),
             deadline, "resolve");
+        // Each address in turn, on a socket made close-on-exec before it connects: Asio (1.81)
+        // opens sockets without SOCK_CLOEXEC, and a child a daemon spawns must never inherit
+        // the authenticated broker connection.
         co_await timed(
             [](tcp::socket& s, tcp::resolver::results_type r) -> net::awaitable<void> {
-                co_await net::async_connect(s, r, net::use_awaitable);
+                boost::system::error_code last = net::error::host_not_found;
+                for (const auto& e : r) {
+                    boost::system::error_code ec;
+                    if (s.is_open()) s.close(ec);
+                    s.open(e.endpoint().protocol());
+                    detail::set_cloexec(s.native_handle());
+                    std::tie(ec) = co_await s.async_connect(e.endpoint(), tuple_awaitable);
+                    if (!ec) co_return;
+                    last = ec;
+                }
+                throw boost::system::system_error(last);
             }(c->socket, results),
             deadline, "TCP connect");
         c->socket.set_option(tcp::no_delay(true));
@@ -629,6 +699,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             kc.send_every = opts.synthetic_keepalive;
         }
         kc.expect_every = hb.receive;
+        kc.grace = opts.dead_link_grace;
         if (hb.receive.count() == 0) {
             kc.probe_after = opts.liveness_probe;
             kc.probe_timeout = opts.probe_timeout;
@@ -645,7 +716,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     {
         current = c;
         ++stats.connects;
-        for (auto& [id, s] : subs) enqueue_frame(*c, subscribe_frame(id, s->opts));
+        sub_refused = false;
+        for (auto& [id, s] : subs) send_subscribe(*c, id, *s);
         for (auto& [_, p] : pending)
             if (p->waiting) {
                 p->waiting = false;
@@ -721,6 +793,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 if (dash != std::string_view::npos) {
                     if (auto it = subs.find(std::string(rest.substr(dash + 1))); it != subs.end()) {
                         it->second->confirmed_on = c->generation;
+                        it->second->refusals = 0;
+                        it->second->permanent = false;
                         log.info("stomp: subscribed to {} (id {}) on {}", it->second->opts.destination,
                                  it->first, c->server);
                     }
@@ -787,6 +861,23 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             while (!last_error.empty() && (last_error.back() == '\n' || last_error.back() == '\0'))
                 last_error.pop_back();
             std::string_view rid = f.get("receipt-id");
+            if (auto [sid, s] = refused_subscription(*c, rid); s) {
+                // Not a dead broker: the connection was good. This subscription waits on its own
+                // short schedule; the others resubscribe at once on the next connection.
+                ++s->refusals;
+                s->refused = last_error;
+                s->permanent = is_permanent_refusal(last_error);
+                auto delay = subscription_retry_delay(opts.subscribe_retry_initial, opts.subscribe_retry_max,
+                                                      s->refusals);
+                if (s->permanent) delay = std::max(delay, milliseconds(60000));
+                s->retry_at = steady::now() + delay;
+                sub_refused = true;
+                subscribe_waiters.notify_all();
+                log.warn("stomp: {} refused the subscription to {} (id {}): {}; {} it in {} ms, the connection "
+                         "itself is fine", c->server, s->opts.destination, sid, last_error,
+                         s->permanent ? "this will not change by waiting; retrying" : "retrying", delay.count());
+                throw std::runtime_error("broker refused SUBSCRIBE to " + s->opts.destination);
+            }
             log.error("stomp: ERROR from {}: {}{}", c->server, last_error,
                       rid.empty() ? "" : " (receipt " + std::string(rid) + ")");
             if (rid.starts_with("p-")) {
@@ -851,6 +942,8 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             // Capped: un-pausing the liveness check does not wake this timer.
             auto next = std::min(c->ka.next_deadline(), steady::now() + milliseconds(1000));
             for (auto d : legacy_due) next = std::min(next, d);
+            for (auto& [_, s] : subs)
+                if (s->sent_on != c->generation && !s->closed) next = std::min(next, std::max(s->retry_at, steady::now()));
             t.expires_at(next);
             co_await t.async_wait(tuple_awaitable);
             auto now = steady::now();
@@ -881,6 +974,12 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
             }
             case keepalive_action::none: break;
             }
+            for (auto& [id, s] : subs)
+                if (s->sent_on != c->generation && s->retry_at <= now) {
+                    log.info("stomp: subscribing to {} (id {}) again after {} refusal(s)", s->opts.destination, id,
+                             s->refusals);
+                    send_subscribe(*c, id, *s);
+                }
             for (std::size_t i = 0; i < legacy_due.size(); ++i) {
                 if (legacy_due[i] > now) continue;
                 stomp::frame k("SEND");
@@ -942,6 +1041,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 current.reset();
             }
             if (stopping) break;
+            if (up && sub_refused) {
+                // The broker closes the connection after ERROR; reconnect at once (same broker,
+                // no backoff): the refused subscription stays parked until its own retry time.
+                bo.reset();
+                log.info("stomp: reconnecting to {} without the refused subscription", ep.display());
+                co_await wait_until(stop_waiters, milliseconds(50), [this] { return stopping; });
+                continue;
+            }
             if (up) {
                 log.warn("stomp: connection to {} lost: {}", ep.display(), reason);
                 // Only a connection that stayed up resets the backoff: a broker that accepts
@@ -1007,11 +1114,29 @@ stomp::version client::version() const noexcept
     return impl_->current ? impl_->current->version : stomp::version::v1_0;
 }
 
+net::awaitable<publish_result> client::send(stomp::frame f, milliseconds timeout)
+{
+    return [](std::shared_ptr<impl> self, stomp::frame fr, milliseconds t) -> net::awaitable<publish_result> {
+        co_return co_await self->publish(std::move(fr), t);
+    }(impl_, std::move(f), timeout);
+}
+
 net::awaitable<std::error_code> client::publish(stomp::frame f, milliseconds timeout)
 {
     return [](std::shared_ptr<impl> self, stomp::frame fr, milliseconds t) -> net::awaitable<std::error_code> {
-        co_return co_await self->publish(std::move(fr), t);
+        co_return (co_await self->publish(std::move(fr), t)).error;
     }(impl_, std::move(f), timeout);
+}
+
+std::string_view to_string(publish_status s) noexcept
+{
+    switch (s) {
+    case publish_status::receipted: return "receipted";
+    case publish_status::not_sent: return "not sent";
+    case publish_status::unknown: return "sent, no receipt";
+    case publish_status::refused: return "refused";
+    }
+    return "?";
 }
 
 net::awaitable<std::error_code> client::publish(std::string destination, std::string body,
@@ -1047,9 +1172,27 @@ net::awaitable<bool> client::wait_subscribed(std::string id, milliseconds timeou
             return it != self->subs.end() && self->current &&
                    it->second->confirmed_on == self->current->generation;
         };
-        co_return co_await wait_until(self->subscribe_waiters, t, [&] { return confirmed() || self->stopping; }) &&
+        auto hopeless = [&] {
+            auto it = self->subs.find(sid);
+            return it == self->subs.end() || it->second->permanent;
+        };
+        co_return co_await wait_until(self->subscribe_waiters, t,
+                                      [&] { return confirmed() || hopeless() || self->stopping; }) &&
             confirmed();
     }(impl_, std::move(id), timeout);
+}
+
+subscription_status client::subscription(const std::string& id) const
+{
+    subscription_status st;
+    auto it = impl_->subs.find(id);
+    if (it == impl_->subs.end()) return st;
+    auto& s = *it->second;
+    st.confirmed = impl_->current && s.confirmed_on == impl_->current->generation;
+    st.refusals = s.refusals;
+    st.refused = s.refused;
+    st.permanent = s.permanent;
+    return st;
 }
 
 std::string client::last_error() const { return impl_->last_error; }

@@ -1,5 +1,7 @@
 #include "bus/config.hpp"
 
+#include "bus/detail/files.hpp"
+
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
@@ -7,6 +9,8 @@
 #include <iterator>
 
 namespace bus {
+
+using milliseconds_t = std::chrono::milliseconds;
 
 std::string config_where(const std::string& file, const YAML::Node& n, std::string_view key)
 {
@@ -48,6 +52,73 @@ long number(const YAML::Node& root, const std::string& file, std::string_view ke
     }
 }
 
+milliseconds_t duration_ms(const YAML::Node& root, const std::string& file, std::string_view key,
+                          milliseconds_t dflt)
+{
+    long v = number(root, file, key, dflt.count());
+    if (v < 0 || v > 24L * 3600 * 1000)
+        throw config_error(config_where(file, root[std::string(key)], key) + ": must be 0..86400000 milliseconds");
+    return milliseconds_t(v);
+}
+
+// A map of extra STOMP headers: names without ':', values without CR/LF.
+header_list header_map(const YAML::Node& root, const std::string& file, std::string_view key)
+{
+    header_list out;
+    auto n = root[std::string(key)];
+    if (!n || n.IsNull()) return out;
+    if (!n.IsMap()) throw config_error(config_where(file, n, key) + ": must be a map of header: value");
+    for (auto it = n.begin(); it != n.end(); ++it) {
+        std::string name = it->first.Scalar();
+        if (!it->second.IsScalar())
+            throw config_error(config_where(file, it->second, key) + "." + name + ": must be a single value");
+        std::string value = it->second.Scalar();
+        if (name.empty() || name.find_first_of(":\r\n") != std::string::npos ||
+            value.find_first_of("\r\n") != std::string::npos)
+            throw config_error(config_where(file, it->first, key) + ": '" + name +
+                               "': header names cannot be empty or hold ':', CR or LF; values no CR or LF");
+        out.emplace_back(std::move(name), std::move(value));
+    }
+    return out;
+}
+
+// `legacy-keepalive: {topics: ..., interval: SECONDS}`; `topics` as a list of names or, as in
+// the original stomp-keepalive.yaml, a map of name -> {type: topic|queue, user, pass} (the
+// credentials are the daemon's own here, so user/pass are accepted and not used).
+std::vector<legacy_keepalive> legacy_keepalives(const YAML::Node& root, const std::string& file)
+{
+    std::vector<legacy_keepalive> out;
+    auto n = root["legacy-keepalive"];
+    if (!n || n.IsNull()) return out;
+    if (!n.IsMap()) throw config_error(config_where(file, n, "legacy-keepalive") + ": must be a map with topics and interval");
+    long secs = number(n, file, "interval", 60);
+    if (secs < 1 || secs > 86400)
+        throw config_error(config_where(file, n["interval"], "legacy-keepalive.interval") + ": must be 1..86400 seconds");
+    auto dest = [](const std::string& name, const std::string& type) {
+        return name.starts_with("/") ? name : "/" + type + "/" + name;
+    };
+    auto topics = n["topics"];
+    if (!topics || !(topics.IsSequence() || topics.IsMap()) || topics.size() == 0)
+        throw config_error(config_where(file, topics ? topics : n, "legacy-keepalive.topics") +
+                           ": must list at least one topic");
+    for (auto it = topics.begin(); it != topics.end(); ++it) {
+        std::string name, type = "topic";
+        if (topics.IsSequence()) {
+            if (!it->IsScalar()) throw config_error(config_where(file, *it, "legacy-keepalive.topics") + ": must be names");
+            name = it->Scalar();
+        } else {
+            name = it->first.Scalar();
+            if (it->second.IsMap() && it->second["type"]) type = it->second["type"].Scalar();
+        }
+        if (type != "topic" && type != "queue")
+            throw config_error(config_where(file, it->second, "legacy-keepalive.topics." + name + ".type") +
+                               ": must be topic or queue");
+        if (name.empty()) throw config_error(config_where(file, topics, "legacy-keepalive.topics") + ": empty name");
+        out.push_back({dest(name, type), std::chrono::seconds(secs)});
+    }
+    return out;
+}
+
 } // namespace
 
 std::string read_secret_file(const std::string& path, const std::string& what)
@@ -55,8 +126,12 @@ std::string read_secret_file(const std::string& path, const std::string& what)
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) throw config_error(what + ": cannot read " + path);
     if (st.st_mode & 077) throw config_error(what + ": " + path + " must not be accessible by group or others (chmod 600)");
-    std::ifstream in(path);
-    std::string s((std::istreambuf_iterator<char>(in)), {});
+    std::string s;
+    try {
+        s = detail::read_file(path);
+    } catch (const std::runtime_error&) {
+        throw config_error(what + ": cannot read " + path);
+    }
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
     return s;
 }
@@ -78,12 +153,25 @@ bus_config read_bus_config(const YAML::Node& root, const std::string& file)
     }
     c.client.vhost = scalar(root, file, "vhost");
     c.client.client_id = scalar(root, file, "client-id");
-    if (root["heartbeat-ms"]) {
-        auto hb = std::chrono::milliseconds(number(root, file, "heartbeat-ms", 10000));
-        c.client.heartbeat_send = c.client.heartbeat_receive = hb;
+    auto& o = c.client;
+    o.heartbeat_send = o.heartbeat_receive = duration_ms(root, file, "heartbeat-ms", o.heartbeat_send);
+    o.heartbeat_send = duration_ms(root, file, "heartbeat-send-ms", o.heartbeat_send);
+    o.heartbeat_receive = duration_ms(root, file, "heartbeat-receive-ms", o.heartbeat_receive);
+    o.synthetic_keepalive = duration_ms(root, file, "keepalive-ms", o.synthetic_keepalive);
+    o.liveness_probe = duration_ms(root, file, "probe-ms", o.liveness_probe);
+    o.probe_timeout = duration_ms(root, file, "probe-timeout-ms", o.probe_timeout);
+    if (auto n = root["dead-link-grace"]) {
+        try {
+            o.dead_link_grace = n.as<double>();
+        } catch (const YAML::Exception&) {
+            o.dead_link_grace = 0;
+        }
+        if (!(o.dead_link_grace >= 1.0 && o.dead_link_grace <= 100.0))
+            throw config_error(config_where(file, n, "dead-link-grace") + ": must be a number from 1 to 100 (heart-beat intervals)");
     }
-    if (root["keepalive-ms"])
-        c.client.synthetic_keepalive = std::chrono::milliseconds(number(root, file, "keepalive-ms", 10000));
+    o.legacy_keepalives = legacy_keepalives(root, file);
+    o.subscribe_headers = header_map(root, file, "subscribe-headers");
+    o.publish_headers = header_map(root, file, "publish-headers");
     c.client.tls.ca_file = scalar(root, file, "tls-ca-file");
     if (auto dir = scalar(root, file, "spool-dir"); !dir.empty()) c.spool = outbox_options{.dir = dir};
     if (auto f = scalar(root, file, "wire-format"); !f.empty()) {

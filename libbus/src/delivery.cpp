@@ -32,12 +32,23 @@ milliseconds left(steady::time_point deadline)
     return d.count() > 0 ? d : milliseconds(0);
 }
 
-net::awaitable<void> publish_one(client* c, stomp::frame f, milliseconds timeout, std::error_code* out, int* done,
-                                 net::steady_timer* wake)
+// Shared by publish_all and its in-flight publishes, which may outlive a cancelled caller.
+struct window_state {
+    explicit window_state(net::any_io_executor ex, std::size_t n) : wake(std::move(ex)), results(n) {}
+    net::steady_timer wake;
+    std::vector<publish_result> results;
+    std::size_t in_flight = 0;
+    bool failed = false;
+};
+
+net::awaitable<void> publish_one(client* c, stomp::frame f, milliseconds timeout, std::shared_ptr<window_state> st,
+                                 std::size_t i)
 {
-    *out = co_await c->publish(std::move(f), timeout);
-    ++*done;
-    wake->cancel();
+    auto r = co_await c->send(std::move(f), timeout);
+    if (!r) st->failed = true;
+    st->results[i] = r;
+    --st->in_flight;
+    st->wake.cancel();
 }
 
 } // namespace
@@ -61,9 +72,16 @@ net::awaitable<drain_result> drain(client& c, outbox& box, net::any_io_executor 
         }
         auto frame = co_await offload(blocking, [&] { return box.load(files[i]); });
         if (!frame) continue;  // quarantined
-        auto ec = co_await c.publish(std::move(*frame), left(deadline));
-        if (ec) {
-            r.error = ec;
+        auto res = co_await c.send(std::move(*frame), left(deadline));
+        if (!res) {
+            r.error = res.error;
+            if (res.status == publish_status::unknown) {
+                // The broker may have it: the copy the next drain sends says so.
+                co_await offload(blocking, [&] {
+                    box.mark_possibly_sent(files[i]);
+                    return 0;
+                });
+            }
             break;
         }
         co_await offload(blocking, [&] {
@@ -77,30 +95,43 @@ net::awaitable<drain_result> drain(client& c, outbox& box, net::any_io_executor 
     co_return r;
 }
 
-net::awaitable<std::vector<std::error_code>> publish_all(client& c, const std::vector<stomp::frame>& frames,
-                                                        milliseconds timeout)
+net::awaitable<std::vector<publish_result>> publish_all(client& c, const std::vector<stomp::frame>& frames,
+                                                       milliseconds timeout, std::size_t window)
 {
-    std::vector<std::error_code> results(frames.size(), make_error_code(errc::receipt_timeout));
-    int done = 0;
-    net::steady_timer wake(co_await net::this_coro::executor);
-    for (std::size_t i = 0; i < frames.size(); ++i)
-        net::co_spawn(co_await net::this_coro::executor, publish_one(&c, frames[i], timeout, &results[i], &done, &wake),
-                      net::detached);
-    while (done < static_cast<int>(frames.size())) {
-        wake.expires_at(steady::time_point::max());
-        co_await wake.async_wait(net::as_tuple(net::use_awaitable));
+    auto ex = co_await net::this_coro::executor;
+    auto st = std::make_shared<window_state>(ex, frames.size());
+    auto deadline = steady::now() + timeout;
+    if (window == 0) window = frames.size();
+    std::size_t next = 0;
+    for (;;) {
+        // After a failure nothing new is written: what follows stays not_sent, so a broker that
+        // went away leaves at most `window` outcomes unknown.
+        while (next < frames.size() && st->in_flight < window && !st->failed && left(deadline).count() > 0) {
+            ++st->in_flight;
+            net::co_spawn(ex, publish_one(&c, frames[next], left(deadline), st, next), net::detached);
+            ++next;
+        }
+        if (st->in_flight == 0) break;
+        st->wake.expires_at(steady::time_point::max());
+        co_await st->wake.async_wait(net::as_tuple(net::use_awaitable));
     }
-    co_return results;
+    for (std::size_t i = next; i < frames.size(); ++i)
+        st->results[i] = {publish_status::not_sent, make_error_code(errc::receipt_timeout)};
+    co_return std::move(st->results);
 }
 
+void mark_possibly_sent(stomp::frame& f) { f.set(possibly_sent_header, "true"); }
+
 net::awaitable<send_report> publish_or_spool(client& c, outbox& box, std::vector<stomp::frame> frames,
-                                             net::any_io_executor blocking, steady::time_point deadline)
+                                             net::any_io_executor blocking, steady::time_point deadline,
+                                             std::size_t window)
 {
     send_report rep;
     auto spool_all = [&](std::vector<stomp::frame>& fs) -> net::awaitable<void> {
         for (auto& f : fs) {
             co_await offload(blocking, [&] { return box.spool(f); });
             ++rep.spooled;
+            if (f.find(possibly_sent_header)) ++rep.possibly_sent;
         }
     };
     if (!co_await c.wait_connected(left(deadline))) {
@@ -116,11 +147,15 @@ net::awaitable<send_report> publish_or_spool(client& c, outbox& box, std::vector
         }
     }
     // Pipelined publishes; those without a receipt by the deadline are spooled, in order.
-    auto results = co_await publish_all(c, frames, std::max(left(deadline), milliseconds(1)));
+    auto results = co_await publish_all(c, frames, std::max(left(deadline), milliseconds(1)), window);
     std::vector<stomp::frame> failed;
     for (std::size_t i = 0; i < frames.size(); ++i) {
-        if (results[i]) failed.push_back(std::move(frames[i]));
-        else ++rep.published;
+        if (results[i]) {
+            ++rep.published;
+            continue;
+        }
+        if (results[i].status == publish_status::unknown) mark_possibly_sent(frames[i]);
+        failed.push_back(std::move(frames[i]));
     }
     co_await spool_all(failed);
     co_return rep;

@@ -13,8 +13,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 namespace bus {
 
@@ -111,8 +109,13 @@ std::string outbox::spool(const stomp::frame& f)
 
 std::optional<stomp::frame> outbox::load(const fs::path& p)
 {
-    std::ifstream in(p, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::string bytes;
+    bool in = true;
+    try {
+        bytes = detail::read_file(p);
+    } catch (const std::runtime_error&) {
+        in = false;
+    }
     stomp::parser parser;
     parser.set_version(stomp::version::v1_2);
     std::error_code ec;
@@ -126,6 +129,35 @@ std::optional<stomp::frame> outbox::load(const fs::path& p)
     fs::rename(p, opts_.dir / "quarantine" / p.filename(), mec);
     if (mec) fs::remove(p, mec);
     return std::nullopt;
+}
+
+void outbox::mark_possibly_sent(const fs::path& p)
+{
+    auto f = load(p);
+    if (!f || f->find(possibly_sent_header)) return;
+    f->set(possibly_sent_header, "true");
+    std::string bytes;
+    std::error_code sec;
+    stomp::serialize(bytes, *f, stomp::version::v1_2, sec);
+    if (sec) return;
+    fs::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp");
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw outbox_error(tmp.string() + ": cannot create: " + errno_text());
+    try {
+        write_all(fd, bytes, tmp);
+        if (::fsync(fd) != 0) throw outbox_error(tmp.string() + ": fsync failed: " + errno_text());
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), p.c_str()) != 0) {
+        std::string why = errno_text();
+        ::unlink(tmp.c_str());
+        throw outbox_error(p.string() + ": rename failed: " + why);
+    }
+    fsync_dir(opts_.dir);
 }
 
 void outbox::remove(const fs::path& p)

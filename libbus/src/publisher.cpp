@@ -23,7 +23,7 @@ spooling_publisher::spooling_publisher(net::any_io_executor io, client& c, std::
 
 spooling_publisher::~spooling_publisher() = default;
 
-net::awaitable<std::string> spooling_publisher::publish(std::vector<stomp::frame> frames,
+net::awaitable<publish_report> spooling_publisher::publish(std::vector<stomp::frame> frames,
                                                         std::chrono::milliseconds timeout)
 {
     if (signing_) {
@@ -31,20 +31,31 @@ net::awaitable<std::string> spooling_publisher::publish(std::vector<stomp::frame
                        std::chrono::system_clock::now().time_since_epoch()).count();
         for (auto& f : frames) sign(f, *signing_, now);
     }
+    publish_report rep;
     std::vector<stomp::frame> later;
     if (client_.connected() && !backlog_ && timeout.count() > 0) {
         auto results = co_await publish_all(client_, frames, timeout);
         for (std::size_t i = 0; i < frames.size(); ++i) {
-            if (results[i]) later.push_back(std::move(frames[i]));
-            else ++stats_.published;
+            if (results[i]) {
+                ++stats_.published;
+                ++rep.published;
+                continue;
+            }
+            if (results[i].status == publish_status::unknown) {
+                mark_possibly_sent(frames[i]);
+                ++rep.possibly_sent;
+            }
+            later.push_back(std::move(frames[i]));
         }
     } else {
         later = std::move(frames);
     }
-    if (later.empty()) co_return std::string();
+    if (later.empty()) co_return rep;
     if (!box_) {
         stats_.lost += later.size();
-        co_return std::string("no receipt from the broker, and no spool-dir to keep the message in");
+        rep.outcome = publish_outcome::lost;
+        rep.why = "no receipt from the broker, and no spool-dir to keep the message in";
+        co_return rep;
     }
     // From now until run() has emptied the outbox, new messages queue behind these.
     backlog_ = true;
@@ -67,11 +78,15 @@ net::awaitable<std::string> spooling_publisher::publish(std::vector<stomp::frame
         net::use_awaitable);
     if (!why.empty()) {
         stats_.lost += later.size();
-        co_return why;
+        rep.outcome = publish_outcome::lost;
+        rep.why = why;
+        co_return rep;
     }
     stats_.spooled += later.size();
+    rep.spooled = later.size();
+    rep.outcome = publish_outcome::spooled;
     kick_.cancel();
-    co_return std::string();
+    co_return rep;
 }
 
 net::awaitable<void> spooling_publisher::run()

@@ -1,5 +1,7 @@
 #include "fake_broker.hpp"
 
+#include <fcntl.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -87,6 +89,9 @@ void fake_conn::close()
 fake_broker::fake_broker(const net::any_io_executor& ex)
     : acceptor_(ex, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0))
 {
+    // Close-on-exec like the client's sockets, so a test that lists a child's descriptors sees
+    // only what libbus leaked.
+    ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
 }
 
 std::uint16_t fake_broker::port() const { return acceptor_.local_endpoint().port(); }
@@ -97,6 +102,7 @@ net::awaitable<std::shared_ptr<fake_conn>> fake_broker::accept(std::chrono::mill
     t.expires_after(timeout);
     auto r = co_await (acceptor_.async_accept(net::use_awaitable) || t.async_wait(net::use_awaitable));
     if (r.index() == 1) co_return nullptr;
+    ::fcntl(std::get<0>(r).native_handle(), F_SETFD, FD_CLOEXEC);
     co_return std::make_shared<fake_conn>(std::move(std::get<0>(r)));
 }
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <string_view>
 #include <vector>
 
 namespace bus {
@@ -40,5 +41,16 @@ private:
     double delay_ms_;
     std::mt19937_64 rng_;
 };
+
+/// A SUBSCRIBE refused by ERROR after a good CONNECT (RabbitMQ: the queue's home node is
+/// down) is not a dead broker: that one subscription is retried after `initial`, doubling
+/// with each refusal in a row (`refusals` >= 1), up to `max`.
+std::chrono::milliseconds subscription_retry_delay(std::chrono::milliseconds initial,
+                                                   std::chrono::milliseconds max, int refusals) noexcept;
+
+/// Whether a broker's ERROR text (`message` header and body) says the request can never
+/// succeed as it is (access refused, an invalid or unknown destination, conflicting queue
+/// arguments) rather than not now (a node down, a resource locked). Unknown text: not now.
+bool is_permanent_refusal(std::string_view error) noexcept;
 
 } // namespace bus

@@ -1,10 +1,9 @@
 #pragma once
 
+#include "bus/client_options.hpp"
 #include "bus/errc.hpp"
 #include "bus/keepalive.hpp"
 #include "bus/stomp/frame.hpp"
-#include "bus/stomp/parser.hpp"
-#include "bus/url.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -22,73 +21,21 @@ class logger;
 
 namespace bus {
 
-/// TLS settings for `stomp+ssl://` endpoints. The broker's certificate is always verified
-/// against `ca_file` (or the system store) and its host name.
-struct tls_options {
-    std::string ca_file;    ///< PEM bundle; empty = system default paths
-    std::string cert_file;  ///< client certificate (PEM), optional
-    std::string key_file;   ///< its private key (PEM), optional
-    bool verify = true;     ///< only for tests against self-signed brokers
+/// What became of one publish: callers branch on this, not on strings.
+enum class publish_status {
+    receipted,  ///< the broker's RECEIPT arrived: it has the message
+    not_sent,   ///< never written to a broker (not connected, stopped first, too many pending):
+                ///< certainly not delivered, safe to spool or send again
+    unknown,    ///< written but no RECEIPT before the deadline: the broker may have it, so a
+                ///< copy sent later must be marked possibly sent (consumers drop it by event id)
+    refused,    ///< the broker answered ERROR for it, or it cannot be encoded
 };
+std::string_view to_string(publish_status s) noexcept;
 
-/// The original's firewall keepalive: a SEND with body "\n" to `destination` every `every`.
-struct legacy_keepalive {
-    std::string destination;
-    std::chrono::milliseconds every{60000};
-};
-
-enum class protocol_mode {
-    negotiate,  ///< offer 1.0, 1.1 and 1.2 with heart-beats; the broker picks
-    v1_0,       ///< exactly the original's STOMP 1.0 CONNECT, for brokers that know nothing else
-};
-
-struct client_options {
-    broker_url url;
-    std::string vhost;      ///< CONNECT `host` (virtual host); empty = "/", RabbitMQ's default
-    std::string client_id;  ///< CONNECT `client-id` (ActiveMQ durable subscriptions)
-    protocol_mode protocol = protocol_mode::negotiate;
-    /// Requested heart-beats (cx, cy). The original's successor used 30500,29500.
-    std::chrono::milliseconds heartbeat_send{10000};
-    std::chrono::milliseconds heartbeat_receive{10000};
-    /// With no negotiated heart-beat (STOMP 1.0): write an EOL whenever nothing was written for
-    /// this long, so a firewall that drops idle flows never sees one idle. 0 = off.
-    std::chrono::milliseconds synthetic_keepalive{10000};
-    /// With no negotiated heart-beat: after this much silence send a receipt-requesting probe;
-    /// no answer within `probe_timeout` = dead connection → reconnect. 0 = off.
-    std::chrono::milliseconds liveness_probe{30000};
-    std::chrono::milliseconds probe_timeout{10000};
-    std::chrono::milliseconds connect_timeout{10000};  ///< TCP + TLS + CONNECTED
-    std::chrono::milliseconds write_timeout{10000};
-    std::chrono::milliseconds receipt_timeout{10000};  ///< default publish deadline
-    std::size_t max_pending = 10000;                    ///< publishes awaiting receipts
-    std::size_t max_queued_bytes = 64 * 1024 * 1024;    ///< unsent bytes per connection
-    std::size_t subscription_buffer = 256;              ///< delivered, not yet handled, per sub
-    std::size_t subscription_buffer_bytes = 16 * 1024 * 1024;  ///< the same, in body bytes
-    stomp::limits limits;
-    tls_options tls;
-    std::vector<legacy_keepalive> legacy_keepalives;
-};
-
-enum class ack_mode { automatic, client, client_individual };
-
-/// Which broker's durable-subscription headers to send.
-enum class durable_style {
-    none,      ///< plain subscription
-    rabbitmq,  ///< id + durable:true + auto-delete:false (+ persistent:true for old releases)
-    activemq,  ///< activemq.subscriptionName (needs client_options::client_id)
-    both,      ///< both sets; each broker ignores the other's
-};
-
-struct subscription_options {
-    std::string destination;
-    ack_mode ack = ack_mode::client_individual;
-    std::string id;            ///< subscription id; defaults to the durable name or "sub-N"
-    std::string durable_name;  ///< non-empty: a durable subscription with this name
-    durable_style durable = durable_style::none;
-    unsigned prefetch = 0;     ///< broker-side unacked window (RabbitMQ/ActiveMQ headers); 0 = default
-    std::vector<std::pair<std::string, std::string>> headers;  ///< extra SUBSCRIBE headers
-    /// Deliver the original's "\n" keepalive messages to the handler (normally dropped).
-    bool deliver_keepalives = false;
+struct publish_result {
+    publish_status status = publish_status::not_sent;
+    std::error_code error;  ///< empty when receipted; else why (errc)
+    explicit operator bool() const noexcept { return status == publish_status::receipted; }
 };
 
 /// A delivered MESSAGE.
@@ -113,6 +60,14 @@ enum class disposition {
 };
 
 using message_handler = std::function<boost::asio::awaitable<disposition>(const message&)>;
+
+/// Where a subscription stands (client::subscription).
+struct subscription_status {
+    bool confirmed = false;  ///< receipted on the current connection
+    int refusals = 0;        ///< SUBSCRIBEs refused by ERROR in a row (0 once one is confirmed)
+    std::string refused;     ///< the broker's last reason
+    bool permanent = false;  ///< the reason will not change by waiting (is_permanent_refusal)
+};
 
 struct client_stats {
     std::uint64_t connects = 0;
@@ -166,6 +121,8 @@ public:
     /// outstanding; while disconnected they wait and are sent, in order, after reconnecting.
     boost::asio::awaitable<std::error_code> publish(stomp::frame f,
                                                     std::chrono::milliseconds timeout = {});
+    /// The same, saying whether an unreceipted frame was ever written (publish_status).
+    boost::asio::awaitable<publish_result> send(stomp::frame f, std::chrono::milliseconds timeout = {});
     boost::asio::awaitable<std::error_code> publish(
         std::string destination, std::string body,
         std::vector<std::pair<std::string, std::string>> headers = {},
@@ -183,8 +140,12 @@ public:
     /// Removes a subscription (UNSUBSCRIBE when connected).
     void unsubscribe(const std::string& id);
     /// Waits until the broker confirmed (by RECEIPT) subscription `id` on the current
-    /// connection, up to `timeout`.
+    /// connection, up to `timeout`; returns false early when the broker refused it for a
+    /// reason that waiting will not change (see subscription()).
     boost::asio::awaitable<bool> wait_subscribed(std::string id, std::chrono::milliseconds timeout);
+    /// A refused SUBSCRIBE is retried on its own schedule (client_options::subscribe_retry_*)
+    /// and the connection reconnects at once without it; this says where `id` stands.
+    subscription_status subscription(const std::string& id) const;
 
     /// The last ERROR frame's `message` header and body, for diagnostics.
     std::string last_error() const;

@@ -4,7 +4,7 @@
 // keys (`rserver`, `stomp-options`) working unchanged, plus deploykit's optional ones. Errors
 // name the file, the line and the key.
 
-#include "bus/client.hpp"
+#include "bus/client_options.hpp"
 #include "bus/outbox.hpp"
 #include "bus/signing.hpp"
 #include "bus/wire.hpp"
@@ -31,7 +31,13 @@ struct bus_config {
 /// Reads the connection keys of an already-parsed config file:
 ///  - `rserver` (required) and `stomp-options`, exactly as the original configs write them;
 ///  - `passcode-file` (a 0600 file; overrides the URL's password), `vhost`, `client-id`,
-///    `heartbeat-ms`, `keepalive-ms`, `tls-ca-file`;
+///    `tls-ca-file`;
+///  - liveness (docs/brokers.md, "Keepalive tuning"): `heartbeat-ms` (both directions, or
+///    `heartbeat-send-ms`/`heartbeat-receive-ms`), `keepalive-ms` (STOMP 1.0 EOL keepalive),
+///    `probe-ms`, `probe-timeout-ms` (STOMP 1.0 liveness probe), `dead-link-grace`;
+///  - `legacy-keepalive` (the original stomp-keepalive cron job's replacement):
+///    `{topics: [name, ...] or {name: {type: topic|queue}}, interval: SECONDS}`;
+///  - `subscribe-headers`, `publish-headers`: maps of extra STOMP headers;
 ///  - `spool-dir`, `wire-format` (legacy, native, both), `signing-key-file`/`signing-key-id`,
 ///    `verify-key-file`, `require-signatures`.
 bus_config read_bus_config(const YAML::Node& root, const std::string& file);

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -29,24 +30,34 @@ struct drain_result {
 boost::asio::awaitable<drain_result> drain(client& c, outbox& box, boost::asio::any_io_executor blocking,
                                            std::chrono::steady_clock::time_point deadline);
 
-/// Publishes `frames` pipelined (all outstanding at once) and waits for every RECEIPT or its
-/// timeout; one result per frame (errc::receipt_timeout when none came in `timeout`). Runs on the
-/// client's executor.
-boost::asio::awaitable<std::vector<std::error_code>> publish_all(client& c, const std::vector<stomp::frame>& frames,
-                                                                 std::chrono::milliseconds timeout);
+/// Publishes `frames` in order, pipelined with at most `window` awaiting receipts at once (0 =
+/// all), and waits for every RECEIPT or the end of `timeout`; one result per frame. After the
+/// first failure no further frame is written (those are `not_sent`), so a broker lost
+/// mid-stream leaves at most `window` frames whose outcome is `unknown`. Runs on the client's
+/// executor.
+boost::asio::awaitable<std::vector<publish_result>> publish_all(client& c, const std::vector<stomp::frame>& frames,
+                                                                std::chrono::milliseconds timeout,
+                                                                std::size_t window = 0);
+
+/// Marks a copy whose earlier attempt was written but never receipted (possibly_sent_header).
+void mark_possibly_sent(stomp::frame& f);
 
 struct send_report {
     std::size_t published = 0;  ///< receipted now
     std::size_t spooled = 0;    ///< written to the outbox for later delivery
+    std::size_t possibly_sent = 0;  ///< of those, written once without a receipt (marked)
     drain_result drained;       ///< older spooled messages delivered first
 };
 
 /// The producer path. Messages already in the spool go first; then `frames` are published with
-/// receipts; whatever is not receipted by `deadline` (no broker, slow broker, spool not empty)
-/// is spooled. Throws outbox_error only when the spool is full or unwritable.
+/// receipts, at most `window` (0 = all) awaiting receipts at once; whatever is not receipted by
+/// `deadline` (no broker, slow broker, spool not empty) is spooled, in order — a frame that was
+/// written without a receipt marked `possibly_sent_header`. Throws outbox_error only when the
+/// spool is full or unwritable.
 boost::asio::awaitable<send_report> publish_or_spool(client& c, outbox& box, std::vector<stomp::frame> frames,
                                                      boost::asio::any_io_executor blocking,
-                                                     std::chrono::steady_clock::time_point deadline);
+                                                     std::chrono::steady_clock::time_point deadline,
+                                                     std::size_t window = 0);
 
 /// One-shot form for hooks and command-line producers: runs its own event loop, connects,
 /// sends within `budget` (about a second for a git hook), spools the rest, and disconnects.

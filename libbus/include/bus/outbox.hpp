@@ -13,9 +13,15 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bus {
+
+/// Header a copy carries when an earlier attempt was written but never receipted: the broker
+/// may have delivered the first one, so consumers drop the second by its event id
+/// (`dk-event-id`, or the legacy id). Spooled copies and drained files carry it.
+inline constexpr std::string_view possibly_sent_header = "dk-possibly-sent";
 
 /// The spool is full or cannot be written; `what()` says which and where.
 class outbox_error : public std::runtime_error {
@@ -42,6 +48,9 @@ public:
     std::vector<std::filesystem::path> pending() const;
     /// Reads one spooled frame; a file that does not parse is moved to quarantine/ (nullopt).
     std::optional<stomp::frame> load(const std::filesystem::path& p);
+    /// Rewrites a spooled file (atomically) with possibly_sent_header: it was written to a broker
+    /// and no receipt came.
+    void mark_possibly_sent(const std::filesystem::path& p);
     /// Deletes a delivered file (and fsyncs the directory).
     void remove(const std::filesystem::path& p);
     std::size_t quarantined() const;

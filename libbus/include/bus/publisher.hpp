@@ -34,6 +34,22 @@ struct publisher_stats {
     std::uint64_t lost = 0;            ///< neither (no spool configured, or the spool failed)
 };
 
+/// What became of a batch handed to spooling_publisher::publish.
+enum class publish_outcome {
+    published,  ///< every frame receipted
+    spooled,    ///< every frame receipted or kept in the outbox (delivered later by run())
+    lost,       ///< some were neither: no spool-dir, or the spool is full or unwritable
+};
+
+struct publish_report {
+    publish_outcome outcome = publish_outcome::published;
+    std::size_t published = 0;
+    std::size_t spooled = 0;
+    std::size_t possibly_sent = 0;  ///< spooled after a write without receipt (marked)
+    std::string why;                ///< for `lost`: why not kept
+    bool kept() const noexcept { return outcome != publish_outcome::lost; }
+};
+
 /// Thread-safety: call publish() and run() on the client's executor. Spool file I/O runs on
 /// `blocking`.
 class spooling_publisher {
@@ -47,9 +63,9 @@ public:
 
     /// Signs and publishes `frames`, all outstanding at once, waiting up to `timeout` for the
     /// receipts; those without one are spooled. While the outbox holds older messages, new ones
-    /// are spooled behind them (order). Returns "" when every frame was receipted or spooled,
-    /// else why not.
-    boost::asio::awaitable<std::string> publish(std::vector<stomp::frame> frames, std::chrono::milliseconds timeout);
+    /// are spooled behind them (order); a frame written without a receipt is spooled marked
+    /// possibly sent (outbox.hpp).
+    boost::asio::awaitable<publish_report> publish(std::vector<stomp::frame> frames, std::chrono::milliseconds timeout);
 
     /// Delivers the outbox whenever the client is connected (checked every second, and at once
     /// after something was spooled) until stop().

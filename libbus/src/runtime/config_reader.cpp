@@ -483,7 +483,10 @@ const std::vector<std::string>& bus_config_keys()
     static const std::vector<std::string> keys{
         "rserver",      "stomp-options",   "passcode-file",  "vhost",          "client-id",
         "heartbeat-ms", "keepalive-ms",    "tls-ca-file",    "spool-dir",      "wire-format",
-        "signing-key-file", "signing-key-id", "verify-key-file", "require-signatures"};
+        "signing-key-file", "signing-key-id", "verify-key-file", "require-signatures",
+        // libbus liveness, extra headers and the legacy keepalive (bus/config.cpp)
+        "heartbeat-send-ms", "heartbeat-receive-ms", "probe-ms", "probe-timeout-ms", "dead-link-grace",
+        "subscribe-headers", "publish-headers", "legacy-keepalive"};
     return keys;
 }
 
