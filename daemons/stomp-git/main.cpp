@@ -3,7 +3,10 @@
 // (this binary with --worker) that drops to the repository owner's user before touching
 // anything; no su, no shell. Catches up on start and after every reconnect.
 //
-//   stomp-git [-c /etc/stomp-git/stomp-git.yaml] [-d]
+//   stomp-git [-c /etc/stomp-git/stomp-git.yaml] [-d] [--daemonize --pidfile FILE]
+//
+// The common options (--check-config, --log-format, --syslog, --version) come from the runtime
+// (docs/runtime.md); `--worker REPO` is the internal per-job mode, parsed on its own.
 #include "config.hpp"
 #include "git_ops.hpp"
 #include "ledger.hpp"
@@ -13,6 +16,7 @@
 #include "bus/publisher.hpp"
 #include "bus/intake.hpp"
 #include "bus/wire.hpp"
+#include "bus/runtime/program.hpp"
 #include "bus/runtime/spawn.hpp"
 #include "bus/detail/hex.hpp"
 
@@ -36,7 +40,6 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -395,24 +398,34 @@ struct daemon_state {
     }
 };
 
-} // namespace
-
-int main(int argc, char** argv)
+// The internal worker mode (`--worker REPO -c CONFIG`, started by the daemon itself): parsed as
+// before, outside the runtime (no logger, no daemonizing; its result goes to descriptor 3).
+int worker_entry(int argc, char** argv)
 {
-    CLI::App app{"stomp-git - fetch repositories when commits are announced on the bus"};
+    CLI::App app{"stomp-git worker"};
     std::string config_path = "/etc/stomp-git/stomp-git.yaml";
     std::string worker;
     bool debug = false;
     app.add_option("-c,--config", config_path, "configuration file");
-    app.add_flag("-d,--debug", debug, "debug logging (runs in the foreground, as always)");
-    app.add_option("--worker", worker, "internal: run one job for this repository")->group("");
-    CLI11_PARSE(app, argc, argv);
-    if (!worker.empty()) return worker_main(config_path, worker);
-
-    auto log = spdlog::stderr_color_mt("stomp-git");
-    log->set_level(debug ? spdlog::level::debug : spdlog::level::info);
+    app.add_flag("-d,--debug", debug, "debug logging");
+    app.add_option("--worker", worker, "internal: run one job for this repository")->required();
     try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    }
+    return worker_main(config_path, worker);
+}
+
+int run_daemon(const bus::runtime::common_options& opts, spdlog::logger& logger)
+{
+    auto* log = &logger;
+    std::string config_path = opts.config_path;
+    {
         auto cfg = load_config(config_path);
+        if (opts.check_config) return 0;
+        bus::runtime::pidfile pid(opts.pidfile);
         std::string self = std::filesystem::canonical("/proc/self/exe").string();
         config_path = std::filesystem::absolute(config_path).string();
         net::io_context io(1);
@@ -463,14 +476,24 @@ int main(int argc, char** argv)
             });
         };
         on_hup();
+        // Started: signals handled, the bus client running (it connects and catches up on its
+        // own, broker up or not). A `--daemonize`d start returns to start-stop-daemon now.
+        net::post(io, [] { bus::runtime::report_ready(); });
         io.run();
         d.pool.join();
-    } catch (const bus::config_error& e) {
-        std::cerr << "stomp-git: " << e.what() << "\n";
-        return 2;
-    } catch (const std::exception& e) {
-        std::cerr << "stomp-git: " << e.what() << "\n";
-        return 1;
     }
     return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view a = argv[i]; a == "--worker" || a.starts_with("--worker=")) return worker_entry(argc, argv);
+    return bus::runtime::run_main(argc, argv,
+                                  {.name = "stomp-git",
+                                   .description = "stomp-git - fetch repositories when commits are announced on the bus",
+                                   .default_config = "/etc/stomp-git/stomp-git.yaml"},
+                                  {}, run_daemon);
 }

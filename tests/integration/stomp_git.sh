@@ -109,4 +109,29 @@ until_true 20 grep -qx v3 "$work/data/sites/www/index.html" && pass "stopped dur
 printf 'rserver: %s\nrepo-list:\n  site: {repo: relative/path}\n' "$url" >"$work/bad.yaml"
 rc=0; "$sgit" -c "$work/bad.yaml" 2>"$work/bad.err" || rc=$?
 [[ $rc == 2 ]] && grep -q "bad.yaml:3: repo-list.site.repo" "$work/bad.err" && pass "bad config: file, line and key named" || bad "bad config rc=$rc: $(cat "$work/bad.err")"
+# The original /etc/init.d/stomp-git: `start-stop-daemon --start --exec stomp-git` without -b.
+# With --daemonize it returns once the daemon runs (the pid in the pidfile), and --stop ends it.
+if command -v start-stop-daemon >/dev/null; then
+  printf '%s\n  ghost: {repo: %s}\n' "$(server daemon)" "$work/data/repos/ghost" >"$work/daemon.yaml"
+  rc=0; timeout 30 start-stop-daemon --start --pidfile "$work/sg.pid" --exec "$sgit" -- --daemonize --pidfile "$work/sg.pid" -c "$work/daemon.yaml" || rc=$?
+  dpid=$(cat "$work/sg.pid" 2>/dev/null || true)
+  [[ -n $dpid ]] && others+=("$dpid")
+  if [[ $rc == 0 && -n $dpid ]] && kill -0 "$dpid" 2>/dev/null; then
+    pass "start-stop-daemon --start --exec stomp-git --daemonize returns; the daemon in the pidfile runs"
+  else
+    bad "start-stop-daemon --start rc=$rc pidfile=$dpid"
+  fi
+  rc=0; timeout 30 start-stop-daemon --stop --retry 5 --pidfile "$work/sg.pid" || rc=$?
+  [[ $rc == 0 && -n $dpid ]] && ! kill -0 "$dpid" 2>/dev/null && [[ ! -e $work/sg.pid ]] \
+    && pass "start-stop-daemon --stop --pidfile stops it (pidfile removed)" || bad "stop rc=$rc"
+  rc=0; timeout 30 "$sgit" --daemonize --pidfile "$work/sg2.pid" -c "$work/bad.yaml" 2>"$work/daemon-bad.err" || rc=$?
+  [[ $rc == 2 ]] && grep -q "bad.yaml:3: repo-list.site.repo" "$work/daemon-bad.err" \
+    && pass "--daemonize with a bad config: the starting command exits 2 with the reason" || bad "daemonize bad config rc=$rc $(cat "$work/daemon-bad.err")"
+  rc=0; "$sgit" --check-config -c "$work/daemon.yaml" >/dev/null || rc=$?
+  [[ $rc == 0 ]] && pass "--check-config" || bad "--check-config rc=$rc"
+  rc=0; "$sgit" --no-such-option 2>/dev/null || rc=$?
+  [[ $rc == 2 ]] && pass "usage error exits 2" || bad "usage error rc=$rc"
+else
+  bad "start-stop-daemon not installed (dpkg provides it)"
+fi
 exit $fail
