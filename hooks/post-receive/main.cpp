@@ -34,12 +34,9 @@
 #include <iostream>
 #include <iterator>
 
-extern char** environ;
-
 namespace fs = std::filesystem;
 
 namespace {
-
 
 std::string env(const char* k)
 {
@@ -75,22 +72,8 @@ hook::commit_info read_commit(git_repository* repo, const std::string& rev)
 // output passed on to the pusher. Returns its exit status.
 int run_chained(const fs::path& hook, const std::string& input)
 {
-    bus::runtime::spawn_options so;
-    so.argv = {hook.string()};
-    for (char** e = environ; e && *e; ++e) so.env.emplace_back(*e);
-    so.input = input;
-    so.timeout = std::chrono::hours(1);  // a chained hook may deploy; git itself waits without limit
-    so.max_out = 1 << 20;
-    so.max_err = 1 << 20;
-    auto r = bus::runtime::spawn(so);
-    std::cout << r.out << std::flush;
-    std::cerr << r.err;
-    if (!r.started) {
-        std::cerr << "deploykit: " << r.error << "\n";
-        return 1;
-    }
-    if (r.timed_out) std::cerr << "deploykit: " << hook.string() << " " << r.describe() << "\n";
-    return r.exit_code >= 0 ? r.exit_code : 1;
+    // A chained hook may deploy; git itself waits without limit.
+    return bus::runtime::run_chained_hook({hook.string()}, input, std::chrono::hours(1), "deploykit");
 }
 
 // The hooks directory of a repository: GIT_DIR/hooks for a bare one, .git/hooks for a work tree

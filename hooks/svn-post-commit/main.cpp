@@ -28,8 +28,6 @@
 #include <iostream>
 #include <sstream>
 
-extern char** environ;
-
 namespace fs = std::filesystem;
 
 namespace {
@@ -103,21 +101,9 @@ std::string svnlook(const fs::path& bin, std::chrono::seconds timeout, const cha
 // after a day. Its output is passed on. Returns its exit status.
 int run_chained(const fs::path& hook, const std::vector<std::string>& args)
 {
-    bus::runtime::spawn_options so;
-    so.argv = {hook.string()};
-    so.argv.insert(so.argv.end(), args.begin(), args.end());
-    for (char** e = environ; e && *e; ++e) so.env.emplace_back(*e);
-    so.timeout = std::chrono::hours(24);
-    so.max_out = 1 << 20;
-    so.max_err = 1 << 20;
-    auto r = bus::runtime::spawn(so);
-    std::cout << r.out << std::flush;
-    std::cerr << r.err;
-    if (!r.started) {
-        std::cerr << "svn-stomp: " << r.error << "\n";
-        return 1;
-    }
-    return r.exit_code >= 0 ? r.exit_code : 1;
+    std::vector<std::string> argv{hook.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return bus::runtime::run_chained_hook(std::move(argv), {}, std::chrono::hours(24), "svn-stomp");
 }
 
 std::string read_file(const fs::path& p)

@@ -35,6 +35,30 @@ void write_all(int fd, std::string_view data, const fs::path& p)
     }
 }
 
+// Writes `bytes` to `tmp` (opened with `extra_flags`), fsyncs it, renames it over `target` and
+// fsyncs the directory: the file is either absent or complete, never torn.
+void write_durably(const fs::path& tmp, const fs::path& target, std::string_view bytes, int extra_flags,
+                   const fs::path& dir)
+{
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | extra_flags, 0600);
+    if (fd < 0) throw outbox_error(tmp.string() + ": cannot create: " + errno_text());
+    try {
+        write_all(fd, bytes, tmp);
+        if (::fsync(fd) != 0) throw outbox_error(tmp.string() + ": fsync failed: " + errno_text());
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), target.c_str()) != 0) {
+        std::string why = errno_text();
+        ::unlink(tmp.c_str());
+        throw outbox_error(target.string() + ": rename failed: " + why);
+    }
+    fsync_dir(dir);
+}
+
 } // namespace
 
 outbox::outbox(outbox_options opts) : opts_(std::move(opts))
@@ -87,23 +111,7 @@ std::string outbox::spool(const stomp::frame& f)
                   static_cast<unsigned long long>(++counter_ % 1000000));
     fs::path final_path = opts_.dir / (std::string(name) + std::string(suffix));
     fs::path tmp = opts_.dir / ("." + std::string(name) + ".tmp");
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw outbox_error(tmp.string() + ": cannot create: " + errno_text());
-    try {
-        write_all(fd, bytes, tmp);
-        if (::fsync(fd) != 0) throw outbox_error(tmp.string() + ": fsync failed: " + errno_text());
-    } catch (...) {
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-        std::string why = errno_text();
-        ::unlink(tmp.c_str());
-        throw outbox_error(final_path.string() + ": rename failed: " + why);
-    }
-    fsync_dir(opts_.dir);
+    write_durably(tmp, final_path, bytes, O_EXCL, opts_.dir);
     return final_path.filename().string();
 }
 
@@ -141,23 +149,7 @@ void outbox::mark_possibly_sent(const fs::path& p)
     stomp::serialize(bytes, *f, stomp::version::v1_2, sec);
     if (sec) return;
     fs::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp");
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) throw outbox_error(tmp.string() + ": cannot create: " + errno_text());
-    try {
-        write_all(fd, bytes, tmp);
-        if (::fsync(fd) != 0) throw outbox_error(tmp.string() + ": fsync failed: " + errno_text());
-    } catch (...) {
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), p.c_str()) != 0) {
-        std::string why = errno_text();
-        ::unlink(tmp.c_str());
-        throw outbox_error(p.string() + ": rename failed: " + why);
-    }
-    fsync_dir(opts_.dir);
+    write_durably(tmp, p, bytes, O_TRUNC | O_NOFOLLOW, opts_.dir);
 }
 
 void outbox::remove(const fs::path& p)

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <iostream>
+
 namespace bus::runtime {
 
 namespace {
@@ -392,6 +394,27 @@ spawn_result spawn(const spawn_options& o)
         r.error = "after " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count()) +
                   " s, ended with its process group";
     return r;
+}
+
+int run_chained_hook(std::vector<std::string> argv, std::string input, std::chrono::milliseconds timeout,
+                     std::string_view who)
+{
+    spawn_options so;
+    so.argv = std::move(argv);
+    for (char** e = environ; e && *e; ++e) so.env.emplace_back(*e);
+    so.input = std::move(input);
+    so.timeout = timeout;
+    so.max_out = 1 << 20;
+    so.max_err = 1 << 20;
+    auto r = spawn(so);
+    std::cout << r.out << std::flush;
+    std::cerr << r.err;
+    if (!r.started) {
+        std::cerr << who << ": " << r.error << "\n";
+        return 1;
+    }
+    if (r.timed_out) std::cerr << who << ": " << so.argv.front() << " " << r.describe() << "\n";
+    return r.exit_code >= 0 ? r.exit_code : 1;
 }
 
 } // namespace bus::runtime

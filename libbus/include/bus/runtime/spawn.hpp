@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/types.h>
@@ -74,5 +75,12 @@ struct spawn_result {
 /// Runs the program and waits for it (and its pipes) within `timeout`. Never throws for the
 /// child's failures; std::bad_alloc only.
 spawn_result spawn(const spawn_options& opts);
+
+/// Runs a chained hook (the one ours replaced) as its caller would: `argv` with this process's
+/// environment and `input` on its stdin, its output (1 MiB of each stream at most) passed on to
+/// our stdout/stderr once it ends. A failure to start or a timeout is said on stderr after
+/// `who`. Returns its exit status (1 when it could not run or was ended by a signal).
+int run_chained_hook(std::vector<std::string> argv, std::string input, std::chrono::milliseconds timeout,
+                     std::string_view who);
 
 } // namespace bus::runtime
