@@ -2,13 +2,14 @@
 
 #include "bus/event.hpp"
 
-#include <yaml-cpp/yaml.h>
+#include "bus/runtime/config_yaml.hpp"
+#include "bus/runtime/consumer.hpp"
+#include "bus/runtime/settings.hpp"
 
 #include <pwd.h>
 #include <unistd.h>
 
-#include <cctype>
-#include <set>
+#include <algorithm>
 
 namespace stomp_git {
 
@@ -33,157 +34,161 @@ std::optional<mode> parse_mode(std::string_view s)
     return std::nullopt;
 }
 
-std::string str(const YAML::Node& n, const std::string& file, std::string_view key)
+// stomp-git's own settings. With the bus keys (bus_config_keys) and the original's ignored ones,
+// every other top-level key whose value is an absolute path is a repository in the original v1
+// form (`name: /path`, as the original and its Puppet define wrote it, without `repo-list`); any
+// other unknown key is a typo (finish() names the nearest known key).
+const std::vector<std::string> own_keys{
+    "listen-topic", "report-topic", "repo-list", "workers", "fetch-timeout", "safety-fetch-interval", "ssh-key",
+    "known-hosts", "credentials-file", "https-ca-file", "post-fetch-command", "post-fetch-timeout", "state-dir",
+    "durable-name", "replay-cache", "heartbeat-topic", "heartbeat-interval", "admin-listen"};
+// The original's connection keys (before rserver) and a few it accepted: kept valid, ignored.
+const std::initializer_list<std::string_view> original_keys{
+    "stompserver", "stompserver1", "stompserver2", "stompport", "stompport1", "stompport2", "stompuser", "stomppass",
+    "user", "password", "verify-keys"};
+
+// Keys re-read on SIGHUP, or read from the file by every worker: not "needs a restart".
+const std::vector<std::string> reloadable{"repo-list", "fetch-timeout", "safety-fetch-interval", "ssh-key",
+                                          "known-hosts", "credentials-file", "https-ca-file", "post-fetch-command",
+                                          "post-fetch-timeout", "state-dir"};
+
+std::string spelled(std::string k)
 {
-    auto v = n[std::string(key)];
-    if (!v || v.IsNull()) return {};
-    if (!v.IsScalar()) throw bus::config_error(bus::config_where(file, v, key) + ": must be a single value");
-    return v.Scalar();
+    for (auto& ch : k)
+        if (ch == '_') ch = '-';
+    return k;
 }
 
-// Settings of stomp-git and of the bus connection: every other top-level key whose value is an
-// absolute path is a repository in the original v1 form (`name: /path`, as the original and its
-// Puppet define wrote it, without `repo-list`).
-const std::set<std::string, std::less<>> known_keys{
-    "rserver", "stomp-options", "listen-topic", "report-topic", "repo-list", "workers", "fetch-timeout",
-    "safety-fetch-interval", "ssh-key", "known-hosts", "credentials-file", "https-ca-file", "post-fetch-command",
-    "post-fetch-timeout", "state-dir", "durable-name", "client-id", "heartbeat-ms", "keepalive-ms", "passcode-file",
-    "require-signatures", "signing-key-file", "signing-key-id", "spool-dir", "tls-ca-file", "verify-key-file",
-    "verify-keys", "wire-format", "stompserver", "stompserver1", "stompserver2", "stompport", "stompuser",
-    "stomppass", "user", "password"};
-
-std::string hostname_for_names()
+bool listed(const std::vector<std::string>& keys, const std::string& k)
 {
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    std::string h = host;
-    for (auto& ch : h)
-        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) ch = '_';
-    return h.empty() ? std::string("localhost") : h;
+    return std::find(keys.begin(), keys.end(), spelled(k)) != keys.end();
+}
+
+bool is_known_setting(const std::string& k)
+{
+    if (listed(own_keys, k) || listed(bus::runtime::bus_config_keys(), k)) return true;
+    for (auto o : original_keys)
+        if (spelled(k) == o) return true;
+    return false;
+}
+
+std::filesystem::path absolute_path(const bus::runtime::section& s, std::string_view key)
+{
+    auto v = s.str(key, "");
+    if (!v.empty() && !std::filesystem::path(v).is_absolute()) s.fail(key, "expected an absolute path, not '" + v + "'");
+    return v;
+}
+
+repo_entry read_repo(const bus::runtime::section& list, const std::string& name)
+{
+    repo_entry e;
+    e.name = name;
+    if (!bus::valid_repo_name(name)) list.fail(name, "not a valid repository name");
+    if (list.kind_of(name) == bus::runtime::section::kind::scalar) {
+        // v1 inside repo-list: `name: path`
+        e.path = *list.str(name);
+        if (!e.path.is_absolute()) list.fail(name, "expected an absolute path, not '" + e.path.string() + "'");
+        return e;
+    }
+    if (list.kind_of(name) != bus::runtime::section::kind::map)
+        list.fail(name, "expected a path or {user, repo, target, mode}");
+    auto s = *list.sub(name);
+    e.user = s.str("user", "");
+    e.path = absolute_path(s, "repo");
+    if (e.path.empty()) s.fail("repo", "missing: the clone's absolute path");
+    e.target = absolute_path(s, "target");
+    e.branch = s.str("branch", e.branch);
+    if (auto m = s.str("mode", ""); !m.empty()) {
+        auto pm = parse_mode(m);
+        if (!pm) s.fail("mode", "expected normal, trusting, dangerous, puppetmaster or atomic, not '" + m + "'");
+        e.how = *pm;
+    }
+    // (0 kept one release before; it still does.)
+    e.keep = static_cast<unsigned>(std::max<std::int64_t>(1, s.integer("keep", 5, 0, 1000)));
+    if (e.how != mode::normal && e.how != mode::dangerous && e.target.empty())
+        s.fail("target", "mode " + std::string(to_string(e.how)) + " needs an absolute target");
+    if (!bus::valid_ref_name("refs/heads/" + e.branch)) s.fail("branch", "not a valid branch name");
+    return e;
 }
 
 } // namespace
 
-config load_config(const std::filesystem::path& path)
+config load_config(const std::filesystem::path& path, bus::runtime::notice_fn notice)
 {
-    const std::string file = path.string();
-    auto root = bus::load_yaml(path);
+    using std::chrono::seconds;
+    auto f = bus::runtime::config_file::load(path, std::move(notice));
+    auto r = f.root();
     config c;
-    c.bus = bus::read_bus_config(root, file);
-    if (auto t = str(root, file, "listen-topic"); !t.empty()) c.listen_topic = t;
-    if (auto t = str(root, file, "report-topic"); !t.empty()) c.report_topic = t;
-    // Numbers: a clear error naming file, line, key and the type expected (not yaml-cpp's
-    // "bad conversion").
-    auto number_in = [&](const YAML::Node& map, std::string_view key, const std::string& shown_key, long dflt) -> long {
-        auto v = map[std::string(key)];
-        if (!v || v.IsNull()) return dflt;
-        std::string shown = v.IsScalar() ? "'" + v.Scalar() + "'" : std::string("a list or map");
-        try {
-            if (!v.IsScalar()) throw YAML::Exception(v.Mark(), "not a scalar");
-            long n = v.as<long>();
-            if (n < 0) throw YAML::Exception(v.Mark(), "negative");
-            return n;
-        } catch (const YAML::Exception&) {
-            throw bus::config_error(bus::config_where(file, v, shown_key) + ": " + shown +
-                                    " is not a non-negative whole number");
-        }
-    };
-    auto num = [&](std::string_view key, long dflt) { return number_in(root, key, std::string(key), dflt); };
-    c.workers = static_cast<unsigned>(std::max(1L, num("workers", 4)));
-    c.fetch_timeout = std::chrono::seconds(std::max(1L, num("fetch-timeout", 300)));
-    c.safety_fetch = std::chrono::seconds(num("safety-fetch-interval", 3600));
-    c.ssh_key = str(root, file, "ssh-key");
-    c.known_hosts = str(root, file, "known-hosts");
-    c.credentials_file = str(root, file, "credentials-file");
-    c.https_ca_file = str(root, file, "https-ca-file");
-    for (auto key : {"ssh-key", "known-hosts", "credentials-file", "https-ca-file"})
-        if (auto v = str(root, file, key); !v.empty() && !std::filesystem::path(v).is_absolute())
-            throw bus::config_error(bus::config_where(file, root[key], key) + ": must be an absolute path");
-    if (auto pf = root["post-fetch-command"]) {
-        if (!pf.IsSequence() || pf.size() == 0)
-            throw bus::config_error(bus::config_where(file, pf, "post-fetch-command") +
-                                    ": must be a list (argv), e.g. [/usr/local/bin/reload, --graceful]");
-        for (const auto& a : pf) {
-            if (!a.IsScalar())
-                throw bus::config_error(bus::config_where(file, a, "post-fetch-command") +
-                                        ": every argument must be a single string");
-            c.post_fetch.push_back(a.Scalar());
-        }
+    r.known(bus::runtime::bus_config_keys());
+    c.bus = bus::read_bus_config(r.node(), f.file());
+    r.ignored(original_keys, "the original's setting; deploykit connects with rserver and stomp-options");
+    c.listen_topic = r.str("listen-topic", c.listen_topic);
+    c.report_topic = r.str("report-topic", c.report_topic);
+    for (auto [key, topic] : {std::pair{"listen-topic", &c.listen_topic}, std::pair{"report-topic", &c.report_topic}})
+        if (topic->empty() || topic->find_first_of("/ \t\r\n") != std::string::npos)
+            r.fail(key, "expected a bare topic name (future.git.commits), no '/' or spaces");
+    constexpr std::int64_t day = 86400;
+    c.workers = static_cast<unsigned>(std::max<std::int64_t>(1, r.integer("workers", 4, 0, 256)));
+    c.fetch_timeout = seconds(std::max<std::int64_t>(1, r.integer("fetch-timeout", 300, 0, day)));
+    c.safety_fetch = seconds(r.integer("safety-fetch-interval", 3600, 0, 30 * day));
+    c.ssh_key = absolute_path(r, "ssh-key");
+    c.known_hosts = absolute_path(r, "known-hosts");
+    c.credentials_file = absolute_path(r, "credentials-file");
+    c.https_ca_file = absolute_path(r, "https-ca-file");
+    if (r.kind_of("post-fetch-command") != bus::runtime::section::kind::absent) {
+        if (r.kind_of("post-fetch-command") != bus::runtime::section::kind::list)
+            r.fail("post-fetch-command", "expected a list (argv), e.g. [/usr/local/bin/reload, --graceful]");
+        c.post_fetch = r.list("post-fetch-command");
+        if (c.post_fetch.empty()) r.fail("post-fetch-command", "expected a list (argv) with at least the program");
         if (!std::filesystem::path(c.post_fetch[0]).is_absolute())
-            throw bus::config_error(bus::config_where(file, pf, "post-fetch-command") +
-                                    ": the program must be an absolute path (it runs without a shell or PATH search)");
+            r.fail("post-fetch-command", "the program must be an absolute path (it runs without a shell or PATH search)");
     }
-    c.post_fetch_timeout = std::chrono::seconds(std::max(1L, num("post-fetch-timeout", 120)));
+    c.post_fetch_timeout = seconds(std::max<std::int64_t>(1, r.integer("post-fetch-timeout", 120, 0, day)));
     // Root (the normal case): /var/lib/stomp-git. A stomp-git run as a plain user fetches as that
     // user only, so its own ~/.local/state/stomp-git will do.
     if (::geteuid() != 0)
         if (const passwd* pw = ::getpwuid(::geteuid()); pw && pw->pw_dir && *pw->pw_dir)
             c.state_dir = std::filesystem::path(pw->pw_dir) / ".local" / "state" / "stomp-git";
-    if (auto sd = str(root, file, "state-dir"); !sd.empty()) {
-        if (!std::filesystem::path(sd).is_absolute())
-            throw bus::config_error(bus::config_where(file, root["state-dir"], "state-dir") + ": must be an absolute path");
-        c.state_dir = sd;
-    }
+    if (auto sd = absolute_path(r, "state-dir"); !sd.empty()) c.state_dir = sd;
+    c.replay_cache = absolute_path(r, "replay-cache");
     // Durable by default, as stomp-jenkins: commits published while stomp-git is stopped or
     // reconnecting are kept by the broker and delivered afterwards. `durable-name: ""` turns it off.
-    if (auto dn = root["durable-name"]; dn && !dn.IsNull())
-        c.durable_name = str(root, file, "durable-name");
-    else
-        c.durable_name = "stomp-git-" + hostname_for_names();
+    c.durable_name = bus::runtime::read_durable_name(r, "stomp-git");
     if (!c.durable_name.empty() && c.bus.client.client_id.empty()) c.bus.client.client_id = c.durable_name;
+    auto settings = bus::runtime::read_daemon_settings(r);
+    c.heartbeat = settings.heartbeat;
+    c.admin_listen = settings.admin_listen;
 
-    // The v1 form: top-level `name: /path` entries.
-    std::vector<std::pair<YAML::Node, YAML::Node>> entries;
-    std::vector<std::string> prefixes;
-    for (const auto& kv : root) {
-        if (!kv.first.IsScalar() || known_keys.count(kv.first.Scalar())) continue;
-        if (kv.second.IsScalar() && kv.second.Scalar().starts_with('/')) {
-            entries.emplace_back(kv.first, kv.second);
-            prefixes.emplace_back();
+    // The v1 form: top-level `name: /path` entries (keys nothing else reads).
+    for (const auto& key : r.keys()) {
+        if (is_known_setting(key)) continue;
+        const auto& v = r.node()[key];
+        if (v.IsScalar() && v.Scalar().starts_with('/')) {
+            auto e = read_repo(r, key);
+            if (!c.repos.emplace(e.name, std::move(e)).second) r.fail(key, "repository configured twice");
         }
     }
-    auto list = root["repo-list"];
-    if (list && !list.IsNull() && !list.IsMap())
-        throw bus::config_error(bus::config_where(file, list, "repo-list") + ": must be a map of repositories");
-    if (list && list.IsMap())
-        for (const auto& kv : list) {
-            entries.emplace_back(kv.first, kv.second);
-            prefixes.emplace_back("repo-list.");
-        }
     // (An empty list is valid: the original crashed on it.)
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-        const auto& kv = entries[i];
-        repo_entry e;
-        e.name = kv.first.Scalar();
-        std::string where = bus::config_where(file, kv.first, prefixes[i] + e.name);
-        if (!bus::valid_repo_name(e.name)) throw bus::config_error(where + ": not a valid repository name");
-        if (kv.second.IsScalar()) {
-            // v1: `name: path`
-            e.path = kv.second.Scalar();
-        } else if (kv.second.IsMap()) {
-            e.user = str(kv.second, file, "user");
-            e.path = str(kv.second, file, "repo");
-            e.target = str(kv.second, file, "target");
-            if (auto b = str(kv.second, file, "branch"); !b.empty()) e.branch = b;
-            if (auto m = str(kv.second, file, "mode"); !m.empty()) {
-                auto pm = parse_mode(m);
-                if (!pm)
-                    throw bus::config_error(where + ".mode: '" + m + "' is not normal, trusting, dangerous, puppetmaster or atomic");
-                e.how = *pm;
-            }
-            e.keep = static_cast<unsigned>(
-                std::clamp(number_in(kv.second, "keep", prefixes[i] + e.name + ".keep", 5), 1L, 1000L));
-        } else {
-            throw bus::config_error(where + ": must be a path or {user, repo, target, mode}");
+    if (auto list = r.kind_of("repo-list"); list != bus::runtime::section::kind::absent && list != bus::runtime::section::kind::null) {
+        if (list != bus::runtime::section::kind::map) r.fail("repo-list", "expected a map of repositories");
+        auto s = *r.sub("repo-list");
+        for (const auto& name : s.keys()) {
+            auto e = read_repo(s, name);
+            if (!c.repos.emplace(e.name, std::move(e)).second) s.fail(name, "repository configured twice");
         }
-        if (e.path.empty() || !e.path.is_absolute()) throw bus::config_error(where + ".repo: must be an absolute path");
-        if (e.how != mode::normal && e.how != mode::dangerous && (e.target.empty() || !e.target.is_absolute()))
-            throw bus::config_error(where + ".target: mode " + std::string(to_string(e.how)) + " needs an absolute target");
-        if (!bus::valid_ref_name("refs/heads/" + e.branch)) throw bus::config_error(where + ".branch: not a valid branch name");
-        if (c.repos.count(e.name)) throw bus::config_error(where + ": repository configured twice");
-        c.repos.emplace(e.name, std::move(e));
     }
+    f.finish();
+    c.file = std::move(f);
     return c;
+}
+
+std::vector<std::string> needs_restart(const config& running, const config& fresh)
+{
+    std::vector<std::string> out;
+    if (!running.file || !fresh.file) return out;
+    for (auto& k : running.file->changed_keys(*fresh.file))
+        if (!listed(reloadable, k) && is_known_setting(k)) out.push_back(k);  // (v1 repositories are reloaded)
+    return out;
 }
 
 } // namespace stomp_git

@@ -5,6 +5,8 @@
 // `{user, repo, target, mode}` and the older flat `name: path` form), plus deploykit's keys.
 
 #include "bus/config.hpp"
+#include "bus/runtime/config_reader.hpp"
+#include "bus/runtime/settings.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -46,9 +48,23 @@ struct config {
     std::filesystem::path state_dir = "/var/lib/stomp-git";
     /// Durable subscription name (kept while stopped or reconnecting); empty: a plain subscription.
     std::string durable_name;
+    /// Processed event ids kept on disk (bus/replay_cache.hpp), so a replayed signed event is
+    /// refused after a restart too; empty: in memory only.
+    std::filesystem::path replay_cache;
+    bus::runtime::heartbeat_options heartbeat;              ///< heartbeat-topic, heartbeat-interval
+    std::optional<bus::http::listen_address> admin_listen;  ///< /metrics /livez /readyz; off when absent
+    std::optional<bus::runtime::config_file> file;          ///< what SIGHUP compares
 };
 
-/// Loads and validates the file; errors name the file, line and key.
-config load_config(const std::filesystem::path& path);
+/// Loads and validates the file (the runtime's reader): every error names the file, line, key
+/// and what was expected; an unknown key is an error naming the nearest known one. `notice`
+/// receives notices (the original's keys that are accepted and ignored).
+config load_config(const std::filesystem::path& path, bus::runtime::notice_fn notice = {});
+
+/// The top-level settings that changed between `running` and `fresh` and that only a restart
+/// applies (the connection, topics, workers, admin-listen...). What the daemon re-reads on SIGHUP
+/// (repositories, fetch-timeout, safety-fetch-interval) and what every worker reads from the
+/// file anyway (post-fetch-command, ssh-key, credentials...) is not named.
+std::vector<std::string> needs_restart(const config& running, const config& fresh);
 
 } // namespace stomp_git

@@ -173,6 +173,6 @@ kill "$pwpid" 2>/dev/null || true
 # ---- config errors: file, line, key, expected type; exit status 2 ------------------------------
 printf 'rserver: %s\nrepo-list:\n  site: {repo: /tmp/x, target: /tmp/y, mode: atomic, keep: abc}\n' "$url" >"$work/keep.yaml"
 rc=0; "$sgit" -c "$work/keep.yaml" 2>"$work/keep.err" || rc=$?
-[[ $rc == 2 ]] && grep -q "keep.yaml:3: repo-list.site.keep: 'abc' is not a non-negative whole number" "$work/keep.err" &&
+[[ $rc == 2 ]] && grep -q "keep.yaml:3: repo-list.site.keep: expected a whole number, not 'abc'" "$work/keep.err" &&
   pass "keep: abc -> file, line, key, expected type, exit 2" || bad "keep: rc=$rc $(cat "$work/keep.err")"
 exit $fail

@@ -2,7 +2,6 @@
 // lists, wildcards, negation, hashed entries, markers), fingerprints, remote URLs, redaction, and
 // the credentials file. Keys and hashed lines were made with OpenSSH's ssh-keygen.
 #include "git_ops.hpp"
-#include "ledger.hpp"
 
 #include <doctest/doctest.h>
 
@@ -335,7 +334,7 @@ TEST_CASE("stomp-git config - a bad number names file line key and the type expe
         what = e.what();
     }
     ::unlink(file.c_str());
-    CHECK(what == file + ":3: repo-list.site.keep: 'abc' is not a non-negative whole number");
+    CHECK(what == file + ":3: repo-list.site.keep: expected a whole number, not 'abc'");
 }
 
 TEST_CASE("stomp-git config - durable by default and a relative post-fetch-command refused")
@@ -350,21 +349,42 @@ TEST_CASE("stomp-git config - durable by default and a relative post-fetch-comma
     ::unlink(file.c_str());
 }
 
-TEST_CASE("stomp-git - messages are held until the fetch covering them is done")
+TEST_CASE("stomp-git config - a typo is an unknown setting naming the nearest key")
 {
-    pending_acks<int> held;
-    auto a = held.hold({1, "ev-a", "refs/heads/master", "0", "1"});
-    auto b = held.hold({2, "ev-b", "refs/heads/dev", "1", "2"});
-    CHECK(held.holds_event("ev-a"));
-    CHECK_FALSE(held.holds_event("ev-c"));
-    REQUIRE(held.find(b));
-    CHECK(held.find(b)->ref == "refs/heads/dev");
-    std::vector<int> acked;
-    held.settle({a, 999}, [&](const auto& e) { acked.push_back(e.msg); });
-    CHECK(acked == std::vector<int>{1});
-    CHECK_FALSE(held.holds_event("ev-a"));
-    CHECK(held.size() == 1);
-    held.settle({b}, [&](const auto& e) { acked.push_back(e.msg); });
-    CHECK(acked == std::vector<int>{1, 2});
-    CHECK(held.size() == 0);
+    // The issue's case: `repo-lst:` used to start stomp-git with no repositories, silently.
+    auto file = write_config("rserver: stomp://127.0.0.1:61613\nrepo-lst:\n  site: {repo: /r}\n");
+    std::string what;
+    try {
+        load_config(file);
+    } catch (const bus::config_error& e) {
+        what = e.what();
+    }
+    ::unlink(file.c_str());
+    CHECK(what == file + ":2: repo-lst: unknown setting; did you mean `repo-list`?");
+}
+
+TEST_CASE("stomp-git config - admin-listen heartbeat and replay-cache")
+{
+    auto file = write_config("rserver: stomp://127.0.0.1:61613\nadmin-listen: 127.0.0.1:9188\n"
+                             "heartbeat-interval: 30s\nheartbeat-topic: dk.hb\nreplay-cache: /var/lib/stomp-git/replay-cache\n");
+    auto c = load_config(file);
+    ::unlink(file.c_str());
+    REQUIRE(c.admin_listen);
+    CHECK(c.heartbeat.interval == std::chrono::seconds(30));
+    CHECK(c.heartbeat.topic == "dk.hb");
+    CHECK(c.replay_cache == "/var/lib/stomp-git/replay-cache");
+    file = write_config("rserver: stomp://127.0.0.1:61613\nreplay-cache: relative/cache\n");
+    CHECK_THROWS_AS(load_config(file), bus::config_error);
+    ::unlink(file.c_str());
+}
+
+TEST_CASE("stomp-git config - a reload names rserver as needing a restart and not the repositories")
+{
+    auto a = write_config("rserver: stomp://127.0.0.1:61613\nrepo-list:\n  site: {repo: /r}\nold: /data/old\n");
+    auto b = write_config("rserver: stomp://127.0.0.1:61614\nrepo-list:\n  site: {repo: /s}\n");
+    auto running = load_config(a);
+    auto fresh = load_config(b);
+    ::unlink(a.c_str());
+    ::unlink(b.c_str());
+    CHECK(needs_restart(running, fresh) == std::vector<std::string>{"rserver"});
 }

@@ -1,0 +1,43 @@
+#pragma once
+
+// What every daemon that consumes commit events shares (stomp-git, stomp-jenkins and the
+// daemons to come): the `durable-name` setting, the subscription it leads to, and readiness
+// once the broker confirmed that subscription.
+
+#include "bus/client.hpp"
+#include "bus/runtime/config_reader.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <string>
+#include <string_view>
+#include <optional>
+
+namespace spdlog {
+class logger;
+}
+
+namespace bus::runtime {
+
+class service;
+
+/// `durable-name`: absent or null gives `<daemon>-<hostname>` (characters other than letters,
+/// digits, '-', '_' and '.' become '_'); `""` turns durable subscriptions off.
+std::string read_durable_name(const section& s, std::string_view daemon);
+
+/// A client-individual subscription to `/topic/<topic>`. Durable under `durable_name` with both
+/// header sets (RabbitMQ's durable queue, ActiveMQ's subscriptionName with the client-id;
+/// stomp-broker takes either), so a reconnect gap or a restart loses nothing; with an empty name
+/// a plain subscription, and a warning saying so. `prefetch` 0: the broker's default.
+subscription_options consumer_subscription(const std::string& topic, const std::string& durable_name,
+                                           const std::string& client_id, unsigned prefetch, spdlog::logger& log,
+                                           std::string_view daemon);
+
+/// Waits until the broker confirmed subscription `id`, then READY=1 with `status`
+/// (svc.ready()). Ends early when the service stops. Spawn it untracked (it waits in 1 s steps).
+boost::asio::awaitable<void> ready_when_subscribed(service* svc, client* c, std::string id, std::string status);
+
+/// For /readyz: why a consumer cannot do its job (nullopt: it can).
+std::optional<std::string> consumer_not_ready(const client& c, const std::string& id, const std::string& topic);
+
+} // namespace bus::runtime

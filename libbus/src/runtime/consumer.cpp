@@ -1,0 +1,63 @@
+#include "bus/runtime/consumer.hpp"
+
+#include "bus/runtime/program.hpp"
+#include "bus/runtime/service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+
+namespace bus::runtime {
+
+std::string read_durable_name(const section& s, std::string_view daemon)
+{
+    auto k = s.kind_of("durable-name");
+    if (k != section::kind::absent && k != section::kind::null) return s.str("durable-name", "");
+    std::string h = hostname();
+    for (auto& ch : h)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) ch = '_';
+    return std::string(daemon) + "-" + (h.empty() ? std::string("localhost") : h);
+}
+
+subscription_options consumer_subscription(const std::string& topic, const std::string& durable_name,
+                                           const std::string& client_id, unsigned prefetch, spdlog::logger& log,
+                                           std::string_view daemon)
+{
+    subscription_options so;
+    so.destination = "/topic/" + topic;
+    so.ack = ack_mode::client_individual;
+    if (prefetch) so.prefetch = prefetch;
+    if (!durable_name.empty()) {
+        so.durable_name = durable_name;
+        so.durable = durable_style::both;
+        log.info("{}: durable subscription '{}' (client-id '{}'): messages are kept while stopped and redelivered "
+                 "after a reconnect",
+                 daemon, durable_name, client_id);
+    } else {
+        log.warn("{}: durable-name is empty: a plain subscription; messages published while stopped or "
+                 "unacknowledged at a reconnect may be lost",
+                 daemon);
+    }
+    return so;
+}
+
+boost::asio::awaitable<void> ready_when_subscribed(service* svc, client* c, std::string id, std::string status)
+{
+    bool subscribed = false;
+    while (!subscribed && !svc->stopping()) {
+        // Named first: GCC 12 miscompiles a co_await inside an if condition here (SIGILL).
+        bool ok = co_await c->wait_subscribed(id, std::chrono::seconds(1));
+        subscribed = ok;
+    }
+    if (subscribed) svc->ready(status);
+}
+
+std::optional<std::string> consumer_not_ready(const client& c, const std::string& id, const std::string& topic)
+{
+    if (!c.connected()) return std::string("broker unreachable");
+    if (auto s = c.subscription(id); !s.confirmed)
+        return "not subscribed to /topic/" + topic + (s.refused.empty() ? std::string(" yet") : ": " + s.refused);
+    return std::nullopt;
+}
+
+} // namespace bus::runtime
