@@ -47,6 +47,11 @@ const std::initializer_list<std::string_view> original_keys{
     "stompserver", "stompserver1", "stompserver2", "stompport", "stompport1", "stompport2", "stompuser", "stomppass",
     "user", "password", "verify-keys"};
 
+// Settings whose value is a path, as a v1 repository's is.
+const std::vector<std::string> path_keys{"ssh-key", "known-hosts", "credentials-file", "https-ca-file", "state-dir",
+                                         "replay-cache", "spool-dir", "passcode-file", "tls-ca-file",
+                                         "signing-key-file", "verify-key-file"};
+
 // Keys re-read on SIGHUP, or read from the file by every worker: not "needs a restart".
 const std::vector<std::string> reloadable{"repo-list", "fetch-timeout", "safety-fetch-interval", "ssh-key",
                                           "known-hosts", "credentials-file", "https-ca-file", "post-fetch-command",
@@ -164,6 +169,12 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
         if (is_known_setting(key)) continue;
         const auto& v = r.node()[key];
         if (v.IsScalar() && v.Scalar().starts_with('/')) {
+            // A misspelt path setting (`replay-cahce: /var/...`) would silently become a
+            // repository: a v1 name that close to one of them is taken for the typo it likely is.
+            if (auto near = bus::runtime::nearest_key(key, path_keys); !near.empty())
+                r.fail(key, "unknown setting; did you mean `" + near +
+                                "`? (a repository of the v1 form `name: /path` cannot be named like a setting; "
+                                "use repo-list)");
             auto e = read_repo(r, key);
             if (!c.repos.emplace(e.name, std::move(e)).second) r.fail(key, "repository configured twice");
         }
@@ -177,18 +188,16 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
             if (!c.repos.emplace(e.name, std::move(e)).second) s.fail(name, "repository configured twice");
         }
     }
-    f.finish();
     c.file = std::move(f);
+    c.file->finish();  // unknown keys: an error naming the nearest known one
     return c;
 }
 
 std::vector<std::string> needs_restart(const config& running, const config& fresh)
 {
-    std::vector<std::string> out;
-    if (!running.file || !fresh.file) return out;
-    for (auto& k : running.file->changed_keys(*fresh.file))
-        if (!listed(reloadable, k) && is_known_setting(k)) out.push_back(k);  // (v1 repositories are reloaded)
-    return out;
+    // (v1 repositories, unknown keys here, are reloaded.)
+    return bus::runtime::restart_needed(running.file, fresh.file,
+                                        [](const std::string& k) { return listed(reloadable, k) || !is_known_setting(k); });
 }
 
 } // namespace stomp_git

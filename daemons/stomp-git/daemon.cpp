@@ -83,13 +83,10 @@ struct daemon_state {
 
     void register_metrics()
     {
-        metrics.add_collector([this] { common.broker_connected.set(client.connected() ? 1 : 0); });
-        metrics.add_callback("pending_messages", "messages held until the fetch covering them is done", "gauge",
-                             [this] { return static_cast<double>(held.size()); });
+        bus::runtime::register_consumer_metrics(metrics, common, client, out,
+                                                [this] { return static_cast<double>(held.size()); });
         metrics.add_callback("fetches_running", "fetch jobs in progress", "gauge",
                              [this] { return static_cast<double>(running); });
-        metrics.add_callback("spooled_total", "reports written to the outbox", "counter",
-                             [this] { return static_cast<double>(out.stats().spooled); });
     }
 
     std::map<std::string, std::uint64_t> heartbeat_counters() const
@@ -195,11 +192,8 @@ struct daemon_state {
         auto r = in.accept(m.frame, std::chrono::system_clock::now());
         if (r.decision == bus::intake_decision::keepalive) co_return bus::disposition::ack;
         common.events_in.inc();
-        if (!r.process()) {
-            common.dropped(r.decision == bus::intake_decision::duplicate   ? "duplicate"
-                           : r.decision == bus::intake_decision::signature ? "signature"
-                                                                           : "invalid")
-                .inc();
+        if (!r.process()) {  // dropped: counted by reason (duplicate, signature, invalid) and answered
+            common.dropped(bus::to_string(r.decision)).inc();
             log.warn("stomp-git: dropped message {}: {}", bus::log_escape(m.id()), r.reason);
             co_return bus::disposition::ack;
         }
@@ -211,19 +205,20 @@ struct daemon_state {
             in.processed(r.ev->id, std::chrono::system_clock::now());
             co_return bus::disposition::ack;
         }
-        if (svc.stopping()) co_return bus::disposition::leave;
         ++events;
         // Another copy of an event already waiting for its fetch (a producer sending both wire
-        // forms, or the broker's redelivery after a reconnect): that fetch covers it, and it is
-        // answered with the first copy. Without this every dual-form push cost a second fetch.
-        if (held.attach(r.ev->id, m)) {
-            log.debug("stomp-git: event {} is already being handled", r.ev->id);
-            co_return bus::disposition::leave;
+        // forms, or the broker's redelivery after a reconnect) is covered by that fetch and
+        // answered with the first copy; without this every dual-form push cost a second fetch.
+        // While stopping, or with max_held messages waiting, nothing new is taken: left to the
+        // broker, as everything not yet fetched at the stop.
+        const bool covered = held.attach(r.ev->id, m);
+        if (covered) log.debug("stomp-git: event {} is already being handled", r.ev->id);
+        bool room = !covered && !svc.stopping();
+        while (room && held.size() >= max_held) {
+            bool waited = co_await svc.sleep_for(milliseconds(100));  // named first: GCC 12
+            room = waited;
         }
-        while (held.size() >= max_held) {
-            bool waited = co_await svc.sleep_for(milliseconds(100));
-            if (!waited) co_return bus::disposition::leave;
-        }
+        if (!room) co_return bus::disposition::leave;
         auto token = held.hold(m, r.ev->id);
         commits.emplace(token, announced{commit->ref, commit->old_rev, commit->new_rev});
         start(sched.request(commit->repo, token));

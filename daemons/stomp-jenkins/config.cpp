@@ -437,6 +437,8 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     if (!c.credentials_file.empty()) c.creds = read_credentials(c.credentials_file, r.where("credentials-file"));
     c.heartbeat = bus::runtime::read_heartbeat_options(r);
     c.admin_listen = bus::runtime::read_admin_listen(r);
+    if (c.replay_cache = r.str("replay-cache", ""); !c.replay_cache.empty() && c.replay_cache[0] != '/')
+        r.fail("replay-cache", "expected an absolute path, not '" + c.replay_cache + "'");
     auto quiet = milliseconds(static_cast<long>(r.number("quiet-seconds", 0, 0, 3600) * 1000.0 + 0.5));
     r.known({"jenkins-projects"});  // read below, with its own checks of every entry
     c.projects = parse_projects(r.node()["jenkins-projects"], file, quiet);

@@ -101,6 +101,7 @@ struct config {
     std::size_t max_pending = 1000;  ///< messages in progress before intake waits
     bus::runtime::heartbeat_options heartbeat;  ///< `heartbeat-topic`, `heartbeat-interval`
     std::optional<bus::http::listen_address> admin_listen;  ///< `admin-listen`: /metrics /livez /readyz
+    std::string replay_cache;  ///< `replay-cache`: processed event ids kept on disk (bus/replay_cache.hpp)
     std::optional<bus::runtime::config_file> file;  ///< what it was read from (reload diffs)
 };
 

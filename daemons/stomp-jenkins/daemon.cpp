@@ -55,7 +55,8 @@ struct daemon_state {
         : svc(svc_), io(svc.io()), config_path(std::move(config_path_)), cfg(std::move(cfg_)), log(svc.log()),
           sessions(cfg.http, cfg.creds, &stop_flag), client(io.get_executor(), cfg.bus.client, log),
           out(io.get_executor(), client, cfg.bus.spool, cfg.bus.signing, svc.workers(), log),
-          in(bus::intake_options{.require_signatures = cfg.bus.require_signatures}, cfg.bus.verify_keys),
+          in(bus::intake_options{.require_signatures = cfg.bus.require_signatures, .replay_cache = cfg.replay_cache},
+             cfg.bus.verify_keys),
           host(bus::runtime::hostname()), wake(io), idle(io)
     {
     }

@@ -361,6 +361,16 @@ TEST_CASE("stomp-git config - a typo is an unknown setting naming the nearest ke
     }
     ::unlink(file.c_str());
     CHECK(what == file + ":2: repo-lst: unknown setting; did you mean `repo-list`?");
+    // A misspelt path setting is not taken for a v1 `name: /path` repository.
+    file = write_config("rserver: stomp://127.0.0.1:61613\nreplay-cahce: /var/lib/stomp-git/replay-cache\n");
+    what.clear();
+    try {
+        load_config(file);
+    } catch (const bus::config_error& e) {
+        what = e.what();
+    }
+    ::unlink(file.c_str());
+    CHECK(what.starts_with(file + ":2: replay-cahce: unknown setting; did you mean `replay-cache`?"));
 }
 
 TEST_CASE("stomp-git config - admin-listen heartbeat and replay-cache")

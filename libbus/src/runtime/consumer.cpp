@@ -52,6 +52,26 @@ boost::asio::awaitable<void> ready_when_subscribed(service* svc, client* c, std:
     if (subscribed) svc->ready(status);
 }
 
+void register_consumer_metrics(http::registry& r, http::daemon_metrics& common, const client& c,
+                               const spooling_publisher& out, std::function<double()> pending)
+{
+    r.add_collector([&common, &c] { common.broker_connected.set(c.connected() ? 1 : 0); });
+    r.add_callback("pending_messages", "messages held until their work is done", "gauge", std::move(pending));
+    r.add_callback("spooled_total", "reports written to the outbox", "counter",
+                   [&out] { return static_cast<double>(out.stats().spooled); });
+}
+
+std::vector<std::string> restart_needed(const std::optional<config_file>& running,
+                                        const std::optional<config_file>& fresh,
+                                        const std::function<bool(const std::string&)>& applied)
+{
+    std::vector<std::string> out;
+    if (!running || !fresh) return out;
+    for (auto& k : running->changed_keys(*fresh))
+        if (!applied(k)) out.push_back(k);
+    return out;
+}
+
 std::optional<std::string> consumer_not_ready(const client& c, const std::string& id, const std::string& topic)
 {
     if (!c.connected()) return std::string("broker unreachable");

@@ -5,9 +5,14 @@
 // once the broker confirmed that subscription.
 
 #include "bus/client.hpp"
+#include "bus/http/metrics.hpp"
+#include "bus/publisher.hpp"
 #include "bus/runtime/config_reader.hpp"
 
 #include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <vector>
 
 #include <string>
 #include <string_view>
@@ -36,6 +41,18 @@ subscription_options consumer_subscription(const std::string& topic, const std::
 /// Waits until the broker confirmed subscription `id`, then READY=1 with `status`
 /// (svc.ready()). Ends early when the service stops. Spawn it untracked (it waits in 1 s steps).
 boost::asio::awaitable<void> ready_when_subscribed(service* svc, client* c, std::string id, std::string status);
+
+/// The metrics a consumer reports beside `common`'s: `broker_connected` (set at every scrape),
+/// `pending_messages` (what `pending()` says: messages held until their work is done) and
+/// `spooled_total` (reports written to the outbox).
+void register_consumer_metrics(http::registry& r, http::daemon_metrics& common, const client& c,
+                               const spooling_publisher& out, std::function<double()> pending);
+
+/// For SIGHUP: the top-level keys that changed between the running file and the fresh one and
+/// that a reload does not apply (`applied(key)` false), to be logged as needing a restart.
+std::vector<std::string> restart_needed(const std::optional<config_file>& running,
+                                        const std::optional<config_file>& fresh,
+                                        const std::function<bool(const std::string&)>& applied);
 
 /// For /readyz: why a consumer cannot do its job (nullopt: it can).
 std::optional<std::string> consumer_not_ready(const client& c, const std::string& id, const std::string& topic);
