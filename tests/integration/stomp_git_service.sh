@@ -163,6 +163,26 @@ until_true 10 metrics_have 'stomp_git_events_dropped_total{reason="duplicate"} 1
 [[ $(metric 'stomp_git_fetches_total{result="ok"}') == 1 ]] && pass "... and no fetch for it (only the start-up fetch)" \
   || bad "fetches after the replay: $(metric 'stomp_git_fetches_total{result="ok"}')"
 
+# SIGTERM while a fetch runs (its post-fetch-command takes 2 s; the worker reads that setting at
+# every job): the drain lets it finish and report before the daemon exits 0.
+printf '#!/bin/sh\ntouch %s/pf.started\nsleep 2\ntouch %s/pf.done\n' "$work" "$work" >"$work/slow.sh"
+chmod 755 "$work/slow.sh"
+echo "post-fetch-command: [$work/slow.sh]" >>"$work/sg.yaml"
+(cd "$work/dev" && echo v3 >f && git commit -qam three && git push -q origin master 2>/dev/null)
+new3=$(git -C "$work/origin/site.git" rev-parse master)
+"$stompctl" -u "$url" publish -t /topic/future.git.commits -H "subject:[site] refs/heads/master $new3" -H dk-repo:site \
+  --key-file "$work/bus.key" --key-id k1 -m "$(printf 'repo: site\noldrev: %s\nnewrev: %s\nrefname: refs/heads/master\n' "$new" "$new3")" >/dev/null
+until_true 15 test -e "$work/pf.started" || bad "the slow post-fetch-command did not start: $(tail -3 "$work/sg.log")"
+kill -TERM "$gpid"
+rc=0; wait "$gpid" || rc=$?; gpid=
+[[ $rc == 0 && -e $work/pf.done ]] && log_has "$work/sg.log" "stopping; 1 fetch(es) in flight" \
+  && grep -q "site fetched .* -> ${new3:0:12}" "$work/sg.log" \
+  && pass "SIGTERM during a fetch: the fetch finished (post-fetch-command too), then exit 0" \
+  || bad "busy SIGTERM: rc=$rc done=$(ls "$work"/pf.* 2>&1) $(tail -4 "$work/sg.log")"
+sed -i '/^post-fetch-command:/d' "$work/sg.yaml"
+start_sgit
+until_true 15 metrics_have 'stomp_git_broker_connected 1' || bad "no restart after the busy SIGTERM"
+
 # Without a broker: /readyz 503 with the reason, /livez 200; SIGTERM still ends it promptly.
 kill "$bpid"; wait "$bpid" 2>/dev/null || true; bpid=
 until_true 10 readyz_like "503 *broker unreachable*" \
