@@ -1,173 +1,120 @@
 #include "config.hpp"
 
-#include "bus/url.hpp"
+#include "bus/runtime/program.hpp"
 
 #include <arpa/inet.h>
-#include <yaml-cpp/yaml.h>
 
-#include <algorithm>
-#include <charconv>
-
-#include <map>
-#include <set>
+#include <cstdint>
+#include <limits>
 
 namespace broker {
 
-std::pair<std::string, std::uint16_t> parse_listen(const std::string& s, const std::string& key)
-{
-    std::string host;
-    std::string_view port;
-    if (!s.empty() && s.front() == '[') {
-        auto close = s.find("]:");
-        if (close == std::string::npos) throw bus::config_error(key + ": '" + s + "' is not [address]:port");
-        host = s.substr(1, close - 1);
-        port = std::string_view(s).substr(close + 2);
-    } else {
-        auto colon = s.rfind(':');
-        if (colon == std::string::npos) throw bus::config_error(key + ": '" + s + "' is not address:port");
-        host = s.substr(0, colon);
-        port = std::string_view(s).substr(colon + 1);
-    }
-    unsigned p = 0;
-    auto r = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (r.ec != std::errc{} || r.ptr != port.data() + port.size() || p > 65535)
-        throw bus::config_error(key + ": bad port in '" + s + "'");
-    unsigned char addr[16];
-    if (::inet_pton(AF_INET, host.c_str(), addr) != 1 && ::inet_pton(AF_INET6, host.c_str(), addr) != 1)
-        throw bus::config_error(key + ": '" + host + "' is not an IP address");
-    return {host, static_cast<std::uint16_t>(p)};
-}
-
 namespace {
 
-std::string where(const std::filesystem::path& p, const YAML::Node& n, std::string_view key)
+constexpr std::int64_t unlimited = std::numeric_limits<std::int64_t>::max();
+
+// `ADDRESS:PORT` with a numeric address, or the reason it is not one.
+std::string listen_problem(const std::string& v)
 {
-    return p.string() + ":" + std::to_string(n.Mark().line + 1) + ": " + std::string(key);
+    auto a = bus::http::parse_listen(v);
+    if (!a) return "expected ADDRESS:PORT (127.0.0.1:61613, [::1]:61613), not '" + v + "'";
+    unsigned char buf[16];
+    if (::inet_pton(AF_INET, a->address.c_str(), buf) != 1 && ::inet_pton(AF_INET6, a->address.c_str(), buf) != 1)
+        return "expected a numeric IP address, not '" + a->address + "'";
+    return {};
 }
 
-// Keys as the file spells them (hyphens, as the original's files, or the broker's older
-// underscores), by their underscore form.
-thread_local std::map<std::string, std::string> spelled;
-
-std::string spelling(std::string_view key)
+std::string listen_key(const bus::runtime::section& r, std::string_view key, std::string dflt)
 {
-    auto it = spelled.find(std::string(key));
-    return it == spelled.end() ? std::string(key) : it->second;
+    auto v = r.str(key, std::move(dflt));
+    if (v.empty()) return v;
+    if (auto why = listen_problem(v); !why.empty()) r.fail(key, why);
+    return v;
 }
 
 template <class T>
-T get(const std::filesystem::path& p, const YAML::Node& root, std::string_view key, T dflt)
+T whole(const bus::runtime::section& r, std::string_view key, T dflt, std::int64_t min, std::int64_t max = unlimited)
 {
-    auto n = root[std::string(key)];
-    if (!n) return dflt;
-    try {
-        return n.as<T>();
-    } catch (const YAML::Exception&) {
-        throw bus::config_error(where(p, n, spelling(key)) + ": bad value '" + n.Scalar() + "'");
-    }
+    return static_cast<T>(r.integer(key, static_cast<std::int64_t>(dflt), min, max));
 }
 
 } // namespace
 
-broker_config load_config(const std::filesystem::path& path)
+void check_listen(const std::string& value, const std::string& what)
 {
-    YAML::Node root;
-    try {
-        root = YAML::LoadFile(path.string());
-    } catch (const YAML::BadFile&) {
-        throw bus::config_error(path.string() + ": cannot read");
-    } catch (const YAML::Exception& e) {
-        throw bus::config_error(path.string() + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-    }
-    if (!root.IsMap()) throw bus::config_error(path.string() + ": expected a map of settings");
-    static const std::set<std::string> known{
-        "listen", "tls_listen", "tls_cert", "tls_key", "admin_listen", "data_dir", "fsync", "users_file",
-        "max_connections", "max_frame_size", "max_headers", "max_queue_depth", "max_unacked",
-        "transient_topic_depth", "send_queue_bytes", "full_queue", "connect_timeout_ms", "heartbeat_min_ms", "server_name",
-        "max_connect_frame", "max_unauthenticated", "max_queue_bytes", "max_memory", "max_destinations_per_user",
-        "max_transaction_bytes", "tcp_keepalive_idle", "tcp_keepalive_interval", "tcp_keepalive_count",
-        "heartbeat_grace", "auth_workers", "auth_fail_burst", "auth_fail_rate", "journal_retry_seconds"};
-    // Every key in either spelling: `max-memory` or `max_memory`, never both.
-    spelled.clear();
-    YAML::Node norm(YAML::NodeType::Map);
-    for (const auto& kv : root) {
-        auto k = kv.first.as<std::string>();
-        std::string u = k;
-        std::replace(u.begin(), u.end(), '-', '_');
-        if (!known.count(u)) throw bus::config_error(where(path, kv.first, k) + ": unknown setting");
-        if (spelled.count(u))
-            throw bus::config_error(where(path, kv.first, k) + ": set twice (as " + spelled[u] + " too)");
-        spelled[u] = k;
-        norm[u] = kv.second;
-    }
-    root = norm;
+    if (auto why = listen_problem(value); !why.empty()) throw bus::runtime::config_error(what + ": " + why);
+}
+
+broker_config default_config()
+{
     broker_config c;
+    c.server.core.server_name = "deploykit-stomp-broker/" + std::string(bus::runtime::version());
+    return c;
+}
+
+broker_config load_config(const std::filesystem::path& path, bus::runtime::notice_fn notice)
+{
+    auto f = bus::runtime::config_file::load(path, std::move(notice));
+    auto r = f.root();
+    broker_config c = default_config();
     auto& s = c.server;
-    s.listen = get<std::string>(path, root, "listen", s.listen);
-    s.tls_listen = get<std::string>(path, root, "tls_listen", "");
-    s.tls_cert = get<std::string>(path, root, "tls_cert", "");
-    s.tls_key = get<std::string>(path, root, "tls_key", "");
+    s.listen = listen_key(r, "listen", s.listen);
+    s.tls_listen = listen_key(r, "tls-listen", "");
+    s.tls_cert = r.str("tls-cert", "");
+    s.tls_key = r.str("tls-key", "");
     if (!s.tls_listen.empty() && (s.tls_cert.empty() || s.tls_key.empty()))
-        throw bus::config_error(path.string() + ": tls_listen needs tls_cert and tls_key");
-    s.admin_listen = get<std::string>(path, root, "admin_listen", "");
-    s.data_dir = get<std::string>(path, root, "data_dir", "");
-    auto fs = get<std::string>(path, root, "fsync", "always");
+        r.fail("tls-listen", "needs tls-cert and tls-key");
+    c.admin_listen = bus::runtime::read_admin_listen(r);
+    c.heartbeat = bus::runtime::read_heartbeat_options(r);
+    c.drain_timeout = r.duration("drain-timeout", c.drain_timeout, std::chrono::milliseconds(0), std::chrono::hours(1));
+    s.data_dir = r.str("data-dir", "");
+    auto fs = r.str("fsync", "always");
     if (fs == "always") s.fsync = fsync_policy::always;
     else if (fs == "never") s.fsync = fsync_policy::never;
-    else throw bus::config_error(where(path, root["fsync"], spelling("fsync")) + ": must be always or never");
-    c.users_file = get<std::string>(path, root, "users_file", "");
-    s.max_connections = get<std::size_t>(path, root, "max_connections", s.max_connections);
-    s.limits.max_frame = get<std::size_t>(path, root, "max_frame_size", s.limits.max_frame);
+    else r.fail("fsync", "expected always or never, not '" + fs + "'");
+    c.users_file = r.str("users-file", "");
+    s.max_connections = whole(r, "max-connections", s.max_connections, 1);
+    s.limits.max_frame = whole(r, "max-frame-size", s.limits.max_frame, 1, 64 * 1024 * 1024);
     s.limits.max_body = s.limits.max_frame;
-    s.limits.max_headers = get<std::size_t>(path, root, "max_headers", s.limits.max_headers);
-    s.core.max_queue_depth = get<std::size_t>(path, root, "max_queue_depth", s.core.max_queue_depth);
-    s.core.max_unacked = get<std::size_t>(path, root, "max_unacked", s.core.max_unacked);
-    s.core.transient_topic_depth = get<std::size_t>(path, root, "transient_topic_depth", s.core.transient_topic_depth);
-    auto full = get<std::string>(path, root, "full_queue", "block");
+    s.limits.max_headers = whole(r, "max-headers", s.limits.max_headers, 1);
+    s.core.max_queue_depth = whole(r, "max-queue-depth", s.core.max_queue_depth, 1);
+    s.core.max_unacked = whole(r, "max-unacked", s.core.max_unacked, 1);
+    s.core.transient_topic_depth = whole(r, "transient-topic-depth", s.core.transient_topic_depth, 1);
+    auto full = r.str("full-queue", "block");
     if (full == "block") s.core.block_when_full = true;
     else if (full == "reject") s.core.block_when_full = false;
-    else throw bus::config_error(where(path, root["full_queue"], spelling("full_queue")) + ": must be block or reject");
-    s.send_queue_bytes = get<std::size_t>(path, root, "send_queue_bytes", s.send_queue_bytes);
-    s.connect_timeout = std::chrono::milliseconds(get<long>(path, root, "connect_timeout_ms", 10000));
-    s.core.heartbeat_min_ms = get<std::uint32_t>(path, root, "heartbeat_min_ms", s.core.heartbeat_min_ms);
-    s.core.server_name = get<std::string>(path, root, "server_name", s.core.server_name);
-    s.max_connect_frame = get<std::size_t>(path, root, "max_connect_frame", s.max_connect_frame);
-    s.max_unauthenticated = get<std::size_t>(path, root, "max_unauthenticated", s.max_unauthenticated);
-    s.core.max_queue_bytes = get<std::size_t>(path, root, "max_queue_bytes", s.core.max_queue_bytes);
-    s.core.max_memory = get<std::size_t>(path, root, "max_memory", s.core.max_memory);
-    s.core.max_destinations_per_user =
-        get<std::size_t>(path, root, "max_destinations_per_user", s.core.max_destinations_per_user);
-    s.core.max_transaction_bytes = get<std::size_t>(path, root, "max_transaction_bytes", s.core.max_transaction_bytes);
-    s.tcp_keepalive_idle = std::chrono::seconds(get<unsigned>(path, root, "tcp_keepalive_idle", 60));
-    s.tcp_keepalive_interval = std::chrono::seconds(get<unsigned>(path, root, "tcp_keepalive_interval", 10));
-    s.tcp_keepalive_count = get<int>(path, root, "tcp_keepalive_count", s.tcp_keepalive_count);
-    s.heartbeat_grace = get<double>(path, root, "heartbeat_grace", s.heartbeat_grace);
-    s.auth_workers = get<unsigned>(path, root, "auth_workers", s.auth_workers);
-    s.auth_fail_burst = get<std::size_t>(path, root, "auth_fail_burst", s.auth_fail_burst);
-    s.auth_fail_rate = get<double>(path, root, "auth_fail_rate", s.auth_fail_rate);
-    s.journal_retry = std::chrono::seconds(get<unsigned>(path, root, "journal_retry_seconds", 300));
-    auto require = [&](bool ok, std::string_view key, std::string_view what) {
-        if (!ok) throw bus::config_error(where(path, root[std::string(key)], spelling(key)) + ": " + std::string(what));
-    };
-    require(s.max_connect_frame >= 256 && s.max_connect_frame <= 1024 * 1024, "max_connect_frame",
-            "must be between 256 and 1048576 bytes");
-    require(s.max_unauthenticated >= 1, "max_unauthenticated", "must be at least 1");
-    require(s.tcp_keepalive_idle.count() == 0 || (s.tcp_keepalive_interval.count() >= 1 && s.tcp_keepalive_count >= 1 &&
-                                                  s.tcp_keepalive_idle.count() <= 32767 &&
-                                                  s.tcp_keepalive_interval.count() <= 32767 && s.tcp_keepalive_count <= 127),
-            "tcp_keepalive_interval", "tcp-keepalive-interval and -count must be at least 1 (idle 0 turns keepalive off)");
-    require(s.heartbeat_grace >= 1.0 && s.heartbeat_grace <= 10.0, "heartbeat_grace", "must be between 1 and 10");
-    require(s.auth_workers >= 1 && s.auth_workers <= 64, "auth_workers", "must be between 1 and 64");
-    require(s.auth_fail_burst >= 1, "auth_fail_burst", "must be at least 1");
-    require(s.auth_fail_rate > 0, "auth_fail_rate", "must be above 0");
-    if (s.core.transient_topic_depth == 0 || s.core.max_unacked == 0 || s.core.max_queue_depth == 0)
-        throw bus::config_error(path.string() + ": max_queue_depth, max_unacked and transient_topic_depth must be at least 1");
-    if (s.limits.max_frame > 64 * 1024 * 1024)
-        throw bus::config_error(path.string() + ": max_frame_size is at most 64 MiB (the journal's record limit)");
-    parse_listen(s.listen, "listen");
-    if (!s.tls_listen.empty()) parse_listen(s.tls_listen, "tls_listen");
-    if (!s.admin_listen.empty()) parse_listen(s.admin_listen, "admin_listen");
+    else r.fail("full-queue", "expected block or reject, not '" + full + "'");
+    s.send_queue_bytes = whole(r, "send-queue-bytes", s.send_queue_bytes, 1);
+    s.connect_timeout = std::chrono::milliseconds(whole(r, "connect-timeout-ms", s.connect_timeout.count(), 1, 3600000));
+    s.core.heartbeat_min_ms = whole(r, "heartbeat-min-ms", s.core.heartbeat_min_ms, 0, 0xffffffffLL);
+    s.core.server_name = r.str("server-name", s.core.server_name);
+    s.max_connect_frame = whole(r, "max-connect-frame", s.max_connect_frame, 256, 1024 * 1024);
+    s.max_unauthenticated = whole(r, "max-unauthenticated", s.max_unauthenticated, 1);
+    s.core.max_queue_bytes = whole(r, "max-queue-bytes", s.core.max_queue_bytes, 0);
+    s.core.max_memory = whole(r, "max-memory", s.core.max_memory, 0);
+    s.core.max_destinations_per_user = whole(r, "max-destinations-per-user", s.core.max_destinations_per_user, 0);
+    s.core.max_transaction_bytes = whole(r, "max-transaction-bytes", s.core.max_transaction_bytes, 0);
+    s.tcp_keepalive_idle = std::chrono::seconds(whole(r, "tcp-keepalive-idle", s.tcp_keepalive_idle.count(), 0, 32767));
+    s.tcp_keepalive_interval =
+        std::chrono::seconds(whole(r, "tcp-keepalive-interval", s.tcp_keepalive_interval.count(), 1, 32767));
+    s.tcp_keepalive_count = whole(r, "tcp-keepalive-count", s.tcp_keepalive_count, 1, 127);
+    s.heartbeat_grace = r.number("heartbeat-grace", s.heartbeat_grace, 1.0, 10.0);
+    s.auth_workers = whole(r, "auth-workers", s.auth_workers, 1, 64);
+    s.auth_fail_burst = whole(r, "auth-fail-burst", s.auth_fail_burst, 1);
+    s.auth_fail_rate = r.number("auth-fail-rate", s.auth_fail_rate, 1e-6, 1e9);
+    s.journal_retry = std::chrono::seconds(whole(r, "journal-retry-seconds", s.journal_retry.count(), 1, 86400 * 7));
+    f.finish();
+    c.file = std::move(f);
     return c;
+}
+
+std::vector<std::string> needs_restart(const broker_config& running, const broker_config& fresh)
+{
+    std::vector<std::string> out;
+    if (!running.file || !fresh.file) return out;
+    for (auto& k : running.file->changed_keys(*fresh.file))
+        if (k != "users-file" && k != "heartbeat-topic" && k != "heartbeat-interval") out.push_back(k);
+    return out;
 }
 
 } // namespace broker

@@ -1,9 +1,10 @@
 #include "server.hpp"
 
 #include "bus/detail/race.hpp"
+#include "bus/http/address.hpp"
+#include "bus/http/metrics.hpp"
 #include "bus/keepalive.hpp"
 #include "bus/stomp/serializer.hpp"
-#include "bus/url.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -16,9 +17,6 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
@@ -35,8 +33,6 @@ namespace broker {
 
 namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
-namespace beast = boost::beast;
-namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 using namespace net::experimental::awaitable_operators;
 using steady = std::chrono::steady_clock;
@@ -139,9 +135,11 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         : io(io_), opts(std::move(o)), log(l), auth(p.make_authorizer()),
           core(opts.core, authorizer{[this](std::string_view u, std::string_view pw) { return auth.authenticate(u, pw); },
                                      [this](std::string_view u, std::string_view d, bool w) {
+                                         // The broker's own session (heartbeats) only writes.
+                                         if (u == self_login) return w;
                                          return auth.permit(u, d, w);
                                      }}),
-          plain(io), secure(io), admin(io), tls_ctx(ssl::context::tls_server),
+          plain(io), secure(io), tls_ctx(ssl::context::tls_server), all_closed(io),
           auth_pool(std::max(1u, opts.auth_workers))
     {
     }
@@ -150,13 +148,14 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     server_options opts;
     spdlog::logger& log;
     authorizer auth;
+    using core_t = broker_core;
     broker_core core;
     std::unique_ptr<journal> jnl;
     std::map<session_id, int> persisting;  // receipts per session still waiting for the journal
     tcp::acceptor plain;
     tcp::acceptor secure;
-    tcp::acceptor admin;
     ssl::context tls_ctx;
+    net::steady_timer all_closed;  // cancelled when the last connection closed after stop()
     std::map<session_id, std::shared_ptr<connection>> conns;
     bool stopping = false;
     std::uint64_t connections_total = 0;
@@ -178,6 +177,11 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     };
     std::map<std::string, bucket> login_failures;  // per source address
     actions scratch;
+    // The broker's own session, for what it publishes itself (heartbeats). Its login holds a
+    // NUL, which no STOMP header can carry, so no client can log in as it.
+    inline static const std::string self_login{std::string_view("\0stomp-broker", 13)};
+    session_id self_session = 0;
+    bool self_blocked = false;  // its SEND waits for the memory alarm: publish nothing more
 
     // ---- sending ----------------------------------------------------------------------------
 
@@ -276,10 +280,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                     }
             });
         }
-        for (auto id : a.blocked)
+        for (auto id : a.blocked) {
+            if (id == self_session) self_blocked = true;
             if (auto it = conns.find(id); it != conns.end()) it->second->blocked = true;
+        }
         for (auto id : a.unblocked)
-            if (auto it = conns.find(id); it != conns.end()) {
+            if (id == self_session) self_blocked = false;
+            else if (auto it = conns.find(id); it != conns.end()) {
                 it->second->blocked = false;
                 it->second->resume.cancel();
             }
@@ -527,6 +534,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         core.close(c->id, scratch);
         apply(scratch);
         c->shutdown();
+        if (stopping && conns.empty()) all_closed.cancel();
     }
 
     net::awaitable<void> accept_loop(tcp::acceptor& acc, bool use_tls)
@@ -588,136 +596,112 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         }
     }
 
-    // ---- admin ------------------------------------------------------------------------------
+    // ---- metrics, readiness, the broker's own messages ----------------------------------------
 
     std::uint64_t accept_errors_since_log = 0;
     steady::time_point last_accept_log{};
 
-    net::awaitable<void> admin_session(tcp::socket sock)
+    void register_metrics(bus::http::registry& r)
     {
-        auto self = shared_from_this();
-        beast::tcp_stream stream(std::move(sock));
-        beast::flat_buffer buf;
-        try {
-            for (;;) {
-                http::request<http::string_body> req;
-                stream.expires_after(std::chrono::seconds(10));
-                co_await http::async_read(stream, buf, req, net::use_awaitable);
-                http::response<http::string_body> res;
-                res.version(req.version());
-                res.keep_alive(req.keep_alive());
-                res.set(http::field::server, opts.core.server_name);
-                if (req.method() != http::verb::get && req.method() != http::verb::head) {
-                    res.result(http::status::method_not_allowed);
-                    res.body() = "method not allowed\n";
-                } else if (req.target() == "/metrics") {
-                    res.result(http::status::ok);
-                    res.set(http::field::content_type, "text/plain; version=0.0.4");
-                    res.body() = metrics();
-                } else if (req.target() == "/livez") {
-                    res.result(http::status::ok);
-                    res.body() = "ok\n";
-                } else if (req.target() == "/readyz") {
-                    // Ready = accepting and able to keep what it acknowledges.
-                    std::string why = stopping ? "stopping" : !plain.is_open() ? "not listening"
-                                      : journal_failed ? "journal failed: " + journal_reason
-                                                       : "";
-                    res.result(why.empty() ? http::status::ok : http::status::service_unavailable);
-                    res.body() = why.empty() ? "ready\n" : "not ready: " + why + "\n";
-                } else {
-                    res.result(http::status::not_found);
-                    res.body() = "not found\n";
-                }
-                res.prepare_payload();
-                co_await http::async_write(stream, res, net::use_awaitable);
-                if (!res.keep_alive()) break;
-            }
-        } catch (const std::exception&) {
-        }
-        boost::system::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    }
-
-    net::awaitable<void> admin_loop()
-    {
-        auto self = shared_from_this();
-        net::steady_timer accept_retry(io);
-        for (;;) {
-            auto [ec, sock] = co_await admin.async_accept(tuple_awaitable);
-            if (ec) {
-                if (stopping || ec == net::error::operation_aborted) co_return;
-                accept_retry.expires_after(milliseconds(500));  // out of descriptors: as above
-                co_await accept_retry.async_wait(tuple_awaitable);
-                continue;
-            }
-            set_cloexec(sock.native_handle());
-            net::co_spawn(io, admin_session(std::move(sock)), net::detached);
-        }
-    }
-
-    std::string metrics() const
-    {
-        const auto& s = core.stats();
-        std::string m;
-        auto metric = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
-            m += "# HELP stomp_broker_" + std::string(name) + " " + std::string(help) + "\n";
-            m += "# TYPE stomp_broker_" + std::string(name) + " " + std::string(type) + "\n";
-            m += "stomp_broker_" + std::string(name) + " " + std::to_string(v) + "\n";
+        auto value = [&](std::string_view name, std::string_view type, std::string_view help, auto read) {
+            r.add_callback(name, help, type, [this, read] { return static_cast<double>(read(*this)); });
         };
-        metric("connections", "gauge", "Open client connections.", conns.size());
-        metric("connections_total", "counter", "Connections accepted.", connections_total);
-        metric("connections_refused_total", "counter", "Connections refused at the limit.", refused_connections);
-        metric("messages_in_total", "counter", "Messages published.", s.messages_in);
-        metric("messages_out_total", "counter", "Messages delivered.", s.messages_out);
-        metric("redelivered_total", "counter", "Messages delivered again after NACK or connection loss.",
-               s.redelivered);
-        metric("dropped_slow_total", "counter", "Non-persistent topic messages dropped for slow subscribers.",
-               s.dropped_slow);
-        metric("rejected_full_total", "counter", "SENDs refused because a queue was full.", s.rejected_full);
-        metric("blocked_sends_total", "counter", "SENDs that waited for room in a full queue.", s.blocked_sends);
-        metric("auth_failures_total", "counter", "CONNECTs refused for bad credentials.", s.auth_failures);
-        metric("denied_total", "counter", "Frames refused by destination permissions.", s.denied);
-        metric("malformed_frames_total", "counter", "Connections closed for malformed frames.", malformed);
-        metric("heartbeat_timeouts_total", "counter", "Connections closed for missed heart-beats.",
-               heartbeat_timeouts);
-        metric("connections_unauthenticated", "gauge", "Connections that have not logged in yet.", unauthenticated);
-        metric("accept_errors_total", "counter", "Failed accepts (out of descriptors or memory), retried with back-off.",
-               accept_errors);
-        metric("auth_rate_limited_total", "counter", "CONNECTs refused unchecked after too many failed logins from their source.",
-               auth_rate_limited);
-        metric("memory_blocked_total", "counter", "SENDs that waited for the broker-wide memory high-water mark.",
-               s.memory_blocked);
-        metric("held_bytes", "gauge", "Message bytes held in queues.", s.held_bytes);
-        metric("subscriptions_revoked_total", "counter", "Subscriptions ended by a permission reload.", s.revoked);
-        metric("journal_failed", "gauge", "1 while journal writes fail (nothing persistent is acknowledged).",
-               journal_failed ? 1 : 0);
-        metric("journal_failures_total", "counter", "Times journal writes started failing.", journal_failures);
-        m += "# HELP stomp_broker_queue_depth Messages waiting in a queue.\n# TYPE stomp_broker_queue_depth gauge\n";
-        std::string inflight =
-            "# HELP stomp_broker_queue_in_flight Messages delivered and not yet acknowledged.\n"
-            "# TYPE stomp_broker_queue_in_flight gauge\n";
-        std::string consumers =
-            "# HELP stomp_broker_queue_consumers Subscribers of a queue.\n# TYPE stomp_broker_queue_consumers gauge\n";
-        for (auto& q : core.queues()) {
-            std::string label = q.name;
-            std::string esc;
-            for (char ch : label) {
-                if (ch == '\\' || ch == '"') esc.push_back('\\');
-                esc.push_back(ch);
-            }
-            m += "stomp_broker_queue_depth{queue=\"" + esc + "\"} " + std::to_string(q.depth) + "\n";
-            inflight += "stomp_broker_queue_in_flight{queue=\"" + esc + "\"} " + std::to_string(q.in_flight) + "\n";
-            consumers += "stomp_broker_queue_consumers{queue=\"" + esc + "\"} " + std::to_string(q.consumers) + "\n";
+        value("connections", "gauge", "Open client connections.", [](impl& s) { return s.conns.size(); });
+        value("connections_total", "counter", "Connections accepted.", [](impl& s) { return s.connections_total; });
+        value("connections_refused_total", "counter", "Connections refused at the limit.",
+              [](impl& s) { return s.refused_connections; });
+        value("connections_unauthenticated", "gauge", "Connections that have not logged in yet.",
+              [](impl& s) { return s.unauthenticated; });
+        value("destinations", "gauge", "Queues held (named queues and durable subscriptions).",
+              [](impl& s) { return s.core.queues().size(); });
+        value("queued_messages", "gauge", "Messages waiting in queues.", [](impl& s) {
+            std::size_t n = 0;
+            for (auto& q : s.core.queues()) n += q.depth;
+            return n;
+        });
+        value("held_bytes", "gauge", "Message bytes held in queues.", [](impl& s) { return s.core.stats().held_bytes; });
+        value("send_queue_bytes", "gauge", "Bytes queued for writing to clients.", [](impl& s) {
+            std::size_t n = 0;
+            for (auto& [_, c] : s.conns) n += c->queued_bytes;
+            return n;
+        });
+        value("messages_in_total", "counter", "Messages published.", [](impl& s) { return s.core.stats().messages_in; });
+        value("messages_out_total", "counter", "Messages delivered.", [](impl& s) { return s.core.stats().messages_out; });
+        value("redelivered_total", "counter", "Messages delivered again after NACK or connection loss.",
+              [](impl& s) { return s.core.stats().redelivered; });
+        value("dropped_slow_total", "counter", "Non-persistent topic messages dropped for slow subscribers.",
+              [](impl& s) { return s.core.stats().dropped_slow; });
+        value("rejected_full_total", "counter", "SENDs refused because a queue was full.",
+              [](impl& s) { return s.core.stats().rejected_full; });
+        value("blocked_sends_total", "counter", "SENDs that waited for room in a full queue.",
+              [](impl& s) { return s.core.stats().blocked_sends; });
+        value("auth_failures_total", "counter", "CONNECTs refused for bad credentials.",
+              [](impl& s) { return s.core.stats().auth_failures; });
+        value("auth_rate_limited_total", "counter",
+              "CONNECTs refused unchecked after too many failed logins from their source.",
+              [](impl& s) { return s.auth_rate_limited; });
+        value("denied_total", "counter", "Frames refused by destination permissions.",
+              [](impl& s) { return s.core.stats().denied; });
+        value("malformed_frames_total", "counter", "Connections closed for malformed frames.",
+              [](impl& s) { return s.malformed; });
+        value("heartbeat_timeouts_total", "counter", "Connections closed for missed heart-beats.",
+              [](impl& s) { return s.heartbeat_timeouts; });
+        value("accept_errors_total", "counter", "Failed accepts (out of descriptors or memory), retried with back-off.",
+              [](impl& s) { return s.accept_errors; });
+        value("memory_blocked_total", "counter", "SENDs that waited for the broker-wide memory high-water mark.",
+              [](impl& s) { return s.core.stats().memory_blocked; });
+        value("subscriptions_revoked_total", "counter", "Subscriptions ended by a permission reload.",
+              [](impl& s) { return s.core.stats().revoked; });
+        value("journal_failed", "gauge", "1 while journal writes fail (nothing persistent is acknowledged).",
+              [](impl& s) { return s.journal_failed ? 1 : 0; });
+        value("journal_failures_total", "counter", "Times journal writes started failing.",
+              [](impl& s) { return s.journal_failures; });
+        auto per_queue = [&](std::string_view name, std::string_view help, std::size_t core_t::queue_info::*field) {
+            r.add_family_callback(name, help, "gauge", [this, field] {
+                std::vector<std::pair<bus::http::labels, double>> out;
+                for (auto& q : core.queues()) out.push_back({{{"queue", q.name}}, static_cast<double>(q.*field)});
+                return out;
+            });
+        };
+        per_queue("queue_depth", "Messages waiting in a queue.", &core_t::queue_info::depth);
+        per_queue("queue_in_flight", "Messages delivered and not yet acknowledged.", &core_t::queue_info::in_flight);
+        per_queue("queue_consumers", "Subscribers of a queue.", &core_t::queue_info::consumers);
+    }
+
+    std::optional<std::string> not_ready() const
+    {
+        // Ready = accepting and able to keep what it acknowledges.
+        if (!plain.is_open()) return std::string("not listening");
+        if (journal_failed) return "journal failed: " + journal_reason;
+        return std::nullopt;
+    }
+
+    // A SEND from the broker itself, routed as any client's (to subscribers, durable queues, the
+    // journal); no socket involved.
+    bool publish(bus::stomp::frame f)
+    {
+        if (stopping || self_blocked) return false;
+        if (!self_session) {
+            self_session = core.open();
+            bus::stomp::frame con("CONNECT");
+            con.add("accept-version", "1.2");
+            con.add("login", self_login);
+            core.on_connect_verified(self_session, std::move(con), "", scratch);
+            apply(scratch);  // its CONNECTED goes nowhere: there is no connection
         }
-        return m + inflight + consumers;
+        if (!core.version(self_session)) return false;
+        core.on_frame(self_session, std::move(f), scratch);
+        apply(scratch);
+        return !self_blocked;
     }
 
     // ---- lifecycle --------------------------------------------------------------------------
 
     void bind(tcp::acceptor& acc, const std::string& spec, const std::string& key)
     {
-        auto [host, port] = parse_listen(spec, key);
-        tcp::endpoint ep(net::ip::make_address(host), port);
+        auto where = bus::http::parse_listen(spec);  // checked by the config already
+        if (!where) throw std::runtime_error(key + ": '" + spec + "' is not ADDRESS:PORT");
+        tcp::endpoint ep(net::ip::make_address(where->address), where->port);
         acc.open(ep.protocol());
         set_cloexec(acc.native_handle());
         acc.set_option(tcp::acceptor::reuse_address(true));
@@ -756,10 +740,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             tls_ctx.use_private_key_file(opts.tls_key, ssl::context::pem);
             bind(secure, opts.tls_listen, "tls_listen");
             net::co_spawn(io, accept_loop(secure, true), net::detached);
-        }
-        if (!opts.admin_listen.empty()) {
-            bind(admin, opts.admin_listen, "admin_listen");
-            net::co_spawn(io, admin_loop(), net::detached);
         }
     }
 
@@ -801,7 +781,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         boost::system::error_code ignored;
         plain.close(ignored);
         secure.close(ignored);
-        admin.close(ignored);
+        if (conns.empty()) all_closed.cancel();
         for (auto& [_, c] : conns) {
             c->closing = true;
             c->writer_signal.cancel();
@@ -827,7 +807,26 @@ void server::on_fatal(std::function<void()> fn) { impl_->fatal = std::move(fn); 
 bool server::failed() const { return impl_->gave_up || (impl_->jnl && impl_->jnl->failed()); }
 std::uint16_t server::port() const { return impl_->plain.local_endpoint().port(); }
 std::uint16_t server::tls_port() const { return impl_->secure.is_open() ? impl_->secure.local_endpoint().port() : 0; }
-std::uint16_t server::admin_port() const { return impl_->admin.is_open() ? impl_->admin.local_endpoint().port() : 0; }
-std::string server::metrics() const { return impl_->metrics(); }
+void server::register_metrics(bus::http::registry& r) const { impl_->register_metrics(r); }
+std::optional<std::string> server::not_ready() const { return impl_->not_ready(); }
+bool server::publish(bus::stomp::frame f) { return impl_->publish(std::move(f)); }
+
+std::map<std::string, std::uint64_t> server::counters() const
+{
+    const auto& s = impl_->core.stats();
+    return {{"connections", impl_->conns.size()},   {"connections_total", impl_->connections_total},
+            {"destinations", impl_->core.queues().size()}, {"messages_in", s.messages_in},
+            {"messages_out", s.messages_out},       {"held_bytes", s.held_bytes},
+            {"auth_failures", s.auth_failures}};
+}
+
+net::awaitable<void> server::closed()
+{
+    auto self = impl_;
+    while (!self->conns.empty()) {
+        self->all_closed.expires_at(steady::time_point::max());
+        co_await self->all_closed.async_wait(tuple_awaitable);
+    }
+}
 
 } // namespace broker

@@ -1,8 +1,9 @@
 #pragma once
 
 // The broker's I/O: TCP (and TLS) listeners, one reader, one writer with a bounded send queue
-// and one heart-beat watchdog per connection, the journal, and the admin HTTP endpoint
-// (/metrics, /livez, /readyz). All broker logic lives in broker_core.
+// and one heart-beat watchdog (bus::keepalive) per connection, and the journal. All broker logic
+// lives in broker_core; the process around it (config, signals, the admin endpoint on the
+// shared bus_http module, heartbeats) is daemon.cpp on the runtime.
 
 #include "auth.hpp"
 #include "broker.hpp"
@@ -10,17 +11,23 @@
 
 #include "bus/stomp/parser.hpp"
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace spdlog {
 class logger;
+}
+namespace bus::http {
+class registry;
 }
 
 namespace broker {
@@ -30,7 +37,6 @@ struct server_options {
     std::string tls_listen;  ///< empty = no TLS listener
     std::string tls_cert;
     std::string tls_key;
-    std::string admin_listen;          ///< empty = no admin endpoint
     std::filesystem::path data_dir;    ///< empty = in memory only
     fsync_policy fsync = fsync_policy::always;
     std::size_t max_connections = 10000;
@@ -64,9 +70,6 @@ struct server_options {
     core_options core;
 };
 
-/// Parses "host:port" ("[::1]:61613"); throws bus::config_error.
-std::pair<std::string, std::uint16_t> parse_listen(const std::string& s, const std::string& key);
-
 class server {
 public:
     server(boost::asio::io_context& io, server_options opts, access_policy policy, spdlog::logger& log);
@@ -81,9 +84,20 @@ public:
 
     std::uint16_t port() const;
     std::uint16_t tls_port() const;
-    std::uint16_t admin_port() const;
-    /// Prometheus text exposition of the broker's counters and queues.
-    std::string metrics() const;
+    /// Registers the broker's metrics (connections, destinations, queued messages and bytes,
+    /// auth failures, per-queue depths...) in `r` (prefix stomp_broker). Read on the I/O thread.
+    void register_metrics(bus::http::registry& r) const;
+    /// Why the broker cannot do its job (not listening, the journal failing), for /readyz;
+    /// nullopt when it can.
+    std::optional<std::string> not_ready() const;
+    /// Key counters for the heartbeat event.
+    std::map<std::string, std::uint64_t> counters() const;
+    /// Routes a SEND frame published by the broker itself (its heartbeat), as from a logged-in
+    /// client that may write to exactly `destination`. False when it was not taken (stopping,
+    /// memory alarm).
+    bool publish(bus::stomp::frame f);
+    /// Completes once every connection has closed after stop() (at once when there is none).
+    boost::asio::awaitable<void> closed();
     /// True once the broker stopped because it could not do its job (the journal gave up):
     /// the process exits non-zero so a supervisor restarts it.
     bool failed() const;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # stomp-broker as a process: persistent messages survive a restart and a SIGKILL; users file,
 # permissions and SIGHUP reload; a malformed frame gets an ERROR and harms nobody else; admin
-# endpoints; 1,000 idle connections plus a subscriber that stops reading keep memory bounded.
+# endpoints; 1,000 idle connections plus a subscriber that stops reading keep memory bounded;
+# the runtime (config errors, --check-config, READY=1, heartbeats, SIGHUP, SIGTERM, --pidfile).
 #   tests/integration/stomp_broker.sh STOMP_BROKER STOMPCTL
 set -euo pipefail
 broker=${1:?stomp-broker binary}
@@ -350,7 +351,7 @@ done
 read -r code body < <(readyz)
 [[ $code == 503 && $body == *"journal failed"* ]] && pass "/readyz is 503 with the reason ($body)" || bad "/readyz during failure: $code $body"
 [[ $(metric journal_failed) == 1 ]] && pass "stomp_broker_journal_failed is 1" || bad "journal_failed metric: $(metric journal_failed)"
-grep -qE '^\[20[0-9-]+ [0-9:.]+\] .*journal write failed' "$work/broker.log" \
+grep -qE '^20[0-9-]+T[0-9:.]+Z .*journal write failed' "$work/broker.log" \
   && pass "the failure is logged with a timestamp" || bad "journal failure log: $(grep journal "$work/broker.log" | tail -2)"
 prlimit --pid "$bpid" --fsize=unlimited:unlimited
 ok=0
@@ -462,5 +463,76 @@ errs=$(metric accept_errors_total)
   && pass "EMFILE at accept: $out log lines in ~3 s, accept_errors_total $errs, serving again afterwards" \
   || bad "EMFILE: log lines $out, accept_errors_total ${errs:-?}, publish after rc=$rc"
 stop TERM
+
+# 11. On the runtime: config errors exit 2 naming file, line and key; --check-config; READY=1
+#     once listening; the heartbeat event in its own topic; SIGHUP names restart-only changes;
+#     passcodes never logged; the pidfile; an idle broker exits promptly on SIGTERM.
+printf 'listen: 127.0.0.1:%s\nmax_frame_sise: 1000\n' "$port" >"$work/typo.yaml"
+rc=0; "$broker" -c "$work/typo.yaml" --check-config >/dev/null 2>"$work/typo.err" || rc=$?
+[[ $rc == 2 ]] && grep -qF 'typo.yaml:2: max_frame_sise: unknown setting; did you mean `max-frame-size`?' "$work/typo.err" \
+  && pass "--check-config on a misspelt key: exit 2, file:line, did-you-mean" || bad "typo: rc=$rc $(cat "$work/typo.err")"
+printf 'listen: 127.0.0.1:%s\nmax_queue_depth: lots\n' "$port" >"$work/type.yaml"
+rc=0; timeout 10 "$broker" -c "$work/type.yaml" 2>"$work/type.err" || rc=$?
+[[ $rc == 2 ]] && grep -qF "type.yaml:2: max-queue-depth: expected a whole number, not 'lots'" "$work/type.err" \
+  && pass "a value of the wrong type: exit 2 naming file, line, key and the expected type" || bad "type: rc=$rc $(cat "$work/type.err")"
+cat >"$work/users11.yaml" <<EOF2
+users:
+  gitbot:
+    password: "$hash"
+    read: ["/topic/deploykit.*"]
+    write: ["/topic/future.*"]
+EOF2
+cat >"$work/rt.yaml" <<EOF2
+listen: 127.0.0.1:$port
+admin_listen: 127.0.0.1:$admin
+users_file: $work/users11.yaml
+heartbeat-interval: 1s
+max-memory: 100000000
+EOF2
+out=$("$broker" -c "$work/rt.yaml" --check-config 2>&1) && [[ $out == *"configuration OK"* ]] \
+  && pass "--check-config on a valid file (underscore aliases accepted): exit 0" || bad "check-config: $out"
+sock="$work/notify.sock"
+/usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        out.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+' "$sock" "$work/notify.log" &
+npid=$!
+for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
+: >"$work/broker.log"
+NOTIFY_SOCKET="$sock" "$broker" -c "$work/rt.yaml" --pidfile "$work/broker.pid" 2>>"$work/broker.log" &
+bpid=$!
+for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.025; done
+ok=0; for _ in $(seq 100); do grep -q "READY=1" "$work/notify.log" 2>/dev/null && { ok=1; break; }; sleep 0.05; done
+[[ $ok == 1 ]] && grep -q "STATUS=listening on 127.0.0.1:$port" "$work/notify.log" \
+  && pass "READY=1 with STATUS once listening" || bad "notify: $(cat "$work/notify.log" 2>/dev/null)"
+[[ $(cat "$work/broker.pid" 2>/dev/null) == "$bpid" ]] && pass "--pidfile written" || bad "pidfile: $(cat "$work/broker.pid" 2>/dev/null) vs $bpid"
+got=$(sc -u "stomp://gitbot:s3cret@127.0.0.1:$port" subscribe -t /topic/deploykit.heartbeats --events -n 1 --wait 10 2>&1 || true)
+grep -q '"type": *"heartbeat"' <<<"$got" && grep -q '"daemon": *"stomp-broker"' <<<"$got" && grep -q '"connections"' <<<"$got" \
+  && pass "the broker publishes its heartbeat event on deploykit.heartbeats" || bad "heartbeat: $got"
+rc=0; sc -u "stomp://gitbot:Pz9neverLogged@127.0.0.1:$port" publish -t /topic/future.x -m x >/dev/null 2>&1 || rc=$?
+ok=0; for _ in $(seq 100); do grep -q "authentication failed for user 'gitbot' from 127.0.0.1" "$work/broker.log" && { ok=1; break; }; sleep 0.05; done
+[[ $rc == 1 && $ok == 1 ]] && ! grep -q Pz9neverLogged "$work/broker.log" \
+  && pass "a failed login is logged with login and peer, never the passcode" || bad "auth log: rc=$rc $(grep -i auth "$work/broker.log" | tail -2)"
+m=$(/usr/bin/python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode())' "http://127.0.0.1:$admin/metrics")
+grep -q '^stomp_broker_build_info{version="[0-9.]*"} 1' <<<"$m" && grep -q '^stomp_broker_destinations ' <<<"$m" \
+  && grep -q '^stomp_broker_auth_failures_total [1-9]' <<<"$m" \
+  && pass "/metrics on the shared admin endpoint: build_info, destinations, auth failures" || bad "metrics: ${m:0:400}"
+sed -i 's/^max-memory: .*/max-memory: 200000000/' "$work/rt.yaml"
+kill -HUP "$bpid"
+ok=0; for _ in $(seq 100); do grep -q "max-memory: changed; takes effect after a restart" "$work/broker.log" && { ok=1; break; }; sleep 0.05; done
+[[ $ok == 1 ]] && pass "SIGHUP names max-memory as needing a restart" || bad "reload: $(tail -3 "$work/broker.log")"
+t0=$(date +%s%N)
+kill -TERM "$bpid"
+rc=0; wait "$bpid" || rc=$?; bpid=
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+# A deadline, not a benchmark (the broker's own log shows ~10 ms): a fixed sleep at shutdown fails it.
+[[ $rc == 0 ]] && ((ms < 1000)) && pass "SIGTERM when idle: exit 0 after ${ms} ms" || bad "SIGTERM: rc=$rc after ${ms} ms"
+ok=0; for _ in $(seq 100); do grep -q "STOPPING=1" "$work/notify.log" && { ok=1; break; }; sleep 0.05; done
+[[ $ok == 1 && ! -e $work/broker.pid ]] && pass "STOPPING=1 sent and the pidfile removed" || bad "stop: notify=$ok pidfile $(ls "$work/broker.pid" 2>&1)"
+kill "$npid" 2>/dev/null || true
 
 exit $fail

@@ -4,6 +4,7 @@
 #include "config.hpp"
 #include "journal.hpp"
 
+#include "bus/runtime/config_reader.hpp"
 #include "bus/url.hpp"
 
 #include <doctest/doctest.h>
@@ -631,8 +632,83 @@ TEST_CASE("broker - settings in hyphen or underscore spelling - not both")
     CHECK(c.server.tcp_keepalive_idle == std::chrono::seconds(5));
     CHECK(c.server.max_connect_frame == 4096);
     std::ofstream(file) << "max-memory: 1\nmax_memory: 2\n";
-    CHECK_THROWS_WITH_AS(load_config(file), doctest::Contains("set twice"), bus::config_error);
+    CHECK_THROWS_WITH_AS(load_config(file), doctest::Contains("given twice"), bus::config_error);
     std::ofstream(file) << "max-memroy: 1\n";
     CHECK_THROWS_WITH_AS(load_config(file), doctest::Contains("max-memroy: unknown setting"), bus::config_error);
+    std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// The message load_config throws for `text`, or "" when it loads.
+std::string broker_config_error(const std::string& text)
+{
+    auto dir = std::filesystem::temp_directory_path() / ("dk-broker-cfg-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(dir);
+    auto file = dir / "broker.yaml";
+    std::ofstream(file) << text;
+    std::string msg;
+    try {
+        load_config(file);
+    } catch (const bus::runtime::config_error& e) {
+        CHECK(e.exit_status == 2);
+        msg = e.what();
+    }
+    std::filesystem::remove_all(dir);
+    return msg;
+}
+
+} // namespace
+
+TEST_CASE("broker config - a misspelt key is an error naming file line and the nearest key")
+{
+    // Before the runtime's reader: "unknown setting" without a suggestion, and no alias notice.
+    auto msg = broker_config_error("listen: 127.0.0.1:61613\nmax_frame_sise: 1000\n");
+    CHECK(msg.find("broker.yaml:2: max_frame_sise: unknown setting; did you mean `max-frame-size`?") != std::string::npos);
+    msg = broker_config_error("listen: 127.0.0.1:61613\nadmin-lisen: 127.0.0.1:9100\n");
+    CHECK(msg.find("broker.yaml:2: admin-lisen: unknown setting; did you mean `admin-listen`?") != std::string::npos);
+}
+
+TEST_CASE("broker config - a value of the wrong type names file line key and the expected type")
+{
+    // Before: "bad value 'lots'" (no expected type); a list where a number belongs, or a
+    // negative size, gave a yaml-cpp message or wrapped around. The message names the key in
+    // its canonical (hyphenated) spelling, whichever alias the file used.
+    auto msg = broker_config_error("\nmax_queue_depth: lots\n");
+    CHECK(msg.find("broker.yaml:2: max-queue-depth: expected a whole number, not 'lots'") != std::string::npos);
+    msg = broker_config_error("max-frame-size: [1, 2]\n");
+    CHECK(msg.find("broker.yaml:1: max-frame-size: expected a whole number") != std::string::npos);
+    msg = broker_config_error("max-memory: -5\n");
+    CHECK(msg.find("broker.yaml:1: max-memory: expected a whole number from 0") != std::string::npos);
+    msg = broker_config_error("heartbeat-grace: soon\n");
+    CHECK(msg.find("broker.yaml:1: heartbeat-grace: expected a number") != std::string::npos);
+    msg = broker_config_error("listen: localhost\n");
+    CHECK(msg.find("broker.yaml:1: listen: expected ADDRESS:PORT") != std::string::npos);
+    msg = broker_config_error("full_queue: drop\n");
+    CHECK(msg.find("broker.yaml:1: full-queue: expected block or reject") != std::string::npos);
+    msg = broker_config_error("tls-listen: 127.0.0.1:61614\n");
+    CHECK(msg.find("tls-listen: needs tls-cert and tls-key") != std::string::npos);
+}
+
+TEST_CASE("broker config - underscore aliases the runtime settings and restart-only changes")
+{
+    auto dir = std::filesystem::temp_directory_path() / ("dk-broker-cfg-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(dir);
+    auto a = dir / "a.yaml", b = dir / "b.yaml";
+    std::ofstream(a) << "admin_listen: 127.0.0.1:9100\nusers_file: /etc/u.yaml\nheartbeat-interval: 30s\n"
+                        "max_memory: 1000\n";
+    std::ofstream(b) << "admin-listen: 127.0.0.1:9101\nusers-file: /etc/v.yaml\nheartbeat-interval: 0\n"
+                        "max-memory: 1000\ndrain-timeout: 2s\n";
+    auto ca = load_config(a), cb = load_config(b);
+    REQUIRE(ca.admin_listen);
+    CHECK(ca.admin_listen->port == 9100);
+    CHECK(ca.users_file == "/etc/u.yaml");
+    CHECK(ca.heartbeat.interval == std::chrono::seconds(30));
+    CHECK(ca.heartbeat.topic == "deploykit.heartbeats");
+    CHECK(cb.heartbeat.interval.count() == 0);
+    CHECK(cb.drain_timeout == std::chrono::seconds(2));
+    // users-file and the heartbeat apply on SIGHUP; the rest needs a restart (max-memory is
+    // the same value in both spellings: not a change).
+    CHECK(needs_restart(ca, cb) == std::vector<std::string>{"admin-listen", "drain-timeout"});
     std::filesystem::remove_all(dir);
 }

@@ -96,6 +96,22 @@ TEST_CASE("metrics: callbacks and collectors are read at every scrape")
     CHECK(has_line(text, "d_broker_connected 1"));
 }
 
+TEST_CASE("metrics: a family callback lists the series that exist now and none that are gone")
+{
+    registry r("d");
+    std::vector<std::pair<labels, double>> queues{{{{"queue", "/queue/a"}}, 2}, {{{"queue", "/queue/\"b"}}, 5}};
+    r.add_family_callback("queue_depth", "messages waiting", "gauge", [&] { return queues; });
+    auto text = r.expose();
+    CHECK(has_line(text, "# TYPE d_queue_depth gauge"));
+    CHECK(has_line(text, "d_queue_depth{queue=\"/queue/a\"} 2"));
+    CHECK(has_line(text, "d_queue_depth{queue=\"/queue/\\\"b\"} 5"));
+    queues.erase(queues.begin());
+    text = r.expose();
+    CHECK(text.find("/queue/a") == std::string::npos);
+    CHECK_THROWS_AS(r.add_family_callback("queue_depth", "again", "gauge", [] { return std::vector<std::pair<labels, double>>{}; }),
+                    metrics_error);
+}
+
 TEST_CASE("metrics: the common daemon set has the same names in every daemon")
 {
     registry r("stomp_git");

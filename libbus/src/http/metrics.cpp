@@ -147,6 +147,7 @@ struct registry::family {
     std::string help;
     std::string type;  // counter, gauge, histogram, untyped
     std::vector<std::unique_ptr<series>> members;
+    std::function<std::vector<std::pair<labels, double>>()> dynamic;  // add_family_callback
 };
 
 registry::registry(std::string prefix) : prefix_(std::move(prefix))
@@ -227,6 +228,17 @@ void registry::add_callback(std::string_view name, std::string_view help, std::s
     s.read = std::move(read);
 }
 
+void registry::add_family_callback(std::string_view name, std::string_view help, std::string_view type,
+                                   std::function<std::vector<std::pair<labels, double>>()> read)
+{
+    if (type != "counter" && type != "gauge" && type != "untyped")
+        throw metrics_error(std::string(name) + ": a callback is a counter, gauge or untyped");
+    std::lock_guard lock(mutex_);
+    auto& f = family_for(name, help, type);
+    if (!f.members.empty() || f.dynamic) throw metrics_error(f.name + ": already registered");
+    f.dynamic = std::move(read);
+}
+
 void registry::add_collector(std::function<void()> collect)
 {
     std::lock_guard lock(mutex_);
@@ -244,9 +256,15 @@ std::string registry::expose() const
     std::lock_guard lock(mutex_);
     std::string out;
     for (const auto& f : families_) {
-        if (f->members.empty()) continue;
+        if (f->members.empty() && !f->dynamic) continue;
         out += "# HELP " + f->name + " " + escape_help(f->help) + "\n";
         out += "# TYPE " + f->name + " " + f->type + "\n";
+        if (f->dynamic)
+            for (const auto& [l, v] : f->dynamic()) {
+                bool ok = true;
+                for (const auto& kv : l) ok = ok && valid_label_name(kv.first);
+                if (ok) out += f->name + label_text(l) + " " + number(v) + "\n";
+            }
         for (const auto& s : f->members) {
             if (s->h) {
                 auto snap = s->h->read();

@@ -13,6 +13,8 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+
 #include <array>
 #include <list>
 #include <map>
@@ -369,6 +371,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
                 continue;
             }
             warned = false;
+            // Asio accepts without SOCK_CLOEXEC: no child a daemon spawns inherits a client.
+            ::fcntl(sock.native_handle(), F_SETFD, FD_CLOEXEC);
             boost::system::error_code pec;
             auto ep = sock.remote_endpoint(pec);
             std::string peer = pec ? "?" : ep.address().to_string();
@@ -426,6 +430,7 @@ void server::listen()
     tcp::endpoint ep(net::ip::make_address(o.address), o.port);
     auto& a = impl_->acceptor;
     a.open(ep.protocol());
+    ::fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);  // Asio opens without SOCK_CLOEXEC
     a.set_option(tcp::acceptor::reuse_address(true));
     a.bind(ep);
     a.listen(net::socket_base::max_listen_connections);

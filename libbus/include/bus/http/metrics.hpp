@@ -96,6 +96,11 @@ public:
     void add_callback(std::string_view name, std::string_view help, std::string_view type,
                       std::function<double()> read, labels l = {});
 
+    /// A family whose series come and go (one per queue, per destination): `read` returns every
+    /// series with its labels at each scrape, so nothing lingers after its subject is gone.
+    void add_family_callback(std::string_view name, std::string_view help, std::string_view type,
+                             std::function<std::vector<std::pair<labels, double>>()> read);
+
     /// Runs before every exposition: sets gauges that are cheaper to read than to track
     /// (connection state, queue lengths).
     void add_collector(std::function<void()> collect);
