@@ -16,7 +16,7 @@
 # Waits, all with a deadline in seconds, polling (never a sleep to synchronise):
 #   wait_for S CMD..., wait_port PORT [S], wait_file FILE [S], wait_line FILE LINE [S] (an exact
 #   line), wait_text FILE TEXT [S] (a substring), wait_lines FILE N [S] (at least N lines),
-#   wait_exit PID [S] (then reaps it; returns its status, or 124 if still running).
+#   wait_exit S PID (reaps it: RC is its status, 124 if it had to be killed at the deadline).
 # Tests: has_line FILE LINE, has_text FILE TEXT, exited PID, lines FILE, listening PORT.
 # Ports: free_ports N (N distinct free loopback ports on one line), free_port.
 # Processes: bg CMD... (in the background; BG_PID is its pid), track PID (stop it at exit),
@@ -92,6 +92,7 @@ wait_for() {
     sleep 0.05
   done
 }
+until_true() { wait_for "$@"; } # the older scripts' name for it
 has_line() { grep -qxF -- "$2" "$1" 2>/dev/null; }
 has_text() { grep -qF -- "$2" "$1" 2>/dev/null; }
 exited() { ! kill -0 "$1" 2>/dev/null; }
@@ -104,10 +105,22 @@ wait_file() { wait_for "${2:-15}" test -e "$1"; }
 wait_line() { wait_for "${3:-15}" has_line "$1" "$2"; }
 wait_text() { wait_for "${3:-15}" has_text "$1" "$2"; }
 wait_lines() { wait_for "${3:-20}" has_lines "$1" "$2"; }
-wait_exit() { # PID [SECONDS]: its exit status once it ended, 124 if it is still running
-  wait_for "${2:-10}" exited "$1" || return 124
-  wait "$1"
+# wait_exit SECONDS PID: waits for a background process of this shell; sets RC to its exit status
+# (124 if it had to be killed at the deadline) and returns it. Not in $(...): a subshell cannot
+# wait for it.
+wait_exit() {
+  if wait_for "$1" exited "$2"; then
+    wait "$2"
+    RC=$?
+  else
+    kill "$2" 2>/dev/null
+    wait "$2" 2>/dev/null
+    RC=124
+  fi
+  untrack "$2"
+  return "$RC"
 }
+ready_or_dead() { [[ -e $1 ]] || exited "$2"; } # FILE PID
 
 free_ports() { # N: prints N distinct free loopback ports
   "$PY" -c '
