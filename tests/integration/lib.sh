@@ -14,17 +14,22 @@
 # `exit $fail`), fatal MSG (fail and finish now), finish (summary line; exit 1 if anything failed),
 # show FILE [N] (the last N lines of a log, indented).
 # Waits, all with a deadline in seconds, polling (never a sleep to synchronise):
-#   wait_for S CMD..., wait_port PORT [S], wait_file FILE [S], wait_line FILE LINE [S] (an exact
-#   line), wait_text FILE TEXT [S] (a substring), wait_lines FILE N [S] (at least N lines),
+#   wait_for S CMD... (until_true is the same), wait_port PORT [S], wait_file FILE [S],
+#   wait_line FILE LINE [S] (an exact line), wait_text FILE TEXT [S] (a substring),
+#   wait_lines FILE N [S] (at least N lines),
 #   wait_exit S PID (reaps it: RC is its status, 124 if it had to be killed at the deadline).
 # Tests: has_line FILE LINE, has_text FILE TEXT, exited PID, lines FILE, listening PORT.
 # Ports: free_ports N (N distinct free loopback ports on one line), free_port.
 # Processes: bg CMD... (in the background; BG_PID is its pid), track PID (stop it at exit),
-#   stop_pid PID [S] (TERM, KILL after S seconds (default 5), reap), on_exit CMD... (a cleanup step).
+#   untrack PID, stop_pid PID [S] (TERM, KILL after S seconds (default 5), reap), on_exit CMD... (a
+#   cleanup step, run in reverse order of registration), kill_at_exit VAR... (kill the pids these
+#   variables or arrays hold at exit), start_subscriber NAME CMD... (a stompctl subscriber with
+#   --ready-file; returns once subscribed; SUB_PID).
 # Brokers: embedded_broker BINARY PORT LOG [ARGS] (stomp-broker; BROKER_PID), start_broker DIR PORT
 #   (the same with $STOMP_BROKER and its data in DIR; fatal if it fails), start_kind KIND
 #   DIR PORT (broker.sh: rabbitmq|activemq|embedded), start_cluster ROOT PORT... (a RabbitMQ
-#   cluster, one node per port; node K is ROOT/nK).
+#   cluster, one node per port; node K is ROOT/nK), stop_brokers_at_exit ROOT (broker.sh stop-all
+#   ROOT at exit, for brokers a script starts with broker.sh itself).
 set -uo pipefail
 : "${NAME:?set NAME before sourcing lib.sh}"
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -98,7 +103,7 @@ has_text() { grep -qF -- "$2" "$1" 2>/dev/null; }
 exited() { ! kill -0 "$1" 2>/dev/null; }
 all_exited() { local p; for p in "${BG_PIDS[@]}"; do exited "$p" || return 1; done; }
 lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
-has_lines() { (($(lines "$1") >= $2)); }
+has_lines() { [[ -f $1 ]] && (($(wc -l <"$1") >= $2)); }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() { wait_for "${2:-10}" listening "$1"; }
 wait_file() { wait_for "${2:-15}" test -e "$1"; }
@@ -132,6 +137,31 @@ print(*(x.getsockname()[1] for x in s))' "$1"
 free_port() { free_ports 1; }
 
 track() { BG_PIDS+=("$1"); }
+# kill_at_exit VAR...: at exit, kill the pids that these variables (or arrays) hold by then.
+kill_at_exit() { on_exit "_kill_vars $*"; }
+_kill_vars() {
+  local v p
+  for v; do
+    local -n _pids=$v
+    for p in "${_pids[@]}"; do [[ -z $p ]] || kill "$p" 2>/dev/null; done
+    unset -n _pids
+  done
+  return 0
+}
+# start_subscriber NAME CMD...: runs CMD (a `stompctl ... subscribe ...` command line) in the background
+# with --ready-file $WORK/NAME.ready, stdout in $WORK/NAME.out, stderr in $WORK/NAME.err; SUB_PID is
+# its pid (stopped at exit). Returns once it confirmed its subscription, 1 (and its stderr) if it
+# did not within 10 s.
+start_subscriber() {
+  local name=$1
+  shift
+  "$@" --ready-file "$WORK/$name.ready" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  SUB_PID=$!
+  track "$SUB_PID"
+  wait_file "$WORK/$name.ready" 10 && return 0
+  echo "subscriber $name not ready: $(cat "$WORK/$name.err")" >&2
+  return 1
+}
 untrack() { # PID: it was stopped and reaped; its number may be reused by then
   local p keep=()
   for p in "${BG_PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
