@@ -148,15 +148,23 @@ _kill_vars() {
   done
   return 0
 }
-# start_subscriber NAME CMD...: runs CMD (a `stompctl ... subscribe ...` command line) in the background
-# with --ready-file $WORK/NAME.ready, stdout in $WORK/NAME.out, stderr in $WORK/NAME.err; SUB_PID is
-# its pid (stopped at exit). Returns once it confirmed its subscription, 1 (and its stderr) if it
-# did not within 10 s.
+# start_subscriber [-a ARRAY] NAME CMD...: runs CMD (a `stompctl ... subscribe ...` command line) in
+# the background with --ready-file $WORK/NAME.ready, stdout in $WORK/NAME.out, stderr in
+# $WORK/NAME.err; SUB_PID is its pid (also appended to ARRAY; stopped at exit). Returns once it
+# confirmed its subscription, 1 (and its stderr) if it did not within 10 s.
 start_subscriber() {
-  local name=$1
+  local name
+  if [[ $1 == -a ]]; then
+    local -n _list=$2
+    shift 2
+  else
+    local _list=()
+  fi
+  name=$1
   shift
   "$@" --ready-file "$WORK/$name.ready" >"$WORK/$name.out" 2>"$WORK/$name.err" &
   SUB_PID=$!
+  _list+=("$SUB_PID")
   track "$SUB_PID"
   wait_file "$WORK/$name.ready" 10 && return 0
   echo "subscriber $name not ready: $(cat "$WORK/$name.err")" >&2

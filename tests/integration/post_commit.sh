@@ -21,10 +21,7 @@ stop_brokers_at_exit "$work"
 port=$(free_port)
 url="stomp://127.0.0.1:$port"
 subscribe() { # NAME COUNT: an --events subscriber on the trigger topic writing $work/NAME.out
-  start_subscriber "$1" "$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events -n "$2" --wait 60
-  local rc=$?
-  subs+=("$SUB_PID")
-  return $rc
+  start_subscriber -a subs "$1" "$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events -n "$2" --wait 60
 }
 export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1

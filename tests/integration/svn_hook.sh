@@ -26,10 +26,7 @@ url="stomp://127.0.0.1:$port"
 start_broker() { bash "$brokers" start embedded "$work/broker" "$port" >/dev/null; }
 stop_broker() { bash "$brokers" stop "$work/broker" >/dev/null; }
 subscribe() { # NAME TOPIC COUNT MODE: a subscriber writing $work/NAME.out, ready when this returns
-  start_subscriber "$1" "$stompctl" -u "$url" subscribe -t "/topic/$2" "$4" -n "$3" --wait 60
-  local rc=$?
-  subs+=("$SUB_PID")
-  return $rc
+  start_subscriber -a subs "$1" "$stompctl" -u "$url" subscribe -t "/topic/$2" "$4" -n "$3" --wait 60
 }
 export DEPLOYKIT_SVN_TEST=set-by-the-test  # svn must not pass it on to hooks
 svnc() { svn --config-dir "$work/svn-config" --non-interactive "$@"; }
