@@ -19,16 +19,13 @@ case $kind in
 esac
 shift
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/conformance-$kind.XXXXXX")
-# shellcheck disable=SC2317 # invoked by the trap
-cleanup() {
-  "$broker_sh" stop "$dir" >/dev/null 2>&1 || echo "run.sh: stopping the broker in $dir failed" >&2
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+NAME=conformance-$kind
+# shellcheck source=tests/integration/lib.sh
+. "$here/../integration/lib.sh"
+dir=$WORK/broker
+stop_brokers_at_exit "$WORK"
 
-port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$broker_sh" start "$kind" "$dir" "$port" # prints its own start-up time
 rc=0
 "$PY" "$here/conformance.py" 127.0.0.1 "$port" --kind "$kind" "${auth[@]}" "$@" || rc=$?

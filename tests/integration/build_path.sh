@@ -12,22 +12,15 @@ kind=${6:-embedded}
 here=$(cd "$(dirname "$0")/.." && pwd)
 data=$here/data/webhooks
 standin=$here/jenkins/jenkins_standin.py
-work=$(mktemp -d /tmp/deploykit-build-path.XXXXXX)
+NAME=build_path-$kind
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 pids=()
-trap '{ for p in "${pids[@]}"; do kill "$p"; done; [[ $kind == embedded ]] || bash "$here/brokers/broker.sh" stop "$work/broker"; } >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.025; done; return 1; }
-wait_grep() { # SECONDS PATTERN FILE
-  local end=$((SECONDS + $1))
-  until grep -q -- "$2" "$3" 2>/dev/null; do ((SECONDS < end)) || return 1; sleep 0.05; done
-}
-read -r bport hport jport < <(/usr/bin/python3 -c '
-import socket
-s = [socket.socket() for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
+kill_at_exit pids
+stop_brokers_at_exit "$work"
+wait_grep() { wait_for "$1" grep -qs -- "$2" "$3"; } # SECONDS PATTERN FILE
+read -r bport hport jport < <(free_ports 3)
 case $kind in
   embedded|activemq) url="stomp://127.0.0.1:$bport" ;;
   rabbitmq) url="stomp://guest:guest@127.0.0.1:$bport" ;;

@@ -14,67 +14,17 @@ set -uo pipefail
 
 KIND=${1:-}
 [[ $KIND == rabbitmq || $KIND == activemq || $KIND == embedded ]] || { echo "usage: $0 rabbitmq|activemq|embedded [STOMPCTL]" >&2; exit 2; }
-ROOT_DIR=$(cd "$(dirname "$0")/../.." && pwd)
+NAME=cross-client-$KIND
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
 STOMPCTL=${2:-${STOMPCTL:-$ROOT_DIR/build/daemons/stompctl/stompctl}}
 [[ -d $STOMPCTL ]] && STOMPCTL=$STOMPCTL/daemons/stompctl/stompctl # a build dir
 [[ -x $STOMPCTL ]] || { echo "FAIL: no stompctl binary at $STOMPCTL" >&2; exit 2; }
-BROKER=$ROOT_DIR/tests/brokers/broker.sh
-PY=/usr/bin/python3
-T0=$EPOCHREALTIME
 N=5 # messages per case
-
-WORK=$(mktemp -d "/tmp/cross-client-$KIND.XXXXXX")
-BG_PIDS=()
-REMOVE_WORK=false
-# Always: kill the clients we started (by pid), stop our broker (by pid, via broker.sh), and only
-# then, if the run passed and nothing is left running, remove the work dir.
-cleanup() {
-  local p
-  # stompctl subscribe ignores SIGTERM/SIGINT (logs "stopped" but keeps running), so every
-  # stompctl runs under `timeout -k 5`: TERM to the wrapper is followed by KILL 5 s later.
-  for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  if "$BROKER" stop-all "$WORK" >"$WORK/stop-all.log" 2>&1; then
-    $REMOVE_WORK && rm -rf "$WORK"
-  else
-    echo "cross_client: could not stop the broker in $WORK:" >&2
-    cat "$WORK/stop-all.log" >&2
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP # so that the EXIT trap runs on these too
-
-FAILS=0
 CASES=0
-elapsed() { local us=$((${EPOCHREALTIME/./} - ${1/./})); echo "$((us / 1000000)).$((us / 100000 % 10))s"; }
-pass() { echo "PASS: $KIND cross-client: $*"; }
-fail() { echo "FAIL: $KIND cross-client: $*"; FAILS=$((FAILS + 1)); }
-show() { echo "  --- $1:"; sed 's/^/  | /' "$1" 2>/dev/null | tail -n "${2:-20}"; }
-
-# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds (0) or SECONDS pass (1).
-wait_for() {
-  local limit=$(($1 * 1000000)) t=$EPOCHREALTIME
-  shift
-  until "$@"; do
-    (($(( ${EPOCHREALTIME/./} - ${t/./} )) >= limit)) && return 1
-    sleep 0.1
-  done
-}
-exited() { ! kill -0 "$1" 2>/dev/null; }
-ready_or_dead() { [[ -e $1 ]] || exited "$2"; } # FILE PID
-
-# wait_exit SECONDS PID: waits for a background process of this shell; sets RC to its exit status
-# (124 if it had to be killed at the deadline). Not for $(...): a subshell cannot wait for it.
-wait_exit() {
-  if wait_for "$1" exited "$2"; then
-    wait "$2"
-    RC=$?
-  else
-    kill "$2" 2>/dev/null
-    wait "$2" 2>/dev/null
-    RC=124
-  fi
-}
+# At exit: the clients in BG_PIDS (each stompctl runs under `timeout -k 5`) by pid, then the
+# brokers below $WORK (broker.sh stop-all); the work dir goes only if all passed and all stopped.
+stop_brokers_at_exit "$WORK"
 
 peer_cmd() { # py|rb: the peer's command line as words
   case $1 in
@@ -208,5 +158,4 @@ if ((FAILS)); then
   exit 1
 fi
 echo "PASS: $KIND cross-client: all $CASES cases in $(elapsed "$T0")"
-[[ -n ${KEEP_WORK:-} ]] || REMOVE_WORK=true # the EXIT trap removes it after stopping the broker
 exit 0

@@ -7,25 +7,20 @@
 #   tests/integration/event_intake.sh STOMP_BROKER STOMPCTL
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2")
-work=$(mktemp -d /tmp/deploykit-intake.XXXXXX)
-bpid= spid=
-trap '{ [[ -n $spid ]] && kill "$spid"; [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true; rm -rf "$work"' EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$broker" --listen "127.0.0.1:$port" 2>>"$work/broker.log" &
-bpid=$!
-for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.025; done
+NAME=event_intake
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
+spid=
+port=$(free_port)
+embedded_broker "$broker" "$port" "$work/broker.log"
 url="stomp://127.0.0.1:$port"
-wait_file() { for _ in $(seq 300); do [[ -f $1 ]] && return 0; sleep 0.05; done; return 1; }
-wait_lines() { for _ in $(seq 300); do [[ -f $1 && $(wc -l <"$1") -ge $2 ]] && return 0; sleep 0.05; done; return 1; }
 subscribe() { # NAME DEST N [extra args]: --events subscriber in the background, ready when it returns
   local name=$1 dest=$2 n=$3; shift 3
-  "$stompctl" -u "$url" subscribe -t "$dest" --events -n "$n" --wait 30 --ready-file "$work/$name.ready" "$@" \
-    >"$work/$name.out" 2>"$work/$name.err" &
-  spid=$!
-  wait_file "$work/$name.ready"
+  start_subscriber "$name" "$stompctl" -u "$url" subscribe -t "$dest" --events -n "$n" --wait 30 "$@"
+  local rc=$?
+  spid=$SUB_PID
+  return $rc
 }
 finish() { wait "$spid" 2>/dev/null || true; spid=; }
 A=$(printf 'a%.0s' {1..40}) B=$(printf 'b%.0s' {1..40})

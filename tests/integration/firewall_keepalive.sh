@@ -9,8 +9,8 @@
 NAME=firewall_keepalive
 STOMPCTL=${1:?usage: $0 STOMPCTL STOMP_BROKER}
 STOMP_BROKER=${2:?usage: $0 STOMPCTL STOMP_BROKER}
-# shellcheck source=tests/integration/client_lib.sh
-. "$(dirname "$0")/client_lib.sh"
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
 IDLE=3
 
 cat >"$WORK/firewall.py" <<'PY'

@@ -8,25 +8,16 @@
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") webhook=$(realpath "$3")
 data=$(cd "$(dirname "$0")/../data/webhooks" && pwd)
-work=$(mktemp -d /tmp/deploykit-webhook.XXXXXX)
+NAME=github_webhook
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 bpid= wpid= spid= rpid= rawpid=
-trap '{ for p in $spid $rpid $rawpid $wpid $bpid; do kill "$p"; done; } 2>/dev/null || true; rm -rf "$work"' EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.025; done; return 1; }
-wait_lines() { # FILE N [TRIES]: wait until FILE has N lines (deadline 20 s by default)
-  for _ in $(seq "${3:-400}"); do [[ -f $1 && $(wc -l <"$1") -ge $2 ]] && return 0; sleep 0.05; done
-  return 1
-}
-bport=$(freeport) hport=$(freeport)
-start_broker() {
-  "$broker" --listen "127.0.0.1:$bport" --data-dir "$work/broker" 2>>"$work/broker.log" &
-  bpid=$!
-  wait_port "$bport"
-}
-stop_broker() { kill "$bpid"; wait "$bpid" 2>/dev/null || true; bpid=; }
+kill_at_exit spid rpid rawpid wpid
+freeport() { free_port; }
+read -r bport hport < <(free_ports 2)
+start_broker() { embedded_broker "$broker" "$bport" "$work/broker.log" --data-dir "$work/broker"; bpid=$BROKER_PID; }
+stop_broker() { stop_pid "$bpid"; bpid=; }
 url="stomp://127.0.0.1:$bport"
 base="http://127.0.0.1:$hport"
 

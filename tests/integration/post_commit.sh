@@ -12,29 +12,16 @@ stompctl=$(realpath "$1") hookbin=$(realpath "$2")
 STOMP_BROKER=$(realpath "$STOMP_BROKER")
 export STOMP_BROKER
 brokers=$here/../brokers/broker.sh
-work=$(mktemp -d /tmp/deploykit-postcommit.XXXXXX)
+NAME=post_commit
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 subs=()
-cleanup() {
-  { for p in "${subs[@]}"; do kill "$p"; done; bash "$brokers" stop "$work/broker"; } >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+stop_brokers_at_exit "$work"
+port=$(free_port)
 url="stomp://127.0.0.1:$port"
-wait_lines() { # FILE N: until FILE has N lines (deadline 20 s)
-  for _ in $(seq 400); do [[ -f $1 && $(wc -l <"$1") -ge $2 ]] && return 0; sleep 0.05; done
-  return 1
-}
 subscribe() { # NAME COUNT: an --events subscriber on the trigger topic writing $work/NAME.out
-  "$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events -n "$2" --wait 60 \
-    --ready-file "$work/$1.ready" >"$work/$1.out" 2>"$work/$1.err" &
-  subs+=($!)
-  for _ in $(seq 200); do [[ -f $work/$1.ready ]] && return 0; sleep 0.05; done
-  echo "subscriber $1 not ready: $(cat "$work/$1.err")" >&2
-  return 1
+  start_subscriber -a subs "$1" "$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events -n "$2" --wait 60
 }
 export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1

@@ -6,23 +6,15 @@
 #   tests/integration/producers.sh STOMP_BROKER STOMPCTL STOMP_POST_RECEIVE JENKINS_HELPER
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") hookbin=$(realpath "$3") helper=$(realpath "$4")
-work=$(mktemp -d /tmp/deploykit-producers.XXXXXX)
+NAME=producers
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 bpid= spid=
-trap '{ [[ -n $spid ]] && kill "$spid"; [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true; rm -rf "$work"' EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-start_broker() {
-  "$broker" --listen "127.0.0.1:$port" --data-dir "$work/broker" 2>>"$work/broker.log" &
-  bpid=$!
-  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.025; done
-}
-stop_broker() { kill "$bpid"; wait "$bpid" 2>/dev/null || true; bpid=; }
-wait_lines() { # FILE N: wait until FILE has N lines (deadline 15 s)
-  for _ in $(seq 300); do [[ -f $1 && $(wc -l <"$1") -ge $2 ]] && return 0; sleep 0.05; done
-  return 1
-}
+kill_at_exit spid
+port=$(free_port)
+start_broker() { embedded_broker "$broker" "$port" "$work/broker.log" --data-dir "$work/broker"; bpid=$BROKER_PID; }
+stop_broker() { stop_pid "$bpid"; bpid=; }
 url="stomp://127.0.0.1:$port"
 export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1

@@ -8,25 +8,13 @@
 #   tests/integration/runtime.sh STOMP_BROKER STOMPCTL STOMP_JENKINS
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") sj=$(realpath "$3")
-PY=/usr/bin/python3
-work=$(mktemp -d /tmp/deploykit-runtime.XXXXXX)
+NAME=runtime
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 bpid= dpid= npid= spid=
-cleanup() {
-  { [[ -n $dpid ]] && kill "$dpid"; [[ -n $npid ]] && kill "$npid"; [[ -n $spid ]] && kill "$spid"
-    [[ -n $bpid ]] && kill "$bpid"
-    [[ -s $work/sj.pid ]] && kill "$(cat "$work/sj.pid")"; } 2>/dev/null || true
-  wait 2>/dev/null || true
-  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-until_true() { # SECONDS COMMAND...: poll a condition with a deadline
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.05; done
-}
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+on_exit '{ [[ -s $work/sj.pid ]] && kill "$(cat "$work/sj.pid")"; } 2>/dev/null; wait 2>/dev/null'
+kill_at_exit dpid npid spid bpid
 log_has() { grep -qF -- "$2" "$1"; }
 
 # ---- command line -------------------------------------------------------------------------------

@@ -9,8 +9,8 @@
 NAME=spool_window
 STOMPCTL=${1:?usage: $0 STOMPCTL STOMP_BROKER}
 STOMP_BROKER=${2:?usage: $0 STOMPCTL STOMP_BROKER}
-# shellcheck source=tests/integration/client_lib.sh
-. "$(dirname "$0")/client_lib.sh"
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
 COUNT=600 # each spooled file is fsynced: keep the spool small
 FIRST=20
 

@@ -8,33 +8,24 @@ set -euo pipefail
 broker=${1:?stomp-broker binary}
 stompctl=${2:?stompctl binary}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d /tmp/deploykit-sb.XXXXXX)
+NAME=stomp_broker
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 bpid=
-trap '{ [[ -n $bpid ]] && kill -9 "$bpid"; [[ -n ${hold_pid:-} ]] && kill "$hold_pid"; } 2>/dev/null || true; rm -rf "$work"' EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
+on_exit '{ [[ -n $bpid ]] && kill -9 "$bpid"; [[ -n ${hold_pid:-} ]] && kill "$hold_pid"; } 2>/dev/null'
 
-read -r port admin < <(/usr/bin/python3 -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
+read -r port admin < <(free_ports 2)
 
 start() { # extra args...
-  "$broker" --listen "127.0.0.1:$port" --admin "127.0.0.1:$admin" "$@" 2>>"$work/broker.log" &
-  bpid=$!
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    kill -0 "$bpid" 2>/dev/null || { echo "broker died:"; tail -20 "$work/broker.log"; return 1; }
-    sleep 0.025
-  done
-  return 1
+  embedded_broker "$broker" "$port" "$work/broker.log" --admin "127.0.0.1:$admin" "$@" || return 1
+  bpid=$BROKER_PID
 }
 stop() { # signal
   kill "-$1" "$bpid"
   timeout 10 tail --pid="$bpid" -f /dev/null || true
   wait "$bpid" 2>/dev/null || true
+  untrack "$bpid"
   bpid=
 }
 url="stomp://127.0.0.1:$port"

@@ -7,27 +7,22 @@
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") hookbin=$(realpath "$3") sgit=$(realpath "$4")
 [[ $(id -u) == 0 ]] || { echo "FAIL needs root (creates users, drops privileges)"; exit 1; }
-work=$(mktemp -d /tmp/deploykit-sgit.XXXXXX)
+NAME=stomp_git
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 chmod 755 "$work"
-bpid= gpid= spid=
-trap '{ [[ -n $spid ]] && kill "$spid"; [[ -n $gpid ]] && kill "$gpid"; [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true; rm -rf "$work"' EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-until_true() { # SECONDS COMMAND...: poll a condition with a deadline
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.1; done
-}
+bpid= gpid= spid= others=()
+kill_at_exit spid gpid others bpid
 for u in dkweb dkpuppet; do id "$u" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$u"; done
 export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
 export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1
 git config --global safe.directory '*'
 git config --global init.defaultBranch master
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 url="stomp://127.0.0.1:$port"
-"$broker" --listen "127.0.0.1:$port" 2>"$work/broker.log" &
-bpid=$!
-until_true 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null
+embedded_broker "$broker" "$port" "$work/broker.log"
+bpid=$BROKER_PID
 
 # The central repository, its hook, and a first commit.
 git init -q --bare "$work/origin/site.git"
@@ -72,7 +67,6 @@ for c in atomic puppet plain; do
   "$sgit" -c "$work/$c.yaml" 2>"$work/sgit-$c.log" &
   others+=($!)
 done
-trap '{ [[ -n $spid ]] && kill "$spid"; [[ -n $gpid ]] && kill "$gpid"; kill "${others[@]}"; [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true; [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"' EXIT
 until_true 20 test -f "$work/data/sites/www/index.html" && pass "start-up catch-up published the trusting target" || bad "no start-up fetch: $(tail -5 "$work/sgit.log")"
 [[ $(stat -c %U "$work/data/sites/www/index.html") == dkweb ]] && pass "files written as the repo's (nologin) user" || bad "owner $(stat -c %U "$work/data/sites/www/index.html")"
 

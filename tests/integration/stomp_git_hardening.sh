@@ -7,17 +7,13 @@
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") hookbin=$(realpath "$3") sgit=$(realpath "$4")
 [[ $(id -u) == 0 ]] || { echo "FAIL needs root (creates users, drops privileges)"; exit 1; }
-work=$(mktemp -d /tmp/deploykit-sgit-hard.XXXXXX)
+NAME=stomp_git_hardening
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 chmod 755 "$work"
 bpid= gpid= spid=
-trap '{ [[ -n $spid ]] && kill "$spid"; [[ -n $gpid ]] && kill "$gpid"; [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true; [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"' EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-until_true() { # SECONDS COMMAND...: poll a condition with a deadline
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.1; done
-}
+kill_at_exit spid gpid bpid
 id dkpuppet >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dkpuppet
 export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
 export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1

@@ -13,7 +13,10 @@ sgit=$(realpath "$1")
 for b in /usr/sbin/sshd /usr/sbin/lighttpd /usr/lib/git-core/git-http-backend; do
   [[ -x $b ]] || { echo "FAIL $b missing: run scripts/deps.sh"; exit 1; }
 done
-work=$(mktemp -d /tmp/deploykit-sgtr.XXXXXX)
+NAME=stomp_git_transport
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 chmod 755 "$work"
 srv=dkgitsrv fetcher=dkgitfetch  # the ssh login account / the clone's owner
 made_users=() made_run=
@@ -23,18 +26,8 @@ cleanup() {
   { [[ -n $sshd_pid ]] && wait "$sshd_pid"; [[ -n $httpd_pid ]] && wait "$httpd_pid"; } 2>/dev/null || true
   for u in "${made_users[@]}"; do userdel "$u" 2>/dev/null || true; done
   [[ -z $made_run ]] || rmdir /run/sshd 2>/dev/null || true
-  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
 }
-trap cleanup EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-until_true() { # SECONDS COMMAND...: poll a condition with a deadline
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.1; done
-}
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-listening() { bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+on_exit cleanup
 
 # Accounts: the server side logs in with a key (a shell is needed for git-upload-pack; '*' is "no
 # password", not "locked", so sshd without PAM accepts it); the fetching side is a nologin user.

@@ -14,24 +14,13 @@
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") sj=$(realpath "$3")
 standin=$(cd "$(dirname "$0")/../jenkins" && pwd)/jenkins_standin.py
-PY=/usr/bin/python3
-work=$(mktemp -d /tmp/deploykit-sj.XXXXXX)
+NAME=stomp_jenkins
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 bpid= jpid= dpid= spid= npid= j2pid=
-cleanup() {
-  { [[ -n $dpid ]] && kill "$dpid"; [[ -n $npid ]] && kill "$npid"; [[ -n $spid ]] && kill "$spid"; [[ -n $jpid ]] && kill "$jpid"
-    [[ -n $j2pid ]] && kill "$j2pid"; [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true
-  wait 2>/dev/null || true
-  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-until_true() { # SECONDS COMMAND...: poll a condition with a deadline
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.1; done
-}
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+on_exit 'wait 2>/dev/null'
+kill_at_exit dpid npid spid jpid j2pid bpid
 # Records of the stand-in's JSON log matching a Python expression over `r`.
 count() { "$PY" -c 'import json,sys
 n=0

@@ -6,8 +6,8 @@
 #   tests/integration/stompctl_signals.sh STOMPCTL
 NAME=stompctl_signals
 STOMPCTL=${1:?usage: $0 STOMPCTL}
-# shellcheck source=tests/integration/client_lib.sh
-. "$(dirname "$0")/client_lib.sh"
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # A broker that answers CONNECT and SUBSCRIBE-less silence: no RECEIPT, ever. It logs each
 # command it reads, so the test knows when a SEND arrived.

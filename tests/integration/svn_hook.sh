@@ -15,31 +15,18 @@ for t in svnadmin svn svnlook; do
   command -v "$t" >/dev/null || { echo "svn_hook.sh: $t missing (scripts/deps.sh installs subversion)" >&2; exit 2; }
 done
 brokers=$here/../brokers/broker.sh
-work=$(mktemp -d /tmp/deploykit-svnhook.XXXXXX)
+NAME=svn_hook
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 subs=()
-cleanup() {
-  { for p in "${subs[@]}"; do kill "$p"; done; bash "$brokers" stop "$work/broker"; } >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+stop_brokers_at_exit "$work"
+port=$(free_port)
 url="stomp://127.0.0.1:$port"
 start_broker() { bash "$brokers" start embedded "$work/broker" "$port" >/dev/null; }
 stop_broker() { bash "$brokers" stop "$work/broker" >/dev/null; }
-wait_lines() { # FILE N: until FILE has N lines (deadline 20 s)
-  for _ in $(seq 400); do [[ -f $1 && $(wc -l <"$1") -ge $2 ]] && return 0; sleep 0.05; done
-  return 1
-}
 subscribe() { # NAME TOPIC COUNT MODE: a subscriber writing $work/NAME.out, ready when this returns
-  "$stompctl" -u "$url" subscribe -t "/topic/$2" "$4" -n "$3" --wait 60 --ready-file "$work/$1.ready" \
-    >"$work/$1.out" 2>"$work/$1.err" &
-  subs+=($!)
-  for _ in $(seq 200); do [[ -f $work/$1.ready ]] && return 0; sleep 0.05; done
-  echo "subscriber $1 not ready: $(cat "$work/$1.err")" >&2
-  return 1
+  start_subscriber -a subs "$1" "$stompctl" -u "$url" subscribe -t "/topic/$2" "$4" -n "$3" --wait 60
 }
 export DEPLOYKIT_SVN_TEST=set-by-the-test  # svn must not pass it on to hooks
 svnc() { svn --config-dir "$work/svn-config" --non-interactive "$@"; }

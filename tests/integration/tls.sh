@@ -4,11 +4,12 @@
 # refused (exit 1, nothing published). Certificates are made here with the openssl CLI.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-repo=$(cd "$here/.." && pwd)
-stompctl=${STOMPCTL:-$repo/build/daemons/stompctl/stompctl}
-root=$(mktemp -d /tmp/deploykit-tls.XXXXXX)
-trap 'bash "$here/brokers/broker.sh" stop-all "$root" >/dev/null 2>&1 || true; rm -rf "$root"' EXIT
-fail=0
+NAME=tls
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+stompctl=${STOMPCTL:-$ROOT_DIR/build/daemons/stompctl/stompctl}
+root=$WORK
+stop_brokers_at_exit "$root"
 check() { # NAME EXPECTED_RC COMMAND...
   local name=$1 want=$2 rc=0
   shift 2
