@@ -18,6 +18,7 @@
 #include "bus/text.hpp"
 #include "bus/publisher.hpp"
 #include "bus/runtime/heartbeat.hpp"
+#include "bus/runtime/log.hpp"
 #include "bus/runtime/settings.hpp"
 #include "bus/runtime/ledger.hpp"
 #include "bus/runtime/service.hpp"
@@ -279,7 +280,8 @@ struct daemon_state {
             bad_request = e.what();  // deterministic: the same event fails the same way every time
         }
         if (!req) {
-            log.error("stomp-jenkins: {} for event {}: cannot build the request: {} (message acknowledged)", job,
+            bus::runtime::log_event(log, spdlog::level::err, b.data.event_id,
+                                    "stomp-jenkins: {} for event {}: cannot build the request: {} (message acknowledged)", job,
                       b.data.event_id, bad_request);
             resolve(sched.complete(b, scheduler::outcome::rejected));
             kick();
@@ -289,7 +291,8 @@ struct daemon_state {
             co_return;
         }
         if (b.attempts == 0)
-            log.info("stomp-jenkins: {} {} for {} {} {} (event {}{}): {}", to_string(b.job.mode), job, b.data.repo,
+            bus::runtime::log_event(log, spdlog::level::info, b.data.event_id,
+                                    "stomp-jenkins: {} {} for {} {} {} (event {}{}): {}", to_string(b.job.mode), job, b.data.repo,
                      b.data.ref.empty() ? b.data.project : b.data.ref, short_rev(b.data.commit), b.data.event_id,
                      b.requests > 1 ? ", " + std::to_string(b.requests) + " events coalesced" : "", req->describe());
         classification c;
@@ -334,7 +337,8 @@ struct daemon_state {
             co_return;
         }
         if (c.v == verdict::permanent) {
-            log.error("stomp-jenkins: Jenkins refused {} for event {}: {} (not retried; message acknowledged)", job,
+            bus::runtime::log_event(log, spdlog::level::err, b.data.event_id,
+                                    "stomp-jenkins: Jenkins refused {} for event {}: {} (not retried; message acknowledged)", job,
                       b.data.event_id, c.reason);
             ++refused;
             resolve(sched.complete(b, scheduler::outcome::rejected));
@@ -348,19 +352,23 @@ struct daemon_state {
                               : retry_delay(cfg.http, b.attempts, std::uniform_real_distribution<double>(0, 1)(rng), r.retry_after);
         bool notice = false;
         if (held) {
-            log.error("stomp-jenkins: Jenkins refused {} for event {}: {}; held: retried every {} ms until accepted or "
+            bus::runtime::log_event(log, spdlog::level::err, b.data.event_id,
+                                    "stomp-jenkins: Jenkins refused {} for event {}: {}; held: retried every {} ms until accepted or "
                       "the configuration is reloaded (SIGHUP); message not acknowledged",
                       job, b.data.event_id, c.reason, d.count());
             notice = !b.noticed;
         } else if (b.attempts <= cfg.http.retries) {
-            log.warn("stomp-jenkins: {}: {}; retry {} of {} in {} ms", job, c.reason, b.attempts, cfg.http.retries, d.count());
+            bus::runtime::log_event(log, spdlog::level::warn, b.data.event_id,
+                                    "stomp-jenkins: {}: {}; retry {} of {} in {} ms", job, c.reason, b.attempts, cfg.http.retries, d.count());
         } else {
             if (b.attempts == cfg.http.retries + 1)
-                log.error("stomp-jenkins: {} for event {}: {}; still failing after {} attempt(s), retrying every {} ms "
+                bus::runtime::log_event(log, spdlog::level::err, b.data.event_id,
+                                        "stomp-jenkins: {} for event {}: {}; still failing after {} attempt(s), retrying every {} ms "
                           "(message not acknowledged)",
                           job, b.data.event_id, c.reason, b.attempts, cfg.http.retry_max.count());
             else
-                log.warn("stomp-jenkins: {}: {}; attempt {} failed, next in {} ms", job, c.reason, b.attempts, d.count());
+                bus::runtime::log_event(log, spdlog::level::warn, b.data.event_id,
+                                        "stomp-jenkins: {}: {}; attempt {} failed, next in {} ms", job, c.reason, b.attempts, d.count());
             notice = !b.noticed;
         }
         if (notice) b.noticed = true;
@@ -470,7 +478,8 @@ struct daemon_state {
             // Another copy of an event being worked on: the other wire format, or the broker's
             // redelivery after a reconnect (the first copy's ack would go to a dead connection).
             // Answered together with the first copy, never before Jenkins accepted.
-            log.debug("stomp-jenkins: event {} is already in progress; this copy is answered with it", r.ev->id);
+            bus::runtime::log_event(log, spdlog::level::debug, r.ev->id,
+                                    "stomp-jenkins: event {} is already in progress; this copy is answered with it", r.ev->id);
             co_return bus::disposition::leave;
         }
         // Bounded: with this many messages in progress, wait (the broker holds the rest).
@@ -482,7 +491,8 @@ struct daemon_state {
             in.processed(r.ev->id, std::chrono::system_clock::now());
             co_return bus::disposition::ack;
         }
-        for (const auto& s : sel.skipped) log.info("stomp-jenkins: event {}: skipped {}", r.ev->id, s);
+        for (const auto& s : sel.skipped) bus::runtime::log_event(log, spdlog::level::info, r.ev->id,
+                                                                  "stomp-jenkins: event {}: skipped {}", r.ev->id, s);
         if (sel.jobs.empty()) {
             in.processed(r.ev->id, std::chrono::system_clock::now());
             co_return bus::disposition::ack;
@@ -492,7 +502,8 @@ struct daemon_state {
         for (const auto* j : sel.jobs) triggers.push_back(scheduler::trigger{*j, data});
         auto token = held.hold(m, r.ev->id);
         auto n = sched.submit(token, r.ev->id, std::move(triggers), std::chrono::steady_clock::now());
-        log.info("stomp-jenkins: event {}: {} {} {} -> {} job(s){}", r.ev->id, commit->repo,
+        bus::runtime::log_event(log, spdlog::level::info, r.ev->id,
+                                "stomp-jenkins: event {}: {} {} {} -> {} job(s){}", r.ev->id, commit->repo,
                  commit->ref.empty() ? commit->svn_project : commit->ref, short_rev(commit->new_rev), sel.jobs.size(),
                  n < sel.jobs.size() ? " (" + std::to_string(sel.jobs.size() - n) + " already triggered)" : "");
         if (n == 0) {

@@ -100,4 +100,15 @@ std::string git_date(std::int64_t unix_time, int offset_minutes)
     return buf;
 }
 
+std::string log_line(std::string_view repo, const std::vector<ref_update>& updates, std::string_view outcome)
+{
+    std::string s = "[" + std::string(repo) + "] " + std::string(outcome) + " " + std::to_string(updates.size()) +
+                    " ref update(s)";
+    constexpr std::size_t max_listed = 10;
+    for (std::size_t i = 0; i < updates.size() && i < max_listed; ++i)
+        s += (i == 0 ? ": " : ", ") + updates[i].ref + " " + updates[i].new_rev;
+    if (updates.size() > max_listed) s += ", +" + std::to_string(updates.size() - max_listed) + " more";
+    return s;
+}
+
 } // namespace hook

@@ -53,6 +53,11 @@ std::string utf8_prefix(std::string_view s, std::size_t max);
 /// The commit event for one ref update; a message over max_message is cut and marked.
 bus::commit_event make_commit(const std::string& repo, const ref_update& u, const commit_info& info);
 
+/// The one line a hook call logs (to syslog, as the original did): the repository, what
+/// happened (`outcome`: "published", "spooled in DIR", ...) and each ref with its new revision
+/// (at most 10 listed, then "+N more"). Never a secret: names and revisions only.
+std::string log_line(std::string_view repo, const std::vector<ref_update>& updates, std::string_view outcome);
+
 /// git's default date format for a time and a UTC offset in minutes.
 std::string git_date(std::int64_t unix_time, int offset_minutes);
 

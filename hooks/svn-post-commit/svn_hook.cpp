@@ -147,6 +147,12 @@ std::string report_line(const bus::commit_event& c)
     return "[" + c.repo + "] " + c.new_rev + " ";
 }
 
+std::string log_line(const bus::commit_event& c, std::string_view outcome)
+{
+    return "[" + c.repo + "] r" + c.new_rev + " " + std::string(outcome) + ": project '" + c.svn_project + "', " +
+           std::to_string(c.changed_dirs.size()) + " dir(s)";
+}
+
 std::string sh_quote(std::string_view s)
 {
     std::string out = "'";

@@ -71,6 +71,11 @@ bus::commit_event make_commit(const std::string& repo, const std::string& rev, c
 /// The one-liner for the report topic: the legacy subject, `[repo] REV ` (trailing space).
 std::string report_line(const bus::commit_event& c);
 
+/// The one line a hook call logs (to syslog, as the original did): the repository, the
+/// revision, what happened (`outcome`: "published", "spooled in DIR", ...), the Project and the
+/// number of changed directories. Never a secret, never the log message.
+std::string log_line(const bus::commit_event& c, std::string_view outcome);
+
 /// REPOS/hooks/post-commit as `svn-stomp --install` writes it: svn needs an executable file, so
 /// this is the exec line and nothing else. Paths are single-quoted for sh. svn passes
 /// `REPOS REV [TXN-NAME]`; all are handed on (the chained hook may want TXN-NAME).

@@ -201,3 +201,24 @@ TEST_CASE("git hook - a long commit message is cut at a character boundary and m
     // A short one is left as it is.
     CHECK(hook::make_commit("site", u, {"a", "b", "short\n"}).message == "short");
 }
+
+TEST_CASE("git hook - the syslog line names the repository the refs and the outcome")
+{
+    std::vector<hook::ref_update> u{{std::string(40, '0'), std::string(40, 'a'), "refs/heads/master"},
+                                    {std::string(40, 'b'), std::string(40, 'c'), "refs/tags/v1"}};
+    CHECK(hook::log_line("site", u, "published") == "[site] published 2 ref update(s): refs/heads/master " +
+                                                        std::string(40, 'a') + ", refs/tags/v1 " + std::string(40, 'c'));
+    std::vector<hook::ref_update> many(12, u[0]);
+    auto line = hook::log_line("site", many, "spooled in /x");
+    CHECK(line.starts_with("[site] spooled in /x 12 ref update(s): "));
+    CHECK(line.ends_with(", +2 more"));
+}
+
+TEST_CASE("svn-stomp - the syslog line names the revision the Project and the outcome but not the log")
+{
+    svn_hook::revision_info info{"alice", "2026-11-22 10:00:00 +0000 (Sun, 22 Nov 2026)", "secret-ish log text", false};
+    auto c = svn_hook::make_commit("webapp", "42", info, {"proj/trunk/src/", "proj/trunk/"});
+    auto line = svn_hook::log_line(c, "published");
+    CHECK(line == "[webapp] r42 published: project 'proj', 2 dir(s)");
+    CHECK(line.find("log text") == std::string::npos);
+}

@@ -1,4 +1,5 @@
 #include "bus/runtime/program.hpp"
+#include "bus/runtime/log.hpp"
 
 #include "bus/url.hpp"
 
@@ -74,7 +75,9 @@ std::string event_id_in(std::string_view s)
         auto end = from;
         while (end < s.size() && (std::isalnum(static_cast<unsigned char>(s[end])) || s[end] == '-' || s[end] == '_'))
             ++end;
-        if (end - from >= 8) return std::string(s.substr(from, end - from));
+        auto id = s.substr(from, end - from);
+        // Ids are hex, uuids or GitHub delivery ids: words like "event published" are not.
+        if (id.size() >= 8 && id.find_first_of("0123456789") != std::string_view::npos) return std::string(id);
     }
     return {};
 }
@@ -90,6 +93,19 @@ bool stderr_is_journal()
     return st.st_dev == dev && st.st_ino == ino;
 }
 
+// The id of the log call in progress on this thread (log_event sets it for one call; spdlog's
+// loggers here are synchronous, so the sinks run inside that call).
+thread_local std::string current_id;
+
+// An id from a message or a peer: bounded, no control characters (it must not forge lines).
+std::string clean_id(std::string_view id)
+{
+    std::string out(id.substr(0, 128));
+    for (auto& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return out;
+}
+
 class line_sink final : public spdlog::sinks::base_sink<std::mutex> {
 public:
     line_sink(std::string daemon, log_format f, bool journal) : daemon_(std::move(daemon)), format_(f), journal_(journal) {}
@@ -98,26 +114,8 @@ protected:
     void sink_it_(const spdlog::details::log_msg& m) override
     {
         std::string_view text(m.payload.data(), m.payload.size());
-        std::string line;
-        if (journal_) line = "<" + std::to_string(level_priority(m.level)) + ">";
-        if (format_ == log_format::json) {
-            nlohmann::ordered_json j;
-            if (!journal_) j["ts"] = utc_stamp(m.time);
-            j["level"] = std::string(spdlog::level::to_string_view(m.level).data(), spdlog::level::to_string_view(m.level).size());
-            j["daemon"] = daemon_;
-            j["msg"] = std::string(text);
-            if (auto id = event_id_in(text); !id.empty()) j["event_id"] = id;
-            line += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        } else {
-            if (!journal_) {
-                line += utc_stamp(m.time);
-                line += ' ';
-                auto lv = spdlog::level::to_string_view(m.level);
-                line.append(lv.data(), lv.size());
-                line += ' ';
-            }
-            line.append(text);
-        }
+        std::string line = format_log_line(daemon_, format_ == log_format::json, journal_, m.level, m.time, text,
+                                           detail::current_event_id());
         line += '\n';
         for (std::size_t off = 0; off < line.size();) {
             auto n = ::write(2, line.data() + off, line.size() - off);
@@ -158,6 +156,81 @@ void report(int status, const std::string& why)
 
 } // namespace
 
+namespace detail {
+
+std::string_view current_event_id() noexcept { return current_id; }
+
+void log_with_event(spdlog::logger& log, spdlog::level::level_enum level, std::string_view event_id, std::string msg)
+{
+    std::string id = clean_id(event_id);
+    if (!id.empty() && msg.find(id) == std::string::npos) msg += " (event " + id + ")";
+    std::swap(current_id, id);
+    try {
+        log.log(level, "{}", msg);
+    } catch (...) {
+        std::swap(current_id, id);
+        throw;
+    }
+    std::swap(current_id, id);
+}
+
+} // namespace detail
+
+std::string format_log_line(std::string_view daemon, bool json, bool journal, spdlog::level::level_enum level,
+                            spdlog::log_clock::time_point time, std::string_view msg, std::string_view event_id)
+{
+    std::string line;
+    if (journal) line = "<" + std::to_string(level_priority(level)) + ">";
+    auto lv = spdlog::level::to_string_view(level);
+    if (json) {
+        // Stable keys, in this order; `ts` only when journald does not stamp the line itself.
+        nlohmann::ordered_json j;
+        if (!journal) j["ts"] = utc_stamp(time);
+        j["level"] = std::string(lv.data(), lv.size());
+        j["daemon"] = std::string(daemon);
+        j["msg"] = std::string(msg);
+        std::string id = event_id.empty() ? event_id_in(msg) : clean_id(event_id);
+        if (!id.empty()) j["event_id"] = id;
+        line += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    } else {
+        if (!journal) {
+            line += utc_stamp(time);
+            line += ' ';
+            line.append(lv.data(), lv.size());
+            line += ' ';
+        }
+        line.append(msg);
+        if (!event_id.empty()) {
+            if (std::string id = clean_id(event_id); msg.find(id) == std::string_view::npos) line += " (event " + id + ")";
+        }
+    }
+    return line;
+}
+
+std::optional<int> parse_cli(CLI::App& app, int argc, char** argv)
+{
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    }
+    return std::nullopt;
+}
+
+int run_guarded(std::string_view name, const std::function<int()>& body)
+{
+    try {
+        return body();
+    } catch (const bus::config_error& e) {
+        std::cerr << name << ": " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << name << ": " << e.what() << "\n";
+        return 1;
+    }
+}
+
 std::optional<int> parse_command_line(int argc, char** argv, const program_info& info, common_options& opts,
                                       const std::function<void(CLI::App&)>& extra)
 {
@@ -179,12 +252,7 @@ std::optional<int> parse_command_line(int argc, char** argv, const program_info&
                      "detach once started (for init scripts using start-stop-daemon without -b); logs go to syslog");
     }
     if (extra) extra(app);
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        int rc = app.exit(e);
-        return rc == 0 ? 0 : 2;
-    }
+    if (auto rc = parse_cli(app, argc, argv)) return rc;
     opts.format = fmt == "json" ? log_format::json : log_format::text;
     if (opts.daemonize) opts.syslog = true;
     return std::nullopt;
@@ -193,11 +261,13 @@ std::optional<int> parse_command_line(int argc, char** argv, const program_info&
 std::shared_ptr<spdlog::logger> make_logger(const program_info& info, const common_options& opts, int level)
 {
     std::vector<spdlog::sink_ptr> sinks;
-    if (!opts.daemonize) sinks.push_back(std::make_shared<line_sink>(info.name, opts.format, stderr_is_journal()));
-    if (opts.syslog) sinks.push_back(std::make_shared<spdlog::sinks::syslog_sink_mt>(info.name, LOG_PID, LOG_DAEMON, true));
+    bool to_stderr = !opts.daemonize && (!info.hook || opts.debug || opts.check_config);
+    bool to_syslog = opts.syslog || info.hook;
+    if (to_stderr) sinks.push_back(std::make_shared<line_sink>(info.name, opts.format, stderr_is_journal()));
+    if (to_syslog) sinks.push_back(std::make_shared<spdlog::sinks::syslog_sink_mt>(info.name, LOG_PID, LOG_DAEMON, true));
     auto log = std::make_shared<spdlog::logger>(info.name, sinks.begin(), sinks.end());
     log->set_level(opts.debug ? spdlog::level::debug : static_cast<spdlog::level::level_enum>(level));
-    if (opts.syslog) log->set_pattern("%v");
+    if (to_syslog) log->set_pattern("%v");
     spdlog::set_default_logger(log);
     return log;
 }

@@ -35,6 +35,10 @@ struct program_info {
     bool daemon = true;          ///< long-running: adds --pidfile and --daemonize
     bool short_config = true;    ///< `-c` for --config (jenkins-helper's -c means "cake")
     std::string config_env;      ///< environment variable that may name the config ("" = none)
+    /// A commit hook: log lines go to syslog even without --syslog (one line per call, as the
+    /// original did) and reach stderr only with -d (a hook's stderr is the pusher's: it gets the
+    /// hook's own messages, not log lines).
+    bool hook = false;
 };
 
 /// The options every binary takes.
@@ -54,11 +58,20 @@ struct common_options {
 std::optional<int> parse_command_line(int argc, char** argv, const program_info& info, common_options& opts,
                                       const std::function<void(CLI::App&)>& extra = {});
 
+/// Parses `app`'s command line; returns the exit status when the program should exit now:
+/// 0 after --help/--version, 2 for a usage error (CLI11's own codes mapped, as the README says).
+std::optional<int> parse_cli(CLI::App& app, int argc, char** argv);
+
+/// Runs `body` and returns its status; a bus::config_error ends it with 2 and any other
+/// exception with 1, each said on stderr as `NAME: what` (for tools without run_main's logger).
+int run_guarded(std::string_view name, const std::function<int()>& body);
+
 /// The logger for this process: stderr in text (UTC timestamps) or JSON lines (keys ts, level,
-/// daemon, msg, and event_id when the line names `event <id>`); when stderr is the journal
+/// daemon, msg, and event_id: see bus/runtime/log.hpp's log_event); when stderr is the journal
 /// (JOURNAL_STREAM matches it), `<N>` priority prefixes and no timestamp; with --syslog (or
 /// --daemonize), syslog (LOG_DAEMON, ident = name). Level debug with -d, else `level`
 /// (spdlog::level::level_enum as int; default info). Registered as the default logger.
+/// program_info::hook: syslog always, stderr only with -d.
 std::shared_ptr<spdlog::logger> make_logger(const program_info& info, const common_options& opts, int level = 2);
 
 /// Detaches the classic way (fork, setsid, fork; cwd /, umask 022, stdio to /dev/null). The
