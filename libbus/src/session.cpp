@@ -91,25 +91,25 @@ void session::close(close_cause c, std::string why)
     out_.close_reason = std::move(why);
 }
 
-void session::emit(std::string bytes)
+bool session::emit(std::string bytes)
 {
-    if (closing_ || disconnecting_ || state_ == state::idle) return;  // nothing follows DISCONNECT
+    if (closing_ || disconnecting_ || state_ == state::idle) return false;  // nothing follows DISCONNECT
     if (queued_ + bytes.size() > opts_.max_queued_bytes) {
         close(close_cause::send_queue_full, "send queue over " + std::to_string(opts_.max_queued_bytes) + " bytes");
-        return;
+        return false;
     }
     queued_ += bytes.size();
     out_.writes.push_back(std::move(bytes));
+    return true;
 }
 
-bool session::emit_frame(const stomp::frame& f)
+session::emitted session::emit_frame(const stomp::frame& f)
 {
     std::string out;
     std::error_code ec;
     stomp::serialize(out, f, version_, ec);
-    if (ec) return false;
-    emit(std::move(out));
-    return true;
+    if (ec) return emitted::unencodable;
+    return emit(std::move(out)) ? emitted::yes : emitted::dropped;
 }
 
 // ---- connection lifecycle ---------------------------------------------------------------------
@@ -517,9 +517,10 @@ void session::send_pending(std::uint64_t seq, pending_publish& p)
 
 void session::write_pending(std::uint64_t seq, pending_publish& p)
 {
-    if (!emit_frame(p.frame)) {
-        settle(seq, errc::unencodable);
-        return;
+    switch (emit_frame(p.frame)) {
+    case emitted::unencodable: settle(seq, errc::unencodable); return;
+    case emitted::dropped: return;  // the connection is ending; sent again on the next one
+    case emitted::yes: break;
     }
     if (p.sent) ++stats_.resent;
     p.sent = true;

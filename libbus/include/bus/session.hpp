@@ -226,8 +226,9 @@ private:
 
     void note(session_notice::level l, std::string text);
     void close(close_cause c, std::string why);
-    void emit(std::string bytes);
-    bool emit_frame(const stomp::frame& f);
+    enum class emitted { yes, dropped, unencodable };
+    bool emit(std::string bytes);
+    emitted emit_frame(const stomp::frame& f);
     void on_connected(const stomp::frame& r, time_point now);
     void on_receipt(const stomp::frame& f);
     void on_message(stomp::frame f);
