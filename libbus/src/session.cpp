@@ -56,6 +56,34 @@ publish_result result_of(std::error_code ec, bool sent)
 
 } // namespace
 
+// ---- errors (one category for libbus: errc) ---------------------------------------------------
+
+namespace {
+class bus_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "bus"; }
+    std::string message(int ev) const override
+    {
+        switch (static_cast<errc>(ev)) {
+        case errc::receipt_timeout: return "no receipt before the deadline";
+        case errc::broker_error: return "broker answered with ERROR";
+        case errc::stopped: return "client stopped";
+        case errc::too_many_pending: return "too many publishes awaiting receipts";
+        case errc::unencodable: return "header cannot be encoded in this STOMP version";
+        case errc::attempts_exhausted: return "reconnect attempts exhausted";
+        case errc::not_connected: return "not connected";
+        }
+        return "unknown bus error";
+    }
+};
+} // namespace
+
+const std::error_category& bus_category() noexcept
+{
+    static const bus_category_impl cat;
+    return cat;
+}
+
 std::string_view to_string(publish_status s) noexcept
 {
     switch (s) {
