@@ -3,6 +3,7 @@
 #include "bus/client_options.hpp"
 #include "bus/errc.hpp"
 #include "bus/keepalive.hpp"
+#include "bus/session.hpp"
 #include "bus/stomp/frame.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -21,69 +22,7 @@ class logger;
 
 namespace bus {
 
-/// What became of one publish: callers branch on this, not on strings.
-enum class publish_status {
-    receipted,  ///< the broker's RECEIPT arrived: it has the message
-    not_sent,   ///< never written to a broker (not connected, stopped first, too many pending):
-                ///< certainly not delivered, safe to spool or send again
-    unknown,    ///< written but no RECEIPT before the deadline: the broker may have it, so a
-                ///< copy sent later must be marked possibly sent (consumers drop it by event id)
-    refused,    ///< the broker answered ERROR for it, or it cannot be encoded
-};
-std::string_view to_string(publish_status s) noexcept;
-
-struct publish_result {
-    publish_status status = publish_status::not_sent;
-    std::error_code error;  ///< empty when receipted; else why (errc)
-    explicit operator bool() const noexcept { return status == publish_status::receipted; }
-};
-
-/// A delivered MESSAGE.
-struct message {
-    stomp::frame frame;
-    std::string subscription;
-    bool redelivered = false;
-    bool keepalive = false;        ///< the original's "\n" keepalive (never shown to handlers)
-    std::uint64_t connection = 0;  ///< connection generation it arrived on
-
-    std::string_view destination() const noexcept { return frame.get("destination"); }
-    std::string_view id() const noexcept { return frame.get("message-id"); }
-    const std::string& body() const noexcept { return frame.body; }
-};
-
-/// What a handler decided; the client sends ACK/NACK accordingly (nothing in auto mode).
-enum class disposition {
-    ack,
-    nack,
-    leave,  ///< neither: the broker redelivers it once this connection ends (client-individual;
-            ///< in cumulative client mode a later ACK covers it)
-};
-
 using message_handler = std::function<boost::asio::awaitable<disposition>(const message&)>;
-
-/// Where a subscription stands (client::subscription).
-struct subscription_status {
-    bool confirmed = false;  ///< receipted on the current connection
-    int refusals = 0;        ///< SUBSCRIBEs refused by ERROR in a row (0 once one is confirmed)
-    std::string refused;     ///< the broker's last reason
-    bool permanent = false;  ///< the reason will not change by waiting (is_permanent_refusal)
-};
-
-struct client_stats {
-    std::uint64_t connects = 0;
-    std::uint64_t connect_failures = 0;
-    std::uint64_t published = 0;        ///< receipts received for publishes
-    std::uint64_t publish_timeouts = 0;
-    std::uint64_t resent = 0;           ///< publishes resent after a reconnect
-    std::uint64_t messages = 0;         ///< MESSAGE frames received
-    std::uint64_t keepalives_dropped = 0;
-    std::uint64_t heartbeats_in = 0;
-    std::uint64_t heartbeats_out = 0;
-    std::uint64_t probes = 0;
-    std::uint64_t dead_connections = 0;
-    std::uint64_t broker_errors = 0;
-    std::uint64_t protocol_errors = 0;
-};
 
 /// A STOMP client on Asio coroutines that keeps one connection to one of the configured
 /// brokers alive: failover with capped, jittered backoff; heart-beats on 1.1/1.2 and synthetic

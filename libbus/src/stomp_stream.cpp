@@ -1,0 +1,207 @@
+#include "bus/stomp_stream.hpp"
+
+#include "bus/detail/files.hpp"
+#include "bus/detail/race.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <vector>
+
+namespace bus {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+using detail::capture;
+
+namespace {
+
+constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
+
+template <class T>
+net::awaitable<T> timed(net::awaitable<T> op, stomp_stream::time_point deadline, const char* what)
+{
+    net::steady_timer t(co_await net::this_coro::executor);
+    t.expires_at(deadline);
+    auto r = co_await (capture(std::move(op)) || t.async_wait(net::use_awaitable));
+    if (r.index() == 1) throw std::runtime_error(std::string(what) + " timed out");
+    auto [value, error] = std::get<0>(std::move(r));
+    if (error) std::rethrow_exception(error);
+    co_return std::move(*value);
+}
+
+net::awaitable<void> timed(net::awaitable<void> op, stomp_stream::time_point deadline, const char* what)
+{
+    net::steady_timer t(co_await net::this_coro::executor);
+    t.expires_at(deadline);
+    auto r = co_await (capture(std::move(op)) || t.async_wait(net::use_awaitable));
+    if (r.index() == 1) throw std::runtime_error(std::string(what) + " timed out");
+    if (auto error = std::get<0>(r)) std::rethrow_exception(error);
+}
+
+} // namespace
+
+stomp_stream::stomp_stream(const net::any_io_executor& ex, stomp::limits lim, std::size_t max_queued_bytes)
+    : socket_(ex), signal_(ex), max_queued_(max_queued_bytes), parser_(lim)
+{
+}
+
+stomp_stream::stomp_stream(tcp::socket s, stomp::limits lim, std::size_t max_queued_bytes)
+    : socket_(std::move(s)), signal_(socket_.get_executor()), max_queued_(max_queued_bytes), parser_(lim)
+{
+}
+
+net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls, bool verify, time_point deadline)
+{
+    tcp::resolver resolver(socket_.get_executor());
+    auto results = co_await timed(resolver.async_resolve(ep.host, std::to_string(ep.port), net::use_awaitable),
+                                  deadline, "resolve");
+    // Each address in turn, on a socket made close-on-exec before it connects: Asio (1.81) opens
+    // sockets without SOCK_CLOEXEC, and a child a daemon spawns must never inherit the
+    // authenticated broker connection.
+    co_await timed(
+        [](tcp::socket& s, tcp::resolver::results_type r) -> net::awaitable<void> {
+            boost::system::error_code last = net::error::host_not_found;
+            for (const auto& e : r) {
+                boost::system::error_code ec;
+                if (s.is_open()) s.close(ec);
+                s.open(e.endpoint().protocol());
+                detail::set_cloexec(s.native_handle());
+                std::tie(ec) = co_await s.async_connect(e.endpoint(), tuple_awaitable);
+                if (!ec) co_return;
+                last = ec;
+            }
+            throw boost::system::system_error(last);
+        }(socket_, results),
+        deadline, "TCP connect");
+    socket_.set_option(tcp::no_delay(true));
+    socket_.set_option(net::socket_base::keep_alive(true));
+    if (ep.tls) {
+        if (!tls) throw std::runtime_error("TLS endpoint without a TLS context");
+        tls_.emplace(socket_, *tls);
+        if (!SSL_set_tlsext_host_name(tls_->native_handle(), ep.host.c_str()))
+            throw std::runtime_error("TLS: cannot set SNI host name");
+        if (verify) tls_->set_verify_callback(ssl::host_name_verification(ep.host));
+        co_await timed(tls_->async_handshake(ssl::stream_base::client, net::use_awaitable), deadline,
+                       "TLS handshake");
+    }
+}
+
+net::awaitable<void> stomp_stream::server_handshake(ssl::context& tls, time_point deadline)
+{
+    tls_.emplace(socket_, tls);
+    co_await timed(tls_->async_handshake(ssl::stream_base::server, net::use_awaitable), deadline, "TLS handshake");
+}
+
+net::awaitable<stomp_stream::item> stomp_stream::read(time_point deadline, const std::function<void()>& on_bytes)
+{
+    std::array<char, 16 * 1024> tmp;
+    for (;;) {
+        for (;;) {
+            std::error_code ec;
+            std::string_view view(rbuf_.data() + rstart_, rbuf_.size() - rstart_);
+            std::size_t used = parser_.put(view, ec);
+            if (ec == stomp::error::need_more) break;
+            if (ec) throw stream_protocol_error("bad frame from broker: " + ec.message());
+            rstart_ += used;
+            if (rstart_ == rbuf_.size()) {
+                rbuf_.clear();
+                rstart_ = 0;
+            }
+            if (parser_.got() == stomp::parser::item::heartbeat) co_return item{true, {}};
+            co_return item{false, parser_.release()};
+        }
+        if (rstart_ > 64 * 1024) {
+            rbuf_.erase(0, rstart_);
+            rstart_ = 0;
+        }
+        auto op = [&]() -> net::awaitable<std::tuple<boost::system::error_code, std::size_t>> {
+            if (tls_) co_return co_await tls_->async_read_some(net::buffer(tmp), tuple_awaitable);
+            co_return co_await socket_.async_read_some(net::buffer(tmp), tuple_awaitable);
+        };
+        auto [rec, n] = deadline == time_point::max() ? co_await op() : co_await timed(op(), deadline, "read");
+        if (rec) {
+            if (rec == net::error::eof || rec == ssl::error::stream_truncated)
+                throw std::runtime_error("broker closed the connection");
+            throw std::runtime_error("read: " + rec.message());
+        }
+        if (on_bytes) on_bytes();
+        rbuf_.append(tmp.data(), n);
+    }
+}
+
+template <class Buffers>
+net::awaitable<std::size_t> stomp_stream::write_some_all(const Buffers& b)
+{
+    if (tls_) co_return co_await net::async_write(*tls_, b, net::use_awaitable);
+    co_return co_await net::async_write(socket_, b, net::use_awaitable);
+}
+
+net::awaitable<void> stomp_stream::write(std::string_view bytes, time_point deadline)
+{
+    co_await timed(write_some_all(net::buffer(bytes)), deadline, "write");
+}
+
+bool stomp_stream::enqueue(std::string bytes)
+{
+    if (!broken_.empty()) return false;
+    if (queued_ + bytes.size() > max_queued_) return false;
+    queued_ += bytes.size();
+    queue_.push_back(std::move(bytes));
+    signal_.cancel();
+    return true;
+}
+
+void stomp_stream::fail(std::string why)
+{
+    if (broken_.empty()) broken_ = std::move(why);
+    signal_.cancel();
+}
+
+net::awaitable<void> stomp_stream::run_writer(std::chrono::milliseconds timeout,
+                                              const std::function<void(std::size_t)>& on_written)
+{
+    std::vector<std::string> batch;
+    std::vector<net::const_buffer> bufs;
+    for (;;) {
+        if (!broken_.empty()) throw std::runtime_error(broken_);
+        if (!socket_.is_open()) throw std::runtime_error("connection closed");
+        if (queue_.empty()) {
+            signal_.expires_at(time_point::max());
+            co_await signal_.async_wait(tuple_awaitable);
+            continue;
+        }
+        batch.clear();
+        bufs.clear();
+        std::size_t bytes = 0;
+        while (!queue_.empty() && batch.size() < 256 && bytes < 512 * 1024) {
+            bytes += queue_.front().size();
+            batch.push_back(std::move(queue_.front()));
+            queue_.pop_front();
+        }
+        for (auto& b : batch) bufs.push_back(net::buffer(b));
+        // The deadline allows a slow link ~64 KiB/s on top of the base timeout, so one large
+        // message is not cut off forever; a stalled peer still trips it.
+        auto allowance = std::chrono::milliseconds(static_cast<std::int64_t>(bytes / 64));
+        co_await timed(write_some_all(bufs), clock::now() + timeout + allowance, "write");
+        queued_ -= bytes;
+        if (on_written) on_written(bytes);
+    }
+}
+
+void stomp_stream::close()
+{
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    signal_.cancel();
+}
+
+} // namespace bus
