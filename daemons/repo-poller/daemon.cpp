@@ -46,6 +46,8 @@ struct target {
     std::string label;  ///< "URL (credentials removed) suite" for logs
     std::filesystem::path state_path;
     suite_state st;
+    suite_state pending;  ///< the next state, while it is being written
+    poll_context ctx;
     unsigned failures = 0;
 };
 
@@ -153,9 +155,8 @@ struct daemon_state {
             poll_outcome o;
             polls.inc();
             try {
-                poll_context ctx{&cfg, t->repo, t->suite, gnupg_home, &stop_flag};
-                const suite_state* prev = &t->st;
-                o = co_await svc.blocking([ctx, prev] { return poll_once(ctx, *prev); });
+                // Only a pointer captured: GCC 12 destroys a coroutine's lambda captures twice.
+                o = co_await svc.blocking([t] { return poll_once(t->ctx, t->st); });
             } catch (const std::exception& e) {
                 o = {};
                 o.what = poll_outcome::kind::failed;
@@ -200,13 +201,12 @@ struct daemon_state {
             invalid.inc(static_cast<double>(o.invalid_stanzas));
             if (ok && o.save) {
                 try {
-                    auto path = t->state_path;
-                    auto next = std::make_shared<suite_state>(o.next);
-                    co_await svc.blocking([path, next] {
-                        save_state(path, *next);
+                    t->pending = std::move(o.next);
+                    co_await svc.blocking([t] {
+                        save_state(t->state_path, t->pending);
                         return true;
                     });
-                    t->st = std::move(o.next);
+                    t->st = std::move(t->pending);
                 } catch (const std::exception& e) {
                     ok = false;
                     log.error("repo-poller: {}: cannot save the state: {}", t->label, e.what());
@@ -263,6 +263,7 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
             t->suite = suite;
             t->label = redact_url(repo.url) + " " + suite;
             t->state_path = d.cfg.state_dir / state_file_name(repo.url, suite);
+            t->ctx = poll_context{&d.cfg, &repo, suite, d.gnupg_home, &d.stop_flag};
             try {
                 t->st = load_state(t->state_path);
             } catch (const std::exception& e) {
