@@ -142,7 +142,7 @@ TEST_CASE("repo_poller: Packages stanzas are read and unusable names are skipped
     CHECK_THROWS_AS(parse_packages(idx, 1), parse_error);
 }
 
-TEST_CASE("repo_poller: SHA-256 and the index choice (xz, then gz, then plain)")
+TEST_CASE("repo_poller: SHA-256 and the index choice (xz then gz then plain)")
 {
     CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     auto r = parse_release(release_text);
