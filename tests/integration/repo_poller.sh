@@ -238,6 +238,24 @@ cp "$work/stage/dists/bookworm/InRelease" "$inrel.tmp" && mv "$inrel.tmp" "$inre
 until_true 20 has_event "d['name']=='foo' and d['new_version']=='1:1.2-1' and d['old_version']=='1:0.9-1'" && pass "correctly signed again -> the event for foo 1:1.2-1" \
   || bad "no event after re-signing: $(tail -3 "$work/poller.log")"
 
+# ---- an index that does not match the InRelease's SHA256 -> refused, nothing published -------------
+mkdeb foo 1:1.3-1
+reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.3-1_amd64.deb"
+fails=$(metric repo_poller_poll_failures_total)
+events_before=$(events True)
+next_second
+bin=$repo/dists/bookworm/main/binary-amd64
+cp -a "$work/stage/pool/." "$repo/pool/"
+# Indices of the previous publish (wrong hashes) under the new, correctly signed InRelease.
+cp "$work/stage/dists/bookworm/InRelease" "$inrel.tmp" && mv "$inrel.tmp" "$inrel"
+until_true 20 metric_above repo_poller_poll_failures_total "$fails" && pass "Packages index not matching the InRelease SHA256 -> poll failed (counted)" \
+  || bad "hash mismatch not detected: $(tail -3 "$work/poller.log")"
+log_has "$work/poller.log" "size or SHA256 differs from the InRelease" || bad "hash mismatch not logged"
+(($(events True) == events_before)) && pass "nothing published from an index that fails its hash" || bad "published from a bad index"
+for f in "$work"/stage/dists/bookworm/main/binary-amd64/*; do cp "$f" "$bin/.tmp"; mv "$bin/.tmp" "$bin/${f##*/}"; done
+until_true 20 has_event "d['name']=='foo' and d['new_version']=='1:1.3-1'" && pass "matching indices -> the event (retried with backoff)" \
+  || bad "no event after the indices were fixed: $(tail -3 "$work/poller.log")"
+
 # ---- aptly ----------------------------------------------------------------------------------------
 ap repo add site "$work/debs/foo_1.1-1_amd64.deb"
 ap publish update -batch -gpg-key="$keyid" aptdist
