@@ -171,6 +171,10 @@ struct daemon_state {
                 log.debug("repo-poller: {}: not modified", t->label);
                 break;
             case k::unchanged:
+                if (o.same_release) {
+                    log.debug("repo-poller: {}: the same InRelease as last time (not a 304)", t->label);
+                    break;
+                }
                 log.debug("repo-poller: {}: InRelease changed, no newer version of interest ({} index(es) read)", t->label,
                           o.indices_read);
                 break;

@@ -46,7 +46,9 @@ std::size_t on_header(char* p, std::size_t size, std::size_t n, void* ud)
     if (line.starts_with("HTTP/")) {  // a new response (after a redirect): forget the previous one's
         r->etag.clear();
         r->last_modified.clear();
+        r->date.clear();
     }
+    if (auto v = header_value(line, "date"); !v.empty()) r->date = v;
     if (auto v = header_value(line, "etag"); !v.empty()) r->etag = v;
     if (auto v = header_value(line, "last-modified"); !v.empty()) r->last_modified = v;
     return size * n;

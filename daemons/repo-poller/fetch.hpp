@@ -19,6 +19,7 @@ struct fetch_result {
     std::string body;
     std::string etag;           ///< response ETag, as sent
     std::string last_modified;  ///< response Last-Modified, as sent
+    std::string date;           ///< response Date, as sent
     std::string error;          ///< why the transfer failed (status 0), without credentials
 };
 

@@ -420,6 +420,12 @@ std::chrono::milliseconds next_delay(const schedule& s, unsigned failures, doubl
     return half + std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>((d - half).count()) * r));
 }
 
+std::string validator_to_keep(const std::string& etag, const std::string& last_modified, const std::string& date)
+{
+    if (etag.empty() && !last_modified.empty() && last_modified == date) return {};
+    return last_modified;
+}
+
 std::string redact_url(std::string_view url)
 {
     auto scheme = url.find("://");

@@ -149,6 +149,12 @@ struct schedule {
 };
 std::chrono::milliseconds next_delay(const schedule& s, unsigned failures, double r);
 
+/// The Last-Modified to send as If-Modified-Since next time: none when the server sent no ETag and
+/// the file was modified in the very second it was served (`last_modified` == `date`, both HTTP
+/// dates with one-second resolution) — a second change within that second would otherwise be
+/// answered 304 until the next one. The next poll then fetches it whole and compares its SHA-256.
+std::string validator_to_keep(const std::string& etag, const std::string& last_modified, const std::string& date);
+
 /// `url` without credentials (`https://user:pw@host/x` -> `https://host/x`): what logs show.
 std::string redact_url(std::string_view url);
 

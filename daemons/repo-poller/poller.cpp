@@ -117,9 +117,11 @@ poll_outcome poll_once(const poll_context& ctx, const suite_state& prev)
     if (prev.baseline && release_sha == prev.release_sha256) {
         // A server without validators (or a changed ETag for the same bytes): nothing to read.
         o.what = k::unchanged;
-        o.save = o.next.etag != rel.etag || o.next.last_modified != rel.last_modified;
+        o.same_release = true;
+        auto lm = validator_to_keep(rel.etag, rel.last_modified, rel.date);
+        o.save = o.next.etag != rel.etag || o.next.last_modified != lm;
         o.next.etag = rel.etag;
-        o.next.last_modified = rel.last_modified;
+        o.next.last_modified = lm;
         return o;
     }
     std::string text;
@@ -189,7 +191,7 @@ poll_outcome poll_once(const poll_context& ctx, const suite_state& prev)
         it = o.next.index_hashes.erase(it);
     }
     o.next.etag = rel.etag;
-    o.next.last_modified = rel.last_modified;
+    o.next.last_modified = validator_to_keep(rel.etag, rel.last_modified, rel.date);
     o.next.release_sha256 = release_sha;
     o.next.baseline = true;
     o.save = true;

@@ -30,6 +30,7 @@ struct poll_outcome {
     std::string codename;        ///< the InRelease's Codename (else the suite)
     suite_state next;            ///< to persist once the changes are kept (not for failures)
     bool save = false;           ///< `next` differs from the previous state
+    bool same_release = false;   ///< unchanged: a 200 with the very bytes acted on last time
     std::size_t indices_read = 0;
     std::size_t invalid_stanzas = 0;
 };

@@ -339,3 +339,12 @@ TEST_CASE("repo_poller: the config names file line and key and suggests the near
     CHECK(err(head).find("repositories") != std::string::npos);
     CHECK(err(head + "topic: /topic/x\nrepositories:\n  - url: http://r/\n    suites: [a]\n").find("topic") != std::string::npos);
 }
+
+TEST_CASE("repo_poller: a Last-Modified in the second it was served is not used for the next conditional GET")
+{
+    const std::string t1 = "Fri, 04 Dec 2026 13:00:00 GMT", t2 = "Fri, 04 Dec 2026 13:00:01 GMT";
+    CHECK(validator_to_keep("", t1, t1).empty());        // could change again within this second
+    CHECK(validator_to_keep("", t1, t2) == t1);          // older than the response: safe
+    CHECK(validator_to_keep("\"e1\"", t1, t1) == t1);    // an ETag decides anyway
+    CHECK(validator_to_keep("", "", t1).empty());
+}
