@@ -53,7 +53,7 @@ for l in open(sys.argv[1]):
     if e.get("type")!="package": continue
     d=e["data"]
     n+=bool(eval(sys.argv[2]))
-print(n)' "$work/events" "$1"; }
+print(n)' "${evfile:-$work/events}" "$1"; }
 has_event() { (($(events "$1") >= 1)); }
 now_ms() { date +%s%3N; }
 
@@ -283,5 +283,36 @@ pass "metrics: build_info, polls, not_modified, changes, signature_failures, las
 "$PY" -c 'import sys,urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/readyz" % sys.argv[1], timeout=5)' "$aport" \
   && pass "/readyz 200" || bad "/readyz"
 grep -qi "passw\|secret" "$work/poller.log" && bad "something secret-looking in the log" || true
+
+# ---- broker down: the event goes to the outbox (state-dir/outbox) and is delivered later ----------
+stop_poller
+kill "$spid" "$bpid" 2>/dev/null || true
+wait "$spid" "$bpid" 2>/dev/null || true
+spid= bpid=
+start_poller
+mkdeb foo 1:1.4-1
+reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.4-1_amd64.deb"
+next_second
+cp -a "$work/stage/pool/." "$repo/pool/"
+for f in "$work"/stage/dists/bookworm/main/binary-amd64/*; do cp "$f" "$bin/.tmp"; mv "$bin/.tmp" "$bin/${f##*/}"; done
+cp "$work/stage/dists/bookworm/InRelease" "$inrel.tmp" && mv "$inrel.tmp" "$inrel"
+until_true 30 metric_above repo_poller_spooled_total 0 && pass "broker down: the package event was spooled (not lost)" \
+  || bad "not spooled: $(tail -3 "$work/poller.log")"
+ls "$work/state/outbox" | grep -q . && pass "the outbox file is in state-dir/outbox" || bad "no outbox file"
+stop_poller
+"$broker" --listen "127.0.0.1:$bport" 2>>"$work/broker.log" &
+bpid=$!
+until_true 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$bport" 2>/dev/null || bad "broker did not restart"
+rm -f "$work/sub-ready"
+"$stompctl" -u "stomp://127.0.0.1:$bport" subscribe -t /topic/future.package.updates --json --wait 60 \
+  --ready-file "$work/sub-ready" >"$work/events2" 2>>"$work/sub.err" &
+spid=$!
+until_true 10 test -f "$work/sub-ready" || bad "second subscriber not ready"
+start_poller
+evfile=$work/events2 until_true 30 has_event "d['name']=='foo' and d['new_version']=='1:1.4-1'" \
+  && pass "broker back (and the poller restarted): the spooled event delivered from the outbox" \
+  || bad "spooled event not delivered: $(tail -3 "$work/poller.log")"
+(($(evfile=$work/events2 events True) == 1)) && pass "delivered once, not announced again by the poll" \
+  || bad "events after the outbox delivery: $(cat "$work/events2")"
 stop_poller
 exit $fail
