@@ -7,7 +7,7 @@ build_pkgs=(
   cmake g++ ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libcurl4-openssl-dev libgit2-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev libyaml-cpp-dev libcli11-dev
-  libapt-pkg-dev
+  libapt-pkg-dev liblzma-dev zlib1g-dev  # repo-poller: apt version order, .xz and .gz indices
 )
 test_pkgs=(
   git python3 python3-stomp ruby ruby-stomp
@@ -16,6 +16,7 @@ test_pkgs=(
   procps iproute2 netcat-openbsd openssl passwd
   subversion  # svn-stomp hook test (svnadmin, svn, svnlook)
   openssh-server lighttpd lighttpd-mod-openssl  # stomp-git ssh/https transport test
+  reprepro aptly gnupg gpgv  # repo-poller test: real repositories, a throwaway signing key
 )
 
 missing=()
