@@ -110,11 +110,9 @@ broker_config load_config(const std::filesystem::path& path, bus::runtime::notic
 
 std::vector<std::string> needs_restart(const broker_config& running, const broker_config& fresh)
 {
-    std::vector<std::string> out;
-    if (!running.file || !fresh.file) return out;
-    for (auto& k : running.file->changed_keys(*fresh.file))
-        if (k != "users-file" && k != "heartbeat-topic" && k != "heartbeat-interval") out.push_back(k);
-    return out;
+    return bus::runtime::restart_needed(running.file, fresh.file, [](const std::string& k) {
+        return k == "users-file" || k == "heartbeat-topic" || k == "heartbeat-interval";
+    });
 }
 
 } // namespace broker

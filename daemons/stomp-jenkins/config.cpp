@@ -449,11 +449,9 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
 
 std::vector<std::string> needs_restart(const config& running, const config& fresh)
 {
-    std::vector<std::string> out;
-    if (!running.file || !fresh.file) return out;
-    for (auto& k : running.file->changed_keys(*fresh.file))
-        if (k != "jenkins-projects" && k != "credentials-file" && k != "quiet-seconds") out.push_back(k);
-    return out;
+    return bus::runtime::restart_needed(running.file, fresh.file, [](const std::string& k) {
+        return k == "jenkins-projects" || k == "credentials-file" || k == "quiet-seconds";
+    });
 }
 
 } // namespace stomp_jenkins

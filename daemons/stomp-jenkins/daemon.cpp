@@ -21,6 +21,7 @@
 #include "bus/runtime/log.hpp"
 #include "bus/runtime/settings.hpp"
 #include "bus/runtime/ledger.hpp"
+#include "bus/runtime/consumer.hpp"
 #include "bus/runtime/service.hpp"
 #include "bus/wire.hpp"
 
@@ -80,29 +81,24 @@ struct daemon_state {
     std::uint64_t triggered = 0, refused = 0, events = 0;  // heartbeat counters
     bus::http::registry metrics{"stomp_jenkins"};
     bus::http::daemon_metrics common{metrics, bus::runtime::version()};
-    bool subscribed = false;
+    std::string subscription_id;
 
     // /readyz: nullopt when it can do its job.
     std::optional<std::string> not_ready() const
     {
-        if (!client.connected()) return std::string("broker unreachable");
-        if (!subscribed) return std::string("not subscribed to /topic/" + cfg.listen_topic + " yet");
-        return std::nullopt;
+        return bus::runtime::consumer_not_ready(client, subscription_id, cfg.listen_topic);
     }
 
     void register_metrics()
     {
-        metrics.add_collector([this] { common.broker_connected.set(client.connected() ? 1 : 0); });
-        metrics.add_callback("pending_messages", "messages held until Jenkins takes their requests", "gauge",
-                             [this] { return static_cast<double>(held.size()); });
+        bus::runtime::register_consumer_metrics(metrics, common, client, out,
+                                                [this] { return static_cast<double>(held.size()); });
         metrics.add_callback("requests_in_flight", "Jenkins requests in progress", "gauge",
                              [this] { return static_cast<double>(running); });
         metrics.add_callback("triggered_total", "requests Jenkins accepted", "counter",
                              [this] { return static_cast<double>(triggered); });
         metrics.add_callback("refused_total", "requests Jenkins refused for good", "counter",
                              [this] { return static_cast<double>(refused); });
-        metrics.add_callback("spooled_total", "reports written to the outbox", "counter",
-                             [this] { return static_cast<double>(out.stats().spooled); });
     }
     std::size_t polling = 0;   // queue GETs on the pool right now (at most workers/2)
     std::size_t running = 0;   // run_batch coroutines in progress (drained on stop)
@@ -537,39 +533,9 @@ void reload(daemon_state& d)
 
 bus::subscription_options subscription(const config& cfg, spdlog::logger& log)
 {
-    bus::subscription_options so;
-    so.destination = "/topic/" + cfg.listen_topic;
-    so.ack = bus::ack_mode::client_individual;
-    so.prefetch = static_cast<unsigned>(std::min<std::size_t>(cfg.max_pending, 65535));
-    if (!cfg.durable_name.empty()) {
-        // Both header sets (RabbitMQ's durable queue, ActiveMQ's subscriptionName with the
-        // client-id, which load_config defaults to the same name); stomp-broker takes either.
-        so.durable_name = cfg.durable_name;
-        so.durable = bus::durable_style::both;
-        log.info("stomp-jenkins: durable subscription '{}' (client-id '{}'): messages are kept while stopped and "
-                 "redelivered after a reconnect",
-                 cfg.durable_name, cfg.bus.client.client_id);
-    } else {
-        log.warn("stomp-jenkins: durable-name is empty: a plain subscription; messages published while stopped or "
-                 "unacknowledged at a reconnect may be lost");
-    }
-    return so;
-}
-
-// Ready (systemd READY=1) once the broker confirmed the subscription.
-net::awaitable<void> announce_ready(daemon_state* d, std::string id)
-{
-    bool subscribed = false;
-    while (!subscribed && !d->svc.stopping()) {
-        // Named first: GCC 12 miscompiles a co_await inside an if condition here (SIGILL).
-        bool ok = co_await d->client.wait_subscribed(id, std::chrono::seconds(1));
-        subscribed = ok;
-    }
-    if (subscribed) {
-        d->subscribed = true;
-        std::string status = "connected and subscribed to /topic/" + d->cfg.listen_topic;
-        d->svc.ready(status);
-    }
+    return bus::runtime::consumer_subscription(cfg.listen_topic, cfg.durable_name, cfg.bus.client.client_id,
+                                               static_cast<unsigned>(std::min<std::size_t>(cfg.max_pending, 65535)),
+                                               log, "stomp-jenkins");
 }
 
 } // namespace
@@ -589,7 +555,8 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
     if (!d.cfg.creds.empty() && d.cfg.jenkins_url.starts_with("http://"))
         log.warn("stomp-jenkins: credentials-file is set and jenkins-url is http://: the API token travels in clear "
                  "(Basic auth); use https://");
-    auto id = d.client.subscribe(subscription(d.cfg, log), [&](const bus::message& m) { return d.on_message(m); });
+    d.subscription_id =
+        d.client.subscribe(subscription(d.cfg, log), [&](const bus::message& m) { return d.on_message(m); });
     d.register_metrics();
     if (d.cfg.admin_listen) svc.serve_admin(*d.cfg.admin_listen, d.metrics, [&d] { return d.not_ready(); });
     svc.on_reload([&] { reload(d); });
@@ -606,7 +573,10 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
                                       },
                                       d.cfg.bus.signing),
               "stomp-jenkins: heartbeat");
-    net::co_spawn(svc.io(), announce_ready(&d, id), net::detached);  // not tracked: ends with io
+    net::co_spawn(svc.io(),
+                  bus::runtime::ready_when_subscribed(&svc, &d.client, d.subscription_id,
+                                                      "connected and subscribed to /topic/" + d.cfg.listen_topic),
+                  net::detached);  // not tracked: ends with io
     return svc.run();
 }
 

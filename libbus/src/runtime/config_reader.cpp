@@ -529,4 +529,15 @@ std::string read_secret_file(const std::string& path, std::string_view what)
     return s;
 }
 
+std::vector<std::string> restart_needed(const std::optional<config_file>& running,
+                                        const std::optional<config_file>& fresh,
+                                        const std::function<bool(const std::string&)>& applied)
+{
+    std::vector<std::string> out;
+    if (!running || !fresh) return out;
+    for (auto& k : running->changed_keys(*fresh))
+        if (!applied(k)) out.push_back(k);
+    return out;
+}
+
 } // namespace bus::runtime

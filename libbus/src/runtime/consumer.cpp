@@ -61,17 +61,6 @@ void register_consumer_metrics(http::registry& r, http::daemon_metrics& common, 
                    [&out] { return static_cast<double>(out.stats().spooled); });
 }
 
-std::vector<std::string> restart_needed(const std::optional<config_file>& running,
-                                        const std::optional<config_file>& fresh,
-                                        const std::function<bool(const std::string&)>& applied)
-{
-    std::vector<std::string> out;
-    if (!running || !fresh) return out;
-    for (auto& k : running->changed_keys(*fresh))
-        if (!applied(k)) out.push_back(k);
-    return out;
-}
-
 std::optional<std::string> consumer_not_ready(const client& c, const std::string& id, const std::string& topic)
 {
     if (!c.connected()) return std::string("broker unreachable");

@@ -160,4 +160,10 @@ const std::vector<std::string>& bus_config_keys();
 /// key's where()) and the path, and carry the errno text ("cannot read /x: Permission denied").
 std::string read_secret_file(const std::string& path, std::string_view what = {});
 
+/// For SIGHUP: the top-level keys that changed between the running file and the fresh one and
+/// that a reload does not apply (`applied(key)` false), to be logged as needing a restart.
+std::vector<std::string> restart_needed(const std::optional<config_file>& running,
+                                        const std::optional<config_file>& fresh,
+                                        const std::function<bool(const std::string&)>& applied);
+
 } // namespace bus::runtime

@@ -48,12 +48,6 @@ boost::asio::awaitable<void> ready_when_subscribed(service* svc, client* c, std:
 void register_consumer_metrics(http::registry& r, http::daemon_metrics& common, const client& c,
                                const spooling_publisher& out, std::function<double()> pending);
 
-/// For SIGHUP: the top-level keys that changed between the running file and the fresh one and
-/// that a reload does not apply (`applied(key)` false), to be logged as needing a restart.
-std::vector<std::string> restart_needed(const std::optional<config_file>& running,
-                                        const std::optional<config_file>& fresh,
-                                        const std::function<bool(const std::string&)>& applied);
-
 /// For /readyz: why a consumer cannot do its job (nullopt: it can).
 std::optional<std::string> consumer_not_ready(const client& c, const std::string& id, const std::string& topic);
 
