@@ -598,4 +598,20 @@ decision handle(const hook_config& h, const request& req)
     return d;
 }
 
+std::string status_body(std::string_view status, std::string_view detail) { return answer(status, detail); }
+
+std::string access_line(const access_entry& e, std::string_view time)
+{
+    json j{{"time", time}, {"remote", e.remote}, {"method", e.method}, {"path", e.path},
+           {"status", e.status}, {"bytes", e.bytes}, {"ms", e.ms}};
+    if (const auto* d = e.d) {
+        if (!d->delivery.empty()) j["delivery"] = d->delivery;
+        if (!d->event.empty()) j["event"] = d->event;
+        if (!d->repo.empty()) j["repo"] = d->repo;
+        if (!d->reason.empty()) j["reason"] = d->reason;
+        if (!d->commits.empty()) j["events"] = d->commits.size();
+    }
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 } // namespace webhook
