@@ -117,6 +117,10 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     config c;
     hyphens_only(r, top_keys, hook_keys, bus::runtime::bus_config_keys());
     r.known(bus::runtime::bus_config_keys());
+    // The broker's passcode and the signing keys under the same policy as the hook secrets:
+    // checked here first, so a refusal names the reason as the runtime words it.
+    for (const char* key : {"passcode-file", "signing-key-file", "verify-key-file"})
+        if (auto p = r.str(key, ""); !p.empty()) bus::runtime::read_secret_file(p, r.where(key));
     c.bus = bus::read_bus_config(r.node(), file);
     std::string trigger = r.str("trigger-topic", "future.git.commits");
     std::string report = r.str("report-topic", "future.events.stomp-git");

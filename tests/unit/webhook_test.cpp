@@ -561,6 +561,15 @@ TEST_CASE("webhook: secrets and the TLS key follow the one secret-file policy")
     e = d.error(top + "tls-cert-file: /dev/null\ntls-key-file: " + key.string() + "\n" + d.hook());
     CHECK(has(e, "c.yaml:3: tls-key-file: "));
     CHECK(has(e, "has mode 0644"));
+    // The broker's passcode too (the reader's own check had no owner test and no errno).
+    auto pass = d.dir / "bus.passcode";
+    std::ofstream(pass) << "pw\n";
+    ::chmod(pass.c_str(), 0644);
+    e = d.error(top + "passcode-file: " + pass.string() + "\n" + d.hook());
+    CHECK(has(e, "c.yaml:2: passcode-file: "));
+    CHECK(has(e, "has mode 0644"));
+    e = d.error(top + "passcode-file: " + d.dir.string() + "\n" + d.hook());
+    CHECK(has(e, "is not a regular file"));
 }
 
 TEST_CASE("webhook: a reload names the settings that need a restart")
