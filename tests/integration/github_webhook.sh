@@ -111,14 +111,7 @@ rc=0; "$webhook" -c "$work/typo.yaml" >/dev/null 2>"$work/typo.err" || rc=$?
 
 start_broker
 # systemd's notify socket, bound by this test.
-/usr/bin/python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        out.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-' "$work/notify.sock" "$work/notify.log" &
+/usr/bin/python3 "$(dirname "$0")/../support/notify_socket.py" "$work/notify.sock" "$work/notify.log" &
 npid=$!
 for _ in $(seq 200); do [[ -S $work/notify.sock ]] && break; sleep 0.025; done
 "$stompctl" -u "$url" subscribe -t /topic/deploykit.heartbeats --events -n 1 --wait 30 --ready-file "$work/hb.ready" \
