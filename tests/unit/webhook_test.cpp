@@ -584,7 +584,7 @@ TEST_CASE("webhook: a reload names the settings that need a restart")
     CHECK(needs_restart(a, a).empty());
 }
 
-TEST_CASE("webhook: the access log line names the delivery and no secret")
+TEST_CASE("webhook: the access log line names the delivery and its outcome")
 {
     decision d;
     d.delivery = "11111111-aaaa";
