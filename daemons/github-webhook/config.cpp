@@ -1,204 +1,201 @@
 #include "config.hpp"
 
-#include <yaml-cpp/yaml.h>
+#include "bus/runtime/config_yaml.hpp"
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 
 namespace webhook {
 
 namespace {
 
-struct reader {
-    const std::string& file;
+using bus::runtime::section;
 
-    std::string where(const YAML::Node& n, std::string_view key) const { return bus::config_where(file, n, key); }
+// The settings of one hook: in a `hooks:` entry, or at the top level for the original's POST /.
+const std::vector<std::string> hook_keys{"provider", "secret-file", "secret-env", "allow-unsigned", "allow-sha1",
+                                         "repos",    "refs",        "topic",      "report-topic",   "repo-name",
+                                         "other-events"};
+const std::vector<std::string> top_keys{
+    "trigger-topic", "report-topic", "listen", "admin-listen", "heartbeat-topic", "heartbeat-interval",
+    "tls-cert-file", "tls-key-file", "max-body-bytes", "max-header-bytes", "read-timeout-seconds",
+    "first-byte-timeout-seconds", "idle-timeout-seconds", "max-connections", "max-connections-per-source",
+    "max-inflight-body-bytes", "accept-timeout-ms", "trusted-proxies", "allow-from", "health-allow-from",
+    "dedupe-entries", "dedupe-ttl-seconds", "access-log", "hooks"};
 
-    std::string str(const YAML::Node& m, std::string_view key, std::string dflt = {}) const
-    {
-        auto v = m[std::string(key)];
-        if (!v || v.IsNull()) return dflt;
-        if (!v.IsScalar()) throw bus::config_error(where(v, key) + ": must be a single value");
-        return v.Scalar();
+// github-webhook's keys have one spelling, with hyphens (the original github-stomp's). The
+// runtime's reader takes `allow_from` as an alias of `allow-from`; here it is a typo, refused
+// with the spelling meant, so no allow-list or limit is ever half-applied from a misspelt file.
+void hyphens_only(const section& s, const std::vector<std::string>& a, const std::vector<std::string>& b = {},
+                  const std::vector<std::string>& c = {})
+{
+    for (const auto& k : s.keys()) {
+        if (k.find('_') == std::string::npos) continue;
+        std::string h = k;
+        std::replace(h.begin(), h.end(), '_', '-');
+        for (const auto* keys : {&a, &b, &c})
+            if (std::find(keys->begin(), keys->end(), h) != keys->end())
+                s.fail(k, "unknown setting; did you mean `" + h + "`? (keys are spelled with hyphens)");
     }
+}
 
-    long num(const YAML::Node& m, std::string_view key, long dflt, long min, long max) const
-    {
-        auto v = m[std::string(key)];
-        if (!v || v.IsNull()) return dflt;
-        long n = 0;
+std::vector<cidr> nets(const section& s, std::string_view key)
+{
+    std::vector<cidr> out;
+    for (const auto& v : s.list(key)) {
+        auto c = parse_cidr(v);
+        if (!c) s.fail(key, "expected an address or CIDR (10.0.0.0/8), not '" + v + "'");
+        out.push_back(*c);
+    }
+    return out;
+}
+
+template <class T>
+T count(const section& s, std::string_view key, std::int64_t dflt, std::int64_t min, std::int64_t max)
+{
+    return static_cast<T>(s.integer(key, dflt, min, max));
+}
+
+// One hook, from its map (or the top level, for the original's single `POST /` hook).
+hook_config read_hook(const section& m, const std::string& path, const std::string& default_topic,
+                      const std::string& default_report, bool legacy)
+{
+    hook_config h;
+    h.path = path;
+    auto prov = m.str("provider", "github");
+    auto p = parse_provider(prov);
+    if (!p) m.fail("provider", "expected github, gitlab, gitea, bitbucket-cloud or bitbucket-server, not '" + prov + "'");
+    h.kind = *p;
+    if (m.has("secret"))
+        m.fail("secret", "secrets do not go into the config file; use secret-file (mode 0600) or secret-env");
+    auto sf = m.str("secret-file", "");
+    auto se = m.str("secret-env", "");
+    if (!sf.empty()) {
+        h.secret = bus::runtime::read_secret_file(sf, m.where("secret-file"));  // the one policy
+    } else if (!se.empty()) {
+        const char* v = std::getenv(se.c_str());
+        if (!v || !*v) m.fail("secret-env", "$" + se + " is not set");
+        h.secret = v;
+    }
+    // The original github-stomp checked nothing, and its config has no secret: that file loads
+    // (the daemon warns at every start); a `hooks:` entry must say allow-unsigned.
+    h.allow_unsigned = m.flag("allow-unsigned", legacy && h.secret.empty());
+    if (h.secret.empty() && !h.allow_unsigned)
+        m.fail(legacy ? "secret-file" : "provider",
+               "hook " + path + " has no secret-file or secret-env (set allow-unsigned: true to accept unsigned "
+               "deliveries, as the original github-stomp did)");
+    h.allow_sha1 = m.flag("allow-sha1", false);
+    h.repos = m.list("repos");
+    h.refs_text = m.list("refs");
+    for (const auto& r : h.refs_text) {
         try {
-            n = v.as<long>();
-        } catch (const YAML::Exception&) {
-            throw bus::config_error(where(v, key) + ": '" + v.Scalar() + "' is not a number");
-        }
-        if (n < min || n > max)
-            throw bus::config_error(where(v, key) + ": " + std::to_string(n) + " is outside " + std::to_string(min) +
-                                    ".." + std::to_string(max));
-        return n;
-    }
-
-    bool flag(const YAML::Node& m, std::string_view key, bool dflt) const
-    {
-        auto v = m[std::string(key)];
-        if (!v || v.IsNull()) return dflt;
-        try {
-            return v.as<bool>();
-        } catch (const YAML::Exception&) {
-            throw bus::config_error(where(v, key) + ": '" + v.Scalar() + "' is not true or false");
+            h.refs.emplace_back(r, std::regex::ECMAScript);
+        } catch (const std::regex_error& e) {
+            m.fail("refs", "'" + r + "' is not a regex: " + e.what());
         }
     }
-
-    std::vector<std::string> list(const YAML::Node& m, std::string_view key) const
-    {
-        std::vector<std::string> out;
-        auto v = m[std::string(key)];
-        if (!v || v.IsNull()) return out;
-        if (v.IsScalar()) return {v.Scalar()};
-        if (!v.IsSequence()) throw bus::config_error(where(v, key) + ": must be a list");
-        for (const auto& e : v) {
-            if (!e.IsScalar()) throw bus::config_error(where(e, key) + ": list entries must be single values");
-            out.push_back(e.Scalar());
-        }
-        return out;
-    }
-
-    std::vector<cidr> nets(const YAML::Node& m, std::string_view key) const
-    {
-        std::vector<cidr> out;
-        for (const auto& s : list(m, key)) {
-            auto c = parse_cidr(s);
-            if (!c) throw bus::config_error(where(m[std::string(key)], key) + ": '" + s + "' is not an address or CIDR");
-            out.push_back(*c);
-        }
-        return out;
-    }
-
-    // One hook, from its map (or the top level, for the original's single `POST /` hook).
-    hook_config hook(const YAML::Node& m, const std::string& path, const std::string& key,
-                     const std::string& default_topic, const std::string& default_report,
-                     bool legacy = false) const
-    {
-        hook_config h;
-        h.path = path;
-        if (path.empty() || path.front() != '/' || path.find_first_of("?# ") != std::string::npos)
-            throw bus::config_error(where(m, key) + ": a hook path starts with / and has no query");
-        if (path == "/livez" || path == "/readyz" || path == "/metrics")
-            throw bus::config_error(where(m, key) + ": " + path + " is reserved for health and metrics");
-        auto prov = str(m, "provider", "github");
-        auto p = parse_provider(prov);
-        if (!p)
-            throw bus::config_error(where(m["provider"], key + ".provider") + ": '" + prov +
-                                    "' is not one of github, gitlab, gitea, bitbucket-cloud, bitbucket-server");
-        h.kind = *p;
-        if (m["secret"])
-            throw bus::config_error(where(m["secret"], key + ".secret") +
-                                    ": secrets do not go into the config file; use secret-file (mode 0600) or secret-env");
-        auto sf = str(m, "secret-file");
-        auto se = str(m, "secret-env");
-        if (!sf.empty()) {
-            h.secret = bus::read_secret_file(sf, where(m["secret-file"], key + ".secret-file"));
-        } else if (!se.empty()) {
-            const char* v = std::getenv(se.c_str());
-            if (!v || !*v) throw bus::config_error(where(m["secret-env"], key + ".secret-env") + ": $" + se + " is not set");
-            h.secret = v;
-        }
-        // The original github-stomp checked nothing, and its config has no secret: that file
-        // loads (the caller warns at every start); a `hooks:` entry must say allow-unsigned.
-        h.allow_unsigned = flag(m, "allow-unsigned", legacy && h.secret.empty());
-        if (h.secret.empty() && !h.allow_unsigned)
-            throw bus::config_error(where(m, key) + ": hook " + path +
-                                    " has no secret-file or secret-env (set allow-unsigned: true to accept unsigned "
-                                    "deliveries, as the original github-stomp did)");
-        h.allow_sha1 = flag(m, "allow-sha1", false);
-        h.repos = list(m, "repos");
-        h.refs_text = list(m, "refs");
-        for (const auto& r : h.refs_text) {
-            try {
-                h.refs.emplace_back(r, std::regex::ECMAScript);
-            } catch (const std::regex_error& e) {
-                throw bus::config_error(where(m["refs"], key + ".refs") + ": '" + r + "' is not a regex: " + e.what());
-            }
-        }
-        h.topic = str(m, "topic", default_topic);
-        h.report_topic = str(m, "report-topic", default_report);
-        auto naming = str(m, "repo-name", "name");
-        if (naming == "name") h.naming = repo_naming::name;
-        else if (naming == "full_name" || naming == "full-name") h.naming = repo_naming::full_name;
-        else throw bus::config_error(where(m["repo-name"], key + ".repo-name") + ": '" + naming + "' is not name or full_name");
-        auto others = str(m, "other-events", "ignore");
-        if (others == "ignore") h.others = other_events::ignore;
-        else if (others == "reject") h.others = other_events::reject;
-        else throw bus::config_error(where(m["other-events"], key + ".other-events") + ": '" + others + "' is not ignore or reject");
-        return h;
-    }
-};
+    h.topic = m.str("topic", default_topic);
+    h.report_topic = m.str("report-topic", default_report);
+    auto naming = m.str("repo-name", "name");
+    if (naming == "name") h.naming = repo_naming::name;
+    else if (naming == "full_name" || naming == "full-name") h.naming = repo_naming::full_name;
+    else m.fail("repo-name", "expected name or full_name, not '" + naming + "'");
+    auto others = m.str("other-events", "ignore");
+    if (others == "ignore") h.others = other_events::ignore;
+    else if (others == "reject") h.others = other_events::reject;
+    else m.fail("other-events", "expected ignore or reject, not '" + others + "'");
+    return h;
+}
 
 } // namespace
 
-config load_config(const std::filesystem::path& path)
+config load_config(const std::filesystem::path& path, bus::runtime::notice_fn notice)
 {
-    const std::string file = path.string();
-    auto root = bus::load_yaml(path);
+    auto f = bus::runtime::config_file::load(path, std::move(notice));
+    const std::string& file = f.file();
+    auto r = f.root();
     config c;
-    c.bus = bus::read_bus_config(root, file);
-    reader r{file};
-    std::string trigger = r.str(root, "trigger-topic", "future.git.commits");
-    std::string report = r.str(root, "report-topic", "future.events.stomp-git");
+    hyphens_only(r, top_keys, hook_keys, bus::runtime::bus_config_keys());
+    r.known(bus::runtime::bus_config_keys());
+    // The broker's passcode and the signing keys under the same policy as the hook secrets:
+    // checked here first, so a refusal names the reason as the runtime words it.
+    for (const char* key : {"passcode-file", "signing-key-file", "verify-key-file"})
+        if (auto p = r.str(key, ""); !p.empty()) bus::runtime::read_secret_file(p, r.where(key));
+    c.bus = bus::read_bus_config(r.node(), file);
+    std::string trigger = r.str("trigger-topic", "future.git.commits");
+    std::string report = r.str("report-topic", "future.events.stomp-git");
 
-    auto listen = r.str(root, "listen", "127.0.0.1:4567");
+    auto listen = r.str("listen", "127.0.0.1:4567");
     auto where = bus::http::parse_listen(listen);
-    if (!where)
-        throw bus::config_error(r.where(root["listen"], "listen") + ": '" + listen +
-                                "' is not ADDRESS:PORT, e.g. 0.0.0.0:4567");
+    if (!where) r.fail("listen", "expected ADDRESS:PORT (0.0.0.0:4567), not '" + listen + "'");
     c.listen_address = where->address;
     c.listen_port = where->port;
-    if (auto admin = r.str(root, "admin-listen"); !admin.empty()) {
-        c.admin_listen = bus::http::parse_listen(admin);
-        if (!c.admin_listen)
-            throw bus::config_error(r.where(root["admin-listen"], "admin-listen") + ": '" + admin +
-                                    "' is not ADDRESS:PORT, e.g. 127.0.0.1:9101");
-    }
-    c.tls_cert_file = r.str(root, "tls-cert-file");
-    c.tls_key_file = r.str(root, "tls-key-file");
+    c.admin_listen = bus::runtime::read_admin_listen(r);
+    c.heartbeat = bus::runtime::read_heartbeat_options(r);
+    c.tls_cert_file = r.str("tls-cert-file", "");
+    c.tls_key_file = r.str("tls-key-file", "");
     if (c.tls_cert_file.empty() != c.tls_key_file.empty())
-        throw bus::config_error(file + ": tls-cert-file and tls-key-file go together");
-    c.max_body_bytes = static_cast<std::size_t>(r.num(root, "max-body-bytes", 25L * 1024 * 1024, 1024, 1L << 30));
-    c.max_header_bytes = static_cast<std::size_t>(r.num(root, "max-header-bytes", 16 * 1024, 1024, 1 << 20));
-    c.read_timeout = std::chrono::seconds(r.num(root, "read-timeout-seconds", 10, 1, 3600));
-    c.first_byte_timeout = std::min(c.read_timeout, std::chrono::seconds(r.num(root, "first-byte-timeout-seconds", 5, 1, 3600)));
-    c.idle_timeout = std::chrono::seconds(r.num(root, "idle-timeout-seconds", 30, 1, 3600));
-    c.max_connections = static_cast<std::size_t>(r.num(root, "max-connections", 512, 1, 100000));
-    c.max_connections_per_source =
-        static_cast<std::size_t>(r.num(root, "max-connections-per-source", 64, 0, 100000));
-    c.max_inflight_body_bytes =
-        static_cast<std::size_t>(r.num(root, "max-inflight-body-bytes", 256L * 1024 * 1024, 1024, 1L << 40));
-    c.accept_timeout = std::chrono::milliseconds(r.num(root, "accept-timeout-ms", 2000, 0, 9000));
-    c.trusted_proxies = r.nets(root, "trusted-proxies");
-    c.allow_from = r.nets(root, "allow-from");
-    c.health_allow_from = r.nets(root, "health-allow-from");
-    c.dedupe_entries = static_cast<std::size_t>(r.num(root, "dedupe-entries", 100000, 1, 10000000));
-    c.dedupe_ttl = std::chrono::seconds(r.num(root, "dedupe-ttl-seconds", 7 * 24 * 3600, 1, 365L * 24 * 3600));
-    c.access_log = r.flag(root, "access-log", true);
-    if (!c.bus.spool)
-        c.bus.spool = bus::outbox_options{.dir = "/var/spool/deploykit/github-webhook"};
+        r.fail(c.tls_cert_file.empty() ? "tls-key-file" : "tls-cert-file", "tls-cert-file and tls-key-file go together");
+    // The private key under the one secret-file policy (the server loads it itself).
+    if (!c.tls_key_file.empty()) bus::runtime::read_secret_file(c.tls_key_file, r.where("tls-key-file"));
+    c.max_body_bytes = count<std::size_t>(r, "max-body-bytes", 25L * 1024 * 1024, 1024, 1L << 30);
+    c.max_header_bytes = count<std::size_t>(r, "max-header-bytes", 16 * 1024, 1024, 1 << 20);
+    c.read_timeout = std::chrono::seconds(r.integer("read-timeout-seconds", 10, 1, 3600));
+    c.first_byte_timeout = std::min(c.read_timeout, std::chrono::seconds(r.integer("first-byte-timeout-seconds", 5, 1, 3600)));
+    c.idle_timeout = std::chrono::seconds(r.integer("idle-timeout-seconds", 30, 1, 3600));
+    c.max_connections = count<std::size_t>(r, "max-connections", 512, 1, 100000);
+    c.max_connections_per_source = count<std::size_t>(r, "max-connections-per-source", 64, 0, 100000);
+    c.max_inflight_body_bytes = count<std::size_t>(r, "max-inflight-body-bytes", 256L * 1024 * 1024, 1024, 1L << 40);
+    c.accept_timeout = std::chrono::milliseconds(r.integer("accept-timeout-ms", 2000, 0, 9000));
+    c.trusted_proxies = nets(r, "trusted-proxies");
+    c.allow_from = nets(r, "allow-from");
+    c.health_allow_from = nets(r, "health-allow-from");
+    c.dedupe_entries = count<std::size_t>(r, "dedupe-entries", 100000, 1, 10000000);
+    c.dedupe_ttl = std::chrono::seconds(r.integer("dedupe-ttl-seconds", 7 * 24 * 3600, 1, 365L * 24 * 3600));
+    c.access_log = r.flag("access-log", true);
+    if (!c.bus.spool) c.bus.spool = bus::outbox_options{.dir = "/var/spool/deploykit/github-webhook"};
 
-    auto hooks = root["hooks"];
-    if (!hooks || hooks.IsNull()) {
+    if (r.kind_of("hooks") == section::kind::absent || r.kind_of("hooks") == section::kind::null) {
         // The original github-stomp: one hook, POST /, keys at the top level.
-        c.hooks.push_back(r.hook(root, "/", "(top level)", trigger, report, true));
-        c.legacy_unsigned = c.hooks.back().secret.empty() && !root["allow-unsigned"];
+        c.hooks.push_back(read_hook(r, "/", trigger, report, true));
+        c.legacy_unsigned = c.hooks.back().secret.empty() && !r.has("allow-unsigned");
     } else {
-        if (!hooks.IsMap()) throw bus::config_error(r.where(hooks, "hooks") + ": must be a map of path: settings");
-        for (const auto& kv : hooks) {
-            std::string p = kv.first.as<std::string>();
-            if (!kv.second.IsMap()) throw bus::config_error(r.where(kv.second, "hooks." + p) + ": must be a map");
-            for (const auto& h : c.hooks)
-                if (h.path == p) throw bus::config_error(r.where(kv.first, "hooks." + p) + ": duplicate hook path");
-            c.hooks.push_back(r.hook(kv.second, p, "hooks." + p, trigger, report));
+        auto hs = r.sub("hooks");
+        if (!hs) r.fail("hooks", "expected a map of path: settings");
+        std::set<std::string, std::less<>> paths;
+        for (const auto& name : hs->keys()) {
+            if (hs->kind_of(name) != section::kind::map)
+                hs->fail(name, "expected a map of settings (provider, secret-file, ...)");
+            if (name.empty() || name.front() != '/' || name.find_first_of("?# ") != std::string::npos)
+                hs->fail(name, "a hook path starts with / and has no query");
+            if (name == "/livez" || name == "/readyz" || name == "/metrics")
+                hs->fail(name, "reserved for health and metrics");
+            if (!paths.insert(name).second) hs->fail(name, "duplicate hook path");
+        }
+        for (const auto& [p, s] : r.named("hooks")) {
+            hyphens_only(s, hook_keys);
+            c.hooks.push_back(read_hook(s, p, trigger, report, false));
         }
     }
+    f.finish();
+    c.file = std::move(f);
     return c;
+}
+
+std::vector<std::string> needs_restart(const config& running, const config& fresh)
+{
+    // What reload() applies; every other changed key is named as needing a restart.
+    static const std::vector<std::string> applied{
+        "hooks", "trusted-proxies", "allow-from", "health-allow-from", "access-log", "max-inflight-body-bytes",
+        "max-connections-per-source", "allow-unsigned",
+        // the legacy top-level hook's settings (its secret is re-read)
+        "provider", "secret-file", "secret-env", "allow-sha1", "repos", "refs", "topic", "repo-name", "other-events",
+        "trigger-topic", "report-topic"};
+    std::vector<std::string> out;
+    if (!running.file || !fresh.file) return out;
+    for (auto& k : running.file->changed_keys(*fresh.file))
+        if (std::find(applied.begin(), applied.end(), k) == applied.end()) out.push_back(k);
+    return out;
 }
 
 const hook_config* find_hook(const config& c, std::string_view path)

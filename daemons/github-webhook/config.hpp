@@ -6,6 +6,8 @@
 #include "webhook.hpp"
 
 #include "bus/config.hpp"
+#include "bus/runtime/config_reader.hpp"
+#include "bus/runtime/settings.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -34,7 +36,8 @@ struct config {
     std::vector<cidr> trusted_proxies;
     std::vector<cidr> allow_from;         ///< hook paths; empty = anyone
     std::vector<cidr> health_allow_from;  ///< /livez /readyz /metrics; empty = anyone
-    std::optional<bus::http::listen_address> admin_listen;  ///< a separate /metrics /livez /readyz listener
+    std::optional<bus::http::listen_address> admin_listen;  ///< `admin-listen`: the runtime's /metrics /livez /readyz listener
+    bus::runtime::heartbeat_options heartbeat;               ///< `heartbeat-topic`, `heartbeat-interval`
     std::size_t dedupe_entries = 100000;
     std::chrono::seconds dedupe_ttl{7 * 24 * 3600};  ///< GitHub lets you redeliver for days
     bool access_log = true;
@@ -42,11 +45,18 @@ struct config {
     /// The original github-stomp.yaml (no `hooks:`, no secret): loaded with an unsigned hook at
     /// POST /, which is logged loudly at every start and reload.
     bool legacy_unsigned = false;
+    std::optional<bus::runtime::config_file> file;  ///< what it was read from (reload diffs)
 };
 
-/// Loads and validates a config file. Secrets come from `secret-file` (mode 0600 or stricter)
-/// or `secret-env`, never from the YAML itself. Throws bus::config_error with file:line: key.
-config load_config(const std::filesystem::path& path);
+/// Loads and validates a config file (bus/runtime/config_reader.hpp): errors name the file, line
+/// and key; unknown keys, and underscore spellings of ours, are errors naming the key meant.
+/// Secrets come from `secret-file` (bus::runtime::read_secret_file's policy) or `secret-env`,
+/// never from the YAML itself. `notice` receives notices.
+config load_config(const std::filesystem::path& path, bus::runtime::notice_fn notice = {});
+
+/// Settings changed between `running` and `fresh` that a reload cannot apply (the listener, its
+/// limits, TLS, the broker connection, the admin endpoint...): logged on SIGHUP.
+std::vector<std::string> needs_restart(const config& running, const config& fresh);
 
 /// The hook for a request path, or nullptr.
 const hook_config* find_hook(const config& c, std::string_view path);

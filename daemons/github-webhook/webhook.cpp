@@ -10,30 +10,35 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 namespace webhook {
 
 using json = nlohmann::json;
 
+namespace {
+// Each provider's config names: the first is its own (to_string), the others are accepted.
+constexpr std::pair<std::string_view, provider> provider_names[] = {
+    {"github", provider::github},           {"github-enterprise", provider::github},
+    {"ghe", provider::github},              {"gitlab", provider::gitlab},
+    {"gitea", provider::gitea},             {"gogs", provider::gitea},
+    {"forgejo", provider::gitea},           {"bitbucket-cloud", provider::bitbucket_cloud},
+    {"bitbucket", provider::bitbucket_cloud}, {"bitbucket-server", provider::bitbucket_server},
+    {"bitbucket-datacenter", provider::bitbucket_server},
+};
+} // namespace
+
 std::string_view to_string(provider p) noexcept
 {
-    switch (p) {
-    case provider::github: return "github";
-    case provider::gitlab: return "gitlab";
-    case provider::gitea: return "gitea";
-    case provider::bitbucket_cloud: return "bitbucket-cloud";
-    case provider::bitbucket_server: return "bitbucket-server";
-    }
+    for (const auto& [name, q] : provider_names)
+        if (q == p) return name;
     return "github";
 }
 
 std::optional<provider> parse_provider(std::string_view s) noexcept
 {
-    if (s == "github" || s == "github-enterprise" || s == "ghe") return provider::github;
-    if (s == "gitlab") return provider::gitlab;
-    if (s == "gitea" || s == "gogs" || s == "forgejo") return provider::gitea;
-    if (s == "bitbucket" || s == "bitbucket-cloud") return provider::bitbucket_cloud;
-    if (s == "bitbucket-server" || s == "bitbucket-datacenter") return provider::bitbucket_server;
+    for (const auto& [name, q] : provider_names)
+        if (name == s) return q;
     return std::nullopt;
 }
 
@@ -596,6 +601,22 @@ decision handle(const hook_config& h, const request& req)
     d.commits = std::move(commits);
     d.body = answer("accepted", {}, d.delivery, d.commits.size());
     return d;
+}
+
+std::string status_body(std::string_view status, std::string_view detail) { return answer(status, detail); }
+
+std::string access_line(const access_entry& e, std::string_view time)
+{
+    json j{{"time", time}, {"remote", e.remote}, {"method", e.method}, {"path", e.path},
+           {"status", e.status}, {"bytes", e.bytes}, {"ms", e.ms}};
+    if (const auto* d = e.d) {
+        if (!d->delivery.empty()) j["delivery"] = d->delivery;
+        if (!d->event.empty()) j["event"] = d->event;
+        if (!d->repo.empty()) j["repo"] = d->repo;
+        if (!d->reason.empty()) j["reason"] = d->reason;
+        if (!d->commits.empty()) j["events"] = d->commits.size();
+    }
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 } // namespace webhook

@@ -99,6 +99,21 @@ std::string delivery_id(provider p, const request& req);
 /// the same ids, so every consumer's own dedupe also recognises them.
 std::string event_id_for(provider p, std::string_view delivery, std::size_t n);
 
+/// An answer's JSON body: {"status": status, "detail": detail} (detail left out when empty).
+std::string status_body(std::string_view status, std::string_view detail = {});
+
+/// One request, for the access log.
+struct access_entry {
+    std::string_view remote, method, path;
+    int status = 0;
+    std::size_t bytes = 0;  ///< request body bytes
+    double ms = 0;          ///< time to the answer
+    const decision* d = nullptr;  ///< the delivery's fields (id, event, repo, reason, events), when one was read
+};
+/// The access-log line: one JSON object (time, remote, method, path, status, bytes, ms, and the
+/// delivery's fields). Names no secret: a decision carries none.
+std::string access_line(const access_entry& e, std::string_view time);
+
 // ---- building blocks, exposed for tests ----
 
 /// Lower-case hex HMAC-SHA256 / HMAC-SHA1 of `body` under `secret`.

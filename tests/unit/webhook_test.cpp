@@ -466,6 +466,140 @@ TEST_CASE("webhook: config loads the original github-stomp keys and refuses inli
     fs::remove_all(dir);
 }
 
+namespace {
+
+// Writes `text` as a config in a fresh directory (with a 0600 secret beside it) and loads it;
+// returns the config_error's message, or "" when it loaded.
+struct config_dir {
+    fs::path dir = fs::temp_directory_path() / ("webhook-rt-" + std::to_string(::getpid()));
+    fs::path secret = dir / "secret";
+    config_dir()
+    {
+        fs::create_directories(dir);
+        std::ofstream(secret) << "s3cret\n";
+        ::chmod(secret.c_str(), 0600);
+    }
+    ~config_dir() { fs::remove_all(dir); }
+    fs::path write(const std::string& text, const std::string& name = "c.yaml") const
+    {
+        std::ofstream(dir / name) << text;
+        return dir / name;
+    }
+    std::string error(const std::string& text) const
+    {
+        try {
+            load_config(write(text));
+        } catch (const bus::runtime::config_error& e) {
+            return e.what();
+        }
+        return "";
+    }
+    std::string hook(const std::string& extra = {}) const
+    {
+        return "hooks:\n  /github:\n    provider: github\n    secret-file: " + secret.string() + "\n" + extra;
+    }
+};
+
+bool has(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
+
+} // namespace
+
+// issue 12: `allow_from:` was ignored, which turned the allow-list off without a word.
+TEST_CASE("webhook: a misspelt or underscore key is an error naming the key meant")
+{
+    config_dir d;
+    const std::string top = "rserver: stomp://localhost:61613\n";
+    auto e = d.error(top + "allow_from: [10.0.0.0/8]\n" + d.hook());
+    CHECK(has(e, "c.yaml:2: allow_from: unknown setting; did you mean `allow-from`?"));
+    e = d.error(top + "allow-frm: [10.0.0.0/8]\n" + d.hook());
+    CHECK(has(e, "c.yaml:2: allow-frm: unknown setting; did you mean `allow-from`?"));
+    e = d.error(top + "max_connections: 10\n" + d.hook());
+    CHECK(has(e, "c.yaml:2: max_connections:"));
+    CHECK(has(e, "`max-connections`"));
+    // Nested keys: the hook's path in the key.
+    e = d.error(top + d.hook("    allow_sha1: true\n"));
+    CHECK(has(e, "c.yaml:6: hooks./github.allow_sha1: unknown setting; did you mean `allow-sha1`?"));
+    e = d.error(top + d.hook("    refz: ['^refs/heads/main$']\n"));
+    CHECK(has(e, "c.yaml:6: hooks./github.refz: unknown setting; did you mean `refs`?"));
+    // The legacy form takes the hook's keys at the top level; a typo there is caught too.
+    e = d.error(top + "secret_file: " + d.secret.string() + "\n");
+    CHECK(has(e, "c.yaml:2: secret_file: unknown setting; did you mean `secret-file`?"));
+    // Types: file, line, key and what was expected.
+    e = d.error(top + "max-connections: lots\n" + d.hook());
+    CHECK(has(e, "c.yaml:2: max-connections: expected a whole number"));
+    e = d.error(top + "allow-from: [10.0.0.0/40]\n" + d.hook());
+    CHECK(has(e, "c.yaml:2: allow-from: expected an address or CIDR"));
+    e = d.error(top + "hooks:\n  /x: github\n");
+    CHECK(has(e, "c.yaml:3: hooks./x: expected a map of settings"));
+    e = d.error(top + "hooks:\n  x:\n    provider: github\n    allow-unsigned: true\n");
+    CHECK(has(e, "hooks.x: a hook path starts with /"));
+    e = d.error(top + "admin-listen: nowhere\n" + d.hook());
+    CHECK(has(e, "c.yaml:2: admin-listen: expected ADDRESS:PORT"));
+    // The runtime's keys are read: admin endpoint and heartbeats.
+    auto c = load_config(d.write(top + "admin-listen: 127.0.0.1:9101\nheartbeat-interval: 30s\n" + d.hook()));
+    REQUIRE(c.admin_listen);
+    CHECK(c.admin_listen->port == 9101);
+    CHECK(c.heartbeat.interval == std::chrono::seconds(30));
+    CHECK(c.heartbeat.topic == "deploykit.heartbeats");
+}
+
+TEST_CASE("webhook: secrets and the TLS key follow the one secret-file policy")
+{
+    config_dir d;
+    const std::string top = "rserver: stomp://localhost:61613\n";
+    ::chmod(d.secret.c_str(), 0640);
+    auto e = d.error(top + d.hook());
+    CHECK(has(e, "c.yaml:5: hooks./github.secret-file: "));
+    CHECK(has(e, "has mode 0640"));
+    CHECK(has(e, "chmod 600"));
+    e = d.error(top + "hooks:\n  /github:\n    secret-file: " + (d.dir / "missing").string() + "\n");
+    CHECK(has(e, "No such file or directory"));
+    ::chmod(d.secret.c_str(), 0600);
+    auto key = d.dir / "key.pem";
+    std::ofstream(key) << "not really a key\n";
+    ::chmod(key.c_str(), 0644);
+    e = d.error(top + "tls-cert-file: /dev/null\ntls-key-file: " + key.string() + "\n" + d.hook());
+    CHECK(has(e, "c.yaml:3: tls-key-file: "));
+    CHECK(has(e, "has mode 0644"));
+    // The broker's passcode too (the reader's own check had no owner test and no errno).
+    auto pass = d.dir / "bus.passcode";
+    std::ofstream(pass) << "pw\n";
+    ::chmod(pass.c_str(), 0644);
+    e = d.error(top + "passcode-file: " + pass.string() + "\n" + d.hook());
+    CHECK(has(e, "c.yaml:2: passcode-file: "));
+    CHECK(has(e, "has mode 0644"));
+    e = d.error(top + "passcode-file: " + d.dir.string() + "\n" + d.hook());
+    CHECK(has(e, "is not a regular file"));
+}
+
+TEST_CASE("webhook: a reload names the settings that need a restart")
+{
+    config_dir d;
+    auto a = load_config(d.write("rserver: stomp://localhost:61613\nlisten: 127.0.0.1:4567\nmax-connections: 10\n"
+                                 "allow-from: [10.0.0.0/8]\n" + d.hook()));
+    auto b = load_config(d.write("rserver: stomp://localhost:61613\nlisten: 127.0.0.1:4568\nmax-connections: 20\n"
+                                 "allow-from: [10.0.0.0/16]\n" + d.hook("    repos: [blog]\n")));
+    auto n = needs_restart(a, b);
+    CHECK(n == std::vector<std::string>{"listen", "max-connections"});
+    CHECK(needs_restart(a, a).empty());
+}
+
+TEST_CASE("webhook: the access log line names the delivery and its outcome")
+{
+    decision d;
+    d.delivery = "11111111-aaaa";
+    d.event = "push";
+    d.repo = "blog";
+    d.commits.resize(2);
+    auto line = access_line({.remote = "192.0.2.1", .method = "POST", .path = "/github", .status = 202, .bytes = 7,
+                             .ms = 1.5, .d = &d},
+                            "2026-12-04T10:00:00Z");
+    CHECK(has(line, R"("delivery":"11111111-aaaa")"));
+    CHECK(has(line, R"("events":2)"));
+    CHECK(has(line, R"("status":202)"));
+    CHECK(status_body("duplicate", "x") == R"({"detail":"x","status":"duplicate"})");
+}
+
 TEST_CASE("webhook: JSON nesting is bounded before parsing on an unsigned hook")
 {
     // Issue 11 item 15: an allow-unsigned hook parsed a 16 MB body nested 8 million deep (613 MB
