@@ -1,10 +1,12 @@
 #include "bus/config.hpp"
 
 #include "bus/detail/files.hpp"
+#include "bus/runtime/config_reader.hpp"
 
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -30,9 +32,19 @@ YAML::Node load_yaml(const std::filesystem::path& path)
 
 namespace {
 
+// A setting by its hyphenated name, or by its underscore alias (`passcode_file`), which the
+// runtime's reader accepts as the same key (one spelling per key: it refuses both at once).
+YAML::Node at(const YAML::Node& root, std::string_view key)
+{
+    if (auto n = root[std::string(key)]) return n;
+    std::string alias(key);
+    std::replace(alias.begin(), alias.end(), '-', '_');
+    return root[alias];
+}
+
 std::string scalar(const YAML::Node& root, const std::string& file, std::string_view key, bool required = false)
 {
-    auto n = root[std::string(key)];
+    auto n = at(root, key);
     if (!n || n.IsNull()) {
         if (required) throw config_error(file + ": " + std::string(key) + ": missing");
         return {};
@@ -43,7 +55,7 @@ std::string scalar(const YAML::Node& root, const std::string& file, std::string_
 
 long number(const YAML::Node& root, const std::string& file, std::string_view key, long dflt)
 {
-    auto n = root[std::string(key)];
+    auto n = at(root, key);
     if (!n) return dflt;
     try {
         return n.as<long>();
@@ -57,7 +69,7 @@ milliseconds_t duration_ms(const YAML::Node& root, const std::string& file, std:
 {
     long v = number(root, file, key, dflt.count());
     if (v < 0 || v > 24L * 3600 * 1000)
-        throw config_error(config_where(file, root[std::string(key)], key) + ": must be 0..86400000 milliseconds");
+        throw config_error(config_where(file, at(root, key), key) + ": must be 0..86400000 milliseconds");
     return milliseconds_t(v);
 }
 
@@ -65,7 +77,7 @@ milliseconds_t duration_ms(const YAML::Node& root, const std::string& file, std:
 header_list header_map(const YAML::Node& root, const std::string& file, std::string_view key)
 {
     header_list out;
-    auto n = root[std::string(key)];
+    auto n = at(root, key);
     if (!n || n.IsNull()) return out;
     if (!n.IsMap()) throw config_error(config_where(file, n, key) + ": must be a map of header: value");
     for (auto it = n.begin(); it != n.end(); ++it) {
@@ -88,7 +100,7 @@ header_list header_map(const YAML::Node& root, const std::string& file, std::str
 std::vector<legacy_keepalive> legacy_keepalives(const YAML::Node& root, const std::string& file)
 {
     std::vector<legacy_keepalive> out;
-    auto n = root["legacy-keepalive"];
+    auto n = at(root, "legacy-keepalive");
     if (!n || n.IsNull()) return out;
     if (!n.IsMap()) throw config_error(config_where(file, n, "legacy-keepalive") + ": must be a map with topics and interval");
     long secs = number(n, file, "interval", 60);
@@ -123,17 +135,9 @@ std::vector<legacy_keepalive> legacy_keepalives(const YAML::Node& root, const st
 
 std::string read_secret_file(const std::string& path, const std::string& what)
 {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw config_error(what + ": cannot read " + path);
-    if (st.st_mode & 077) throw config_error(what + ": " + path + " must not be accessible by group or others (chmod 600)");
-    std::string s;
-    try {
-        s = detail::read_file(path);
-    } catch (const std::runtime_error&) {
-        throw config_error(what + ": cannot read " + path);
-    }
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-    return s;
+    // One policy for every key, password, token and credentials file (bus/runtime/config_reader.hpp):
+    // a regular file owned by this user or root, nothing for group and others, the errno when unreadable.
+    return runtime::read_secret_file(path, what);
 }
 
 bus_config read_bus_config(const YAML::Node& root, const std::string& file)
@@ -144,11 +148,11 @@ bus_config read_bus_config(const YAML::Node& root, const std::string& file)
     try {
         c.client.url = parse_broker_url(rserver, scalar(root, file, "stomp-options"));
     } catch (const config_error& e) {
-        auto n = root["stomp-options"] ? root["stomp-options"] : root["rserver"];
+        auto n = at(root, "stomp-options") ? at(root, "stomp-options") : at(root, "rserver");
         throw config_error(config_where(file, n, "rserver/stomp-options") + ": " + e.what());
     }
     if (auto pf = scalar(root, file, "passcode-file"); !pf.empty()) {
-        auto pw = read_secret_file(pf, config_where(file, root["passcode-file"], "passcode-file"));
+        auto pw = read_secret_file(pf, config_where(file, at(root, "passcode-file"), "passcode-file"));
         for (auto& ep : c.client.url.endpoints) ep.passcode = pw;
     }
     c.client.vhost = scalar(root, file, "vhost");
@@ -160,7 +164,7 @@ bus_config read_bus_config(const YAML::Node& root, const std::string& file)
     o.synthetic_keepalive = duration_ms(root, file, "keepalive-ms", o.synthetic_keepalive);
     o.liveness_probe = duration_ms(root, file, "probe-ms", o.liveness_probe);
     o.probe_timeout = duration_ms(root, file, "probe-timeout-ms", o.probe_timeout);
-    if (auto n = root["dead-link-grace"]) {
+    if (auto n = at(root, "dead-link-grace")) {
         try {
             o.dead_link_grace = n.as<double>();
         } catch (const YAML::Exception&) {
@@ -176,19 +180,19 @@ bus_config read_bus_config(const YAML::Node& root, const std::string& file)
     if (auto dir = scalar(root, file, "spool-dir"); !dir.empty()) c.spool = outbox_options{.dir = dir};
     if (auto f = scalar(root, file, "wire-format"); !f.empty()) {
         auto w = parse_wire_format(f);
-        if (!w) throw config_error(config_where(file, root["wire-format"], "wire-format") + ": must be legacy, native or both");
+        if (!w) throw config_error(config_where(file, at(root, "wire-format"), "wire-format") + ": must be legacy, native or both");
         c.format = *w;
     }
     if (auto kf = scalar(root, file, "signing-key-file"); !kf.empty()) {
         auto keys = keyring::load_file(kf);
         auto id = scalar(root, file, "signing-key-id");
         const signing_key* k = keys.find(id);
-        if (!k) throw config_error(config_where(file, root["signing-key-id"] ? root["signing-key-id"] : root["signing-key-file"],
+        if (!k) throw config_error(config_where(file, at(root, "signing-key-id") ? at(root, "signing-key-id") : at(root, "signing-key-file"),
                                                 "signing-key-id") + ": key '" + id + "' is not in " + kf);
         c.signing = *k;
     }
     if (auto vf = scalar(root, file, "verify-key-file"); !vf.empty()) c.verify_keys = keyring::load_file(vf);
-    if (auto n = root["require-signatures"]) {
+    if (auto n = at(root, "require-signatures")) {
         try {
             c.require_signatures = n.as<bool>();
         } catch (const YAML::Exception&) {

@@ -197,6 +197,28 @@ TEST_CASE("secret files: OpenSSH's policy with the errno text")
 }
 
 // ---- the consumer ledger ----
+#include "bus/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+TEST_CASE("bus settings: the underscore alias is read and secrets follow the one policy")
+{
+    temp_dir d;
+    auto pw = d.write("pw", "hunter2\n");
+    auto y = YAML::Load("rserver: stomp://127.0.0.1:61613\npasscode_file: " + pw.string() + "\nclient_id: me\n");
+    auto c = bus::read_bus_config(y, "f.yaml");
+    REQUIRE(c.client.url.endpoints.size() == 1);
+    CHECK(c.client.url.endpoints[0].passcode == "hunter2");
+    CHECK(c.client.client_id == "me");
+    // The libbus reader refuses what the runtime's secret policy refuses (it once only checked the mode).
+    auto grp = d.write("grp", "x", 0640);
+    auto bad = YAML::Load("rserver: stomp://127.0.0.1:61613\npasscode-file: " + grp.string() + "\n");
+    CHECK(error_of([&] { bus::read_bus_config(bad, "f.yaml"); }).find("has mode 0640") != std::string::npos);
+    CHECK(error_of([&] { bus::read_bus_config(YAML::Load("rserver: stomp://127.0.0.1:61613\npasscode-file: /nonexistent/pw\n"),
+                                              "f.yaml"); })
+              .find("No such file or directory") != std::string::npos);
+}
+
 #include "bus/runtime/ledger.hpp"
 
 TEST_CASE("ledger: acknowledged after the work and copies answered with it")
