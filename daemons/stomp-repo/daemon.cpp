@@ -136,16 +136,17 @@ struct daemon_state {
 
     net::awaitable<bus::runtime::spawn_result> run(std::vector<std::string> argv, milliseconds timeout)
     {
-        auto env = apt_env(cfg.apt);
-        co_return co_await svc.blocking([argv = std::move(argv), env = std::move(env), timeout] {
-            bus::runtime::spawn_options so;
-            so.argv = argv;
-            so.env = env;
-            so.timeout = timeout;
-            so.cwd = "/";
-            so.die_with_parent = true;
-            return bus::runtime::spawn(so);
-        });
+        // The options live on the heap and the lambda holds only a shared_ptr, named before the
+        // co_await: GCC 12 destroyed a temporary lambda with moved-in vectors twice here.
+        auto so = std::make_shared<bus::runtime::spawn_options>();
+        so->argv = std::move(argv);
+        so->env = apt_env(cfg.apt);
+        so->timeout = timeout;
+        so->cwd = "/";
+        so->die_with_parent = true;
+        auto job = [so] { return bus::runtime::spawn(*so); };
+        auto r = co_await svc.blocking(job);
+        co_return r;
     }
 
     // apt's candidates for these names (valid package names only); merged into `known`.

@@ -135,7 +135,7 @@ pids+=($!)
 pids+=($!)
 "$stompctl" -u "$url" subscribe -t /topic/future.events.stomp-repo --wait 240 --ready-file "$work/r3" >"$work/oneliners" 2>/dev/null &
 pids+=($!)
-"$daemon" -c "$work/stomp-repo.yaml" 2>"$work/stomp-repo.log" &
+"$daemon" -d -c "$work/stomp-repo.yaml" 2>"$work/stomp-repo.log" &
 dpid=$!
 pids+=($dpid)
 wait_for 20 test -f "$work/r1" -a -f "$work/r2" -a -f "$work/r3" || bad "subscribers not ready"
@@ -164,7 +164,7 @@ else
   bad "no result event: $(cat "$work/results") / $(tail -20 "$work/stomp-repo.log")"
 fi
 [[ $(candidate site-web) == 1.1-1 ]] && pass "apt-cache policy in the isolated root: candidate 1.1-1" || bad "candidate $(candidate site-web)"
-grep -q '"type":"package".*"name":"site-web".*"new_version":"1.1-1"\|"new_version":"1.1-1".*"name":"site-web"' "$work/updates" \
+grep '"type":"package"' "$work/updates" | grep -q '"name":"site-web","new_version":"1.1-1"' \
   && pass "the package event is on future.package.updates" || bad "package event: $(cat "$work/updates")"
 grep -q "updated package lists: site-web 1.1-1" "$work/oneliners" && pass "original-style one-liner on the report topic" \
   || bad "one-liner: $(cat "$work/oneliners")"
@@ -216,7 +216,7 @@ kill -0 "$dpid" && pass "stomp-repo still running" || bad "stomp-repo died"
 
 # 6. An announced version the repository does not have: stale, retried, bounded (retries: 2).
 ev='{"v":1,"id":"6b0c2f7e-0000-4000-8000-00000000aa01","type":"package","host":"repo01","time":"2026-12-04T10:00:00Z","data":{"name":"site-web","new_version":"9.9-1","codename":"bookworm","component":"main","architecture":"amd64","file":"site-web_9.9-1_all.deb"}}'
-"$stompctl" -u "$url" publish -t /topic/future.package.updates -m "$ev" >/dev/null
+"$stompctl" -u "$url" publish -t /topic/future.package.updates -H content-type:application/json -m "$ev" >/dev/null
 wait_for 60 results 'len([e for e in evs if e["data"]["outcome"] == "stale" and "6b0c2f7e-0000-4000-8000-00000000aa01" in e["data"]["events"]]) == 3' \
   && pass "candidate still older after the update: 3 stale results (first try + 2 retries)" \
   || bad "stale: $(grep -c stale "$work/results") / $(tail -5 "$work/stomp-repo.log")"
@@ -228,7 +228,7 @@ hostile() { # NAME VERSION CODENAME
 import json, sys, uuid
 print(json.dumps({"v": 1, "id": str(uuid.uuid4()), "type": "package", "host": "evil", "time": "2026-12-04T10:00:00Z",
   "data": {"name": sys.argv[1], "new_version": sys.argv[2], "codename": sys.argv[3], "component": "main", "architecture": "amd64"}}))' "$@" \
-  | "$stompctl" -u "$url" publish -t /topic/future.package.updates >/dev/null
+  | "$stompctl" -u "$url" publish -t /topic/future.package.updates -H content-type:application/json >/dev/null
 }
 refused_before=$(metric refused_total)
 hostile "site-web;touch $work/pwned" "1.0-1" bookworm
