@@ -91,7 +91,7 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     c.retry.initial = r.duration("retry-initial", 2s, 10ms, 1h);
     c.retry.max = r.duration("retry-max", 60s, 10ms, 24h);
     if (c.retry.max < c.retry.initial) c.retry.max = c.retry.initial;
-    c.coalesce = r.duration("coalesce", 200ms, 0ms, 60s);
+    c.coalesce = r.duration("coalesce", 500ms, 0ms, 60s);
     c.coalesce_max = r.duration("coalesce-max", 5s, 0ms, 10min);
     if (c.coalesce_max < c.coalesce) c.coalesce_max = c.coalesce;
 

@@ -27,7 +27,7 @@ struct config {
     std::vector<watch> watches;
     apt_settings apt;
     retry_policy retry;
-    std::chrono::milliseconds coalesce{200};
+    std::chrono::milliseconds coalesce{500};
     std::chrono::milliseconds coalesce_max{5000};
     std::vector<std::string> post_update_command;  ///< argv; empty = none
     std::chrono::milliseconds post_update_timeout{60000};
