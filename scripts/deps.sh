@@ -15,6 +15,7 @@ test_pkgs=(
   clang-14 libclang-rt-14-dev
   procps iproute2 netcat-openbsd openssl passwd
   subversion  # svn-stomp hook test (svnadmin, svn, svnlook)
+  reprepro curl  # stomp-repo/reprepro-stomp test (a real repository; dpkg-deb and apt come with the base system)
   openssh-server lighttpd lighttpd-mod-openssl  # stomp-git ssh/https transport test
   reprepro aptly gnupg gpgv  # repo-poller test: real repositories, a throwaway signing key
 )

@@ -170,6 +170,17 @@ json data_json(const payload& data)
                             {"uptime_s", h.uptime_s}, {"counters", h.counters}};
             },
             [](const notice_event& n) { return json{{"text", n.text}}; },
+            [](const package_result& r) {
+                json pk = json::array();
+                for (const auto& p : r.packages)
+                    pk.push_back(json{{"name", p.name}, {"version", p.version}, {"candidate", p.candidate},
+                                      {"installed", p.installed}});
+                return json{{"host", r.host},         {"ok", r.ok},
+                            {"outcome", r.outcome},   {"error", r.error},
+                            {"duration_s", r.duration_s}, {"attempt", r.attempt},
+                            {"upgrade_pending", r.upgrade_pending}, {"packages", pk},
+                            {"events", r.events}};
+            },
         },
         data);
 }
@@ -285,6 +296,37 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         n.text = r.str("text", true);
         return n;
     }
+    if (type == "package.result") {
+        package_result q;
+        q.host = r.str("host", true);
+        q.ok = r.boolean("ok", true);
+        q.outcome = r.str("outcome");
+        q.error = r.str("error");
+        q.duration_s = r.number("duration_s");
+        q.attempt = r.integer("attempt");
+        q.upgrade_pending = r.boolean("upgrade_pending", false);
+        q.events = r.strings("events", 1000);
+        if (auto it = d.find("packages"); it != d.end() && !it->is_null()) {
+            if (!it->is_array() || it->size() > 1000) {
+                r.fail("packages", "not a list of packages");
+            } else {
+                for (const auto& x : *it) {
+                    if (!x.is_object()) {
+                        r.fail("packages", "not a list of packages");
+                        break;
+                    }
+                    reader pr{x, error, "data.packages[]."};
+                    package_candidate c;
+                    c.name = pr.str("name", true);
+                    c.version = pr.str("version");
+                    c.candidate = pr.str("candidate");
+                    c.installed = pr.str("installed");
+                    q.packages.push_back(std::move(c));
+                }
+            }
+        }
+        return q;
+    }
     error = "type: unknown event type '" + std::string(type).substr(0, 64) + "'";
     return std::nullopt;
 }
@@ -309,6 +351,7 @@ std::string_view event::type() const noexcept
     case 5: return "deploy.result";
     case 6: return "heartbeat";
     case 7: return "notice";
+    case 8: return "package.result";
     }
     return "unknown";
 }
@@ -516,6 +559,10 @@ void sanitize(event& e)
                    },
                    [&](heartbeat_event& h) { line(h.version); },
                    [&](notice_event& n) { line(n.text); },
+                   [&](package_result& r) {
+                       line(r.outcome);
+                       text(r.error);
+                   },
                },
                e.data);
 }
@@ -591,6 +638,21 @@ std::string validate(const event& e)
             [&](const notice_event& n) -> std::string {
                 if (n.text.size() > max_field) return "data.text: too long";
                 return {};
+            },
+            [&](const package_result& r) -> std::string {
+                if (r.host.empty()) return "data.host: missing";
+                for (const auto& p : r.packages) {
+                    if (p.name.empty() || p.name.size() > 255) return "data.packages: name missing or too long";
+                    if (auto why = controls({{"packages.name", &p.name},
+                                             {"packages.version", &p.version},
+                                             {"packages.candidate", &p.candidate},
+                                             {"packages.installed", &p.installed}});
+                        !why.empty())
+                        return why;
+                }
+                for (const auto& id : r.events)
+                    if (has_control(id)) return "data.events: control character";
+                return controls({{"host", &r.host}});
             },
         },
         e.data);

@@ -55,6 +55,15 @@ std::optional<legacy::message> legacy_form(const event& e)
             },
             [](const heartbeat_event&) -> std::optional<legacy::message> { return std::nullopt; },
             [](const notice_event& n) -> std::optional<legacy::message> { return legacy::notice(n.text); },
+            [](const package_result& r) -> std::optional<legacy::message> {
+                // The original's "<host> <text>" one-liner, as stomp-git's fetch report.
+                if (!r.ok) return legacy::notice(r.host + "  problem: apt lists update " + r.outcome + ": " + r.error);
+                std::string s;
+                for (const auto& p : r.packages)
+                    s += (s.empty() ? "" : ", ") + p.name + " " + (p.candidate.empty() ? "(unknown)" : p.candidate);
+                return legacy::notice(r.host + "  updated package lists: " + s +
+                                      (r.upgrade_pending ? " (upgrade pending)" : ""));
+            },
         },
         e.data);
 }
@@ -67,6 +76,7 @@ std::string repo_of(const event& e)
             [](const fetch_event& f) { return f.repo; }, [](const package_event&) { return std::string(); },
             [](const deploy_request& d) { return d.repo; }, [](const deploy_result& d) { return d.repo; },
             [](const heartbeat_event&) { return std::string(); }, [](const notice_event&) { return std::string(); },
+            [](const package_result&) { return std::string(); },
         },
         e.data);
 }

@@ -111,8 +111,31 @@ struct notice_event {
     bool operator==(const notice_event&) const = default;
 };
 
+/// One watched package as a host sees it after refreshing its apt lists.
+struct package_candidate {
+    std::string name;
+    std::string version;    ///< the version the package event announced
+    std::string candidate;  ///< apt's candidate now; empty: apt does not know the package
+    std::string installed;  ///< the installed version; empty: not installed
+    bool operator==(const package_candidate&) const = default;
+};
+
+/// stomp-repo's answer to package events: one apt lists update on one host.
+struct package_result {
+    std::string host;
+    bool ok = true;
+    std::string outcome;  ///< updated, stale (updated, candidate still older), failed, lock-timeout
+    std::string error;
+    double duration_s = 0;
+    std::int64_t attempt = 1;
+    bool upgrade_pending = false;  ///< an installed watched package has a newer candidate now
+    std::vector<package_candidate> packages;
+    std::vector<std::string> events;  ///< ids of the package events this update answers
+    bool operator==(const package_result&) const = default;
+};
+
 using payload = std::variant<commit_event, build_event, fetch_event, package_event, deploy_request,
-                             deploy_result, heartbeat_event, notice_event>;
+                             deploy_result, heartbeat_event, notice_event, package_result>;
 
 /// An event with its envelope.
 struct event {
@@ -122,7 +145,7 @@ struct event {
     payload data;
 
     /// "commit", "build", "fetch", "package", "deploy.request", "deploy.result", "heartbeat",
-    /// "notice".
+    /// "notice", "package.result".
     std::string_view type() const noexcept;
     bool operator==(const event&) const = default;
 };
