@@ -357,8 +357,7 @@ struct daemon_state {
     void reload()
     {
         auto fresh = load_config(config_path, [&](std::string_view n) { log.info("github-webhook: {}", n); });
-        for (const auto& key : needs_restart(cfg, fresh))
-            log.warn("github-webhook: {}: changed; takes effect after a restart (not applied by SIGHUP)", key);
+        bus::runtime::log_restart_needed(log, "github-webhook", needs_restart(cfg, fresh));
         cfg.trusted_proxies = fresh.trusted_proxies;
         cfg.allow_from = fresh.allow_from;
         cfg.health_allow_from = fresh.health_allow_from;

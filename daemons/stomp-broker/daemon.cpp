@@ -66,8 +66,7 @@ void reload(daemon_state& d)
 {
     auto fresh = d.opts.config_path.empty() ? d.cfg : read_config(d.opts, d.cli, d.log);
     auto users = read_users(fresh);  // a bad users file keeps the old one (and the old config)
-    for (const auto& key : needs_restart(d.cfg, fresh))
-        d.log.warn("stomp-broker: {}: changed; takes effect after a restart (not applied by SIGHUP)", key);
+    bus::runtime::log_restart_needed(d.log, "stomp-broker", needs_restart(d.cfg, fresh));
     d.cfg.users_file = fresh.users_file;
     d.cfg.heartbeat = fresh.heartbeat;
     d.cfg.file = std::move(fresh.file);

@@ -266,8 +266,7 @@ struct daemon_state {
 void reload(daemon_state& d)
 {
     auto fresh = load_config(d.config_path, [&](std::string_view n) { d.log.info("stomp-git: {}", n); });
-    for (const auto& key : needs_restart(d.cfg, fresh))
-        d.log.warn("stomp-git: {}: changed; takes effect after a restart (not applied by SIGHUP)", key);
+    bus::runtime::log_restart_needed(d.log, "stomp-git", needs_restart(d.cfg, fresh));
     d.cfg.repos = std::move(fresh.repos);
     d.cfg.post_fetch = std::move(fresh.post_fetch);
     d.cfg.post_fetch_timeout = fresh.post_fetch_timeout;

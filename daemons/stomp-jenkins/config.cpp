@@ -396,15 +396,7 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     c.build_topic = r.str("build-topic", "");
     // Durable by default (messages kept while stopped, redelivered after a reconnect): the
     // name `stomp-jenkins-<hostname>`; `durable-name: ""` turns it off.
-    if (r.kind_of("durable-name") != bus::runtime::section::kind::absent &&
-        r.kind_of("durable-name") != bus::runtime::section::kind::null) {
-        c.durable_name = r.str("durable-name", "");
-    } else {
-        std::string h = bus::runtime::hostname();
-        for (auto& ch : h)
-            if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) ch = '_';
-        c.durable_name = "stomp-jenkins-" + h;
-    }
+    c.durable_name = bus::runtime::read_durable_name(r, "stomp-jenkins");
     // ActiveMQ's durable subscriptions need a client-id: the same name unless one is set.
     if (!c.durable_name.empty() && c.bus.client.client_id.empty()) c.bus.client.client_id = c.durable_name;
     for (auto [key, topic] : {std::pair{"listen-topic", &c.listen_topic}, std::pair{"report-topic", &c.report_topic},

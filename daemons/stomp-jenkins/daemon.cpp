@@ -452,16 +452,7 @@ struct daemon_state {
     {
         auto r = in.accept(m.frame, std::chrono::system_clock::now());
         if (r.decision != bus::intake_decision::keepalive) common.events_in.inc();
-        if (!r.process()) {
-            if (r.decision == bus::intake_decision::duplicate) {
-                common.dropped("duplicate").inc();
-                log.debug("stomp-jenkins: {}", r.reason);
-            } else if (r.decision != bus::intake_decision::keepalive) {
-                common.dropped(r.decision == bus::intake_decision::signature ? "signature" : "invalid").inc();
-                log.warn("stomp-jenkins: dropped message {}: {}", bus::log_escape(m.id()), r.reason);
-            }
-            co_return bus::disposition::ack;
-        }
+        if (!bus::runtime::screen(r, m.id(), common, log, "stomp-jenkins")) co_return bus::disposition::ack;
         auto* commit = std::get_if<bus::commit_event>(&r.ev->data);
         if (!commit) {
             common.dropped("not_a_commit").inc();
@@ -518,8 +509,7 @@ struct daemon_state {
 void reload(daemon_state& d)
 {
     auto fresh = load_config(d.config_path, [&](std::string_view n) { d.log.info("stomp-jenkins: {}", n); });
-    for (const auto& key : needs_restart(d.cfg, fresh))
-        d.log.warn("stomp-jenkins: {}: changed; takes effect after a restart (not applied by SIGHUP)", key);
+    bus::runtime::log_restart_needed(d.log, "stomp-jenkins", needs_restart(d.cfg, fresh));
     d.cfg.projects = std::move(fresh.projects);
     d.cfg.creds = fresh.creds;
     d.sessions.reset(std::move(fresh.creds));

@@ -20,6 +20,7 @@
 #include "bus/publisher.hpp"
 #include "bus/runtime/heartbeat.hpp"
 #include "bus/runtime/ledger.hpp"
+#include "bus/runtime/consumer.hpp"
 #include "bus/runtime/service.hpp"
 #include "bus/runtime/spawn.hpp"
 #include "bus/text.hpp"
@@ -52,8 +53,6 @@ std::string wanted_text(const coalescer::batch& b)
     return list + " (" + std::to_string(b.items.size()) + " event(s)" +
            (b.attempt > 1 ? ", attempt " + std::to_string(b.attempt) : "") + ")";
 }
-
-std::string_view drop_reason(bus::intake_decision d) { return d == bus::intake_decision::signature ? "signature" : "invalid"; }
 
 std::string to_outcome(update_outcome oc) { return oc == update_outcome::lock_busy ? "lock-timeout" : "failed"; }
 
@@ -334,16 +333,7 @@ struct daemon_state {
     {
         auto r = in.accept(m.frame, std::chrono::system_clock::now());
         if (r.decision != bus::intake_decision::keepalive) common.events_in.inc();
-        if (!r.process()) {
-            if (r.decision == bus::intake_decision::duplicate) {
-                common.dropped("duplicate").inc();
-                log.debug("stomp-repo: {}", r.reason);
-            } else if (r.decision != bus::intake_decision::keepalive) {
-                common.dropped(drop_reason(r.decision)).inc();
-                log.warn("stomp-repo: dropped message {}: {}", bus::log_escape(m.id()), r.reason);
-            }
-            co_return bus::disposition::ack;
-        }
+        if (!bus::runtime::screen(r, m.id(), common, log, "stomp-repo")) co_return bus::disposition::ack;
         auto* pkg = std::get_if<bus::package_event>(&r.ev->data);
         if (!pkg) {
             common.dropped("not_a_package").inc();
@@ -411,8 +401,7 @@ struct daemon_state {
 void reload(daemon_state& d)
 {
     auto fresh = load_config(d.config_path, [&](std::string_view n) { d.log.info("stomp-repo: {}", n); });
-    for (const auto& key : needs_restart(d.cfg, fresh))
-        d.log.warn("stomp-repo: {}: changed; takes effect after a restart (not applied by SIGHUP)", key);
+    bus::runtime::log_restart_needed(d.log, "stomp-repo", needs_restart(d.cfg, fresh));
     d.cfg.watches = std::move(fresh.watches);
     d.cfg.file = std::move(fresh.file);
     d.known.clear();  // the machine's apt state may have changed too

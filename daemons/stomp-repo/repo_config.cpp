@@ -37,14 +37,7 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
         if (topic->empty() || topic->find_first_of("/ \t\r\n") != std::string::npos)
             r.fail(key, "topic '" + *topic + "' must be a bare name (future.package.updates), no '/' or spaces");
     // Durable by default, as stomp-jenkins: `stomp-repo-<hostname>`; `durable-name: ""` turns it off.
-    if (auto k = r.kind_of("durable-name"); k != bus::runtime::section::kind::absent && k != bus::runtime::section::kind::null) {
-        c.durable_name = r.str("durable-name", "");
-    } else {
-        std::string h = bus::runtime::hostname();
-        for (auto& ch : h)
-            if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) ch = '_';
-        c.durable_name = "stomp-repo-" + h;
-    }
+    c.durable_name = bus::runtime::read_durable_name(r, "stomp-repo");
     if (!c.durable_name.empty() && c.bus.client.client_id.empty()) c.bus.client.client_id = c.durable_name;
 
     // watch: a list of {package, codename, component, architecture} (globs), or of bare patterns.

@@ -1,6 +1,7 @@
 #include "bus/runtime/consumer.hpp"
 
 #include "bus/runtime/program.hpp"
+#include "bus/text.hpp"
 #include "bus/runtime/service.hpp"
 
 #include <spdlog/spdlog.h>
@@ -9,15 +10,6 @@
 
 namespace bus::runtime {
 
-std::string read_durable_name(const section& s, std::string_view daemon)
-{
-    auto k = s.kind_of("durable-name");
-    if (k != section::kind::absent && k != section::kind::null) return s.str("durable-name", "");
-    std::string h = hostname();
-    for (auto& ch : h)
-        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) ch = '_';
-    return std::string(daemon) + "-" + (h.empty() ? std::string("localhost") : h);
-}
 
 subscription_options consumer_subscription(const std::string& topic, const std::string& durable_name,
                                            const std::string& client_id, unsigned prefetch, spdlog::logger& log,
@@ -67,6 +59,20 @@ std::optional<std::string> consumer_not_ready(const client& c, const std::string
     if (auto s = c.subscription(id); !s.confirmed)
         return "not subscribed to /topic/" + topic + (s.refused.empty() ? std::string(" yet") : ": " + s.refused);
     return std::nullopt;
+}
+
+bool screen(const intake::result& r, std::string_view message_id, http::daemon_metrics& common, spdlog::logger& log,
+            std::string_view daemon)
+{
+    if (r.process()) return true;
+    if (r.decision == intake_decision::duplicate) {
+        common.dropped("duplicate").inc();
+        log.debug("{}: {}", daemon, r.reason);
+    } else if (r.decision != intake_decision::keepalive) {
+        common.dropped(r.decision == intake_decision::signature ? "signature" : "invalid").inc();
+        log.warn("{}: dropped message {}: {}", daemon, log_escape(message_id), r.reason);
+    }
+    return false;
 }
 
 } // namespace bus::runtime

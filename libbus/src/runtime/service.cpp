@@ -191,4 +191,10 @@ int service::run()
     return exit_status_;
 }
 
+void log_restart_needed(spdlog::logger& log, std::string_view daemon, const std::vector<std::string>& keys)
+{
+    for (const auto& key : keys)
+        log.warn("{}: {}: changed; takes effect after a restart (not applied by SIGHUP)", daemon, key);
+}
+
 } // namespace bus::runtime

@@ -1,4 +1,7 @@
 #include "bus/runtime/settings.hpp"
+#include "bus/runtime/program.hpp"
+
+#include <cctype>
 
 namespace bus::runtime {
 
@@ -26,6 +29,16 @@ std::optional<http::listen_address> read_admin_listen(const section& s)
 daemon_settings read_daemon_settings(const section& s)
 {
     return daemon_settings{read_heartbeat_options(s), read_admin_listen(s)};
+}
+
+std::string read_durable_name(const section& s, std::string_view daemon)
+{
+    auto k = s.kind_of("durable-name");
+    if (k != section::kind::absent && k != section::kind::null) return s.str("durable-name", "");
+    std::string h = hostname();
+    for (auto& ch : h)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')) ch = '_';
+    return std::string(daemon) + "-" + (h.empty() ? std::string("localhost") : h);
 }
 
 } // namespace bus::runtime

@@ -6,8 +6,10 @@
 
 #include "bus/client.hpp"
 #include "bus/http/metrics.hpp"
+#include "bus/intake.hpp"
 #include "bus/publisher.hpp"
 #include "bus/runtime/config_reader.hpp"
+#include "bus/runtime/settings.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -26,9 +28,6 @@ namespace bus::runtime {
 
 class service;
 
-/// `durable-name`: absent or null gives `<daemon>-<hostname>` (characters other than letters,
-/// digits, '-', '_' and '.' become '_'); `""` turns durable subscriptions off.
-std::string read_durable_name(const section& s, std::string_view daemon);
 
 /// A client-individual subscription to `/topic/<topic>`. Durable under `durable_name` with both
 /// header sets (RabbitMQ's durable queue, ActiveMQ's subscriptionName with the client-id;
@@ -50,5 +49,11 @@ void register_consumer_metrics(http::registry& r, http::daemon_metrics& common, 
 
 /// For /readyz: why a consumer cannot do its job (nullopt: it can).
 std::optional<std::string> consumer_not_ready(const client& c, const std::string& id, const std::string& topic);
+
+/// For a consumer's handler: true when the intake said to act on the message. Otherwise counts
+/// and logs why not: a duplicate at debug level, a keepalive not at all, anything else as
+/// `dropped{reason="signature"|"invalid"}` with a warning naming the message.
+bool screen(const intake::result& r, std::string_view message_id, http::daemon_metrics& common, spdlog::logger& log,
+            std::string_view daemon);
 
 } // namespace bus::runtime

@@ -28,6 +28,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 #include <type_traits>
 
 namespace spdlog {
@@ -123,5 +125,9 @@ private:
     int exit_status_ = 0;
     std::unique_ptr<impl> impl_;
 };
+
+/// After a SIGHUP: one warning per setting that changed and that only a restart applies
+/// (`restart_needed()` in config_reader.hpp lists them).
+void log_restart_needed(spdlog::logger& log, std::string_view daemon, const std::vector<std::string>& keys);
 
 } // namespace bus::runtime

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace bus::runtime {
 
@@ -30,5 +31,9 @@ heartbeat_options read_heartbeat_options(const section& s);
 std::optional<http::listen_address> read_admin_listen(const section& s);
 /// Both.
 daemon_settings read_daemon_settings(const section& s);
+
+/// `durable-name`: absent or null gives `<daemon>-<hostname>` (characters other than letters,
+/// digits, '-', '_' and '.' become '_'); `""` turns durable subscriptions off.
+std::string read_durable_name(const section& s, std::string_view daemon);
 
 } // namespace bus::runtime
