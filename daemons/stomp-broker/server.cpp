@@ -5,6 +5,7 @@
 #include "bus/http/metrics.hpp"
 #include "bus/keepalive.hpp"
 #include "bus/stomp/serializer.hpp"
+#include "bus/stomp_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -16,7 +17,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
@@ -25,7 +25,6 @@
 #include <sys/socket.h>
 
 #include <charconv>
-#include <deque>
 #include <map>
 #include <optional>
 
@@ -83,48 +82,32 @@ net::awaitable<std::string> check_credentials(authorizer a, std::string login, s
     co_return a.authenticate ? a.authenticate(login, passcode) : std::string{};
 }
 
+// One client: its bytes go through bus::stomp_stream (the client's transport too); the broker
+// adds the session's state around it.
 struct connection {
-    connection(net::any_io_executor ex, tcp::socket s, bus::stomp::limits lim)
-        : socket(std::move(s)), writer_signal(ex), resume(ex), parser(lim)
+    connection(tcp::socket s, bus::stomp::limits lim, std::size_t max_queued_bytes)
+        : stream(std::move(s), lim, max_queued_bytes), resume(stream.socket().get_executor())
     {
     }
     session_id id = 0;
-    tcp::socket socket;
-    std::optional<ssl::stream<tcp::socket&>> tls;
-    net::steady_timer writer_signal;
+    bus::stomp_stream stream;
     net::steady_timer resume;  // a producer blocked on a full queue waits here
     bool blocked = false;
-    std::deque<std::string> queue;
-    std::size_t queued_bytes = 0;
     bool closing = false;
     bool congested = false;
     bool connected = false;
     bus::stomp::version ver = bus::stomp::version::v1_0;
-    bus::stomp::parser parser;
-    std::string rbuf;
-    std::size_t rstart = 0;
     steady::time_point opened = steady::now();
     steady::time_point last_rx = steady::now();
     steady::time_point last_tx = steady::now();
     std::string peer;
     std::string address;  // the source address alone, for the per-source login rate
 
-    net::awaitable<std::size_t> read_some(net::mutable_buffer b)
+    // Reads nothing more; the writer flushes what is queued (an ERROR, a RECEIPT) and ends.
+    void close_after_flush()
     {
-        if (tls) co_return co_await tls->async_read_some(b, net::use_awaitable);
-        co_return co_await socket.async_read_some(b, net::use_awaitable);
-    }
-    template <class Buffers>
-    net::awaitable<std::size_t> write(const Buffers& b)
-    {
-        if (tls) co_return co_await net::async_write(*tls, b, net::use_awaitable);
-        co_return co_await net::async_write(socket, b, net::use_awaitable);
-    }
-    void shutdown()
-    {
-        boost::system::error_code ignored;
-        socket.shutdown(tcp::socket::shutdown_both, ignored);
-        socket.close(ignored);
+        closing = true;
+        stream.finish();
     }
 };
 
@@ -190,7 +173,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         auto it = conns.find(id);
         if (it == conns.end()) return;
         auto& c = *it->second;
-        if (c.closing && c.queue.empty() && f.command == "MESSAGE") return;
+        if (c.closing && c.stream.queued_bytes() == 0 && f.command == "MESSAGE") return;
         std::string bytes;
         std::error_code ec;
         bus::stomp::serialize(bytes, f, c.ver, ec);
@@ -209,20 +192,21 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
     void enqueue(connection& c, std::string bytes)
     {
-        c.queued_bytes += bytes.size();
-        c.queue.push_back(std::move(bytes));
-        c.writer_signal.cancel();
-        if (!c.congested && c.queued_bytes > opts.send_queue_bytes) {
+        // The stream holds up to 4 x send_queue_bytes; past that not even receipts and acked
+        // deliveries drain: a stuck client, not a slow one.
+        auto size = bytes.size();
+        if (!c.stream.enqueue(std::move(bytes))) {
+            if (c.closing) return;
+            log.warn("broker: closing {} (session {}): send queue over {} bytes", c.peer, c.id,
+                     c.stream.queued_bytes() + size);
+            c.closing = true;
+            c.stream.fail("send queue full");
+            c.stream.close();
+            return;
+        }
+        if (!c.congested && c.stream.queued_bytes() > opts.send_queue_bytes) {
             c.congested = true;
             core.set_congested(c.id, true);
-        }
-        if (c.queued_bytes > 4 * opts.send_queue_bytes && !c.closing) {
-            // Not even receipts and acked deliveries drain: a stuck client, not a slow one.
-            log.warn("broker: closing {} (session {}): send queue over {} bytes", c.peer, c.id, c.queued_bytes);
-            c.queue.clear();
-            c.queued_bytes = 0;
-            c.closing = true;
-            c.shutdown();
         }
     }
 
@@ -274,10 +258,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             after_journal({}, [held = std::move(held), held_close = std::move(held_close)](impl& s) mutable {
                 for (auto& f : held) s.send(f.to, std::move(f.frame));
                 for (auto id : held_close)
-                    if (auto it = s.conns.find(id); it != s.conns.end()) {
-                        it->second->closing = true;
-                        it->second->writer_signal.cancel();
-                    }
+                    if (auto it = s.conns.find(id); it != s.conns.end()) it->second->close_after_flush();
             });
         }
         for (auto id : a.blocked) {
@@ -291,10 +272,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 it->second->resume.cancel();
             }
         for (auto id : a.close)
-            if (auto it = conns.find(id); it != conns.end()) {
-                it->second->closing = true;
-                it->second->writer_signal.cancel();
-            }
+            if (auto it = conns.find(id); it != conns.end()) it->second->close_after_flush();
         a.clear();
     }
 
@@ -302,112 +280,72 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
     net::awaitable<void> reader(std::shared_ptr<connection> c)
     {
-        // 16 KiB per connection once logged in: 1,000 idle clients cost 16 MB, and big frames
-        // still arrive in a few reads (the parser resumes without rescanning). Before that, no
-        // more than a CONNECT may take.
-        std::vector<char> tmp(std::min<std::size_t>(16 * 1024, opts.max_connect_frame));
-        for (;;) {
-            std::error_code ec;
-            while (!c->closing) {
-                std::string_view view(c->rbuf.data() + c->rstart, c->rbuf.size() - c->rstart);
-                std::size_t used = c->parser.put(view, ec);
-                if (ec == bus::stomp::error::need_more) break;
-                if (ec) {
-                    ++malformed;
-                    log.warn("broker: malformed frame from {} (session {}): {}", c->peer, c->id, ec.message());
-                    bus::stomp::frame e("ERROR");
-                    e.add("message", "Malformed frame");
-                    e.add("content-type", "text/plain");
-                    e.body = ec.message();
-                    send(c->id, std::move(e));
-                    c->closing = true;
-                    c->writer_signal.cancel();
-                    break;
-                }
-                c->rstart += used;
-                if (c->parser.got() != bus::stomp::parser::item::frame) continue;
-                auto f = c->parser.release();
-                if (!c->connected && (f.command == "CONNECT" || f.command == "STOMP")) {
-                    co_await verify_connect(c, std::move(f));
-                    if (!conns.count(c->id)) co_return;
-                } else {
-                    core.on_frame(c->id, std::move(f), scratch);
-                }
-                if (!c->connected) {
-                    if (auto v = core.version(c->id)) {
-                        c->connected = true;
-                        --unauthenticated;
-                        c->ver = *v;
-                        // Logged in: the configured frame limits apply from here on.
-                        c->parser = bus::stomp::parser(opts.limits);
-                        c->parser.set_version(*v);
-                        tmp.resize(16 * 1024);
-                    }
-                }
-                apply(scratch);
-                // Back-pressure: read nothing more from a producer whose SEND waits for room.
-                while (c->blocked && !c->closing) {
-                    c->resume.expires_at(steady::time_point::max());
-                    co_await c->resume.async_wait(tuple_awaitable);
+        // 16 KiB per read once logged in: 1,000 idle clients cost 16 MB, and big frames still
+        // arrive in a few reads (the parser resumes without rescanning). Before that, no more
+        // than a CONNECT may take, in frame limits and in read size.
+        c->stream.set_read_size(std::min<std::size_t>(16 * 1024, opts.max_connect_frame));
+        auto on_bytes = [&c = *c] { c.last_rx = steady::now(); };
+        while (!c->closing) {
+            bus::stomp_stream::item item;
+            std::error_code bad;
+            try {
+                item = co_await c->stream.read(steady::time_point::max(), on_bytes);
+            } catch (const bus::stream_protocol_error& e) {
+                bad = e.code;
+            }
+            if (bad) {
+                ++malformed;
+                log.warn("broker: malformed frame from {} (session {}): {}", c->peer, c->id, bad.message());
+                bus::stomp::frame e("ERROR");
+                e.add("message", "Malformed frame");
+                e.add("content-type", "text/plain");
+                e.body = bad.message();
+                send(c->id, std::move(e));
+                c->close_after_flush();
+                break;
+            }
+            if (item.heartbeat) continue;
+            if (!c->connected && (item.frame.command == "CONNECT" || item.frame.command == "STOMP")) {
+                co_await verify_connect(c, std::move(item.frame));
+                if (!conns.count(c->id)) co_return;
+            } else {
+                core.on_frame(c->id, std::move(item.frame), scratch);
+            }
+            if (!c->connected) {
+                if (auto v = core.version(c->id)) {
+                    c->connected = true;
+                    --unauthenticated;
+                    c->ver = *v;
+                    // Logged in: the configured frame limits apply from here on.
+                    c->stream.set_limits(opts.limits);
+                    c->stream.set_version(*v);
+                    c->stream.set_read_size(16 * 1024);
                 }
             }
-            if (c->closing) {
-                // Stop reading; the writer flushes what is queued (an ERROR, a RECEIPT) and ends.
-                net::steady_timer park(co_await net::this_coro::executor, steady::time_point::max());
-                co_await park.async_wait(tuple_awaitable);
-                co_return;
+            apply(scratch);
+            // Back-pressure: read nothing more from a producer whose SEND waits for room.
+            while (c->blocked && !c->closing) {
+                c->resume.expires_at(steady::time_point::max());
+                co_await c->resume.async_wait(tuple_awaitable);
             }
-            if (c->rstart == c->rbuf.size()) {
-                c->rbuf.clear();
-                c->rstart = 0;
-            } else if (c->rstart > 64 * 1024) {
-                c->rbuf.erase(0, c->rstart);
-                c->rstart = 0;
-            }
-            std::size_t n = co_await c->read_some(net::buffer(tmp));  // `tmp` sized for the state
-            c->last_rx = steady::now();
-            c->rbuf.append(tmp.data(), n);
         }
+        // Stop reading; the writer flushes what is queued (an ERROR, a RECEIPT) and ends.
+        net::steady_timer park(co_await net::this_coro::executor, steady::time_point::max());
+        co_await park.async_wait(tuple_awaitable);
     }
 
     net::awaitable<void> writer(std::shared_ptr<connection> c)
     {
-        std::vector<std::string> batch;
-        std::vector<net::const_buffer> bufs;
-        for (;;) {
-            if (c->queue.empty()) {
-                if (c->closing) co_return;
-                c->writer_signal.expires_at(steady::time_point::max());
-                co_await c->writer_signal.async_wait(tuple_awaitable);
-                continue;
-            }
-            batch.clear();
-            bufs.clear();
-            std::size_t bytes = 0;
-            while (!c->queue.empty() && batch.size() < 512 && bytes < 1024 * 1024) {
-                bytes += c->queue.front().size();
-                batch.push_back(std::move(c->queue.front()));
-                c->queue.pop_front();
-            }
-            for (auto& b : batch) bufs.push_back(net::buffer(b));
-            net::steady_timer t(co_await net::this_coro::executor);
-            t.expires_after(std::chrono::seconds(30));
-            auto r = co_await (capture([](connection* cp, std::vector<net::const_buffer>* bp) -> net::awaitable<void> {
-                                   co_await cp->write(*bp);
-                               }(c.get(), &bufs)) ||
-                               t.async_wait(net::use_awaitable));
-            if (r.index() == 1) throw std::runtime_error("write timed out");
-            if (auto e = std::get<0>(r)) std::rethrow_exception(e);
-            c->queued_bytes -= std::min(bytes, c->queued_bytes);
-            c->last_tx = steady::now();
-            core.on_written(c->id, bytes, scratch);
+        co_await c->stream.run_writer(std::chrono::seconds(30), [this, &c = *c](std::size_t bytes) {
+            c.last_tx = steady::now();
+            core.on_written(c.id, bytes, scratch);
             apply(scratch);
-            if (c->congested && c->queued_bytes < opts.send_queue_bytes / 2) {
-                c->congested = false;
-                core.on_writable(c->id, scratch);
+            if (c.congested && c.stream.queued_bytes() < opts.send_queue_bytes / 2) {
+                c.congested = false;
+                core.on_writable(c.id, scratch);
                 apply(scratch);
             }
-        }
+        });
     }
 
     net::awaitable<void> watchdog(std::shared_ptr<connection> c)
@@ -449,7 +387,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             switch (ka.on_tick(now)) {
             case bus::keepalive_action::send_heartbeat:
                 // A write in progress is traffic already.
-                if (c->queue.empty()) enqueue(*c, "\n");
+                if (c->stream.queued_bytes() == 0) enqueue(*c, "\n");
                 c->last_tx = seen_tx = now;
                 ka.on_tx(now);
                 break;
@@ -506,21 +444,14 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     {
         auto self = shared_from_this();
         try {
-            if (use_tls) {
-                c->tls.emplace(c->socket, tls_ctx);
-                net::steady_timer t(co_await net::this_coro::executor);
-                t.expires_after(opts.connect_timeout);
-                auto r = co_await (capture([](connection* cp) -> net::awaitable<void> {
-                                       co_await cp->tls->async_handshake(ssl::stream_base::server, net::use_awaitable);
-                                   }(c.get())) ||
-                                   t.async_wait(net::use_awaitable));
-                if (r.index() == 1) throw std::runtime_error("TLS handshake timed out");
-                if (auto e = std::get<0>(r)) std::rethrow_exception(e);
-            }
+            if (use_tls) co_await c->stream.server_handshake(tls_ctx, c->opened + opts.connect_timeout);
             auto r = co_await (capture(reader(c)) || capture(writer(c)) || capture(watchdog(c)));
             std::visit([](std::exception_ptr& e) {
                 if (e) std::rethrow_exception(e);
             }, r);
+        } catch (const bus::stream_read_error& e) {
+            if (e.code != net::error::eof && e.code != net::error::operation_aborted)
+                log.debug("broker: {} (session {}): {}", c->peer, c->id, e.code.message());
         } catch (const boost::system::system_error& e) {
             if (e.code() != net::error::eof && e.code() != net::error::operation_aborted)
                 log.debug("broker: {} (session {}): {}", c->peer, c->id, e.code().message());
@@ -533,7 +464,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         persisting.erase(c->id);
         core.close(c->id, scratch);
         apply(scratch);
-        c->shutdown();
+        c->stream.close();
         if (stopping && conns.empty()) all_closed.cancel();
     }
 
@@ -581,10 +512,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
                 ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
             }
-            auto c = std::make_shared<connection>(io.get_executor(), std::move(sock),
-                                                  pre_auth_limits(opts.limits, opts.max_connect_frame));
+            auto c = std::make_shared<connection>(std::move(sock), pre_auth_limits(opts.limits, opts.max_connect_frame),
+                                                  4 * opts.send_queue_bytes);
             boost::system::error_code pec;
-            auto ep = c->socket.remote_endpoint(pec);
+            auto ep = c->stream.socket().remote_endpoint(pec);
             c->address = pec ? "?" : ep.address().to_string();
             c->peer = pec ? "?" : c->address + ":" + std::to_string(ep.port());
             c->id = core.open();
@@ -622,7 +553,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         value("held_bytes", "gauge", "Message bytes held in queues.", [](impl& s) { return s.core.stats().held_bytes; });
         value("send_queue_bytes", "gauge", "Bytes queued for writing to clients.", [](impl& s) {
             std::size_t n = 0;
-            for (auto& [_, c] : s.conns) n += c->queued_bytes;
+            for (auto& [_, c] : s.conns) n += c->stream.queued_bytes();
             return n;
         });
         value("messages_in_total", "counter", "Messages published.", [](impl& s) { return s.core.stats().messages_in; });
@@ -782,10 +713,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         plain.close(ignored);
         secure.close(ignored);
         if (conns.empty()) all_closed.cancel();
-        for (auto& [_, c] : conns) {
-            c->closing = true;
-            c->writer_signal.cancel();
-        }
+        for (auto& [_, c] : conns) c->close_after_flush();
     }
 };
 

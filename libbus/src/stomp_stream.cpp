@@ -10,7 +10,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <array>
 #include <vector>
 
 namespace bus {
@@ -102,14 +101,13 @@ net::awaitable<void> stomp_stream::server_handshake(ssl::context& tls, time_poin
 
 net::awaitable<stomp_stream::item> stomp_stream::read(time_point deadline, const std::function<void()>& on_bytes)
 {
-    std::array<char, 16 * 1024> tmp;
     for (;;) {
         for (;;) {
             std::error_code ec;
             std::string_view view(rbuf_.data() + rstart_, rbuf_.size() - rstart_);
             std::size_t used = parser_.put(view, ec);
             if (ec == stomp::error::need_more) break;
-            if (ec) throw stream_protocol_error("bad frame from broker: " + ec.message());
+            if (ec) throw stream_protocol_error(ec, "bad frame from broker: " + ec.message());
             rstart_ += used;
             if (rstart_ == rbuf_.size()) {
                 rbuf_.clear();
@@ -122,18 +120,19 @@ net::awaitable<stomp_stream::item> stomp_stream::read(time_point deadline, const
             rbuf_.erase(0, rstart_);
             rstart_ = 0;
         }
+        rchunk_.resize(read_size_);
         auto op = [&]() -> net::awaitable<std::tuple<boost::system::error_code, std::size_t>> {
-            if (tls_) co_return co_await tls_->async_read_some(net::buffer(tmp), tuple_awaitable);
-            co_return co_await socket_.async_read_some(net::buffer(tmp), tuple_awaitable);
+            if (tls_) co_return co_await tls_->async_read_some(net::buffer(rchunk_), tuple_awaitable);
+            co_return co_await socket_.async_read_some(net::buffer(rchunk_), tuple_awaitable);
         };
         auto [rec, n] = deadline == time_point::max() ? co_await op() : co_await timed(op(), deadline, "read");
         if (rec) {
             if (rec == net::error::eof || rec == ssl::error::stream_truncated)
-                throw std::runtime_error("broker closed the connection");
-            throw std::runtime_error("read: " + rec.message());
+                throw stream_read_error(rec, "broker closed the connection");
+            throw stream_read_error(rec, "read: " + rec.message());
         }
         if (on_bytes) on_bytes();
-        rbuf_.append(tmp.data(), n);
+        rbuf_.append(rchunk_.data(), n);
     }
 }
 
@@ -159,6 +158,19 @@ bool stomp_stream::enqueue(std::string bytes)
     return true;
 }
 
+void stomp_stream::set_limits(stomp::limits lim)
+{
+    auto v = parser_.version();
+    parser_ = stomp::parser(lim);
+    parser_.set_version(v);
+}
+
+void stomp_stream::finish()
+{
+    finishing_ = true;
+    signal_.cancel();
+}
+
 void stomp_stream::fail(std::string why)
 {
     if (broken_.empty()) broken_ = std::move(why);
@@ -174,6 +186,7 @@ net::awaitable<void> stomp_stream::run_writer(std::chrono::milliseconds timeout,
         if (!broken_.empty()) throw std::runtime_error(broken_);
         if (!socket_.is_open()) throw std::runtime_error("connection closed");
         if (queue_.empty()) {
+            if (finishing_) co_return;
             signal_.expires_at(time_point::max());
             co_await signal_.async_wait(tuple_awaitable);
             continue;

@@ -1,8 +1,9 @@
 #pragma once
 
 // One STOMP connection's bytes: TCP (optionally TLS), a frame reader bounded by the codec's
-// limits, and a bounded, batched writer; every wait has a deadline. The protocol decisions are
-// elsewhere (bus::session for the client). Asio lives here, not in the session or codec headers.
+// limits, and a bounded, batched writer; every wait has a deadline. The client and the
+// stomp-broker both use it; the protocol decisions are elsewhere (bus::session for the client,
+// broker_core for the broker). Asio lives here, not in the session or codec headers.
 
 #include "bus/stomp/frame.hpp"
 #include "bus/stomp/parser.hpp"
@@ -14,6 +15,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -23,12 +25,22 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <vector>
 
 namespace bus {
 
 /// The peer sent bytes the codec refuses (malformed, or over a limit).
 struct stream_protocol_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
+    stream_protocol_error(std::error_code c, const std::string& what) : std::runtime_error(what), code(c) {}
+    std::error_code code;  ///< the codec's reason (a server puts it in its ERROR frame)
+};
+
+/// The connection ended under a read: `code` is eof when the peer closed it, operation_aborted
+/// when we closed it.
+struct stream_read_error : std::runtime_error {
+    stream_read_error(boost::system::error_code c, const std::string& what) : std::runtime_error(what), code(c) {}
+    boost::system::error_code code;
 };
 
 class stomp_stream {
@@ -57,12 +69,18 @@ public:
         stomp::frame frame;
     };
     /// Reads the next item, before `deadline` (max = none). `on_bytes` is called whenever bytes
-    /// arrive. Throws stream_protocol_error for bytes the codec refuses, std::runtime_error for
-    /// a closed or failed connection or the deadline.
+    /// arrive. Throws stream_protocol_error for bytes the codec refuses, stream_read_error for a
+    /// closed or failed connection, std::runtime_error for the deadline.
     boost::asio::awaitable<item> read(time_point deadline = time_point::max(),
                                       const std::function<void()>& on_bytes = {});
     /// Frames after this are parsed as version `v` (CONNECT/CONNECTED decided it).
     void set_version(stomp::version v) noexcept { parser_.set_version(v); }
+    /// Frames after this are parsed with `lim` (a server: its own limits once the peer logged in,
+    /// a CONNECT's before); the version and the bytes already read stay.
+    void set_limits(stomp::limits lim);
+    /// Bytes asked for per read (16 KiB by default): a server asks for no more than a CONNECT
+    /// may take until the peer logged in, so an unauthenticated peer makes it hold little.
+    void set_read_size(std::size_t n) { read_size_ = n == 0 ? 1 : n; }
 
     /// Writes `bytes` now (outside the queue), before `deadline`.
     boost::asio::awaitable<void> write(std::string_view bytes, time_point deadline);
@@ -71,9 +89,12 @@ public:
     std::size_t queued_bytes() const noexcept { return queued_; }
     /// Writes the queue in batches (up to 256 items or 512 KiB per write) until close() or a
     /// failure, each batch before `timeout` plus a slow link's allowance (~64 KiB/s).
-    /// `on_written(n)` is called after each batch. Throws when a write fails or times out.
+    /// `on_written(n)` is called after each batch (and may enqueue more). Returns after finish()
+    /// once the queue is written. Throws when a write fails or times out.
     boost::asio::awaitable<void> run_writer(std::chrono::milliseconds timeout,
                                             const std::function<void(std::size_t)>& on_written);
+    /// run_writer writes what is queued (an ERROR, a RECEIPT), then returns: a graceful close.
+    void finish();
     /// Wakes run_writer so that it throws `why` (the connection must go).
     void fail(std::string why);
 
@@ -91,10 +112,13 @@ private:
     std::deque<std::string> queue_;
     std::size_t queued_ = 0;
     std::size_t max_queued_;
+    bool finishing_ = false;
     std::string broken_;
     stomp::parser parser_;
     std::string rbuf_;
     std::size_t rstart_ = 0;
+    std::size_t read_size_ = 16 * 1024;
+    std::vector<char> rchunk_;  // what one read fills
 };
 
 } // namespace bus
