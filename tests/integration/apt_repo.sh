@@ -8,6 +8,7 @@
 #     APT_ROOT_CONFIG ($DIR/apt.conf, empty: run apt with APT_CONFIG set to it so that the
 #     machine's apt.conf.d hooks do not run). Sets APT_ROOT_OPTS (apt's -o options) and
 #     APT_ROOT_YAML (the same, as stomp-repo's apt-options: list items).
+#   gen_key NAME EMAIL: a passphrase-less ed25519 signing key in $GNUPGHOME; prints its fingerprint.
 #   apt_update: apt-get update in that root. candidate PACKAGE: its Candidate in `apt-cache policy`.
 
 mkdeb() {
@@ -20,6 +21,11 @@ mkdeb() {
   local rc=$?
   rm -rf "$d"
   return "$rc"
+}
+
+gen_key() {
+  gpg --batch --quiet --passphrase '' --quick-gen-key "$1 <$2>" ed25519 sign never 2>/dev/null || return 1
+  gpg --batch --with-colons --list-keys "$2" 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}'
 }
 
 apt_root() {

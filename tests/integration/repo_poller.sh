@@ -58,23 +58,17 @@ has_event() { (($(events "$1") >= 1)); }
 now_ms() { date +%s%3N; }
 
 # ---- a signing key and packages ------------------------------------------------------------------
+# shellcheck source=tests/integration/apt_repo.sh
+. "$(dirname "$0")/apt_repo.sh"
 export GNUPGHOME=$work/gnupg
 mkdir -m 700 "$GNUPGHOME"
-gpg --batch --quiet --passphrase '' --quick-gen-key "deploykit test repo <repo@example.invalid>" ed25519 sign never 2>/dev/null
-gpg --batch --quiet --passphrase '' --quick-gen-key "someone else <other@example.invalid>" ed25519 sign never 2>/dev/null
-keyid=$(gpg --batch --with-colons --list-keys repo@example.invalid | awk -F: '/^fpr/ {print $10; exit}')
-otherid=$(gpg --batch --with-colons --list-keys other@example.invalid | awk -F: '/^fpr/ {print $10; exit}')
+keyid=$(gen_key "deploykit test repo" repo@example.invalid)
+otherid=$(gen_key "someone else" other@example.invalid)
 gpg --batch --export "$keyid" >"$work/repo-keyring.gpg"
-mkdeb() { # NAME VERSION
-  local d=$work/pkg/$1-$2
-  mkdir -p "$d/DEBIAN" "$d/usr/share/doc/$1"
-  printf 'Package: %s\nVersion: %s\nArchitecture: amd64\nMaintainer: t <t@example.invalid>\nSection: misc\nPriority: optional\nDescription: test package\n' "$1" "$2" >"$d/DEBIAN/control"
-  echo "$1 $2" >"$d/usr/share/doc/$1/version"
-  dpkg-deb --root-owner-group -Zgzip -b "$d" "$work/debs/${1}_${2}_amd64.deb" >/dev/null
-}
+deb() { mkdeb "$work/debs" "$1" "$2" amd64; } # NAME VERSION
 mkdir -p "$work/debs"
-mkdeb foo 1.0-1; mkdeb foo 1.1-1; mkdeb foo 1:0.9-1; mkdeb bar 1.0-1; mkdeb bar 2.0-1
-mkdeb baz-tools 3.0-1; mkdeb baz-tools 3.1-1
+deb foo 1.0-1; deb foo 1.1-1; deb foo 1:0.9-1; deb bar 1.0-1; deb bar 2.0-1
+deb baz-tools 3.0-1; deb baz-tools 3.1-1
 
 # ---- the reprepro repository, signed -------------------------------------------------------------
 repo=$work/www/reprepro
@@ -222,7 +216,7 @@ until_true 20 metric_above repo_poller_signature_failures_total "$sigs" && pass 
   || bad "foreign signature not refused: $(tail -3 "$work/poller.log")"
 # A newer foo whose InRelease is tampered with: prepared in a copy of the repository (so the
 # server never shows a good InRelease for it), published into the served tree with a bad one.
-mkdeb foo 1:1.2-1
+deb foo 1:1.2-1
 cp -a "$repo" "$work/stage"
 reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.2-1_amd64.deb"
 sed 's/^Date: .*/Date: Thu, 01 Jan 2026 00:00:00 UTC/' "$work/stage/dists/bookworm/InRelease" >"$work/inrelease.bad"
@@ -239,7 +233,7 @@ until_true 20 has_event "d['name']=='foo' and d['new_version']=='1:1.2-1' and d[
   || bad "no event after re-signing: $(tail -3 "$work/poller.log")"
 
 # ---- an index that does not match the InRelease's SHA256 -> refused, nothing published -------------
-mkdeb foo 1:1.3-1
+deb foo 1:1.3-1
 reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.3-1_amd64.deb"
 fails=$(metric repo_poller_poll_failures_total)
 events_before=$(events True)
@@ -290,7 +284,7 @@ kill "$spid" "$bpid" 2>/dev/null || true
 wait "$spid" "$bpid" 2>/dev/null || true
 spid= bpid=
 start_poller
-mkdeb foo 1:1.4-1
+deb foo 1:1.4-1
 reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.4-1_amd64.deb"
 next_second
 cp -a "$work/stage/pool/." "$repo/pool/"

@@ -51,16 +51,11 @@ fi
 echo "broker: $kind"
 
 # ---- packages and the repository ----
-mkdeb() { # NAME VERSION
-  local d="$work/src/$1-$2"
-  mkdir -p "$d/DEBIAN"
-  printf 'Package: %s\nVersion: %s\nSection: misc\nPriority: optional\nArchitecture: all\nMaintainer: Test <t@example.com>\nDescription: deploykit test package\n' \
-    "$1" "$2" >"$d/DEBIAN/control"
-  dpkg-deb -b "$d" "$work/debs/$1_$2_all.deb" >/dev/null
-}
+# shellcheck source=tests/integration/apt_repo.sh
+. "$here/integration/apt_repo.sh"
 mkdir -p "$work/debs" "$work/repo/conf"
 for p in site-web:1.0-1 site-web:1.1-1 site-web:1.2-1 site-web:1.3-1 site-api:1.0-1 site-db:2:1.0-1 other:1.0-1; do
-  mkdeb "${p%%:*}" "${p#*:}"
+  mkdeb "$work/debs" "${p%%:*}" "${p#*:}"
 done
 cat >"$work/repo/conf/distributions" <<EOF
 Codename: bookworm
@@ -84,15 +79,8 @@ rr includedeb bookworm "$work/debs/site-web_1.0-1_all.deb" || { bad "reprepro in
 
 # ---- the isolated apt root ----
 A=$work/apt
-mkdir -p "$A/state/lists/partial" "$A/cache/archives/partial" "$A/etc/apt.conf.d" "$A/etc/preferences.d" "$A/etc/trusted.gpg.d"
-: >"$A/status"
-: >"$A/apt.conf"
-echo "deb [trusted=yes] file:$work/repo bookworm main" >"$A/sources.list"
-apt_opts=(-o "Dir::State=$A/state" -o "Dir::State::status=$A/status" -o "Dir::Cache=$A/cache" -o "Dir::Etc=$A/etc"
-          -o "Dir::Etc::sourcelist=$A/sources.list" -o "Dir::Etc::sourceparts=-" -o "Acquire::Languages=none"
-          -o "APT::Sandbox::User=root")
-candidate() { APT_CONFIG=$A/apt.conf LC_ALL=C apt-cache "${apt_opts[@]}" policy "$1" | awk '/Candidate:/ {print $2}'; }
-APT_CONFIG=$A/apt.conf apt-get -q "${apt_opts[@]}" update >"$work/apt-setup.log" 2>&1 || bad "initial apt-get update: $(cat "$work/apt-setup.log")"
+apt_root "$A" "deb [trusted=yes] file:$work/repo bookworm main"
+apt_update >"$work/apt-setup.log" 2>&1 || bad "initial apt-get update: $(cat "$work/apt-setup.log")"
 [[ $(candidate site-web) == 1.0-1 ]] && pass "isolated apt root sees site-web 1.0-1" || bad "initial candidate: $(candidate site-web)"
 
 # ---- stomp-repo ----
@@ -110,13 +98,7 @@ watch:
 sources-list: $A/sources.list
 apt-config: $A/apt.conf
 apt-options:
-  - Dir::State=$A/state
-  - Dir::State::status=$A/status
-  - Dir::Cache=$A/cache
-  - Dir::Etc=$A/etc
-  - Acquire::Languages=none
-  - APT::Sandbox::User=root
-lock-timeout: 3s
+${APT_ROOT_YAML}lock-timeout: 3s
 retries: 2
 retry-initial: 300ms
 retry-max: 1s

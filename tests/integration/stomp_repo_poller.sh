@@ -23,9 +23,7 @@ done
 export GNUPGHOME=$WORK/gnupg
 mkdir -m 700 "$GNUPGHOME"
 on_exit "gpgconf --homedir '$GNUPGHOME' --kill all 2>/dev/null"
-gpg --batch --quiet --passphrase '' --quick-gen-key "deploykit test repo <repo@example.invalid>" ed25519 sign never 2>/dev/null \
-  || fatal "gpg could not create a key"
-keyid=$(gpg --batch --with-colons --list-keys repo@example.invalid 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}')
+keyid=$(gen_key "deploykit test repo" repo@example.invalid) && [[ -n $keyid ]] || fatal "gpg could not create a key"
 gpg --batch --export "$keyid" >"$WORK/repo-keyring.gpg"
 chmod 755 "$WORK" # apt reads the keyring as _apt where it can
 mkdir -p "$WORK/debs" "$WORK/www/repo/conf"
