@@ -134,7 +134,16 @@ t_changed=$EPOCHREALTIME
 if wait_for 60 results 'any(e["data"]["ok"] and any(p["name"] == "site-web" and p["candidate"] == "1.1-1" for p in e["data"]["packages"]) for e in evs)'; then
   took=$(elapsed "$t_changed")
   pass "includedeb site-web 1.1-1 -> package.result on the bus with candidate 1.1-1"
-  echo "MEASURE changed InRelease → result event: $took (poll interval 1 s, coalesce 200 ms)"
+  apt_s=$("$PY" -c 'import json, sys
+for l in open(sys.argv[1]):
+    try:
+        e = json.loads(l)
+    except ValueError:
+        continue
+    if e.get("type") == "package.result" and e["data"]["ok"]:
+        print("%.1fs" % e["data"]["duration_s"])
+        break' "$WORK/results.out")
+  echo "MEASURE changed InRelease → result event: $took (of it apt-get update: $apt_s; poll interval 1 s, coalesce 200 ms)"
 else
   fail "no package.result: $(cat "$WORK/results.out") / $(tail -10 "$WORK/stomp-repo.log") / $(tail -5 "$WORK/poller.log")"
 fi
