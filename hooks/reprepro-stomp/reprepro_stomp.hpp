@@ -2,7 +2,7 @@
 
 // reprepro-stomp's logic, pure: reading reprepro's notifier arguments (`Log:` lines, per package,
 // and the `--changes` form) into package events, and deciding when the export is visible. The
-// detached wait, the config and sending are main.cpp's.
+// detached wait, the config and sending are shell.cpp's.
 
 #include "bus/event.hpp"
 

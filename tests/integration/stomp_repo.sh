@@ -134,6 +134,8 @@ sys.exit(0 if ok else 1)
 PY
 }
 metric() { curl -sf "http://127.0.0.1:$aport/metrics" | awk -v m="stomp_repo_$1" '$1 == m {print $2}'; }
+# metric_is NAME VALUE [NAME VALUE...]: for wait_for, which must re-read the metrics on every try
+metric_is() { while (($#)); do [[ $(metric "$1") == "$2" ]] || return 1; shift 2; done; }
 
 # 1. includedeb of a newer version -> result event, new candidate in the isolated root.
 t0=$(date +%s%N)
@@ -171,7 +173,7 @@ wait_for 60 results 'any(e["data"]["ok"] and sorted(p["name"] for p in e["data"]
 
 # 3. An unwatched package: no update, counted.
 rr includedeb bookworm "$work/debs/other_1.0-1_all.deb"
-wait_for 30 test "$(metric ignored_unwatched_total)" = 1 && pass "unwatched package ignored and counted" \
+wait_for 30 metric_is ignored_unwatched_total 1 && pass "unwatched package ignored and counted" \
   || bad "unwatched: $(metric ignored_unwatched_total)"
 
 # 4. lists/lock held by another process (fcntl, as apt locks): stomp-repo waits, then succeeds.
@@ -212,7 +214,7 @@ ev='{"v":1,"id":"6b0c2f7e-0000-4000-8000-00000000aa01","type":"package","host":"
 wait_for 60 results 'len([e for e in evs if e["data"]["outcome"] == "stale" and "6b0c2f7e-0000-4000-8000-00000000aa01" in e["data"]["events"]]) == 3' \
   && pass "candidate still older after the update: 3 stale results (first try + 2 retries)" \
   || bad "stale: $(grep -c stale "$work/results") / $(tail -5 "$work/stomp-repo.log")"
-wait_for 30 test "$(metric gave_up_total)" = 1 && pass "then given up (bounded) and counted" || bad "gave_up_total=$(metric gave_up_total)"
+wait_for 30 metric_is gave_up_total 1 && pass "then given up (bounded) and counted" || bad "gave_up_total=$(metric gave_up_total)"
 
 # 7. Hostile names, versions and codenames: refused and counted, never on a command line.
 hostile() { # NAME VERSION CODENAME
@@ -230,7 +232,7 @@ hostile "site-$(head -c 10240 /dev/zero | tr '\0' a)" "9.0-1" bookworm
 hostile "site-web" "9.0-1" "bookworm/../x"
 # The 10 kB name is refused by the event model already (intake: invalid), the others by the
 # Debian policy checks (refused).
-wait_for 30 test "$(metric refused_total)" = $((refused_before + 4)) -a "$(metric 'events_dropped_total{reason="invalid"}')" = 1 \
+wait_for 30 metric_is refused_total $((refused_before + 4)) 'events_dropped_total{reason="invalid"}' 1 \
   && pass "5 hostile events refused and counted (4 by Debian policy, 1 by the event model)" \
   || bad "refused_total=$(metric refused_total) (was $refused_before): $(grep refused "$work/stomp-repo.log" | tail -5)"
 [[ ! -e $work/pwned ]] && pass "nothing ran" || bad "a hostile name reached a shell"

@@ -63,7 +63,7 @@ void add_commit_frames(const hook_config& cfg, const bus::event& ev, const std::
 }
 
 hook_sent send_hook_frames(const hook_config& cfg, std::vector<stomp::frame> frames,
-                           const std::filesystem::path& default_spool, bool debug)
+                           const std::filesystem::path& default_spool, bool debug, std::chrono::milliseconds budget)
 {
     hook_sent out;
     auto spool = cfg.bus.spool.value_or(bus::outbox_options{.dir = default_spool});
@@ -77,7 +77,7 @@ hook_sent send_hook_frames(const hook_config& cfg, std::vector<stomp::frame> fra
     spdlog::logger client_log("bus", debug ? spdlog::sink_ptr(std::make_shared<spdlog::sinks::stderr_sink_mt>())
                                            : spdlog::sink_ptr(std::make_shared<spdlog::sinks::null_sink_mt>()));
     if (debug) client_log.set_level(spdlog::level::debug);
-    auto rep = bus::send_once(cfg.bus.client, spool, std::move(frames), std::chrono::milliseconds(1000), client_log);
+    auto rep = bus::send_once(cfg.bus.client, spool, std::move(frames), budget, client_log);
     out.published = rep.published;
     out.spooled = rep.spooled;
     return out;

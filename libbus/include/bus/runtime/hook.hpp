@@ -1,8 +1,8 @@
 #pragma once
 
-// What the commit hooks (stomp-post-receive, svn-stomp, and any hook to come) share around their
-// pure logic: the config file, the frames of a commit, and spool-then-send with a one-second
-// budget (a push or commit never waits longer for a broker). The chained hook is spawn.hpp's
+// What the hooks (stomp-post-receive, svn-stomp, reprepro-stomp, and any hook to come) share
+// around their pure logic: the config file, the frames of a commit, and spool-then-send with a
+// one-second default budget (a push or commit never waits longer for a broker). The chained hook is spawn.hpp's
 // run_chained_hook().
 
 #include "bus/config.hpp"
@@ -11,6 +11,7 @@
 #include "bus/runtime/config_reader.hpp"
 #include "bus/runtime/program.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -62,10 +63,13 @@ struct hook_sent {
 };
 
 /// Signs `frames` when the config has a signing key, then sends them through the outbox
-/// (`spool-dir`, else `default_spool`) within one second: what the broker has not receipted by
-/// then is spooled. Throws bus::outbox_error when the spool cannot take them either. `debug`:
-/// the client's connection log on stderr (else silent: the hook logs one line per call).
+/// (`spool-dir`, else `default_spool`) within `budget` (one second: a push or commit never waits
+/// longer; reprepro-stomp's detached child gives its configured `send-budget`): what the broker
+/// has not receipted by then is spooled. Throws bus::outbox_error when the spool cannot take them
+/// either. `debug`: the client's connection log on stderr (else silent: the hook logs one line
+/// per call).
 hook_sent send_hook_frames(const hook_config& cfg, std::vector<stomp::frame> frames,
-                           const std::filesystem::path& default_spool, bool debug);
+                           const std::filesystem::path& default_spool, bool debug,
+                           std::chrono::milliseconds budget = std::chrono::milliseconds(1000));
 
 } // namespace bus::runtime
