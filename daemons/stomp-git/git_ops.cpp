@@ -1,5 +1,7 @@
 #include "git_ops.hpp"
 
+#include "bus/url.hpp"
+
 #include <fcntl.h>
 #include <git2.h>
 #include <openssl/crypto.h>
@@ -241,20 +243,8 @@ bool ssh_scheme(std::string_view scheme)
     return scheme.find("ssh") != std::string_view::npos;
 }
 
-std::string percent_decode(std::string_view s)
-{
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-            out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-            i += 2;
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
-}
+// As git: a %-escape that does not decode leaves the text as it is.
+std::string percent_decode(std::string_view s) { return bus::percent_decode(s).value_or(std::string(s)); }
 
 std::string_view trim(std::string_view s)
 {
@@ -448,24 +438,15 @@ namespace {
 
 constexpr std::string_view b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+// OpenSSL's EVP_EncodeBlock (padded); OpenSSH's SHA256 fingerprints leave the padding off.
 std::string base64_encode(std::string_view in, bool pad)
 {
-    std::string out;
-    std::size_t i = 0;
-    auto byte = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(in[k])); };
-    for (; i + 2 < in.size(); i += 3) {
-        unsigned v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-        for (int s = 18; s >= 0; s -= 6) out.push_back(b64chars[(v >> s) & 63]);
-    }
-    if (i + 1 == in.size()) {
-        unsigned v = byte(i) << 16;
-        out += {b64chars[(v >> 18) & 63], b64chars[(v >> 12) & 63]};
-        if (pad) out += "==";
-    } else if (i + 2 == in.size()) {
-        unsigned v = byte(i) << 16 | byte(i + 1) << 8;
-        out += {b64chars[(v >> 18) & 63], b64chars[(v >> 12) & 63], b64chars[(v >> 6) & 63]};
-        if (pad) out += "=";
-    }
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+    out.resize(static_cast<std::size_t>(n));
+    if (!pad)
+        while (out.ends_with('=')) out.pop_back();
     return out;
 }
 
@@ -503,23 +484,21 @@ std::string normal_key_type(std::string_view t)
 
 } // namespace
 
+// Strict: only the standard alphabet, padding optional (known_hosts files carry both forms).
+// OpenSSL's EVP_DecodeBlock decodes; it would also skip surrounding blanks, so the alphabet is
+// checked first.
 std::optional<std::string> base64_decode(std::string_view in)
 {
     while (in.ends_with('=')) in.remove_suffix(1);
-    if (in.size() % 4 == 1) return std::nullopt;
-    std::string out;
-    unsigned v = 0;
-    int bits = 0;
-    for (char ch : in) {
-        auto k = b64chars.find(ch);
-        if (k == std::string_view::npos) return std::nullopt;
-        v = (v << 6) | static_cast<unsigned>(k);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((v >> bits) & 0xff));
-        }
-    }
+    if (in.size() % 4 == 1 || in.find_first_not_of(b64chars) != std::string_view::npos) return std::nullopt;
+    std::string padded(in);
+    std::size_t pads = (4 - padded.size() % 4) % 4;
+    padded.append(pads, '=');
+    std::string out(padded.size() / 4 * 3 + 1, '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(padded.data()), static_cast<int>(padded.size()));
+    if (n < 0 || static_cast<std::size_t>(n) < pads) return std::nullopt;
+    out.resize(static_cast<std::size_t>(n) - pads);
     return out;
 }
 

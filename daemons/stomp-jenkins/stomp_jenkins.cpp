@@ -1,6 +1,7 @@
 #include "stomp_jenkins.hpp"
 
 #include "bus/legacy.hpp"
+#include "bus/url.hpp"
 
 #include <fnmatch.h>
 #include <nlohmann/json.hpp>
@@ -163,28 +164,7 @@ std::string percent_encode(std::string_view s)
     return out;
 }
 
-std::optional<std::string> percent_decode(std::string_view s)
-{
-    auto val = [](char ch) -> int {
-        if (ch >= '0' && ch <= '9') return ch - '0';
-        if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-        if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-        return -1;
-    };
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '%') {
-            out.push_back(s[i]);
-            continue;
-        }
-        if (i + 2 >= s.size()) return std::nullopt;
-        int hi = val(s[i + 1]), lo = val(s[i + 2]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-    }
-    return out;
-}
+std::optional<std::string> percent_decode(std::string_view s) { return bus::percent_decode(s); }
 
 std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields)
 {

@@ -6,9 +6,7 @@
 
 namespace bus {
 
-namespace {
-
-std::string percent_decode(std::string_view s, std::string_view what)
+std::optional<std::string> percent_decode(std::string_view s)
 {
     std::string out;
     out.reserve(s.size());
@@ -18,15 +16,22 @@ std::string percent_decode(std::string_view s, std::string_view what)
             continue;
         }
         unsigned v = 0;
-        if (i + 2 >= s.size())
-            throw config_error(std::string(what) + ": truncated %-escape");
+        if (i + 2 >= s.size()) return std::nullopt;
         auto r = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-        if (r.ec != std::errc{} || r.ptr != s.data() + i + 3)
-            throw config_error(std::string(what) + ": bad %-escape");
+        if (r.ec != std::errc{} || r.ptr != s.data() + i + 3) return std::nullopt;
         out.push_back(static_cast<char>(v));
         i += 2;
     }
     return out;
+}
+
+namespace {
+
+std::string percent_decode(std::string_view s, std::string_view what)
+{
+    auto d = bus::percent_decode(s);
+    if (!d) throw config_error(std::string(what) + ": bad or truncated %-escape");
+    return *d;
 }
 
 endpoint parse_endpoint(std::string_view url)

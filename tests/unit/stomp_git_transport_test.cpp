@@ -58,6 +58,9 @@ TEST_CASE("stomp-git transport - base64 is strict")
     CHECK(base64_decode("aGVsbG8=") == std::optional<std::string>("hello"));
     CHECK(base64_decode("aGVsbG8") == std::optional<std::string>("hello"));
     CHECK(base64_decode("") == std::optional<std::string>(""));
+    CHECK(base64_decode("AAEC/w==") == std::optional<std::string>(std::string("\x00\x01\x02\xff", 4)));
+    CHECK(base64_decode("AAEC/w") == std::optional<std::string>(std::string("\x00\x01\x02\xff", 4)));
+    CHECK_FALSE(base64_decode(" aGVsbG8="));
     CHECK_FALSE(base64_decode("aGV*bG8="));
     CHECK_FALSE(base64_decode("a"));
 }

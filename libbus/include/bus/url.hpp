@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <stdexcept>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,5 +64,9 @@ struct broker_url {
 ///
 /// Credentials are %-decoded. Throws config_error naming the offending part.
 broker_url parse_broker_url(std::string_view url, std::string_view options = {});
+
+/// RFC 3986 %-decoding, strict: nullopt for a truncated or non-hex escape. The one copy for
+/// broker URLs, Jenkins project paths and git credentials in URLs.
+std::optional<std::string> percent_decode(std::string_view s);
 
 } // namespace bus
