@@ -102,9 +102,8 @@ rc=0; "$webhook" -c "$work/typo.yaml" >/dev/null 2>"$work/typo.err" || rc=$?
 
 start_broker
 # systemd's notify socket, bound by this test.
-/usr/bin/python3 "$(dirname "$0")/../support/notify_socket.py" "$work/notify.sock" "$work/notify.log" &
-npid=$!
-for _ in $(seq 200); do [[ -S $work/notify.sock ]] && break; sleep 0.025; done
+notify_listener "$work/notify.sock" "$work/notify.log"
+npid=$NOTIFY_PID
 "$stompctl" -u "$url" subscribe -t /topic/deploykit.heartbeats --events -n 1 --wait 30 --ready-file "$work/hb.ready" \
   >"$work/hb.out" 2>"$work/hb.err" &
 hbpid=$!

@@ -152,6 +152,15 @@ _kill_vars() {
 # the background with --ready-file $WORK/NAME.ready, stdout in $WORK/NAME.out, stderr in
 # $WORK/NAME.err; SUB_PID is its pid (also appended to ARRAY; stopped at exit). Returns once it
 # confirmed its subscription, 1 (and its stderr) if it did not within 10 s.
+# notify_listener SOCKET LOG: systemd's notify socket for a daemon started with NOTIFY_SOCKET=SOCKET;
+# each notification becomes one line of LOG. Sets NOTIFY_PID (tracked: stopped at exit).
+notify_listener() {
+  /usr/bin/python3 "$ROOT_DIR/tests/support/notify_socket.py" "$1" "$2" &
+  NOTIFY_PID=$!
+  track "$NOTIFY_PID"
+  wait_for 5 test -S "$1"
+}
+
 start_subscriber() {
   local name
   if [[ $1 == -a ]]; then
@@ -180,7 +189,7 @@ on_exit() { EXIT_STEPS+=("$*"); }
 stop_pid() { # PID [SECONDS]: TERM, then KILL once SECONDS (default 5) have passed; reaps it
   kill -TERM "$1" 2>/dev/null
   wait_for "${2:-5}" exited "$1" || kill -KILL "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
+  wait "$1" 2>/dev/null || true
   untrack "$1"
   return 0
 }

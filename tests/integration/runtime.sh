@@ -61,16 +61,8 @@ grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z error stomp-jenkins: ' "$work/no
 bpid=$!
 until_true 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$bport" 2>/dev/null
 sock="$work/notify.sock"
-"$PY" -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        out.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-' "$sock" "$work/notify.log" &
-npid=$!
-until_true 5 test -S "$sock"
+notify_listener "$sock" "$work/notify.log"
+npid=$NOTIFY_PID
 "$stompctl" -u "$url" subscribe -t /topic/deploykit.heartbeats --events -n 1 --wait 20 --ready-file "$work/hb.ready" >"$work/hb.out" 2>"$work/hb.err" &
 spid=$!
 until_true 10 test -e "$work/hb.ready"

@@ -483,16 +483,8 @@ EOF2
 out=$("$broker" -c "$work/rt.yaml" --check-config 2>&1) && [[ $out == *"configuration OK"* ]] \
   && pass "--check-config on a valid file (underscore aliases accepted): exit 0" || bad "check-config: $out"
 sock="$work/notify.sock"
-/usr/bin/python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        out.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-' "$sock" "$work/notify.log" &
-npid=$!
-for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
+notify_listener "$sock" "$work/notify.log"
+npid=$NOTIFY_PID
 : >"$work/broker.log"
 NOTIFY_SOCKET="$sock" "$broker" -c "$work/rt.yaml" --pidfile "$work/broker.pid" 2>>"$work/broker.log" &
 bpid=$!
@@ -524,6 +516,6 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [[ $rc == 0 ]] && ((ms < 1000)) && pass "SIGTERM when idle: exit 0 after ${ms} ms" || bad "SIGTERM: rc=$rc after ${ms} ms"
 ok=0; for _ in $(seq 100); do grep -q "STOPPING=1" "$work/notify.log" && { ok=1; break; }; sleep 0.05; done
 [[ $ok == 1 && ! -e $work/broker.pid ]] && pass "STOPPING=1 sent and the pidfile removed" || bad "stop: notify=$ok pidfile $(ls "$work/broker.pid" 2>&1)"
-kill "$npid" 2>/dev/null || true
+stop_pid "$npid"
 
 exit $fail

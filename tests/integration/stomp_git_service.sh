@@ -8,22 +8,12 @@
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") sgit=$(realpath "$3")
 PY=/usr/bin/python3
-work=$(mktemp -d /tmp/deploykit-sgit-svc.XXXXXX)
+NAME=stomp_git_service
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 bpid= gpid= npid= spid= cpid=
-cleanup() {
-  { for p in $gpid $npid $spid $cpid $bpid; do kill "$p"; done; } 2>/dev/null || true
-  wait 2>/dev/null || true
-  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail=0
-pass() { echo "PASS $*"; }
-bad() { echo "FAIL $*"; fail=1; }
-until_true() { # SECONDS COMMAND...: poll a condition with a deadline
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.05; done
-}
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+kill_at_exit gpid npid spid cpid bpid
 log_has() { grep -qF -- "$2" "$1"; }
 http_get() { "$PY" -c '
 import sys, urllib.request, urllib.error
@@ -78,16 +68,8 @@ rc=0; "$sgit" --check-config -c "$work/typo.yaml" 2>"$work/typo.err" || rc=$?
 bpid=$!
 until_true 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$bport" 2>/dev/null
 sock="$work/notify.sock"
-"$PY" -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        out.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-' "$sock" "$work/notify.log" &
-npid=$!
-until_true 5 test -S "$sock"
+notify_listener "$sock" "$work/notify.log"
+npid=$NOTIFY_PID
 "$stompctl" -u "$url" subscribe -t /topic/deploykit.heartbeats --events -n 1 --wait 30 --ready-file "$work/hb.ready" >"$work/hb.out" 2>"$work/hb.err" &
 spid=$!
 # Every frame on the commit topic, as sent: the replay below sends the same one again.
