@@ -152,6 +152,19 @@ _kill_vars() {
 # the background with --ready-file $WORK/NAME.ready, stdout in $WORK/NAME.out, stderr in
 # $WORK/NAME.err; SUB_PID is its pid (also appended to ARRAY; stopped at exit). Returns once it
 # confirmed its subscription, 1 (and its stderr) if it did not within 10 s.
+# http_get PORT PATH: GET http://127.0.0.1:PORT/PATH and print "STATUS BODY" (0 and the reason when
+# nothing answered); never fails, so a test can assert on what it printed.
+http_get() { /usr/bin/python3 -c '
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen("http://127.0.0.1:%s%s" % (sys.argv[1], sys.argv[2]), timeout=5)
+    print(r.status, r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+except OSError as e:
+    print(0, e)
+' "$1" "$2"; }
+
 # notify_listener SOCKET LOG: systemd's notify socket for a daemon started with NOTIFY_SOCKET=SOCKET;
 # each notification becomes one line of LOG. Sets NOTIFY_PID (tracked: stopped at exit).
 notify_listener() {

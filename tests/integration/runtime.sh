@@ -29,17 +29,6 @@ bport=$(free_port)
 url="stomp://127.0.0.1:$bport"
 aport=$(free_port)
 printf 'rserver: %s\njenkins-url: http://127.0.0.1:9\nheartbeat-interval: 1\nadmin-listen: 127.0.0.1:%s\njenkins-projects:\n  r: {project: x}\n' "$url" "$aport" >"$work/sj.yaml"
-# GET http://127.0.0.1:PORT/PATH -> "STATUS BODY"
-http_get() { "$PY" -c '
-import sys, urllib.request, urllib.error
-try:
-    r = urllib.request.urlopen("http://127.0.0.1:%s%s" % (sys.argv[1], sys.argv[2]), timeout=5)
-    print(r.status, r.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-except OSError as e:
-    print(0, e)
-' "$1" "$2"; }
 rc=0; "$sj" --check-config -c "$work/sj.yaml" >"$work/check.out" 2>&1 || rc=$?
 [[ $rc == 0 ]] && log_has "$work/check.out" "configuration OK" && pass "--check-config on a good file: 0" || bad "check good rc=$rc $(cat "$work/check.out")"
 sed 's/^jenkins-url:/jenkins-ulr:/' "$work/sj.yaml" >"$work/typo.yaml"

@@ -15,16 +15,6 @@ work=$WORK
 bpid= gpid= npid= spid= cpid=
 kill_at_exit gpid npid spid cpid bpid
 log_has() { grep -qF -- "$2" "$1"; }
-http_get() { "$PY" -c '
-import sys, urllib.request, urllib.error
-try:
-    r = urllib.request.urlopen("http://127.0.0.1:%s%s" % (sys.argv[1], sys.argv[2]), timeout=5)
-    print(r.status, r.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code, e.read().decode())
-except OSError as e:
-    print(0, e)
-' "$1" "$2"; }
 metric() { local m; m=$(http_get "$aport" /metrics); grep -F -- "$1" <<<"$m" | awk '{print $NF}' | head -1; }
 metrics_have() { local m; m=$(http_get "$aport" /metrics); grep -q "^$1" <<<"$m"; }  # a line starting with this (a regex)
 readyz_like() { [[ $(http_get "$aport" /readyz) == $1 ]]; }
@@ -126,6 +116,9 @@ until_true 5 log_has "$work/notify.log" "STOPPING=1" && pass "STOPPING=1 sent" |
 : >"$work/notify.log"
 start_sgit
 until_true 15 log_has "$work/notify.log" "READY=1" || bad "no READY=1 after the restart"
+# The start-up fetch first, so the count below can only grow by the replay.
+startup_fetched() { [[ $(metric 'stomp_git_fetches_total{result="ok"}') == 1 ]]; }
+until_true 15 startup_fetched || bad "no start-up fetch after the restart"
 args=$("$PY" - "$work/commits.json" <<'PY'
 import json, shlex, sys
 m = json.loads(open(sys.argv[1]).readline())
