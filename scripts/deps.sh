@@ -18,6 +18,10 @@ test_pkgs=(
   reprepro curl  # stomp-repo/reprepro-stomp test (a real repository; dpkg-deb and apt come with the base system)
   openssh-server lighttpd lighttpd-mod-openssl  # stomp-git ssh/https transport test
   reprepro aptly gnupg gpgv  # repo-poller test: real repositories, a throwaway signing key
+  sqlite3 libsqlite3-dev  # herald: the event log
+  lintian dpkg-dev fakeroot debhelper systemd  # packages: build, lint, systemd-analyze verify
+  puppet puppet-lint  # puppet/deploykit: parser validate, lint, apply
+  chromium chromium-driver python3-selenium python3-aiosmtpd  # herald pages, SMTP sink
 )
 
 missing=()
