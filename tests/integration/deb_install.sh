@@ -162,7 +162,7 @@ start_daemon() { # DAEMON
   [[ $u != root ]] && run=(setpriv --reuid="$u" --regid="$u" --init-groups --inh-caps=-all --)
   # WATCHDOG_USEC 400 ms: a WATCHDOG=1 every 200 ms; JOURNAL_STREAM names the log file, as
   # systemd's does the journal's stream, so lines must come without a timestamp of their own.
-  T_START[$d]=$EPOCHREALTIME # before it exists: its life is never overestimated
+  T_START[$d]=$EPOCHREALTIME # before it exists: its life is never underestimated
   env NOTIFY_SOCKET="$WORK/$d.notify" WATCHDOG_USEC=400000 JOURNAL_STREAM="$jid" \
     "${run[@]}" "/usr/sbin/$d" -c "$WORK/$d.yaml" 2>>"$WORK/$d.log" &
   PID_OF[$d]=$!
