@@ -132,6 +132,22 @@ else
   show "$WORK/verify.log"
   fail "systemd-analyze verify"
 fi
+# stomp-git's bounding set must let it drop to a repository's owner and still signal that worker
+# (its fetch-timeout, shutdown): root without CAP_KILL cannot.
+bset=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/stomp-git.service | tr 'A-Z' 'a-z' |
+  sed 's/cap_//g; s/ /,+/g; s/^/-all,+/')
+if out=$(setpriv --bounding-set="$bset" "$PY" -c '
+import os, signal, time
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.setgid(65534); os.setuid(65534); os.write(w, b"x"); time.sleep(10); os._exit(0)
+os.read(r, 1)  # the child runs as nobody now
+os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0); print("ok")' 2>&1) && [[ $out == ok ]]; then
+  pass "stomp-git's CapabilityBoundingSet ($bset): drop to a user, then signal that worker"
+else
+  fail "stomp-git's CapabilityBoundingSet ($bset) cannot drop and signal a worker: $out"
+fi
 for d in "${DAEMONS[@]}"; do
   score=$(systemd-analyze security --offline=true --no-pager "/lib/systemd/system/$d.service" 2>/dev/null |
     sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \(.*\)$/\1 \2/p')
