@@ -124,4 +124,20 @@ assert len(hit) == 1, lines
 assert list(hit[0])[:4] == ["ts", "level", "daemon", "msg"] and hit[0]["daemon"] == "stomp-post-receive", hit
 assert len(hit[0]["event_id"]) >= 8 and hit[0]["event_id"] in hit[0]["msg"], hit
 PY
+# --install PATH --check (Puppet's `unless`): changes nothing, 1 while a repository lacks the hook
+# (also one whose own hook would be chained), 0 once every one has it.
+mkdir -p "$work/repos"
+git init -q --bare "$work/repos/a.git" && git init -q --bare "$work/repos/sub/b.git"
+printf '#!/bin/sh\nexit 0\n' >"$work/repos/sub/b.git/hooks/post-receive"
+run check1 "$postrec" --install "$work/repos" --check
+[[ $rc == 1 && ! -e $work/repos/a.git/hooks/post-receive && ! -L $work/repos/sub/b.git/hooks/post-receive ]] \
+  && pass "--install --check before: status 1, nothing changed" || bad "--check before: $rc $(cat "$work/check1")"
+run install "$postrec" --install "$work/repos"
+run check2 "$postrec" --install "$work/repos" --check
+[[ $rc == 0 && -e $work/repos/sub/b.git/hooks/post-receive.chained ]] \
+  && pass "--install --check after the install: status 0" || bad "--check after: $rc $(cat "$work/check2")"
+rm "$work/repos/a.git/hooks/post-receive"
+run check3 "$postrec" --install "$work/repos" --check
+[[ $rc == 1 ]] && grep -q "a.git/hooks/post-receive: not installed" "$work/check3" \
+  && pass "--install --check with one repository's hook gone: status 1" || bad "--check one gone: $rc $(cat "$work/check3")"
 exit $fail

@@ -43,7 +43,7 @@ class deploykit::stomp_git (
   }
   $creds = $credentials ? {
     undef   => {},
-    default => { "${config_dir}/credentials" => $credentials },
+    default => { "${config_dir}/git.credentials" => $credentials },
   }
   $own = {
     'ssh-key'          => $ssh.keys[0],
