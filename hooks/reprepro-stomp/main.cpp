@@ -13,6 +13,10 @@
 // CLI: reprepro's `--` separators are arguments.
 #include "shell.hpp"
 
+#include "bus/runtime/program.hpp"
+
+#include <iostream>
+
 int main(int argc, char** argv)
 {
     reprepro_stomp::options o{.config = reprepro_stomp::default_config()};
@@ -31,7 +35,23 @@ int main(int argc, char** argv)
         } else if (a == "--check-config") {
             o.check_config = true;
         } else if (a == "-h" || a == "--help") {
-            reprepro_stomp::usage("a reprepro notifier (conf/distributions Log: lines)");
+            std::cout << "reprepro-stomp - a reprepro notifier (conf/distributions Log: lines)\n"
+                         "Usage: reprepro-stomp [-c FILE] [-d] ACTION CODENAME TYPE COMPONENT ARCH NAME [NEW] [OLD] -- "
+                         "FILEKEYS...\n"
+                         "       reprepro-stomp [-c FILE] [-d] --changes ACTION CODENAME SOURCE VERSION CHANGESFILE "
+                         "[FILEKEYS...]\n"
+                         "       reprepro-stomp [-c FILE] --check-config\n\n"
+                         "Options:\n"
+                         "  -c, --config FILE  configuration file (else $REPREPRO_STOMP_CONFIG, else\n"
+                         "                     /etc/reprepro-stomp/reprepro-stomp.yaml)\n"
+                         "  --changes          a --changes notifier call (LogChanges)\n"
+                         "  -d, --debug        debug logging on stderr\n"
+                         "  --check-config     validate the configuration and exit (0 valid, 2 not)\n"
+                         "  -h, --help         print this help and exit\n"
+                         "  --version          print the version and exit\n";
+            return 0;
+        } else if (a == "--version") {
+            std::cout << "reprepro-stomp " << bus::runtime::version() << "\n";
             return 0;
         } else if (a.starts_with("-") && a != "--") {
             return reprepro_stomp::usage("unknown option " + a);
