@@ -9,7 +9,8 @@ include deploykit::broker
 include deploykit::stomp_repo
 include deploykit::repo_poller
 class { 'deploykit::jenkins_helper':
-  user => 'nobody',
+  user  => 'nobody',
+  group => 'nogroup',
 }
 class { 'deploykit::hooks':
   user             => 'nobody',

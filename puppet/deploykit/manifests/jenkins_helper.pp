@@ -2,12 +2,14 @@
 # failure (`jenkins-helper -b|-p|-c`). No service.
 #
 # @param user the user Jenkins runs jobs as: owns the secret files, reads the config
+# @param group the group that reads the config (0640 root:group)
 # @param settings the topics (`begin-topic`, `success-topic`, `failure-topic`, `report-topic`,
 #   `build-topic`) when not the original's
 # @param package the package
 # @param config_dir the config directory
 class deploykit::jenkins_helper (
   String[1] $user = 'jenkins',
+  String[1] $group = $user,
   Hash[String[1], Data] $settings = {},
   String[1] $package = 'jenkins-helper',
   Deploykit::Absolutepath $config_dir = '/etc/jenkins-helper',
@@ -23,7 +25,7 @@ class deploykit::jenkins_helper (
   deploykit::daemon { 'jenkins-helper':
     package     => $package,
     user        => $user,
-    group       => $user,
+    group       => $group,
     config_file => "${config_dir}/jenkins-helper.yaml",
     secrets     => $bus['secrets'],
     config      => epp('deploykit/jenkins-helper.yaml.epp', {
