@@ -1,7 +1,8 @@
 # @summary deploy-agent: answers `deploy` requests on this host (the MCollective gitagent's
 # successor; docs/deploy-protocol.md). Runs as root and drops to each repository's user.
 #
-# Its repositories come from the same `gitconfigure` hash as stomp-git's, mapped as the
+# Its repositories come from the same `gitconfigure` hash as stomp-git's (the sites with a
+# target; puppetmaster entries are stomp-git's alone), mapped as the
 # original's facts were (`repo_<name>` = the clone, `sitedir_<name>` = the target,
 # `controldir_<name>` = `<clone>/future-control`), plus `repos` in the agent's own form.
 #
@@ -9,7 +10,8 @@
 # @param repos more repositories: name => {repo, sitedir, controldir, user, keep}
 # @param clone_root where the gitconfigure clones live
 # @param repo_user the user of gitconfigure entries that name none
-# @param commands name => argv: the whitelist of `deploy exec NAME`
+# @param commands name => argv, or {argv, user, dir, env, timeout}: the whitelist of
+#   `deploy exec NAME`
 # @param policy ordered {caller, action, repo, effect} rules; first match wins, default deny
 # @param identity the agent's name (default: the host name)
 # @param settings more keys (`facts-file`, `classes-file`, `admin-listen`, ...)
@@ -21,7 +23,7 @@ class deploykit::deploy_agent (
   Hash[String[1], Hash[String[1], Data]] $repos = {},
   Deploykit::Absolutepath $clone_root = '/data/repo',
   Pattern[/\A[a-z_][a-z0-9_-]*\z/] $repo_user = 'www-data',
-  Hash[Pattern[/\A[A-Za-z0-9._-]+\z/], Array[String[1], 1]] $commands = {},
+  Hash[Pattern[/\A[A-Za-z0-9._-]+\z/], Variant[Array[String[1], 1], Hash[String[1], Data]]] $commands = {},
   Array[Struct[{
         caller => String[1],
         action => String[1],
@@ -36,15 +38,16 @@ class deploykit::deploy_agent (
 ) {
   include deploykit
 
-  $bus = deploykit::bus($config_dir, false)
-  $from_hiera = Hash($gitconfigure.filter |$key, $s| { $s['target'] != undef }.map |$key, $s| {
+  $bus = deploykit::bus($config_dir)
+  $from_hiera = Hash($gitconfigure.filter |$key, $s| { $s['target'] != undef and $s['mode'] != 'puppetmaster' }.map |$key, $s| {
       $clone = "${clone_root}/${s['site']}"
       $entry = {
         'repo'       => $clone,
         'sitedir'    => $s['target'],
         'controldir' => $s['controldir'].lest || { "${clone}/future-control" },
         'user'       => $s['user'].lest || { $repo_user },
-        'keep'       => $s['keep'],
+        'sitetype'   => $s['sitetype'],
+        'keep'       => $s['keep'] ? { undef => undef, default => max($s['keep'], 2) },
       }.filter |$k, $v| { $v != undef }
       [$s['repo'].lest || { $key }, $entry]
   })
