@@ -13,14 +13,17 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 # Up to date? (ninja -n lists what it would do; a man page is all that may be left.)
-pending=$(ninja -C "$build" -n man-pages | grep -E '^\[[0-9]+/[0-9]+\] (Building|Linking)' || true)
+pending=""
+if [[ -f $build/build.ninja ]]; then
+  pending=$(ninja -C "$build" -n man-pages | grep -E '^\[[0-9]+/[0-9]+\] (Building|Linking)' || true)
+fi
 if [[ -n $pending ]]; then
   echo "build-debs: $build is not built (would compile):" >&2
   echo "$pending" | head -5 >&2
   echo "build-debs: build it first: cmake --build $build" >&2
   exit 1
 fi
-ninja -C "$build" man-pages >/dev/null
+cmake --build "$build" --target man-pages >/dev/null
 
 args=(-G DEB --config "$build/CPackConfig.cmake" -B "$out" -D CPACK_OUTPUT_FILE_PREFIX="$out")
 [[ -n ${DEB_VERSION:-} ]] && args+=(-D CPACK_PACKAGE_VERSION="$DEB_VERSION")

@@ -19,7 +19,7 @@ test_pkgs=(
   openssh-server lighttpd lighttpd-mod-openssl  # stomp-git ssh/https transport test
   reprepro aptly gnupg gpgv  # repo-poller test: real repositories, a throwaway signing key
   sqlite3 libsqlite3-dev  # herald: the event log
-  lintian dpkg-dev fakeroot debhelper systemd  # packages: build, lint, systemd-analyze verify
+  lintian dpkg-dev fakeroot debhelper systemd help2man  # packages: build (CPack DEB, man pages from --help), lint, systemd-analyze verify
   puppet puppet-lint  # puppet/deploykit: parser validate, lint, apply
   chromium chromium-driver python3-selenium python3-aiosmtpd  # herald pages, SMTP sink
 )

@@ -19,7 +19,8 @@
 #
 # The machine is left as found: the packages purged, the users the packages created removed,
 # the apt source and its lists removed, Puppet's state in the work dir only. It refuses to run
-# if one of the packages is already installed (it would purge a real installation).
+# if one of the packages is already installed (it would purge a real installation). Holds
+# /tmp/dk-dpkg.lock (as packaging.install does) for its whole run.
 #
 # Usage: apply.sh SOURCE_DIR BUILD_DIR
 NAME=puppet_apply
@@ -36,6 +37,9 @@ ETC=(stomp-git stomp-jenkins github-webhook stomp-broker stomp-repo repo-poller 
 LIST=/etc/apt/sources.list.d/deploykit-puppet-apply-test.list
 
 [[ $(id -u) == 0 ]] || fatal "needs root (it installs packages)"
+# The packaging tests install and purge the same packages: one at a time, also across ctest runs.
+exec 9>/tmp/dk-dpkg.lock
+flock -w 600 9 || fatal "dpkg lock /tmp/dk-dpkg.lock not free within 600 s"
 for p in "${PKGS[@]}"; do
   compgen -G "$DEBS/${p}_*.deb" >/dev/null || fatal "no $DEBS/${p}_*.deb (the deb_packages fixture builds them)"
   if dpkg-query -W -f '${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^.[ic]'; then
