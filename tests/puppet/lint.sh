@@ -38,4 +38,27 @@ if python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); [m[k] for k in (
 else
   echo "FAIL: puppet.lint: metadata.json"; fail=1
 fi
+# The functions (quoting, rserver, gitconfigure -> repo-list) against expected values; and two
+# refusals: the same repository named twice, a control character in a value.
+if out=$(puppet apply --noop "${P[@]}" --modulepath "$SRC/puppet" "$SRC/tests/puppet/functions.pp" 2>&1) &&
+  (($(grep -c 'ok: ' <<<"$out") == 10)); then
+  echo "PASS: puppet.lint: functions: 10 checks"
+else
+  echo "FAIL: puppet.lint: functions:"; grep -v Facter <<<"$out"; fail=1
+fi
+refuse() { # WHAT TEXT MANIFEST: the compile must fail saying TEXT
+  local out
+  if out=$(puppet apply --noop "${P[@]}" --modulepath "$SRC/puppet" -e "$3" 2>&1); then
+    echo "FAIL: puppet.lint: $1 accepted"; fail=1
+  elif grep -qF -- "$2" <<<"$out"; then
+    echo "PASS: puppet.lint: $1 refused"
+  else
+    echo "FAIL: puppet.lint: $1: not the expected error:"; grep -v Facter <<<"$out"; fail=1
+  fi
+}
+refuse "one repository named twice in gitconfigure" "names one repository twice" \
+  "notice(deploykit::git_repo_list({'a' => {'site' => 'x', 'repo' => 'r'}, 'b' => {'site' => 'y', 'repo' => 'r'}}, '/d', 'u'))"
+refuse "a control character in a value" "control character" "notice(deploykit::yaml(\"a\\u0007b\"))"
+refuse "require_signatures without keys" "require_signatures needs signing_keys" \
+  "class { 'deploykit': stomp_options => '', require_signatures => true }"
 exit $fail

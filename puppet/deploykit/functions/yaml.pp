@@ -10,7 +10,8 @@ function deploykit::yaml(Data $value) >> String {
   $value ? {
     Undef   => 'null',
     Boolean => String($value),
-    Numeric => String($value),
+    Integer => String($value),
+    Float   => String($value, '%p'),
     String  => deploykit::quote($value),
     Array   => "[${value.map |$v| { deploykit::yaml($v) }.join(', ')}]",
     Hash    => "{${value.map |$k, $v| { "${deploykit::quote(String($k))}: ${deploykit::yaml($v)}" }.join(', ')}}",
