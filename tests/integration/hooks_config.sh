@@ -140,4 +140,15 @@ rm "$work/repos/a.git/hooks/post-receive"
 run check3 "$postrec" --install "$work/repos" --check
 [[ $rc == 1 ]] && grep -q "a.git/hooks/post-receive: not installed" "$work/check3" \
   && pass "--install --check with one repository's hook gone: status 1" || bad "--check one gone: $rc $(cat "$work/check3")"
+# svn-stomp --install REPOS --check: the same for the SVN hook; a hook written for another -c
+# counts as not installed (the install rewrites it).
+svnadmin create "$work/svncheck"
+run scheck1 "$svnhook" -c "$work/svn.yaml" --install "$work/svncheck" --check
+[[ $rc == 1 && ! -e $work/svncheck/hooks/post-commit ]] \
+  && pass "svn-stomp --install --check before: status 1, nothing written" || bad "svn --check before: $rc $(cat "$work/scheck1")"
+run sinstall "$svnhook" -c "$work/svn.yaml" --install "$work/svncheck"
+run scheck2 "$svnhook" -c "$work/svn.yaml" --install "$work/svncheck" --check
+[[ $rc == 0 ]] && pass "svn-stomp --install --check after the install: status 0" || bad "svn --check after: $rc $(cat "$work/scheck2")"
+run scheck3 "$svnhook" -c "$work/other.yaml" --install "$work/svncheck" --check
+[[ $rc == 1 ]] && pass "svn-stomp --install --check for another -c: status 1" || bad "svn --check other -c: $rc $(cat "$work/scheck3")"
 exit $fail

@@ -81,6 +81,8 @@ git init -q --bare "$GIT/site.git"
 git init -q --bare "$GIT/more/api.git"
 printf '#!/bin/sh\nexit 0\n' >"$GIT/more/api.git/hooks/post-receive"
 chmod 755 "$GIT/more/api.git/hooks/post-receive"
+mkdir -p "$GIT/svn"
+svnadmin create "$GIT/svn/webapp"
 chown -R nobody:nogroup "$GIT"
 
 # --- puppet apply ------------------------------------------------------------------------------
@@ -107,7 +109,8 @@ declare -A CONF=(
   [stomp-git]=/etc/stomp-git/stomp-git.yaml [stomp-jenkins]=/etc/stomp-jenkins/stomp-jenkins.yaml
   [github-webhook]=/etc/github-webhook/github-webhook.yaml [stomp-broker]=/etc/stomp-broker/stomp-broker.yaml
   [stomp-repo]=/etc/stomp-repo/stomp-repo.yaml [repo-poller]=/etc/repo-poller/repo-poller.yaml
-  [jenkins-helper]=/etc/jenkins-helper/jenkins-helper.yaml [stomp-post-receive]=/etc/stomp-postrec/stomp-postrec.yaml)
+  [jenkins-helper]=/etc/jenkins-helper/jenkins-helper.yaml [stomp-post-receive]=/etc/stomp-postrec/stomp-postrec.yaml
+  [svn-stomp]=/etc/svn-stomp/svn-stomp.yaml)
 for d in "${!CONF[@]}"; do
   f=${CONF[$d]}
   if diff -u "$SRC/tests/puppet/expected/$(basename "$f")" "$f" >"$WORK/diff-$d.log"; then
@@ -120,7 +123,7 @@ done
 # Each config accepted by its daemon, run as the user the unit runs it as.
 declare -A RUNAS=([stomp-git]=root [stomp-jenkins]=stomp-jenkins [github-webhook]=github-webhook
   [stomp-broker]=stomp-broker [stomp-repo]=root [repo-poller]=repo-poller [jenkins-helper]=nobody
-  [stomp-post-receive]=nobody)
+  [stomp-post-receive]=nobody [svn-stomp]=nobody)
 for d in "${!CONF[@]}"; do
   bin=$(command -v "$d") || { bad "$d: no binary on PATH"; continue; }
   if [[ $d == jenkins-helper ]]; then args=(--check-config --config "${CONF[$d]}"); else args=(--check-config -c "${CONF[$d]}"); fi
@@ -139,7 +142,7 @@ declare -A SECRET=(
   [/etc/github-webhook/bus.passcode]=github-webhook [/etc/stomp-broker/users.yaml]=stomp-broker
   [/etc/stomp-repo/bus.passcode]=root [/etc/repo-poller/bus.passcode]=repo-poller
   [/etc/jenkins-helper/bus.passcode]=nobody [/etc/stomp-postrec/bus.passcode]=nobody
-  [/etc/stomp-postrec/signing.keys]=nobody)
+  [/etc/stomp-postrec/signing.keys]=nobody [/etc/svn-stomp/bus.passcode]=nobody)
 for f in "${!SECRET[@]}"; do
   got=$(stat -c '%a %U' "$f" 2>/dev/null)
   [[ $got == "600 ${SECRET[$f]}" ]] || bad "$f: '$got', expected '600 ${SECRET[$f]}'"
@@ -158,7 +161,9 @@ done
 [[ $(readlink "$GIT/more/api.git/hooks/post-receive") == /usr/bin/stomp-post-receive ]] || bad "api.git: hook not installed"
 [[ -x $GIT/more/api.git/hooks/post-receive.chained ]] || bad "api.git: its own hook not kept as post-receive.chained"
 runuser -u nobody -- stomp-post-receive --install "$GIT" --check >/dev/null || bad "stomp-post-receive --check does not see the hooks"
-pass "git hook installed into both repositories (the existing one chained)"
+want=$(printf "#!/bin/sh\nexec '/usr/bin/svn-stomp' -c '/etc/svn-stomp/svn-stomp.yaml' \"\$@\"")
+[[ $(cat "$GIT/svn/webapp/hooks/post-commit" 2>&1) == "$want" ]] || bad "svn hook: $(cat "$GIT/svn/webapp/hooks/post-commit" 2>&1)"
+pass "git hook installed into both repositories (the existing one chained), svn hook into the SVN one"
 
 # Units: shipped by the packages, enabled (systemctl's offline mode: no systemd runs here).
 for u in "${UNITS[@]}"; do

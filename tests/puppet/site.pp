@@ -16,4 +16,6 @@ class { 'deploykit::hooks':
   user             => 'nobody',
   group            => 'nogroup',
   git_repositories => ["${facts['dk_git_root']}/site.git", $facts['dk_git_root']],
+  svn              => true,
+  svn_repositories => ["${facts['dk_git_root']}/svn/webapp"],
 }

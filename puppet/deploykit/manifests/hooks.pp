@@ -1,9 +1,10 @@
 # @summary The commit hooks (package deploykit-hooks): stomp-post-receive for git servers and
 # svn-stomp for Subversion, their configs, and the git hook installed into the repositories.
 #
-# The hook is installed by the hook itself (`stomp-post-receive --install PATH`: a symlink to
-# the binary, an existing hook kept as post-receive.chained), run as the git server's user and
-# only when `stomp-post-receive --install PATH --check` says a repository lacks it.
+# The hooks are installed by the hooks themselves (`stomp-post-receive --install PATH`: a symlink
+# to the binary; `svn-stomp -c CONFIG --install REPOS`: a two-line exec script; an existing hook
+# is kept as *.chained), run as the server's user and only when the same command with `--check`
+# says a repository lacks it.
 #
 # @param user the git (or svn) server's user, who runs the hooks: owns the secret files
 # @param group the group that reads the configs
@@ -14,6 +15,8 @@
 # @param spool_dir the outbox when the broker is away (default: in each repository)
 # @param settings more keys for the git hook's config
 # @param svn whether to configure svn-stomp too (`/etc/svn-stomp/svn-stomp.yaml`)
+# @param svn_repositories Subversion repositories to write the post-commit hook into
+#   (`svn-stomp -c CONFIG --install REPOS`, when `--install REPOS --check` says it is not there)
 # @param svn_report_topic where svn-stomp's one-liners go
 # @param svn_settings more keys for svn-stomp's config (`svnlook`, `svnlook-timeout`)
 # @param package the package
@@ -28,6 +31,7 @@ class deploykit::hooks (
   Boolean $svn = false,
   Deploykit::Topic $svn_report_topic = 'future.events.svnserver',
   Hash[String[1], Data] $svn_settings = {},
+  Array[Deploykit::Absolutepath] $svn_repositories = [],
   String[1] $package = 'deploykit-hooks',
 ) {
   include deploykit
@@ -81,5 +85,17 @@ class deploykit::hooks (
           'settings'      => $spool + $svn_settings,
       }),
     }
+
+    $svn_repositories.each |$path| {
+      $install = ['/usr/bin/svn-stomp', '-c', '/etc/svn-stomp/svn-stomp.yaml', '--install', $path]
+      exec { "deploykit: svn-stomp --install ${path}":
+        command => $install,
+        unless  => [$install + ['--check']],
+        user    => $user,
+        require => [Package[$package], File['/etc/svn-stomp/svn-stomp.yaml']],
+      }
+    }
+  } elsif !$svn_repositories.empty {
+    fail('deploykit::hooks: svn_repositories needs svn => true')
   }
 }
