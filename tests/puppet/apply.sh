@@ -47,6 +47,22 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
+# What the module writes: the configs, and the secret files with the user that must own them.
+declare -A CONF=(
+  [stomp-git]=/etc/stomp-git/stomp-git.yaml [stomp-jenkins]=/etc/stomp-jenkins/stomp-jenkins.yaml
+  [github-webhook]=/etc/github-webhook/github-webhook.yaml [stomp-broker]=/etc/stomp-broker/stomp-broker.yaml
+  [stomp-repo]=/etc/stomp-repo/stomp-repo.yaml [repo-poller]=/etc/repo-poller/repo-poller.yaml
+  [jenkins-helper]=/etc/jenkins-helper/jenkins-helper.yaml [stomp-post-receive]=/etc/stomp-postrec/stomp-postrec.yaml
+  [svn-stomp]=/etc/svn-stomp/svn-stomp.yaml)
+declare -A SECRET=(
+  [/etc/stomp-git/bus.passcode]=root [/etc/stomp-git/signing.keys]=root
+  [/etc/stomp-jenkins/bus.passcode]=stomp-jenkins [/etc/stomp-jenkins/jenkins.credentials]=stomp-jenkins
+  [/etc/stomp-jenkins/signing.keys]=stomp-jenkins [/etc/github-webhook/github.secret]=github-webhook
+  [/etc/github-webhook/bus.passcode]=github-webhook [/etc/stomp-broker/users.yaml]=stomp-broker
+  [/etc/stomp-repo/bus.passcode]=root [/etc/repo-poller/bus.passcode]=repo-poller
+  [/etc/jenkins-helper/bus.passcode]=nobody [/etc/stomp-postrec/bus.passcode]=nobody
+  [/etc/stomp-postrec/signing.keys]=nobody [/etc/svn-stomp/bus.passcode]=nobody)
+
 # --- leave the machine as found ----------------------------------------------------------------
 new_users=() new_etc=()
 for u in "${USERS[@]}"; do getent passwd "$u" >/dev/null || new_users+=("$u"); done
@@ -61,6 +77,10 @@ cleanup() {
   for u in "${new_users[@]}"; do getent passwd "$u" >/dev/null && userdel "$u"; done
   for u in "${new_users[@]}"; do getent group "$u" >/dev/null && groupdel "$u"; done
   for d in "${new_etc[@]}"; do rm -rf "$d"; done
+  # Also where a directory was there before (a package installed by hand and purged since):
+  # what the module wrote, nothing else.
+  rm -f "${CONF[@]}" "${!SECRET[@]}" /etc/{stomp-git,stomp-jenkins,github-webhook,stomp-repo,repo-poller,jenkins-helper,stomp-postrec,svn-stomp}/signing.keys
+  for d in "${ETC[@]/#//etc/}"; do [[ -d $d ]] && rmdir --ignore-fail-on-non-empty "$d"; done
   rm -f "$LIST" /var/lib/apt/lists/*deploykit-puppet-apply-test* "/var/lib/apt/lists/_${WORK//\//_}"_*
   true
 }
@@ -105,12 +125,6 @@ done
 pass "packages installed from the local apt source: ${PKGS[*]}"
 
 # Rendered configs: exactly the expected files.
-declare -A CONF=(
-  [stomp-git]=/etc/stomp-git/stomp-git.yaml [stomp-jenkins]=/etc/stomp-jenkins/stomp-jenkins.yaml
-  [github-webhook]=/etc/github-webhook/github-webhook.yaml [stomp-broker]=/etc/stomp-broker/stomp-broker.yaml
-  [stomp-repo]=/etc/stomp-repo/stomp-repo.yaml [repo-poller]=/etc/repo-poller/repo-poller.yaml
-  [jenkins-helper]=/etc/jenkins-helper/jenkins-helper.yaml [stomp-post-receive]=/etc/stomp-postrec/stomp-postrec.yaml
-  [svn-stomp]=/etc/svn-stomp/svn-stomp.yaml)
 for d in "${!CONF[@]}"; do
   f=${CONF[$d]}
   if diff -u "$SRC/tests/puppet/expected/$(basename "$f")" "$f" >"$WORK/diff-$d.log"; then
@@ -135,14 +149,6 @@ for d in "${!CONF[@]}"; do
 done
 
 # Secrets: 0600, owned by the daemon's user; configs 0640 root:<group>.
-declare -A SECRET=(
-  [/etc/stomp-git/bus.passcode]=root [/etc/stomp-git/signing.keys]=root
-  [/etc/stomp-jenkins/bus.passcode]=stomp-jenkins [/etc/stomp-jenkins/jenkins.credentials]=stomp-jenkins
-  [/etc/stomp-jenkins/signing.keys]=stomp-jenkins [/etc/github-webhook/github.secret]=github-webhook
-  [/etc/github-webhook/bus.passcode]=github-webhook [/etc/stomp-broker/users.yaml]=stomp-broker
-  [/etc/stomp-repo/bus.passcode]=root [/etc/repo-poller/bus.passcode]=repo-poller
-  [/etc/jenkins-helper/bus.passcode]=nobody [/etc/stomp-postrec/bus.passcode]=nobody
-  [/etc/stomp-postrec/signing.keys]=nobody [/etc/svn-stomp/bus.passcode]=nobody)
 for f in "${!SECRET[@]}"; do
   got=$(stat -c '%a %U' "$f" 2>/dev/null)
   [[ $got == "600 ${SECRET[$f]}" ]] || bad "$f: '$got', expected '600 ${SECRET[$f]}'"
