@@ -7,6 +7,8 @@
 //   stomp-post-receive [-c FILE]                  as the hook (git runs it in the repository)
 //   stomp-post-receive --install PATH...          install into repositories, or every *.git
 //                                                 directory under PATH (gitolite: its hooks dir)
+//   stomp-post-receive --install PATH... --check  change nothing; exit 0 if every repository has
+//                                                 the hook, 1 if not (Puppet's `unless`)
 //   stomp-post-receive --post-commit [--install PATH...]
 //                                                 the same for .git/hooks/post-commit of work
 //                                                 trees (PATH: work trees, or directories of them)
@@ -26,10 +28,12 @@
 int main(int argc, char** argv)
 {
     std::vector<std::string> install_paths;
+    bool check_only = false;
     // git runs a hook by its path: a post-commit symlink to this binary is the post-commit hook.
     bool post_commit = argc > 0 && std::filesystem::path(argv[0]).filename() == "post-commit";
     auto flags = [&](CLI::App& app) {
         app.add_option("--install", install_paths, "install as the hook of these repositories");
+        app.add_flag("--check", check_only, "with --install: change nothing; exit 0 if every repository has the hook, 1 if not");
         app.add_flag("--post-commit", post_commit, "be (or install) the post-commit hook of a non-bare repository");
     };
     auto check = [](const std::string& config, bus::runtime::notice_fn notice) {
@@ -37,7 +41,7 @@ int main(int argc, char** argv)
     };
     auto body = [&](const bus::runtime::common_options& o, spdlog::logger& log) {
         if (install_paths.empty()) return hook::run(o.config_path, post_commit, o.debug, log);
-        return hook::install(install_paths, post_commit ? "post-commit" : "post-receive");
+        return hook::install(install_paths, post_commit ? "post-commit" : "post-receive", check_only);
     };
     return bus::runtime::run_hook_main(argc, argv,
                                        {.name = "stomp-post-receive",

@@ -57,8 +57,8 @@ fs::path hooks_dir(const fs::path& repo)
 }
 
 // Installs this binary as hooks/<name> of one repository, keeping an existing hook as
-// <name>.chained (run after ours).
-void install_one(const fs::path& repo, const fs::path& self, const std::string& name)
+// <name>.chained (run after ours). With check_only, changes nothing and says whether it is there.
+bool install_one(const fs::path& repo, const fs::path& self, const std::string& name, bool check_only)
 {
     fs::path hooks = hooks_dir(repo);
     if (!fs::exists(repo / "HEAD") && !fs::is_directory(repo / ".git"))
@@ -71,7 +71,11 @@ void install_one(const fs::path& repo, const fs::path& self, const std::string& 
     std::error_code ec;
     if (fs::is_symlink(hook) && fs::read_symlink(hook, ec) == self) {
         std::cout << hook.string() << ": already installed\n";
-        return;
+        return true;
+    }
+    if (check_only) {
+        std::cout << hook.string() << ": not installed\n";
+        return false;
     }
     if (fs::exists(hook) || fs::is_symlink(hook)) {
         if (fs::exists(hooks / chained))
@@ -81,6 +85,7 @@ void install_one(const fs::path& repo, const fs::path& self, const std::string& 
     }
     fs::create_symlink(self, hook);
     std::cout << hook.string() << " -> " << self.string() << "\n";
+    return true;
 }
 
 // post-commit: HEAD's branch moved from the new commit's first parent to it.
@@ -129,7 +134,7 @@ std::vector<ref_update> read_updates(git_repository* gr, const fs::path& git_dir
 
 } // namespace
 
-int install(const std::vector<std::string>& paths, const std::string& name)
+int install(const std::vector<std::string>& paths, const std::string& name, bool check_only)
 {
     fs::path self = fs::canonical("/proc/self/exe");
     bool work_trees = name == "post-commit";
@@ -140,7 +145,7 @@ int install(const std::vector<std::string>& paths, const std::string& name)
             bool one = work_trees ? fs::is_directory(root / ".git")
                                   : fs::exists(root / "HEAD") || fs::exists(root / ".git");
             if (one) {
-                install_one(root, self, name);
+                if (!install_one(root, self, name, check_only)) rc = 1;
                 continue;
             }
             // A directory of repositories (e.g. /srv/git or gitolite's repositories/): bare *.git
@@ -151,7 +156,7 @@ int install(const std::vector<std::string>& paths, const std::string& name)
                 bool hit = work_trees ? fs::is_directory(it->path() / ".git")
                                       : it->path().extension() == ".git" && fs::exists(it->path() / "HEAD");
                 if (hit) {
-                    install_one(it->path(), self, name);
+                    if (!install_one(it->path(), self, name, check_only)) rc = 1;
                     it.disable_recursion_pending();
                     ++n;
                 }

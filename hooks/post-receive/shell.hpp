@@ -18,7 +18,9 @@ namespace hook {
 
 /// Installs this binary as hooks/<name> ("post-receive" or "post-commit") of each repository,
 /// or of every repository below a directory. Returns the exit status (1 if any failed).
-int install(const std::vector<std::string>& paths, const std::string& name);
+/// With check_only nothing changes: the status is 0 when every repository found already has
+/// this binary as its hook, 1 otherwise (Puppet's `unless`, so a second run changes nothing).
+int install(const std::vector<std::string>& paths, const std::string& name, bool check_only = false);
 
 /// One call of the hook: reads the updates (stdin for post-receive, HEAD for post-commit),
 /// publishes them (spooled when the broker is away), logs one line, then runs the chained hook.

@@ -5,6 +5,7 @@
 //
 //   svn-stomp [-c FILE] REPOS REV [TXN-NAME]     as the hook (svn runs it with an empty environment)
 //   svn-stomp [-c FILE] --install REPOS...       write REPOS/hooks/post-commit for these repositories
+//   svn-stomp [-c FILE] --install REPOS... --check  change nothing; exit 0 if each has that hook, 1 if not
 //   svn-stomp [-c FILE] --check-config           validate the configuration (exit 0 or 2)
 //
 // The common options (-d, --log-format, --syslog, --version) come from the runtime
@@ -22,6 +23,7 @@ int main(int argc, char** argv)
     // svnlook's exit status must be collectable, whatever disposition we inherited.
     ::signal(SIGCHLD, SIG_DFL);
     std::vector<std::string> install_paths, args;
+    bool check_only = false;
     return bus::runtime::run_hook_main(
         argc, argv,
         {.name = "svn-stomp",
@@ -29,12 +31,14 @@ int main(int argc, char** argv)
          .default_config = "/etc/svn-stomp/svn-stomp.yaml"},
         [&](CLI::App& app) {
             app.add_option("--install", install_paths, "write the post-commit hook of these repositories");
+            app.add_flag("--check", check_only,
+                         "with --install: change nothing; exit 0 if every repository has this hook (same -c), 1 if not");
             app.add_option("args", args, "REPOS REV [TXN-NAME], as svn passes them");
         },
         [](const std::string& config, bus::runtime::notice_fn notice) { svn_hook::load_settings(config, notice); },
         [&](const bus::runtime::common_options& o, spdlog::logger& log) {
             if (install_paths.empty()) return svn_hook::run(o.config_path, args, o.debug, log);
-            if (args.empty()) return svn_hook::install(install_paths, o.config_path);
+            if (args.empty()) return svn_hook::install(install_paths, o.config_path, check_only);
             std::cerr << "svn-stomp: --install takes repositories only\n";
             return 2;
         });

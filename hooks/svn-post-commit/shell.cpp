@@ -83,20 +83,26 @@ bool is_svn_repository(const fs::path& p)
 }
 
 // Writes REPOS/hooks/post-commit (atomically, mode 0755), keeping a hook that was there and is not
-// ours as post-commit.chained, which we run afterwards.
-void install_one(const fs::path& repos, const fs::path& self, const fs::path& config)
+// ours as post-commit.chained, which we run afterwards. With check_only, changes nothing and says
+// whether the hook is the one this install would write (same binary, same -c).
+bool install_one(const fs::path& repos, const fs::path& self, const fs::path& config, bool check_only)
 {
     if (!is_svn_repository(repos)) throw std::runtime_error(repos.string() + ": not a Subversion repository");
     fs::path hooks = repos / "hooks";
-    fs::create_directories(hooks);
     fs::path hook = hooks / "post-commit";
     std::string script = hook_script(self.string(), config.string());
-    if (fs::exists(hook) || fs::is_symlink(hook)) {
-        std::string old = fs::is_regular_file(hook) ? read_file(hook) : std::string();
-        if (old == script) {
-            std::cout << hook.string() << ": already installed\n";
-            return;
-        }
+    bool present = fs::exists(hook) || fs::is_symlink(hook);
+    std::string old = present && fs::is_regular_file(hook) ? read_file(hook) : std::string();
+    if (present && old == script) {
+        std::cout << hook.string() << ": already installed\n";
+        return true;
+    }
+    if (check_only) {
+        std::cout << hook.string() << ": not installed\n";
+        return false;
+    }
+    fs::create_directories(hooks);
+    if (present) {
         if (!is_hook_script(old)) {
             if (fs::exists(hooks / chained_name) || fs::is_symlink(hooks / chained_name))
                 throw std::runtime_error(hook.string() + ": exists and so does " + chained_name +
@@ -116,6 +122,7 @@ void install_one(const fs::path& repos, const fs::path& self, const fs::path& co
                              fs::perms::others_read | fs::perms::others_exec);
     fs::rename(tmp, hook);
     std::cout << hook.string() << ": exec " << self.string() << " -c " << config.string() << "\n";
+    return true;
 }
 
 // Publishes revision `rev` of `repos`; returns the line to log. Throws on anything that keeps
@@ -164,15 +171,15 @@ settings load_settings(const fs::path& config, bus::runtime::notice_fn notice)
     return s;
 }
 
-int install(const std::vector<std::string>& paths, const std::string& config)
+int install(const std::vector<std::string>& paths, const std::string& config, bool check_only)
 {
     fs::path self = fs::canonical("/proc/self/exe");
     fs::path cfg = fs::absolute(config);
-    if (!fs::exists(cfg)) std::cerr << "svn-stomp: note: " << cfg.string() << " does not exist yet\n";
+    if (!check_only && !fs::exists(cfg)) std::cerr << "svn-stomp: note: " << cfg.string() << " does not exist yet\n";
     int rc = 0;
     for (auto& p : paths) {
         try {
-            install_one(fs::absolute(p), self, cfg);
+            if (!install_one(fs::absolute(p), self, cfg, check_only)) rc = 1;
         } catch (const std::exception& e) {
             std::cerr << "svn-stomp: " << e.what() << "\n";
             rc = 1;

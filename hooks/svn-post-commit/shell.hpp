@@ -28,8 +28,9 @@ struct settings {
 settings load_settings(const std::filesystem::path& config, bus::runtime::notice_fn notice = {});
 
 /// Writes REPOS/hooks/post-commit for each repository (keeping a foreign hook as
-/// post-commit.chained). Returns the exit status (1 if any failed).
-int install(const std::vector<std::string>& paths, const std::string& config);
+/// post-commit.chained). Returns the exit status (1 if any failed). With check_only nothing
+/// changes: 0 when every repository's hook is the one this install would write, 1 otherwise.
+int install(const std::vector<std::string>& paths, const std::string& config, bool check_only = false);
 
 /// One call of the hook with svn's `REPOS REV [TXN-NAME]`: checks them (2 when bad: nothing
 /// published, nothing run), publishes the revision (spooled when the broker is away), logs one

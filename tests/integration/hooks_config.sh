@@ -124,4 +124,31 @@ assert len(hit) == 1, lines
 assert list(hit[0])[:4] == ["ts", "level", "daemon", "msg"] and hit[0]["daemon"] == "stomp-post-receive", hit
 assert len(hit[0]["event_id"]) >= 8 and hit[0]["event_id"] in hit[0]["msg"], hit
 PY
+# --install PATH --check (Puppet's `unless`): changes nothing, 1 while a repository lacks the hook
+# (also one whose own hook would be chained), 0 once every one has it.
+mkdir -p "$work/repos"
+git init -q --bare "$work/repos/a.git" && git init -q --bare "$work/repos/sub/b.git"
+printf '#!/bin/sh\nexit 0\n' >"$work/repos/sub/b.git/hooks/post-receive"
+run check1 "$postrec" --install "$work/repos" --check
+[[ $rc == 1 && ! -e $work/repos/a.git/hooks/post-receive && ! -L $work/repos/sub/b.git/hooks/post-receive ]] \
+  && pass "--install --check before: status 1, nothing changed" || bad "--check before: $rc $(cat "$work/check1")"
+run install "$postrec" --install "$work/repos"
+run check2 "$postrec" --install "$work/repos" --check
+[[ $rc == 0 && -e $work/repos/sub/b.git/hooks/post-receive.chained ]] \
+  && pass "--install --check after the install: status 0" || bad "--check after: $rc $(cat "$work/check2")"
+rm "$work/repos/a.git/hooks/post-receive"
+run check3 "$postrec" --install "$work/repos" --check
+[[ $rc == 1 ]] && grep -q "a.git/hooks/post-receive: not installed" "$work/check3" \
+  && pass "--install --check with one repository's hook gone: status 1" || bad "--check one gone: $rc $(cat "$work/check3")"
+# svn-stomp --install REPOS --check: the same for the SVN hook; a hook written for another -c
+# counts as not installed (the install rewrites it).
+svnadmin create "$work/svncheck"
+run scheck1 "$svnhook" -c "$work/svn.yaml" --install "$work/svncheck" --check
+[[ $rc == 1 && ! -e $work/svncheck/hooks/post-commit ]] \
+  && pass "svn-stomp --install --check before: status 1, nothing written" || bad "svn --check before: $rc $(cat "$work/scheck1")"
+run sinstall "$svnhook" -c "$work/svn.yaml" --install "$work/svncheck"
+run scheck2 "$svnhook" -c "$work/svn.yaml" --install "$work/svncheck" --check
+[[ $rc == 0 ]] && pass "svn-stomp --install --check after the install: status 0" || bad "svn --check after: $rc $(cat "$work/scheck2")"
+run scheck3 "$svnhook" -c "$work/other.yaml" --install "$work/svncheck" --check
+[[ $rc == 1 ]] && pass "svn-stomp --install --check for another -c: status 1" || bad "svn --check other -c: $rc $(cat "$work/scheck3")"
 exit $fail
