@@ -1,35 +1,62 @@
 // Parse throughput of the libbus STOMP codec on a file of concatenated frames (the same file the
 // stomp.py and ruby-stomp parser benches read), beside a plain memchr scan for the NULs of the
 // same bytes — the practical upper bound. Prints JSON lines; MB = 10^6 bytes.
+// Two libbus rows: `libbus` parses into views of the read buffer (parser::put_view, what the hot
+// paths use), `libbus-owning` builds the owning frame per message (parser::put + release).
+// `allocs_per_frame`: heap allocations (global operator new) per frame in steady state, i.e. a
+// pass over the file with the parser and read buffer of an earlier pass.
 //
 //   codec_bench FILE [--chunk N]   feed N-byte reads (default 65536, what the client reads)
 #include "bus/stomp/parser.hpp"
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <new>
 #include <string>
+
+// Counts every heap allocation of the process (the parser's and the read buffer's).
+static std::size_t g_allocs = 0;
+void* operator new(std::size_t n)
+{
+    ++g_allocs;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 
 // Feeds `data` in `chunk`-byte reads exactly like the client's read loop; returns frames seen.
-std::size_t parse_pass(const std::string& data, std::size_t chunk)
-{
+// Parser and buffer persist across passes (as on a connection), so later passes show the
+// steady state.
+struct harness {
     bus::stomp::parser p;
     std::string buf;
+};
+
+template <bool Owning>
+std::size_t parse_pass(harness& h, const std::string& data, std::size_t chunk)
+{
+    auto& p = h.p;
+    auto& buf = h.buf;
     std::size_t start = 0, frames = 0, pos = 0;
+    buf.clear();
     while (pos < data.size()) {
         std::size_t n = std::min(chunk, data.size() - pos);
         buf.append(data, pos, n);
         pos += n;
         for (;;) {
             std::error_code ec;
-            std::size_t used = p.put(std::string_view(buf).substr(start), ec);
+            std::string_view in = std::string_view(buf).substr(start);
+            std::size_t used = Owning ? p.put(in, ec) : p.put_view(in, ec);
             if (ec == bus::stomp::error::need_more) break;
             if (ec) {
                 std::fprintf(stderr, "codec_bench: parse error: %s\n", ec.message().c_str());
@@ -37,9 +64,13 @@ std::size_t parse_pass(const std::string& data, std::size_t chunk)
             }
             start += used;
             if (p.got() == bus::stomp::parser::item::frame) {
-                auto f = p.release();
-                frames += 1;
-                (void)f;
+                if constexpr (Owning) {
+                    auto f = p.release();
+                    frames += !f.command.empty();
+                } else {
+                    auto v = p.view();
+                    frames += !v.command.empty() && v.body.size() < data.size();
+                }
             }
         }
         if (start == buf.size()) {
@@ -100,15 +131,27 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "codec_bench: cannot read %s\n", argv[1]);
         return 2;
     }
-    std::size_t frames = 0, nuls = 0;
-    double ps = best_seconds([&] { return parse_pass(data, chunk); }, frames);
+    std::size_t frames = 0, owned = 0, nuls = 0;
+    harness hv, ho;
+    hv.buf.reserve(2 * chunk + 65536);
+    ho.buf.reserve(2 * chunk + 65536);
+    double ps = best_seconds([&] { return parse_pass<false>(hv, data, chunk); }, frames);
+    double os = best_seconds([&] { return parse_pass<true>(ho, data, chunk); }, owned);
     double ms = best_seconds([&] { return memchr_pass(data); }, nuls);
-    auto line = [&](const char* name, std::size_t n, double s) {
-        std::printf("{\"parser\":\"%s\",\"bytes\":%zu,\"frames\":%zu,\"seconds\":%.6f,\"mb_per_s\":%.2f,"
-                    "\"frames_per_s\":%.1f}\n",
-                    name, data.size(), n, s, data.size() / s / 1e6, n / s);
+    auto allocs = [&](auto pass) {
+        std::size_t before = g_allocs;
+        std::size_t n = pass();
+        return n ? static_cast<double>(g_allocs - before) / static_cast<double>(n) : 0.0;
     };
-    line("libbus", frames, ps);
-    line("memchr", nuls, ms);
+    double va = allocs([&] { return parse_pass<false>(hv, data, chunk); });
+    double oa = allocs([&] { return parse_pass<true>(ho, data, chunk); });
+    auto line = [&](const char* name, std::size_t n, double s, double a) {
+        std::printf("{\"parser\":\"%s\",\"bytes\":%zu,\"frames\":%zu,\"seconds\":%.6f,\"mb_per_s\":%.2f,"
+                    "\"frames_per_s\":%.1f,\"allocs_per_frame\":%.3f}\n",
+                    name, data.size(), n, s, data.size() / s / 1e6, n / s, a);
+    };
+    line("libbus", frames, ps, va);
+    line("libbus-owning", owned, os, oa);
+    line("memchr", nuls, ms, 0.0);
     return 0;
 }

@@ -1,5 +1,7 @@
 #include "post_receive.hpp"
 
+#include <charconv>
+#include <cstdint>
 #include <ctime>
 
 namespace hook {
@@ -72,6 +74,109 @@ bus::commit_event make_commit(const std::string& repo, const ref_update& u, cons
     if (c.message.size() > max_message)
         c.message = utf8_prefix(c.message, max_message) + "\n" + std::string(truncation_marker);
     return c;
+}
+
+std::optional<loose_object> split_object(std::string_view inflated)
+{
+    auto nul = inflated.find('\0');
+    if (nul == std::string_view::npos) return std::nullopt;
+    std::string_view head = inflated.substr(0, nul);
+    auto sp = head.find(' ');
+    if (sp == std::string_view::npos || sp == 0) return std::nullopt;
+    std::size_t size = 0;
+    std::string_view digits = head.substr(sp + 1);
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
+    if (digits.empty() || ec != std::errc{} || p != digits.data() + digits.size()) return std::nullopt;
+    std::string_view body = inflated.substr(nul + 1);
+    if (body.size() != size) return std::nullopt;
+    return loose_object{head.substr(0, sp), body};
+}
+
+namespace {
+
+// The header lines of a commit or tag object (up to the blank line), continuation lines (a
+// leading space: gpgsig, mergetag) skipped; `rest` gets what follows the blank line.
+template <class F>
+bool each_header(std::string_view body, std::string_view& rest, F f)
+{
+    while (!body.empty()) {
+        auto nl = body.find('\n');
+        if (nl == std::string_view::npos) {  // no message at all
+            if (body.front() != ' ') f(body);
+            rest = {};
+            return true;
+        }
+        std::string_view line = body.substr(0, nl);
+        body.remove_prefix(nl + 1);
+        if (line.empty()) {
+            rest = body;
+            return true;
+        }
+        if (line.front() != ' ') f(line);
+    }
+    rest = {};
+    return true;
+}
+
+bool hex40(std::string_view s)
+{
+    if (s.size() != 40) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+} // namespace
+
+std::optional<commit_info> parse_commit_object(std::string_view body)
+{
+    std::string_view rest, author;
+    bool tree = false;
+    each_header(body, rest, [&](std::string_view line) {
+        if (line.starts_with("tree ")) tree = true;
+        else if (author.empty() && line.starts_with("author ")) author = line.substr(7);
+    });
+    if (!tree || author.empty()) return std::nullopt;
+    // "Name <email> 1700000000 +0100"
+    auto lt = author.find('<');
+    auto gt = author.find('>', lt == std::string_view::npos ? 0 : lt);
+    if (lt == std::string_view::npos || gt == std::string_view::npos) return std::nullopt;
+    std::string_view name = author.substr(0, lt), email = author.substr(lt + 1, gt - lt - 1),
+                     when = author.substr(gt + 1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!when.empty() && when.front() == ' ') when.remove_prefix(1);
+    auto sp = when.find(' ');
+    std::int64_t t = 0;
+    int offset = 0;
+    if (sp != std::string_view::npos && sp > 0) {
+        auto [p, ec] = std::from_chars(when.data(), when.data() + sp, t);
+        std::string_view tz = when.substr(sp + 1);
+        int hhmm = 0;
+        if (ec != std::errc{} || tz.size() != 5 || (tz[0] != '+' && tz[0] != '-') ||
+            std::from_chars(tz.data() + 1, tz.data() + 5, hhmm).ec != std::errc{})
+            return std::nullopt;
+        offset = (hhmm / 100) * 60 + hhmm % 100;
+        if (tz[0] == '-') offset = -offset;
+    } else {
+        return std::nullopt;
+    }
+    commit_info info;
+    info.author = std::string(name) + " <" + std::string(email) + ">";
+    info.date = git_date(t, offset);
+    while (!rest.empty() && rest.front() == '\n') rest.remove_prefix(1);
+    info.message = std::string(rest.substr(0, rest.find('\0')));  // libgit2's is a C string
+    return info;
+}
+
+std::optional<std::string> tag_target(std::string_view body)
+{
+    std::string_view rest, object;
+    each_header(body, rest, [&](std::string_view line) {
+        if (object.empty() && line.starts_with("object ")) object = line.substr(7);
+    });
+    if (!hex40(object)) return std::nullopt;
+    return std::string(object);
 }
 
 std::string utf8_prefix(std::string_view s, std::size_t max)

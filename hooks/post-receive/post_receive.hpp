@@ -42,6 +42,22 @@ struct commit_info {
     std::string message;
 };
 
+/// A git object's type and contents from its loose-object form (after inflating): the header
+/// `<type> <size>\0` checked against the contents; nullopt if malformed.
+struct loose_object {
+    std::string_view type;
+    std::string_view body;
+};
+std::optional<loose_object> split_object(std::string_view inflated);
+
+/// What the event carries from a raw commit object (author "Name <email>", the author date as git
+/// log prints it, the message after the header block, leading newlines removed as libgit2 does);
+/// nullopt if it is not a well-formed commit.
+std::optional<commit_info> parse_commit_object(std::string_view body);
+
+/// The object an annotated tag points at (`object <40 hex>`), if it is a well-formed tag.
+std::optional<std::string> tag_target(std::string_view body);
+
 /// Bounds on what a commit event carries from the commit (consumers refuse messages over 64 KiB).
 inline constexpr std::size_t max_message = 60 * 1024;
 inline constexpr std::size_t max_field = 1024;  ///< author, date

@@ -7,9 +7,11 @@
 
 #include <git2.h>
 #include <spdlog/spdlog.h>
+#include <zlib.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 
@@ -23,6 +25,61 @@ std::string env(const char* k)
 {
     const char* v = std::getenv(k);
     return v ? v : "";
+}
+
+// A loose object of `objects` (git_dir/objects or GIT_OBJECT_DIRECTORY), inflated; nullopt if
+// it is not loose (packed, in an alternate) or not readable. Bounded: commits and tags are small,
+// and what is larger is left to libgit2.
+std::optional<std::string> read_loose(const fs::path& objects, const std::string& rev)
+{
+    if (rev.size() != 40) return std::nullopt;
+    std::ifstream in(objects / rev.substr(0, 2) / rev.substr(2), std::ios::binary);
+    if (!in) return std::nullopt;
+    constexpr std::size_t max_object = 4 * 1024 * 1024;
+    std::string packed;
+    char buf[16384];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        packed.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (packed.size() > max_object) return std::nullopt;
+    }
+    z_stream z{};
+    if (inflateInit(&z) != Z_OK) return std::nullopt;
+    std::string out;
+    z.next_in = reinterpret_cast<Bytef*>(packed.data());
+    z.avail_in = static_cast<uInt>(packed.size());
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        if (out.size() > max_object) break;
+        std::size_t at = out.size();
+        out.resize(at + 16384);
+        z.next_out = reinterpret_cast<Bytef*>(out.data() + at);
+        z.avail_out = 16384;
+        rc = inflate(&z, Z_NO_FLUSH);
+        out.resize(at + 16384 - z.avail_out);
+        if (rc == Z_BUF_ERROR && z.avail_in == 0) break;
+    }
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END) return std::nullopt;
+    return out;
+}
+
+// The commit `rev` names (through annotated tags) from loose objects, without libgit2: what a
+// push just brought is loose unless it was large (git unpacks fewer than transfer.unpackLimit,
+// 100, objects). nullopt: ask libgit2.
+std::optional<commit_info> read_commit_loose(const fs::path& objects, std::string rev)
+{
+    for (int depth = 0; depth < 5; ++depth) {
+        auto raw = read_loose(objects, rev);
+        if (!raw) return std::nullopt;
+        auto obj = split_object(*raw);
+        if (!obj) return std::nullopt;
+        if (obj->type == "commit") return parse_commit_object(obj->body);
+        if (obj->type != "tag") return commit_info{};  // a tree or blob: nothing to describe
+        auto target = tag_target(obj->body);
+        if (!target) return std::nullopt;
+        rev = std::move(*target);
+    }
+    return std::nullopt;
 }
 
 commit_info read_commit(git_repository* repo, const std::string& rev)
@@ -183,9 +240,21 @@ int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& lo
     fs::path hooks = git_dir.filename() == ".git" ? git_dir / "hooks" : hooks_dir(git_dir);
 
     // Whatever happens below, the push (or commit) has already succeeded: report, never fail it.
-    git_libgit2_init();
+    // libgit2 only when needed: its global init parses the system's CA bundle for HTTPS (about
+    // 10 ms, a third of the hook's cost); a post-receive of loose objects in a plain bare
+    // repository reads them itself.
     git_repository* gr = nullptr;
-    if (git_repository_open(&gr, git_dir.c_str()) != 0) gr = nullptr;
+    bool git_ready = false;
+    auto open_repo = [&] {
+        if (git_ready) return gr;
+        git_ready = true;
+        git_libgit2_init();
+        if (git_repository_open(&gr, git_dir.c_str()) != 0) gr = nullptr;
+        return gr;
+    };
+    fs::path objects = env("GIT_OBJECT_DIRECTORY").empty() ? git_dir / "objects" : fs::path(env("GIT_OBJECT_DIRECTORY"));
+    const bool plain_bare = !post_commit && fs::is_regular_file(git_dir / "HEAD") && fs::is_directory(objects);
+    if (!plain_bare) open_repo();
     fs::path git_path = gr ? fs::path(git_repository_path(gr)) : git_dir;
     if (gr) hooks = git_path / "hooks";
     std::string repo = repo_name(env("GL_REPO"), git_dir.string());
@@ -198,7 +267,11 @@ int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& lo
         std::vector<bus::stomp::frame> frames;
         std::vector<std::string> ids;
         for (auto& u : updates) {
-            auto ev = bus::make_event(make_commit(repo, u, read_commit(gr, u.new_rev)));
+            std::optional<commit_info> info;
+            if (bus::is_zero_revision(u.new_rev)) info = commit_info{};  // a deleted ref
+            else if (plain_bare) info = read_commit_loose(objects, u.new_rev);
+            if (!info) info = read_commit(open_repo(), u.new_rev);
+            auto ev = bus::make_event(make_commit(repo, u, *info));
             ids.push_back(ev.id);
             bus::runtime::add_commit_frames(cfg, ev, "[" + repo + "] " + u.ref + " " + u.new_rev, frames);
         }
@@ -221,7 +294,7 @@ int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& lo
         std::cerr << "deploykit: " << e.what() << "\n";
     }
     if (gr) git_repository_free(gr);
-    git_libgit2_shutdown();
+    if (git_ready) git_libgit2_shutdown();
     fs::path chained = hooks / (hook_name + ".chained");
     // A chained hook may deploy; git itself waits without limit.
     if (fs::exists(chained))

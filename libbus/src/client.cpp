@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <optional>
 #include <random>
 
 namespace bus {
@@ -104,7 +105,7 @@ struct publish_waiter {
 // consumers that run the handlers.
 struct client::impl : std::enable_shared_from_this<client::impl> {
     impl(net::any_io_executor ex, client_options o, spdlog::logger& l)
-        : exec(std::move(ex)), sess(std::move(o)), opts(sess.options()), log(l), tls_ctx(ssl::context::tls_client)
+        : exec(std::move(ex)), sess(std::move(o)), opts(sess.options()), log(l)
     {
         for (auto& n : opts.url.notes) log.info("stomp: {}", n);
         any_tls = std::any_of(opts.url.endpoints.begin(), opts.url.endpoints.end(),
@@ -116,7 +117,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     session sess;
     const client_options& opts;
     spdlog::logger& log;
-    ssl::context tls_ctx;
+    // Made only for a TLS endpoint: an SSL_CTX initialises OpenSSL (config file, providers),
+    // a cost a plain-TCP one-shot producer (the git hook) should not pay.
+    std::optional<ssl::context> tls_ctx;
     bool any_tls = false;
 
     std::shared_ptr<stomp_stream> stream;  // the connection being set up or in use
@@ -134,16 +137,17 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
     void setup_tls()
     {
-        tls_ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+        tls_ctx.emplace(ssl::context::tls_client);
+        tls_ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                             ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                             ssl::context::no_tlsv1_1);
-        if (opts.tls.ca_file.empty()) tls_ctx.set_default_verify_paths();
-        else tls_ctx.load_verify_file(opts.tls.ca_file);
+        if (opts.tls.ca_file.empty()) tls_ctx->set_default_verify_paths();
+        else tls_ctx->load_verify_file(opts.tls.ca_file);
         if (!opts.tls.cert_file.empty())
-            tls_ctx.use_certificate_chain_file(opts.tls.cert_file);
+            tls_ctx->use_certificate_chain_file(opts.tls.cert_file);
         if (!opts.tls.key_file.empty())
-            tls_ctx.use_private_key_file(opts.tls.key_file, ssl::context::pem);
-        tls_ctx.set_verify_mode(opts.tls.verify ? ssl::verify_peer : ssl::verify_none);
+            tls_ctx->use_private_key_file(opts.tls.key_file, ssl::context::pem);
+        tls_ctx->set_verify_mode(opts.tls.verify ? ssl::verify_peer : ssl::verify_none);
     }
 
     // ---- carrying out the session's actions -------------------------------------------------
@@ -332,7 +336,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         auto deadline = steady::now() + opts.connect_timeout;
         auto st = std::make_shared<stomp_stream>(exec, opts.limits, opts.max_queued_bytes);
         stream = st;
-        co_await st->connect(ep, any_tls ? &tls_ctx : nullptr, opts.tls.verify, deadline);
+        co_await st->connect(ep, tls_ctx ? &*tls_ctx : nullptr, opts.tls.verify, deadline);
         co_await st->write(sess.begin(ep, steady::now()), deadline);
         while (!sess.connected()) {
             auto item = co_await st->read(deadline, [this] { sess.on_rx(steady::now()); });
@@ -414,11 +418,14 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         backoff bo(opts.url.reconnect, opts.url.endpoints.size(),
                    (static_cast<std::uint64_t>(rd()) << 32) | rd());
         const milliseconds forever(365LL * 24 * 3600 * 1000);
+        // Endpoints that refused the TCP connection since the last other outcome.
+        std::vector<bool> refused(opts.url.endpoints.size(), false);
         while (!stopping) {
             const endpoint& ep = opts.url.endpoints[bo.endpoint()];
             stream_name = ep.display();
             std::string reason;
             bool up = false;
+            bool was_refused = false;
             auto started = steady::now();
             try {
                 auto r = co_await (capture(connect(ep)) ||
@@ -431,6 +438,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 }
             } catch (const boost::system::system_error& e) {
                 reason = e.code().message();  // what() carries Boost's source location
+                was_refused = !up && e.code() == net::error::connection_refused;
             } catch (const std::exception& e) {
                 reason = e.what();
             }
@@ -457,13 +465,27 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 ++sess.stats().connect_failures;
                 log.warn("stomp: cannot connect to {}: {}", ep.display(), reason);
             }
+            const std::size_t index = bo.endpoint();
+            if (was_refused) refused[index] = true;
+            else std::fill(refused.begin(), refused.end(), false);
+            bool all_refused =
+                opts.give_up_when_refused && std::all_of(refused.begin(), refused.end(), [](bool b) { return b; });
             auto delay = bo.failed();
+            if (all_refused) {
+                running = false;
+                log.warn("stomp: every broker refused the connection; giving up");
+                finish(errc::attempts_exhausted);
+                throw std::system_error(make_error_code(errc::attempts_exhausted));
+            }
             if (bo.exhausted()) {
                 running = false;
                 log.error("stomp: giving up after {} failed attempts", bo.failures());
                 finish(errc::attempts_exhausted);
                 throw std::system_error(make_error_code(errc::attempts_exhausted));
             }
+            // A one-shot producer asks the next broker at once after a refusal: only the answer
+            // of every one of them decides.
+            if (opts.give_up_when_refused && was_refused) delay = milliseconds(0);
             log.debug("stomp: next attempt in {} ms", delay.count());
             co_await wait_until(stop_waiters, delay, [this] { return stopping; });
         }

@@ -5,7 +5,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -165,11 +164,12 @@ send_report send_once(client_options opts, outbox_options spool, std::vector<sto
                       milliseconds budget, spdlog::logger& log)
 {
     net::io_context io(1);
-    net::thread_pool pool(1);
     outbox box(std::move(spool));
     // Nothing may wait longer than the budget: connect and receipts are bounded by it too.
     opts.connect_timeout = std::min(opts.connect_timeout, budget);
     opts.receipt_timeout = std::min(opts.receipt_timeout, budget);
+    // Refused on every broker is a definite answer: spool now rather than back off for the budget.
+    opts.give_up_when_refused = true;
     client c(io.get_executor(), std::move(opts), log);
     send_report rep;
     std::exception_ptr failure;
@@ -178,7 +178,9 @@ send_report send_once(client_options opts, outbox_options spool, std::vector<sto
     net::co_spawn(
         io,
         [&]() -> net::awaitable<void> {
-            rep = co_await publish_or_spool(c, box, std::move(frames), pool.get_executor(), deadline);
+            // The spool's file I/O runs on the loop itself: a one-shot producer has nothing else
+            // to keep responsive, and no thread pool to start (a thread per git push).
+            rep = co_await publish_or_spool(c, box, std::move(frames), io.get_executor(), deadline);
             c.stop();
         },
         [&](std::exception_ptr e) {
@@ -187,7 +189,6 @@ send_report send_once(client_options opts, outbox_options spool, std::vector<sto
         });
     // The loop ends when run() returns after DISCONNECT; bounded in case a broker never answers.
     io.run_for(budget + milliseconds(3000));
-    pool.join();
     if (failure) std::rethrow_exception(failure);
     return rep;
 }

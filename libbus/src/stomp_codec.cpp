@@ -125,12 +125,11 @@ std::string_view chomp_cr(std::string_view line) noexcept
     return line;
 }
 
-// Decodes STOMP header escapes into `out`. Strict (1.1/1.2) rejects undefined escapes;
-// lenient (1.0) decodes the defined ones and keeps anything else literally.
+// Appends `in` with STOMP header escapes decoded to `out`. Strict (1.1/1.2) rejects undefined
+// escapes; lenient (1.0) decodes the defined ones and keeps anything else literally. Never
+// needs more than in.size() bytes of room.
 bool unescape(std::string_view in, std::string& out, version v)
 {
-    out.clear();
-    out.reserve(in.size());
     const bool strict = v != version::v1_0;
     for (std::size_t i = 0; i < in.size(); ++i) {
         char c = in[i];
@@ -166,6 +165,21 @@ bool unescape(std::string_view in, std::string& out, version v)
     return true;
 }
 
+// A header name or value as a view: the raw bytes when nothing is escaped (the common case),
+// else decoded into `scratch`, which has room reserved for the whole block (no reallocation,
+// so earlier views into it stay valid).
+bool decode(std::string_view raw, std::string& scratch, version v, std::string_view& out)
+{
+    if (std::memchr(raw.data(), '\\', raw.size()) == nullptr) {
+        out = raw;
+        return true;
+    }
+    std::size_t at = scratch.size();
+    if (!unescape(raw, scratch, v)) return false;
+    out = std::string_view(scratch.data() + at, scratch.size() - at);
+    return true;
+}
+
 } // namespace
 
 std::size_t parser::fail(std::error_code& ec, error e) noexcept
@@ -178,6 +192,11 @@ void parser::reset() noexcept
 {
     got_ = item::none;
     frame_ = {};
+    owned_ = false;
+    command_ = {};
+    body_ = {};
+    views_.clear();
+    scratch_.clear();
     scan_ = 0;
     lines_ = 0;
     head_len_ = 0;
@@ -189,46 +208,46 @@ void parser::reset() noexcept
 frame parser::release() noexcept
 {
     got_ = item::none;
+    if (!owned_) return view().to_frame();
+    owned_ = false;
     return std::move(frame_);
 }
 
 bool parser::parse_head(std::string_view head, std::error_code& ec)
 {
     // `head` is complete lines ending with the empty line.
-    std::size_t pos = head.find('\n');
+    const char* nl = static_cast<const char*>(std::memchr(head.data(), '\n', head.size()));
+    std::size_t pos = static_cast<std::size_t>(nl - head.data());
     std::string_view command = chomp_cr(head.substr(0, pos));
     if (!known_command(command)) {
         ec = error::bad_command;
         return false;
     }
-    frame_.command.assign(command);
-    frame_.headers.clear();
+    command_ = command;
+    views_.clear();
+    scratch_.clear();
     const bool escaped = command != "CONNECT" && command != "CONNECTED";
-    std::string value;
+    if (escaped && scratch_.capacity() < head.size()) scratch_.reserve(head.size());
     for (;;) {
         std::size_t start = pos + 1;
-        pos = head.find('\n', start);
+        nl = static_cast<const char*>(std::memchr(head.data() + start, '\n', head.size() - start));
+        pos = static_cast<std::size_t>(nl - head.data());
         std::string_view line = chomp_cr(head.substr(start, pos - start));
         if (line.empty()) break;
-        std::size_t colon = line.find(':');
-        if (colon == std::string_view::npos || colon == 0) {
+        const void* colon_at = std::memchr(line.data(), ':', line.size());
+        if (colon_at == nullptr || colon_at == line.data()) {
             ec = error::bad_header;
             return false;
         }
-        std::string name;
-        if (escaped) {
-            if (!unescape(line.substr(0, colon), name, version_) ||
-                !unescape(line.substr(colon + 1), value, version_)) {
-                ec = error::bad_escape;
-                return false;
-            }
-        } else {
-            name.assign(line.substr(0, colon));
-            value.assign(line.substr(colon + 1));
+        std::size_t colon = static_cast<std::size_t>(static_cast<const char*>(colon_at) - line.data());
+        header_view h{line.substr(0, colon), line.substr(colon + 1)};
+        if (escaped && (!decode(h.name, scratch_, version_, h.name) || !decode(h.value, scratch_, version_, h.value))) {
+            ec = error::bad_escape;
+            return false;
         }
-        if (name == "content-length" && !have_length_) {
+        if (!have_length_ && h.name == "content-length") {
             // Repeated headers: the first one wins, so later content-lengths are ignored.
-            std::string_view digits = value;
+            std::string_view digits = h.value;
             while (!digits.empty() && digits.front() == ' ') digits.remove_prefix(1);
             while (!digits.empty() && digits.back() == ' ') digits.remove_suffix(1);
             std::size_t n = 0;
@@ -244,15 +263,37 @@ bool parser::parse_head(std::string_view head, std::error_code& ec)
             have_length_ = true;
             body_len_ = n;
         }
-        frame_.headers.emplace_back(std::move(name), value);
+        views_.push_back(h);
     }
     return true;
 }
 
 std::size_t parser::put(std::string_view in, std::error_code& ec)
 {
+    std::size_t used = scan(in, ec);
+    if (got_ == item::frame) {
+        // The owning frame, reusing frame_'s storage when the last one was not moved out.
+        frame_.command.assign(command_);
+        frame_.headers.clear();
+        frame_.headers.reserve(views_.size());
+        for (const auto& h : views_) frame_.headers.emplace_back(h.name, h.value);
+        frame_.body.assign(body_);
+        owned_ = true;
+    }
+    return used;
+}
+
+std::size_t parser::put_view(std::string_view in, std::error_code& ec)
+{
+    return scan(in, ec);
+}
+
+std::size_t parser::scan(std::string_view in, std::error_code& ec)
+{
     ec = {};
     got_ = item::none;
+    owned_ = false;
+    bool fresh = false;  // the head was parsed in this call, so its views point into `in`
 
     if (!have_head_) {
         if (scan_ == 0) {
@@ -281,7 +322,7 @@ std::size_t parser::put(std::string_view in, std::error_code& ec)
                 if (in.size() > limits_.max_frame) return fail(ec, error::frame_too_large);
                 return fail(ec, error::need_more);
             }
-            std::size_t len = static_cast<const char*>(nl) - base;
+            std::size_t len = static_cast<std::size_t>(static_cast<const char*>(nl) - base);
             std::string_view line{base, len};
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
             if (line.size() > limits_.max_line) return fail(ec, error::line_too_long);
@@ -295,6 +336,7 @@ std::size_t parser::put(std::string_view in, std::error_code& ec)
         have_head_ = true;
         if (have_length_ && head_len_ + body_len_ + 1 > limits_.max_frame)
             return fail(ec, error::frame_too_large);
+        fresh = true;
     }
 
     std::size_t end = 0;  // offset of the terminating NUL
@@ -317,7 +359,13 @@ std::size_t parser::put(std::string_view in, std::error_code& ec)
         }
         end = static_cast<std::size_t>(static_cast<const char*>(nul) - in.data());
     }
-    frame_.body.assign(in.data() + head_len_, end - head_len_);
+    if (!fresh) {
+        // The head came in an earlier call, and the caller's buffer may have moved (grown)
+        // since: the same bytes parse the same way, at the same offsets of `in`.
+        have_length_ = false;
+        if (!parse_head(in.substr(0, head_len_), ec)) return 0;
+    }
+    body_ = in.substr(head_len_, end - head_len_);
     got_ = item::frame;
     scan_ = 0;
     lines_ = 0;

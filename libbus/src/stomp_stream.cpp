@@ -60,8 +60,18 @@ stomp_stream::stomp_stream(tcp::socket s, stomp::limits lim, std::size_t max_que
 net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls, bool verify, time_point deadline)
 {
     tcp::resolver resolver(socket_.get_executor());
-    auto results = co_await timed(resolver.async_resolve(ep.host, std::to_string(ep.port), net::use_awaitable),
-                                  deadline, "resolve");
+    tcp::resolver::results_type results;
+    boost::system::error_code literal;
+    auto address = net::ip::make_address(ep.host, literal);
+    if (!literal) {
+        // An address literal needs no resolver (whose first use starts a thread: a cost for the
+        // one-shot producers, the git hook).
+        results = tcp::resolver::results_type::create(tcp::endpoint(address, ep.port), ep.host,
+                                                      std::to_string(ep.port));
+    } else {
+        results = co_await timed(resolver.async_resolve(ep.host, std::to_string(ep.port), net::use_awaitable),
+                                 deadline, "resolve");
+    }
     // Each address in turn, on a socket made close-on-exec before it connects: Asio (1.81) opens
     // sockets without SOCK_CLOEXEC, and a child a daemon spawns must never inherit the
     // authenticated broker connection.
@@ -120,10 +130,43 @@ net::awaitable<stomp_stream::item> stomp_stream::read(time_point deadline, const
             rbuf_.erase(0, rstart_);
             rstart_ = 0;
         }
-        rchunk_.resize(read_size_);
         auto op = [&]() -> net::awaitable<std::tuple<boost::system::error_code, std::size_t>> {
-            if (tls_) co_return co_await tls_->async_read_some(net::buffer(rchunk_), tuple_awaitable);
-            co_return co_await socket_.async_read_some(net::buffer(rchunk_), tuple_awaitable);
+            if (tls_) {
+                // OpenSSL may hold decrypted bytes the socket no longer shows: read through it.
+                rchunk_.resize(read_size_);
+                auto [e, n] = co_await tls_->async_read_some(net::buffer(rchunk_), tuple_awaitable);
+                if (!e) rbuf_.append(rchunk_.data(), n);
+                co_return std::tuple{e, n};
+            }
+            // Plain TCP, straight into the tail of rbuf_ (no staging copy). While bytes keep
+            // coming, a non-blocking read first (one syscall, as Asio's speculative read); once
+            // the socket is drained and nothing is pending, the buffer is freed before waiting
+            // for readability, so an idle connection holds no read buffer (a broker's thousand
+            // idle clients, a daemon's quiet subscription).
+            auto read_now = [&](boost::system::error_code& e) {
+                if (!socket_.non_blocking()) socket_.non_blocking(true, e);
+                if (e) return std::size_t{0};
+                const std::size_t old = rbuf_.size();
+                rbuf_.resize(old + read_size_);
+                std::size_t n = socket_.read_some(net::buffer(rbuf_.data() + old, read_size_), e);
+                rbuf_.resize(old + (e ? 0 : n));
+                return e ? 0 : n;
+            };
+            bool speculate = rbuf_.capacity() >= rbuf_.size() + read_size_;
+            for (;;) {
+                if (speculate) {
+                    boost::system::error_code e;
+                    std::size_t n = read_now(e);
+                    if (e != net::error::would_block && e != net::error::try_again) co_return std::tuple{e, n};
+                }
+                if (rstart_ == rbuf_.size()) {
+                    std::string().swap(rbuf_);
+                    rstart_ = 0;
+                }
+                auto [we] = co_await socket_.async_wait(tcp::socket::wait_read, tuple_awaitable);
+                if (we) co_return std::tuple{we, std::size_t{0}};
+                speculate = true;
+            }
         };
         auto [rec, n] = deadline == time_point::max() ? co_await op() : co_await timed(op(), deadline, "read");
         if (rec) {
@@ -131,8 +174,8 @@ net::awaitable<stomp_stream::item> stomp_stream::read(time_point deadline, const
                 throw stream_read_error(rec, "broker closed the connection");
             throw stream_read_error(rec, "read: " + rec.message());
         }
+        (void)n;
         if (on_bytes) on_bytes();
-        rbuf_.append(rchunk_.data(), n);
     }
 }
 

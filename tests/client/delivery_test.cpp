@@ -67,6 +67,75 @@ TEST_CASE("send_once with no broker spools within the budget")
     fs::remove_all(dir);
 }
 
+namespace {
+
+std::uint16_t refusing_port()
+{
+    net::io_context io;
+    test::fake_broker fb(io.get_executor());
+    return fb.port();  // closed again when fb goes: connections to it are refused
+}
+
+} // namespace
+
+TEST_CASE("send_once spools at once when every broker refuses the connection")
+{
+    // Two brokers, both refusing, and a reconnect delay of a minute: a client that backed off
+    // would wait out the whole 30 s budget. Refused everywhere is a definite answer.
+    auto a = refusing_port(), b = refusing_port();
+    auto dir = temp_spool();
+    auto opts = bus::options_from_url("failover://(stomp://127.0.0.1:" + std::to_string(a) + ",stomp://127.0.0.1:" +
+                                          std::to_string(b) + ")",
+                                      "initialReconnectDelay=60000&useExponentialBackOff=false&randomize=false");
+    auto t0 = std::chrono::steady_clock::now();
+    auto rep = bus::send_once(opts, {.dir = dir}, {event_frame(1), event_frame(2)}, 30000ms, quiet());
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(rep.published == 0);
+    CHECK(rep.spooled == 2);
+    CHECK(rep.possibly_sent == 0);
+    CHECK(took < 20s);  // not the 30 s budget (a bound, not a speed: the answer is immediate)
+    CHECK(bus::outbox({.dir = dir}).pending().size() == 2);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("send_once fails over past a refusing broker to one that answers")
+{
+    // One refusal is not "refused everywhere": the next broker of the URL gets the event.
+    net::io_context io;
+    test::fake_broker fb(io.get_executor());
+    auto dead = refusing_port();
+    auto dir = temp_spool();
+    bus::send_report rep;
+    std::thread producer([&] {
+        auto opts = bus::options_from_url("failover://(stomp://127.0.0.1:" + std::to_string(dead) +
+                                              ",stomp://127.0.0.1:" + std::to_string(fb.port()) + ")",
+                                          "initialReconnectDelay=10&randomize=false");
+        rep = bus::send_once(opts, {.dir = dir}, {event_frame(1)}, 5000ms, quiet());
+    });
+    std::vector<std::string> received;
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+            auto conn = co_await fb.accept(5000ms);
+            REQUIRE(conn);
+            co_await conn->handshake("version:1.2\n");
+            for (;;) {
+                auto f = co_await conn->frame(5000ms);
+                if (!f) break;
+                if (f->command == "SEND") received.push_back(std::string(f->get("dk-event-id")));
+                if (auto r = f->find("receipt")) co_await conn->send(test::receipt(*r));
+                if (f->command == "DISCONNECT") break;
+            }
+        },
+        net::detached);
+    io.run_for(10s);
+    producer.join();
+    CHECK(received == std::vector<std::string>{"event-1"});
+    CHECK(rep.published == 1);
+    CHECK(rep.spooled == 0);
+    fs::remove_all(dir);
+}
+
 TEST_CASE("spooled events are delivered once and in order when the broker is back")
 {
     net::io_context io;

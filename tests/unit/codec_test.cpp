@@ -19,7 +19,9 @@ struct parsed {
 
 // Feeds `input` in pieces of at most `chunk` bytes, the caller-owned-buffer way: unconsumed
 // bytes stay in `buf` and are presented again with the next piece.
-parsed feed(std::string_view input, std::size_t chunk, version v = version::v1_2, limits lim = {})
+// With `views`, frames are taken the zero-copy way (put_view, then view().to_frame() before the
+// bytes leave the buffer), which must give exactly what put/release gives.
+parsed feed(std::string_view input, std::size_t chunk, version v = version::v1_2, limits lim = {}, bool views = false)
 {
     parser p(lim);
     p.set_version(v);
@@ -34,7 +36,7 @@ parsed feed(std::string_view input, std::size_t chunk, version v = version::v1_2
         }
         for (;;) {
             std::error_code ec;
-            std::size_t used = p.put(buf, ec);
+            std::size_t used = views ? p.put_view(buf, ec) : p.put(buf, ec);
             if (ec == error::need_more) {
                 REQUIRE(used == 0);
                 break;
@@ -44,9 +46,9 @@ parsed feed(std::string_view input, std::size_t chunk, version v = version::v1_2
                 return out;
             }
             REQUIRE(used > 0);
-            buf.erase(0, used);
             if (p.got() == parser::item::heartbeat) ++out.heartbeats;
-            else out.frames.push_back(p.release());
+            else out.frames.push_back(views ? p.view().to_frame() : p.release());
+            buf.erase(0, used);
         }
         if (pos >= input.size()) break;
     }
@@ -55,7 +57,7 @@ parsed feed(std::string_view input, std::size_t chunk, version v = version::v1_2
 }
 
 // Feeds split at a single point: [0,k) then the rest.
-parsed feed_split(std::string_view input, std::size_t k, version v)
+parsed feed_split(std::string_view input, std::size_t k, version v, bool views = false)
 {
     parser p;
     p.set_version(v);
@@ -64,15 +66,15 @@ parsed feed_split(std::string_view input, std::size_t k, version v)
     auto drain = [&] {
         for (;;) {
             std::error_code ec;
-            std::size_t used = p.put(buf, ec);
+            std::size_t used = views ? p.put_view(buf, ec) : p.put(buf, ec);
             if (ec == error::need_more) return true;
             if (ec) {
                 out.error = ec;
                 return false;
             }
-            buf.erase(0, used);
             if (p.got() == parser::item::heartbeat) ++out.heartbeats;
-            else out.frames.push_back(p.release());
+            else out.frames.push_back(views ? p.view().to_frame() : p.release());
+            buf.erase(0, used);
         }
     };
     if (!drain()) return out;
@@ -141,6 +143,47 @@ TEST_CASE("golden frames parse identically at every split point and byte by byte
             same(whole, feed_split(g.bytes, k, g.v));
         }
     }
+}
+
+TEST_CASE("the view parser gives the owning frames at every split point and byte by byte")
+{
+    // put_view: headers and body are views of the caller's buffer, which grows and moves
+    // between the calls that complete one frame.
+    for (auto& g : goldens()) {
+        std::string name = g.name;
+        CAPTURE(name);
+        auto whole = feed(g.bytes, g.bytes.size(), g.v);
+        same(whole, feed(g.bytes, g.bytes.size(), g.v, {}, true));
+        same(whole, feed(g.bytes, 1, g.v, {}, true));
+        same(whole, feed(g.bytes, 3, g.v, {}, true));
+        for (std::size_t k = 0; k <= g.bytes.size(); ++k) {
+            CAPTURE(k);
+            same(whole, feed_split(g.bytes, k, g.v, true));
+        }
+    }
+}
+
+TEST_CASE("frame views find the first header and point into the input")
+{
+    parser p;
+    p.set_version(version::v1_2);
+    std::string in = "MESSAGE\nfoo:1\nk\\cey:a\\nb\nfoo:2\ncontent-length:3\n\nabc\0"s;
+    std::error_code ec;
+    CHECK(p.put_view(in, ec) == in.size());
+    REQUIRE(!ec);
+    REQUIRE(p.got() == parser::item::frame);
+    auto v = p.view();
+    CHECK(v.command == "MESSAGE");
+    CHECK(v.headers.size() == 4);
+    CHECK(v.get("foo") == "1");
+    CHECK(v.get("k:ey") == "a\nb");
+    CHECK(!v.find("bar"));
+    CHECK(v.body == "abc");
+    CHECK(v.body.data() == in.data() + in.size() - 4);  // no copy
+    CHECK(v.headers[0].value.data() == in.data() + 12);
+    auto f = p.release();  // after put_view: copied from the view
+    CHECK(f.get("k:ey") == "a\nb");
+    CHECK(f.body == "abc");
 }
 
 TEST_CASE("golden frame contents")

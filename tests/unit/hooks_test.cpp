@@ -222,3 +222,40 @@ TEST_CASE("svn-stomp - the syslog line names the revision the Project and the ou
     CHECK(line == "[webapp] r42 published: project 'proj', 2 dir(s)");
     CHECK(line.find("log text") == std::string::npos);
 }
+
+TEST_CASE("git hook - commits read from loose objects as libgit2 and git log describe them")
+{
+    using namespace std::string_literals;
+    // A signed merge commit: continuation lines (gpgsig) are not headers; the first author wins.
+    std::string body = "tree 2561a62d4223eb7660d3b6b02b707048382f4019\n"
+                       "parent 1111111111111111111111111111111111111111\n"
+                       "author Ann  Example <ann@example.org> 1700000000 +0530\n"
+                       "committer C <c@x> 1796403454 +0000\n"
+                       "gpgsig -----BEGIN PGP SIGNATURE-----\n"
+                       " author Mallory <m@x> 1 +0000\n"
+                       " -----END PGP SIGNATURE-----\n"
+                       "\n"
+                       "\n"
+                       "subject line\n\nbody\n";
+    std::string raw = "commit " + std::to_string(body.size()) + "\0"s + body;
+    auto obj = hook::split_object(raw);  // views into raw
+    REQUIRE(obj);
+    CHECK(obj->type == "commit");
+    auto info = hook::parse_commit_object(obj->body);
+    REQUIRE(info);
+    CHECK(info->author == "Ann  Example <ann@example.org>");
+    CHECK(info->date == "Wed Nov 15 03:43:20 2023 +0530");  // git log -1 --format=%ad
+    CHECK(info->message == "subject line\n\nbody\n");       // leading newlines dropped, as libgit2
+    auto west = hook::parse_commit_object("tree 2561a62d4223eb7660d3b6b02b707048382f4019\n"
+                                          "author B <b@x> 1700000000 -0700\n\nm2\n");
+    REQUIRE(west);
+    CHECK(west->date == "Tue Nov 14 15:13:20 2023 -0700");
+    // What the reader cannot vouch for is left to libgit2.
+    CHECK(!hook::split_object("commit 5\0abc"s));               // size does not match
+    CHECK(!hook::split_object("commit x\0abc"s));
+    CHECK(!hook::parse_commit_object("author B <b@x> 1 +0000\n\nm\n"));  // no tree
+    CHECK(!hook::parse_commit_object("tree 2561a62d4223eb7660d3b6b02b707048382f4019\nauthor B <b@x>\n\nm\n"));
+    std::string tag = "object 2561a62d4223eb7660d3b6b02b707048382f4019\ntype commit\ntag v1\n\nrelease\n";
+    CHECK(hook::tag_target(tag) == "2561a62d4223eb7660d3b6b02b707048382f4019");
+    CHECK(!hook::tag_target("object ../../etc\ntype commit\n\nx\n"));
+}

@@ -75,6 +75,11 @@ struct client_options {
     /// subscriptions and the connection's reconnect backoff are not affected.
     std::chrono::milliseconds subscribe_retry_initial{1000};
     std::chrono::milliseconds subscribe_retry_max{5000};
+    /// One-shot producers (hooks): when every broker of the URL has refused the TCP connection
+    /// (ECONNREFUSED: a definite "nobody listens here", unlike a timeout) in one pass, stop at
+    /// once, as if the reconnect attempts were exhausted, so the caller spools without waiting
+    /// out its budget. Daemons keep the default and back off.
+    bool give_up_when_refused = false;
 };
 
 enum class ack_mode { automatic, client, client_individual };

@@ -2,10 +2,13 @@
 
 #include "bus/stomp/error.hpp"
 #include "bus/stomp/frame.hpp"
+#include "bus/stomp/frame_view.hpp"
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace bus::stomp {
 
@@ -44,9 +47,17 @@ public:
     const stomp::limits& frame_limits() const noexcept { return limits_; }
 
     std::size_t put(std::string_view in, std::error_code& ec);
+    /// The same, without building the owning frame: a completed frame is `view()`, which
+    /// points into `in` (zero-copy, and no heap allocation once the parser's reused storage
+    /// has grown to the largest header block seen). For the hot paths that look at a frame
+    /// and let go of it before touching the buffer again.
+    std::size_t put_view(std::string_view in, std::error_code& ec);
 
     item got() const noexcept { return got_; }
-    /// Moves out the frame completed by the last `put`.
+    /// The frame completed by the last `put` or `put_view`; see frame_view for its lifetime.
+    frame_view view() const noexcept { return {command_, {views_.data(), views_.size()}, body_}; }
+    /// Moves out the frame completed by the last `put`. After `put_view` it is copied from
+    /// `view()`, so the input bytes must still be there.
     stomp::frame release() noexcept;
     /// Forgets any partial frame and error state; keeps version and limits.
     void reset() noexcept;
@@ -54,11 +65,17 @@ public:
 private:
     std::size_t fail(std::error_code& ec, error e) noexcept;
     bool parse_head(std::string_view head, std::error_code& ec);
+    std::size_t scan(std::string_view in, std::error_code& ec);
 
     stomp::limits limits_;
     stomp::version version_ = stomp::version::v1_0;
     item got_ = item::none;
     stomp::frame frame_;
+    bool owned_ = false;                // frame_ holds the last frame (put), not only the views
+    std::string_view command_;          // the last frame, as views (see frame_view)
+    std::string_view body_;
+    std::vector<header_view> views_;    // reused: capacity kept across frames
+    std::string scratch_;               // unescaped header text; reserved per header block
     // Progress within the current frame, kept across need_more returns.
     std::size_t scan_ = 0;        // start of the first line (or body byte) not yet searched
     std::size_t lines_ = 0;       // complete non-empty lines seen in the header block
