@@ -78,6 +78,7 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     auto sync = r.str("sqlite-synchronous", "full");
     if (sync != "full" && sync != "normal") r.fail("sqlite-synchronous", "expected full or normal");
     c.store.synchronous_full = sync == "full";
+    c.store.max_pages = r.integer("sqlite-max-pages", 0, 0, std::int64_t{1} << 40);
     c.store.batch_max = static_cast<std::size_t>(r.integer("batch-max", 2000, 1, 100000));
     c.store.queue_max = static_cast<std::size_t>(r.integer("queue-max", 50000, 100, 10000000));
     c.store.retention.max_age = std::chrono::hours(24 * r.integer("retention-days", 90, 0, 36500));

@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <map>
 
 namespace herald {
@@ -68,7 +69,7 @@ bus::http::response json_error(int status, std::string_view text)
     return reply(status, "application/json", j.dump() + "\n");
 }
 
-[[maybe_unused]] bus::http::response page(int status, std::string body)
+bus::http::response page(int status, std::string body)
 {
     auto r = reply(status, "text/html; charset=utf-8", std::move(body));
     r.headers.emplace_back("Content-Security-Policy", std::string(page_csp()));
@@ -127,6 +128,8 @@ struct daemon_state {
     net::steady_timer news;     // cancelled at every commit and every second: live-feed waiters wake
     std::map<std::pair<std::string, std::string>, std::int64_t> last_seen;  // (daemon, host) → event time ms
     session_store sessions;
+    std::string server_secret = random_token();  // proxy users' CSRF tokens derive from it
+    std::string dummy_hash = bus::hash_password(random_token(), 100000);  // unknown users cost the same
     rate_limiter limiter;
     user_table users;
     bus::http::registry metrics{"herald"};
@@ -292,21 +295,270 @@ struct daemon_state {
         co_return res;
     }
 
+    // ---- who is asking ----
+
+    struct auth_result {
+        std::optional<principal> who;
+        std::optional<bus::http::response> refusal;  ///< a forged proxy header
+        std::string session_id;
+    };
+
+    // The proxy's header counts only from an allow-listed peer (the TCP peer, never
+    // X-Forwarded-For); sent by anyone else it is refused, loudly. Otherwise the session cookie.
+    auth_result authenticate(const bus::http::request& req)
+    {
+        auth_result a;
+        if (!cfg.proxy_user_header.empty() && req.headers.count(cfg.proxy_user_header)) {
+            auto user = std::string(req.header(cfg.proxy_user_header));
+            bool trusted = bus::http::in_any(cfg.trusted_proxies, req.peer);
+            if (!trusted) {
+                log.warn("herald: {} header from {}, which is not a trusted proxy: refused", cfg.proxy_user_header,
+                         req.peer);
+                a.refusal = page(403, error_page(403, "the authentication header is accepted only from the trusted proxy"));
+                return a;
+            }
+            if (user.empty() || user.size() > 200) {
+                a.refusal = page(403, error_page(403, "empty user name from the proxy"));
+                return a;
+            }
+            std::optional<role> rl = cfg.proxy_default_role;
+            if (auto it = cfg.proxy_roles.find(user); it != cfg.proxy_roles.end()) rl = it->second;
+            if (!rl) {
+                a.refusal = page(403, error_page(403, "no role for this user"));
+                return a;
+            }
+            a.who = principal{user, *rl, sha256_hex(server_secret + "\n" + user), true};
+            return a;
+        }
+        a.session_id = cookie_value(req.header("cookie"), "herald_session");
+        a.who = sessions.find(a.session_id, steady::now());
+        return a;
+    }
+
+    static bool wants_html(const bus::http::request& req) { return !req.path.starts_with("/api/"); }
+
+    bus::http::response login_redirect()
+    {
+        auto r = reply(303, "text/plain; charset=utf-8", "log in first\n");
+        r.headers.emplace_back("Location", "/login");
+        return r;
+    }
+
+    // The CSRF token of a state-changing request: form field `csrf` or header X-CSRF-Token.
+    static std::string csrf_of(const bus::http::request& req)
+    {
+        if (auto h = req.header("x-csrf-token"); !h.empty()) return std::string(h);
+        if (auto f = decode_form(req.body))
+            for (auto& [k, v] : *f)
+                if (k == "csrf") return v;
+        return {};
+    }
+
+    static std::string form_field(const bus::http::request& req, std::string_view key)
+    {
+        if (auto f = decode_form(req.body))
+            for (auto& [k, v] : *f)
+                if (k == key) return v;
+        return {};
+    }
+
+    // ---- routes ----
+
     net::awaitable<bus::http::response> route(bus::http::request& req)
     {
         if (req.path == "/ingest") {
             auto r = co_await ingest(req);
             co_return r;
         }
-        if (req.path == "/api/events" && req.method == "GET") {
+        if (req.path == "/herald.js") co_return reply(200, "text/javascript; charset=utf-8", std::string(page_script()));
+        if (req.path == "/herald.css") co_return reply(200, "text/css; charset=utf-8", std::string(page_style()));
+        if (req.path == "/login") {
+            auto r = co_await login(req);
+            co_return r;
+        }
+        auto a = authenticate(req);
+        if (a.refusal) co_return *a.refusal;
+        if (!a.who) {
+            if (wants_html(req) && req.method == "GET") co_return login_redirect();
+            co_return json_error(401, "log in first");
+        }
+        const principal& who = *a.who;
+        if (req.method == "POST") {
+            // every state-changing request carries the session's CSRF token
+            auto token = csrf_of(req);
+            if (token.empty() || !same_secret(token, who.csrf)) {
+                log.warn("herald: {} {} by {} from {} without a valid CSRF token: refused", req.method,
+                         bus::log_escape(req.path), bus::log_escape(who.user), req.remote);
+                co_return page(403, error_page(403, "missing or wrong CSRF token"));
+            }
+            if (req.path == "/logout") {
+                sessions.erase(a.session_id);
+                auto r = reply(303, "text/plain; charset=utf-8", "logged out\n");
+                r.headers.emplace_back("Location", "/login");
+                r.headers.emplace_back("Set-Cookie", session_cookie("herald_session", "", std::chrono::seconds(0), cfg.cookie_secure));
+                co_return r;
+            }
+            if (req.path == "/note") {
+                auto r = co_await note(req, who);
+                co_return r;
+            }
+            co_return page(404, error_page(404, "no such action"));
+        }
+        if (req.method != "GET" && req.method != "HEAD") co_return json_error(405, "method not allowed");
+        page_context ctx{&who, who.csrf};
+        if (req.path == "/" || req.path == "/api/events") {
             auto params = params_of(req.target);
             if (!params) co_return json_error(400, "malformed query string");
             auto pq = parse_query(*params, cfg.max_page);
-            if (!pq.error.empty()) co_return json_error(400, pq.error);
-            auto res = co_await search(pq.q);
-            co_return reply(200, "application/json", search_json(res) + "\n");
+            if (req.path == "/api/events") {
+                if (!pq.error.empty()) co_return json_error(400, pq.error);
+                auto res = co_await search(pq.q);
+                co_return reply(200, "application/json", search_json(res) + "\n");
+            }
+            search_result res;
+            if (pq.error.empty()) res = co_await search(pq.q);
+            co_return page(pq.error.empty() ? 200 : 400, search_page(ctx, pq.q, res, pq.error));
         }
-        co_return json_error(404, "not found");
+        if (req.path.starts_with("/event/") || req.path.starts_with("/api/event/")) {
+            bool api = req.path.starts_with("/api/");
+            auto num = std::string_view(req.path).substr(api ? 11 : 7);
+            std::int64_t seq = 0;
+            auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), seq);
+            if (ec != std::errc{} || p != num.data() + num.size()) co_return json_error(404, "not found");
+            auto* rd = readers.get();
+            auto job = [rd, seq] { return rd->get(seq); };
+            auto e = co_await svc.blocking(job);
+            if (!e) co_return api ? json_error(404, "no such event") : page(404, error_page(404, "no such event"));
+            if (api) co_return reply(200, "application/json", event_json(*e, true) + "\n");
+            std::vector<recorded_event> related;
+            if (!e->repo.empty() && !e->revision.empty()) {
+                query rq;
+                rq.repo = e->repo;
+                rq.revision = e->revision;
+                rq.limit = 100;
+                related = (co_await search(rq)).rows;
+            }
+            co_return page(200, event_page(ctx, *e, related));
+        }
+        if (req.path == "/live" || req.path == "/api/live") {
+            auto r = co_await live(req);
+            co_return r;
+        }
+        co_return wants_html(req) ? page(404, error_page(404, "not found")) : json_error(404, "not found");
+    }
+
+    // GET /login: the form, with a pre-session CSRF token in a cookie and in the form (double
+    // submit); POST /login checks it, then the password on the worker pool (PBKDF2 is slow on
+    // purpose); an unknown user costs what a known one does.
+    net::awaitable<bus::http::response> login(bus::http::request& req)
+    {
+        if (req.method == "GET") {
+            auto token = random_token(16);
+            auto r = page(200, login_page(token, {}));
+            r.headers.emplace_back("Set-Cookie", session_cookie("herald_pre", token, std::chrono::seconds(3600), cfg.cookie_secure));
+            co_return r;
+        }
+        if (req.method != "POST") co_return json_error(405, "method not allowed");
+        auto pre = cookie_value(req.header("cookie"), "herald_pre");
+        auto token = form_field(req, "csrf");
+        if (pre.empty() || !same_secret(pre, token)) {
+            log.warn("herald: login from {} without a valid CSRF token: refused", req.remote);
+            co_return page(403, error_page(403, "missing or wrong CSRF token"));
+        }
+        auto user = std::make_shared<std::string>(form_field(req, "user"));
+        auto pass = std::make_shared<std::string>(form_field(req, "password"));
+        if (!limiter.take("login:" + req.remote, 1, steady::now()))
+            co_return page(429, login_page(pre, "too many attempts; wait a little"));
+        auto it = users.find(*user);
+        auto hash = std::make_shared<std::string>(it != users.end() ? it->second.password_hash : dummy_hash);
+        auto job = [pass, hash] { return bus::check_password(*pass, *hash); };
+        bool ok = co_await svc.blocking(job);
+        if (!ok || it == users.end()) {
+            log.warn("herald: failed login for {} from {}", bus::log_escape(*user), req.remote);
+            co_return page(401, login_page(pre, "wrong user or password"));
+        }
+        auto id = sessions.create(*user, it->second.r, steady::now());
+        log.info("herald: {} logged in from {} ({})", bus::log_escape(*user), req.remote, to_string(it->second.r));
+        auto r = reply(303, "text/plain; charset=utf-8", "logged in\n");
+        r.headers.emplace_back("Location", "/");
+        r.headers.emplace_back("Set-Cookie", session_cookie("herald_session", id, cfg.session_ttl, cfg.cookie_secure));
+        co_return r;
+    }
+
+    // POST /note (deployers): writes a note into the log (maintenance windows, "deploy frozen"),
+    // recorded with the user, like every other record.
+    net::awaitable<bus::http::response> note(bus::http::request& req, const principal& who)
+    {
+        if (who.r != role::deployer) {
+            log.warn("herald: {} ({}) tried a deployer action: refused", bus::log_escape(who.user), to_string(who.r));
+            co_return page(403, error_page(403, "this needs the deployer role"));
+        }
+        auto text = form_field(req, "text");
+        if (text.empty() || text.size() > 2000) co_return page(400, error_page(400, "a note of 1 to 2000 characters"));
+        nlohmann::json j{{"type", "note"}, {"message", text}, {"daemon", "herald"}, {"host", host}, {"user", who.user},
+                         {"level", "info"}, {"id", "note-" + random_token(16)}};
+        auto batch = decode_ingest("application/json", j.dump(), ingest_origin{"web:" + who.user, req.remote, ""}, now_ms(), 1);
+        auto ok = co_await record(std::move(batch.records));
+        if (!ok) co_return page(503, error_page(503, "not recorded; retry later"));
+        auto r = reply(303, "text/plain; charset=utf-8", "recorded\n");
+        r.headers.emplace_back("Location", "/");
+        co_return r;
+    }
+
+    // GET /live: server-sent events. Each request answers with what is newer than Last-Event-ID
+    // (or `after`), waiting up to live-wait-seconds for something; the browser's EventSource
+    // reconnects (retry: 500 ms) with the last id, so nothing is missed across reconnects.
+    net::awaitable<bus::http::response> live(bus::http::request& req)
+    {
+        auto params = params_of(req.target);
+        if (!params) co_return json_error(400, "malformed query string");
+        auto pq = parse_query(*params, cfg.max_page);
+        if (!pq.error.empty()) co_return json_error(400, pq.error);
+        if (auto last = req.header("last-event-id"); !last.empty()) {
+            std::int64_t v = 0;
+            auto [p, ec] = std::from_chars(last.data(), last.data() + last.size(), v);
+            if (ec == std::errc{} && p == last.data() + last.size()) pq.q.after = v;
+        }
+        if (!pq.q.after) pq.q.after = last_seq;
+        pq.q.before.reset();
+        pq.q.limit = std::min<std::size_t>(pq.q.limit, 200);
+        const bool api = req.path.starts_with("/api/");
+        auto deadline = steady::now() + cfg.sse_wait;
+        std::string body = "retry: 500\n\n";
+        while (!svc.stopping()) {
+            if (*pq.q.after < last_seq) {
+                auto res = co_await search(pq.q);
+                for (const auto& e : res.rows) {
+                    body += sse_event(e.seq, api ? "event" : "row", api ? event_json(e, false) : table_row(e));
+                    pq.q.after = e.seq;
+                }
+                if (!res.rows.empty()) break;
+                // newer rows exist but none match: skip past them
+                pq.q.after = last_seq;
+            }
+            if (steady::now() >= deadline) break;
+            co_await news.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        if (body.size() < 20) body += ": nothing new\n\n";
+        auto r = reply(200, "text/event-stream; charset=utf-8", std::move(body));
+        co_return r;
+    }
+
+    // Records rows through the writer; true once committed.
+    net::awaitable<bool> record(std::vector<recorded_event> rows)
+    {
+        if (!db_failure.empty()) co_return false;
+        auto result = std::make_shared<bool>(false);
+        auto done = std::make_shared<net::steady_timer>(svc.io(), steady::time_point::max());
+        bool queued = db->submit(std::move(rows), false, [this, result, done](bool ok, const std::string&) {
+            net::post(svc.io(), [result, done, ok] {
+                *result = ok;
+                done->cancel();
+            });
+        });
+        if (!queued) co_return false;
+        co_await done->async_wait(net::as_tuple(net::use_awaitable));
+        co_return *result;
     }
 
     // POST /ingest: token, size (the server's max-body), rate, then the writer; answered after
@@ -340,17 +592,8 @@ struct daemon_state {
         }
         if (!db_failure.empty()) co_return json_error(503, "database failing; retry later");
         const auto n = batch.records.size();
-        auto result = std::make_shared<std::pair<bool, std::string>>(false, "");
-        auto done = std::make_shared<net::steady_timer>(svc.io(), steady::time_point::max());
-        bool queued = db->submit(std::move(batch.records), false, [this, result, done](bool ok, const std::string& why) {
-            net::post(svc.io(), [result, done, ok, why] {
-                *result = {ok, why};
-                done->cancel();
-            });
-        });
-        if (!queued) co_return json_error(503, "busy; retry later");
-        co_await done->async_wait(net::as_tuple(net::use_awaitable));
-        if (!result->first) co_return json_error(503, "not recorded; retry later");
+        bool ok = co_await record(std::move(batch.records));
+        if (!ok) co_return json_error(503, "not recorded; retry later");
         ingested.inc(static_cast<double>(n));
         nlohmann::json j{{"recorded", n}};
         co_return reply(200, "application/json", j.dump() + "\n");

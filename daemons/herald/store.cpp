@@ -455,6 +455,7 @@ writer::writer(store_options o, committed_fn committed, health_fn health)
     exec(db_, "PRAGMA journal_mode=WAL");
     exec(db_, o_.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec(db_, "PRAGMA cache_size=-32000");  // 32 MB
+    if (o_.max_pages > 0) exec(db_, ("PRAGMA max_page_count=" + std::to_string(o_.max_pages)).c_str());
     th_ = std::thread([this] { run(); });
 }
 

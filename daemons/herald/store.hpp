@@ -100,6 +100,7 @@ struct store_options {
     std::chrono::milliseconds batch_wait{20};  ///< wait for more before committing a short batch
     std::size_t queue_max = 50000;  ///< records waiting (submit refuses beyond)
     std::size_t readers = 4;        ///< read connections kept open
+    std::int64_t max_pages = 0;     ///< PRAGMA max_page_count (a hard cap: "database full"); 0 = SQLite's
     retention_policy retention;
 };
 
