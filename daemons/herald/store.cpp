@@ -308,7 +308,7 @@ retention_step plan_retention(const retention_policy& p, const store_stats& s, s
         // down to 90 % of the limit: the share of rows that many bytes are, on average
         double target = 0.9 * static_cast<double>(p.max_bytes);
         double share = 1.0 - target / static_cast<double>(s.used_bytes);
-        auto n = static_cast<std::size_t>(std::ceil(share * static_cast<double>(s.rows)));
+        auto n = static_cast<std::size_t>(std::ceil(share * static_cast<double>(s.rows) - 1e-9));
         n = std::max<std::size_t>(n, std::max<std::size_t>(1, static_cast<std::size_t>(s.rows) / 100));
         r.delete_oldest = std::min({n, p.batch_rows, static_cast<std::size_t>(s.rows)});
     }
