@@ -105,6 +105,11 @@ std::string search_page(const page_context& ctx, const query& q, const search_re
     s += " <label class=\"live\"><input type=\"checkbox\" id=\"live\"" + std::string(q.before ? "" : " checked") +
          "> live</label></form>";
     if (!error.empty()) s += "<p class=\"error\">" + esc(error) + "</p>";
+    // deployers write notes into the log (maintenance windows, freezes); the form is shown to
+    // everyone, the server checks the role
+    s += "<form id=\"noteform\" method=\"post\" action=\"/note\"><input type=\"hidden\" name=\"csrf\" value=\"" +
+         esc(ctx.csrf) + "\"><input name=\"text\" id=\"notetext\" placeholder=\"note for the log\" maxlength=\"2000\">"
+         " <button id=\"note\">add note</button></form>";
     s += "<table id=\"events\" data-query=\"" + esc(query_string(q, std::nullopt)) + "\"><thead><tr><th>time (UTC)</th>"
          "<th>level</th><th>daemon</th><th>host</th><th>system</th><th>repo</th><th>type</th><th>message</th></tr></thead>"
          "<tbody>";
@@ -176,6 +181,7 @@ header a{color:#fff;text-decoration:none}.brand{font-weight:bold;font-size:1.2em
 .who{margin-left:auto}.inline{display:inline}
 form#filters{padding:.6em 1em;background:#eef;display:flex;flex-wrap:wrap;gap:.4em;align-items:center}
 form#filters input[type=text]{width:8em}
+form#noteform{padding:.3em 1em}form#noteform input{width:30em}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.2em .5em;border-bottom:1px solid #ddd;vertical-align:top}
 td.t{white-space:nowrap;font-family:monospace}td.msg{width:50%}summary{cursor:pointer}
 pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:30em}

@@ -67,13 +67,9 @@ CREATE TABLE IF NOT EXISTS events(
   source TEXT NOT NULL, legacy INTEGER NOT NULL, authenticated INTEGER NOT NULL,
   data TEXT NOT NULL, raw TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
-CREATE INDEX IF NOT EXISTS events_type ON events(type, seq);
-CREATE INDEX IF NOT EXISTS events_host ON events(host, seq);
-CREATE INDEX IF NOT EXISTS events_daemon ON events(daemon, seq);
 CREATE INDEX IF NOT EXISTS events_repo ON events(repo, revision, seq);
-CREATE INDEX IF NOT EXISTS events_rev ON events(revision) WHERE revision <> '';
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
-  message, daemon, host, system, repo, type, data, content='events', content_rowid='seq');
+  message, daemon, host, system, repo, type, data, content='events', content_rowid='seq', detail=column, columnsize=0);
 CREATE TRIGGER IF NOT EXISTS events_ai AFTER INSERT ON events BEGIN
   INSERT INTO events_fts(rowid, message, daemon, host, system, repo, type, data)
   VALUES (new.seq, new.message, new.daemon, new.host, new.system, new.repo, new.type, new.data);
@@ -201,19 +197,20 @@ parsed_query parse_query(const std::vector<std::pair<std::string, std::string>>&
 
 std::string fts_expression(std::string_view text)
 {
+    // One quoted term per token of FTS5's unicode61 tokenizer (ASCII letters and digits, and
+    // every non-ASCII byte): all must match. The index keeps no positions (detail=column:
+    // a third of the insert cost), so there are no phrases to build.
     std::string out;
+    auto token_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80; };
     std::size_t i = 0;
     while (i < text.size()) {
-        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-        std::size_t s = i;
-        while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-        if (i == s) break;
+        while (i < text.size() && !token_char(text[i])) ++i;
+        std::size_t st = i;
+        while (i < text.size() && token_char(text[i])) ++i;
+        if (i == st) break;
         if (!out.empty()) out += " AND ";
         out += '"';
-        for (char c : text.substr(s, i - s)) {
-            if (c == '"') out += "\"\"";
-            else out += c;
-        }
+        out += text.substr(st, i - st);
         out += '"';
     }
     return out;

@@ -176,7 +176,8 @@ TEST_CASE("herald: SQL has only placeholders and level means that or worse")
 TEST_CASE("herald: free text is quoted word by word for FTS5")
 {
     CHECK(fts_expression("  frob  nicator ") == "\"frob\" AND \"nicator\"");
-    CHECK(fts_expression("a\"b OR *") == "\"a\"\"b\" AND \"OR\" AND \"*\"");
+    CHECK(fts_expression("a\"b OR *") == "\"a\" AND \"b\" AND \"OR\"");
+    CHECK(fts_expression("refs/heads/master") == "\"refs\" AND \"heads\" AND \"master\"");
     CHECK(fts_expression("   ").empty());
 }
 
