@@ -371,6 +371,7 @@ struct daemon_state {
             co_return r;
         }
         if (req.path == "/herald.js") co_return reply(200, "text/javascript; charset=utf-8", std::string(page_script()));
+        if (req.path == "/favicon.ico") co_return reply(404, "text/plain; charset=utf-8", "");
         if (req.path == "/herald.css") co_return reply(200, "text/css; charset=utf-8", std::string(page_style()));
         if (req.path == "/login") {
             auto r = co_await login(req);
@@ -453,7 +454,9 @@ struct daemon_state {
     net::awaitable<bus::http::response> login(bus::http::request& req)
     {
         if (req.method == "GET") {
-            auto token = random_token(16);
+            // the browser's other requests (favicon ...) land here too: keep the token it has
+            auto token = cookie_value(req.header("cookie"), "herald_pre");
+            if (token.size() != 32 || token.find_first_not_of("0123456789abcdef") != std::string::npos) token = random_token(16);
             auto r = page(200, login_page(token, {}));
             r.headers.emplace_back("Set-Cookie", session_cookie("herald_pre", token, std::chrono::seconds(3600), cfg.cookie_secure));
             co_return r;
