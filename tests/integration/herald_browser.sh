@@ -30,9 +30,6 @@ users-file: $work/users.yaml
 trusted-proxies: [10.9.9.9]
 proxy-user-header: X-Remote-User
 live-wait-seconds: 5
-# This Chromium drops Secure cookies on plain http://localhost; herald.end_to_end checks the
-# attribute is set by default.
-cookie-secure: false
 EOF2
 bg "$herald" -c "$work/herald.yaml" 2>"$work/herald.log"
 ready() { [[ $(http_get "$hport" /readyz) == "200 "* ]]; }
