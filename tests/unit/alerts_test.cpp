@@ -30,7 +30,7 @@ al::settings parse(const std::string& yaml)
     auto root = f.root();
     auto a = root.sub("alerts");
     REQUIRE(a);
-    auto s = al::read_settings(*a);
+    auto s = al::parse_settings(*a);
     f.finish();
     return s;
 }
@@ -154,9 +154,9 @@ TEST_CASE("alerts: an SMTP auth file that others can read is refused with a clea
 
 TEST_CASE("alerts: heartbeat age fires just after max-age and recovers on the next heartbeat")
 {
-    al::engine e(parse(hb_config), t0);
-    CHECK(e.on_event(heartbeat("stomp-git", "web01"), t0).empty());
-    CHECK(e.on_event(heartbeat("repo-poller", "web01"), t0).empty());  // not matched by `stomp-*`
+    al::rule_engine e(parse(hb_config), t0);
+    CHECK(e.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0).empty());
+    CHECK(e.on_event(al::input_of(heartbeat("repo-poller", "web01")), t0).empty());  // not matched by `stomp-*`
     CHECK(e.last_seen().size() == 1);
     CHECK(e.tick(t0 + 30s).empty());  // exactly max-age: not yet
     auto d = e.tick(t0 + 30s + 1ms);
@@ -170,30 +170,30 @@ TEST_CASE("alerts: heartbeat age fires just after max-age and recovers on the ne
     CHECK(d[0].text == "stomp-git on web01: no heartbeat for 30 s (max-age 30 s)");
     CHECK(e.firing() == 1);
     CHECK(e.tick(t0 + 60s).empty());  // once per loss, not every check
-    auto r = e.on_event(heartbeat("stomp-git", "web01"), t0 + 61s);
+    auto r = e.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0 + 61s);
     REQUIRE(r.size() == 1);
     CHECK(r[0].action == al::decision::what::recover);
     CHECK(r[0].state() == "recovered");
     CHECK(e.firing() == 0);
-    CHECK(e.on_event(heartbeat("stomp-git", "web01"), t0 + 62s).empty());
+    CHECK(e.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0 + 62s).empty());
 }
 
 TEST_CASE("alerts: a regular heartbeat never fires")
 {
-    al::engine e(parse(hb_config), t0);
+    al::rule_engine e(parse(hb_config), t0);
     for (int i = 0; i < 100; ++i) {
         auto t = t0 + seconds(10 * i);
-        CHECK(e.on_event(heartbeat("stomp-repo", "db1"), t).empty());
+        CHECK(e.on_event(al::input_of(heartbeat("stomp-repo", "db1")), t).empty());
         CHECK(e.tick(t + 5s).empty());
     }
 }
 
 TEST_CASE("alerts: a second loss within the cool-down is notified once the cool-down has passed")
 {
-    al::engine e(parse(hb_config), t0);
-    e.on_event(heartbeat("stomp-git", "web01"), t0);
+    al::rule_engine e(parse(hb_config), t0);
+    e.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0);
     REQUIRE(e.tick(t0 + 31s).size() == 1);
-    REQUIRE(e.on_event(heartbeat("stomp-git", "web01"), t0 + 40s).size() == 1);  // recovered
+    REQUIRE(e.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0 + 40s).size() == 1);  // recovered
     // Lost again at 70 s: within the 5 min cool-down of the first notice (31 s).
     CHECK(e.tick(t0 + 71s).empty());
     CHECK(e.firing() == 1);
@@ -202,12 +202,12 @@ TEST_CASE("alerts: a second loss within the cool-down is notified once the cool-
     REQUIRE(d.size() == 1);
     CHECK(d[0].action == al::decision::what::fire);
     // A loss that ends within the cool-down was never notified: its recovery is not either.
-    al::engine f(parse(hb_config), t0);
-    f.on_event(heartbeat("stomp-git", "web01"), t0);
+    al::rule_engine f(parse(hb_config), t0);
+    f.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0);
     REQUIRE(f.tick(t0 + 31s).size() == 1);
-    REQUIRE(f.on_event(heartbeat("stomp-git", "web01"), t0 + 40s).size() == 1);
+    REQUIRE(f.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0 + 40s).size() == 1);
     CHECK(f.tick(t0 + 71s).empty());
-    CHECK(f.on_event(heartbeat("stomp-git", "web01"), t0 + 80s).empty());
+    CHECK(f.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0 + 80s).empty());
     CHECK(f.firing() == 0);
 }
 
@@ -215,11 +215,11 @@ TEST_CASE("alerts: known sources survive a restart and ages count from the start
 {
     std::string snap;
     {
-        al::engine e(parse(hb_config), t0);
-        e.on_event(heartbeat("stomp-git", "web01"), t0);
-        e.on_event(heartbeat("stomp-jenkins", "ci"), t0);
+        al::rule_engine e(parse(hb_config), t0);
+        e.on_event(al::input_of(heartbeat("stomp-git", "web01")), t0);
+        e.on_event(al::input_of(heartbeat("stomp-jenkins", "ci")), t0);
         REQUIRE(e.tick(t0 + 31s).size() == 2);
-        e.on_event(heartbeat("stomp-jenkins", "ci"), t0 + 35s);  // recovers
+        e.on_event(al::input_of(heartbeat("stomp-jenkins", "ci")), t0 + 35s);  // recovers
         CHECK(e.dirty());
         snap = e.snapshot();
         CHECK_FALSE(e.dirty());
@@ -227,14 +227,14 @@ TEST_CASE("alerts: known sources survive a restart and ages count from the start
     // herald restarts 10 minutes later: stomp-git is still lost (already notified: no second
     // notice), stomp-jenkins is watched and fires one max-age after the restart.
     auto t1 = t0 + 10min;
-    al::engine e(parse(hb_config), t1);
+    al::rule_engine e(parse(hb_config), t1);
     REQUIRE(e.restore(snap).empty());
     CHECK(e.last_seen().size() == 2);
     CHECK(e.tick(t1 + 30s).empty());
     auto d = e.tick(t1 + 31s);
     REQUIRE(d.size() == 1);
     CHECK(d[0].daemon == "stomp-jenkins");
-    auto r = e.on_event(heartbeat("stomp-git", "web01"), t1 + 32s);
+    auto r = e.on_event(al::input_of(heartbeat("stomp-git", "web01")), t1 + 32s);
     REQUIRE(r.size() == 1);
     CHECK(r[0].action == al::decision::what::recover);
     CHECK(r[0].daemon == "stomp-git");
@@ -249,10 +249,10 @@ TEST_CASE("alerts: sources beyond max-sources are counted and silent ones forgot
     auto s = parse(hb_config);
     s.max_sources = 2;
     s.forget_after = 1h;
-    al::engine e(s, t0);
-    e.on_event(heartbeat("stomp-git", "a"), t0);
-    e.on_event(heartbeat("stomp-git", "b"), t0);
-    e.on_event(heartbeat("stomp-git", "c"), t0);
+    al::rule_engine e(s, t0);
+    e.on_event(al::input_of(heartbeat("stomp-git", "a")), t0);
+    e.on_event(al::input_of(heartbeat("stomp-git", "b")), t0);
+    e.on_event(al::input_of(heartbeat("stomp-git", "c")), t0);
     CHECK(e.last_seen().size() == 2);
     CHECK(e.untracked() == 1);
     e.tick(t0 + 31s);
@@ -275,34 +275,34 @@ TEST_CASE("alerts: pattern rules match type fields regex and text")
                    "    - name: oom\n"
                    "      text: 'out of memory'\n"
                    "      cool-down: 0s\n");
-    al::engine e(s, t0);
+    al::rule_engine e(s, t0);
     auto names = [](const std::vector<al::decision>& ds) {
         std::vector<std::string> out;
         for (auto& d : ds) out.push_back(d.rule);
         return out;
     };
-    CHECK(e.on_event(fetch(true, ""), t0).empty());
-    CHECK(names(e.on_event(fetch(false, "timeout"), t0)) == std::vector<std::string>{});  // `web*` is exact, not a glob
-    CHECK(names(e.on_event(fetch(false, "Permission Denied (publickey)", "web*"), t0)) ==
+    CHECK(e.on_event(al::input_of(fetch(true, "")), t0).empty());
+    CHECK(names(e.on_event(al::input_of(fetch(false, "timeout")), t0)) == std::vector<std::string>{});  // `web*` is exact, not a glob
+    CHECK(names(e.on_event(al::input_of(fetch(false, "Permission Denied (publickey)", "web*")), t0)) ==
           std::vector<std::string>{"fetch-failed", "denied"});
-    CHECK(names(e.on_event(fetch(false, "git: out of memory"), t0)) == std::vector<std::string>{"oom"});
+    CHECK(names(e.on_event(al::input_of(fetch(false, "git: out of memory")), t0)) == std::vector<std::string>{"oom"});
     bus::notice_event n{"herald: out of memory on db1"};
-    auto d = e.on_event(bus::make_event(n, "db1"), t0);
+    auto d = e.on_event(al::input_of(bus::make_event(n, "db1")), t0);
     REQUIRE(d.size() == 1);
     CHECK(d[0].event_type == "notice");
     CHECK(d[0].host == "db1");
     CHECK(d[0].text.find("oom: notice event from db1: herald: out of memory on db1") == 0);
     // Heartbeats and alerts are not matched by rules without a type.
     bus::alert_event a{"oom", "pattern", "firing", "", "", "out of memory", "", "", 0};
-    CHECK(e.on_event(bus::make_event(a, "h"), t0).empty());
+    CHECK(e.on_event(al::input_of(bus::make_event(a, "h")), t0).empty());
 }
 
 TEST_CASE("alerts: a runaway regular expression ends as no match")
 {
     auto s = parse("alerts:\n  patterns:\n    - {name: evil, text: '(a+)+$'}\n");
-    al::engine e(s, t0);
+    al::rule_engine e(s, t0);
     bus::notice_event n{std::string(4000, 'a') + "!"};
-    CHECK(e.on_event(bus::make_event(n, "h"), t0).empty());
+    CHECK(e.on_event(al::input_of(bus::make_event(n, "h")), t0).empty());
 }
 
 TEST_CASE("alerts: a pattern fires once per cool-down and recovers")
@@ -314,12 +314,12 @@ TEST_CASE("alerts: a pattern fires once per cool-down and recovers")
                    "      match: {ok: 'false'}\n"
                    "      cool-down: 60s\n"
                    "      recover-after: 120s\n");
-    al::engine e(s, t0);
-    auto first = e.on_event(fetch(false, "x"), t0);
+    al::rule_engine e(s, t0);
+    auto first = e.on_event(al::input_of(fetch(false, "x")), t0);
     REQUIRE(first.size() == 1);
     CHECK(first[0].suppressed == 0);
-    CHECK(e.on_event(fetch(false, "y"), t0 + 10s).empty());
-    CHECK(e.on_event(fetch(false, "z"), t0 + 59s).empty());
+    CHECK(e.on_event(al::input_of(fetch(false, "y")), t0 + 10s).empty());
+    CHECK(e.on_event(al::input_of(fetch(false, "z")), t0 + 59s).empty());
     CHECK(e.tick(t0 + 59s).empty());
     // Cool-down over: one summary of what was held back.
     auto sum = e.tick(t0 + 60s);
@@ -327,7 +327,7 @@ TEST_CASE("alerts: a pattern fires once per cool-down and recovers")
     CHECK(sum[0].action == al::decision::what::fire);
     CHECK(sum[0].suppressed == 2);
     CHECK(e.tick(t0 + 61s).empty());
-    auto next = e.on_event(fetch(false, "w"), t0 + 121s);  // a new cool-down from the summary at 60 s
+    auto next = e.on_event(al::input_of(fetch(false, "w")), t0 + 121s);  // a new cool-down from the summary at 60 s
     REQUIRE(next.size() == 1);
     CHECK(e.tick(t0 + 121s + 119s).empty());
     auto rec = e.tick(t0 + 121s + 120s);
@@ -382,4 +382,43 @@ TEST_CASE("alerts: glob matching")
     CHECK(al::glob_match("web?", "web1"));
     CHECK(al::glob_match("*a*b*", "xxaxxbxx"));
     CHECK_FALSE(al::glob_match("*a*b", "xxaxxbxx"));
+}
+
+TEST_CASE("alerts: an old heartbeat from the start-up table or a backlog does not end a loss")
+{
+    al::rule_engine e(parse(hb_config), t0);
+    auto hb = al::input_of(heartbeat("stomp-git", "web01"));
+    hb.seen = t0 - 1h;  // herald's last-seen table at start: an hour-old heartbeat
+    CHECK(e.on_event(hb, t0).empty());
+    REQUIRE(e.last_seen().size() == 1);
+    CHECK(e.last_seen()[0].second == t0 - 1h);
+    CHECK(e.tick(t0 + 30s).empty());  // ages count from the start
+    REQUIRE(e.tick(t0 + 31s).size() == 1);
+    hb.seen = t0 - 10s;  // replayed late, already older than max-age by now
+    CHECK(e.on_event(hb, t0 + 40s).empty());
+    CHECK(e.firing() == 1);
+    hb.seen = t0 + 41s;
+    CHECK(e.on_event(hb, t0 + 41s).size() == 1);
+}
+
+TEST_CASE("alerts: pattern rules on ingested log records by level and daemon")
+{
+    auto s = parse("alerts:\n  patterns:\n    - name: app-errors\n      type: log\n"
+                   "      regex: {level: '^(error|critical)$', daemon: '^billing'}\n      cool-down: 0s\n");
+    al::rule_engine e(s, t0);
+    al::input in;
+    in.id = "r1";
+    in.type = "log";
+    in.host = "app1";
+    in.daemon = "billing.worker";
+    in.level = "warning";
+    in.message = "slow";
+    in.data = R"({"funcName":"run"})";
+    CHECK(e.on_event(in, t0).empty());
+    in.level = "error";
+    in.message = "payment failed";
+    auto d = e.on_event(in, t0);
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].text == "app-errors: log event from app1: payment failed");
+    CHECK(d[0].event_id == "r1");
 }

@@ -33,25 +33,23 @@ void collect_text(const json& j, std::string& out)
     if (out.size() > max_text) out.resize(max_text);
 }
 
-std::optional<std::string> field_value(const bus::event& e, const json& data, const std::string& field)
+std::optional<std::string> field_value(const input& e, const json& data, const std::string& field)
 {
-    if (field == "type") return std::string(e.type());
-    if (field == "host") {
-        // The data's host (a fetch's, a heartbeat's) when it has one, else the envelope's.
-        if (auto it = data.find("host"); it != data.end() && it->is_string() && !it->get_ref<const std::string&>().empty())
-            return it->get<std::string>();
-        return e.host;
-    }
+    if (field == "type") return e.type;
+    if (field == "host") return e.host;
     if (field == "id") return e.id;
+    if (field == "daemon") return e.daemon;
+    if (field == "level") return e.level;
+    if (field == "message") return e.message;
     auto it = data.find(field);
     if (it == data.end() || it->is_null()) return std::nullopt;
     if (it->is_string()) return it->get<std::string>();
     return it->dump();
 }
 
-bool matches(const pattern_rule& r, const bus::event& e, const json& data)
+bool matches(const pattern_rule& r, const input& e, const json& data)
 {
-    auto type = e.type();
+    const auto& type = e.type;
     if (r.types.empty()) {
         if (type == "alert" || type == "heartbeat") return false;
     } else if (std::find(r.types.begin(), r.types.end(), type) == r.types.end()) {
@@ -64,7 +62,7 @@ bool matches(const pattern_rule& r, const bus::event& e, const json& data)
         if (f.matches && !f.matches->search(*v)) return false;
     }
     if (r.text) {
-        std::string text;
+        std::string text = e.message + "\n";
         collect_text(data, text);
         if (!r.text->search(text)) return false;
     }
@@ -91,9 +89,25 @@ std::string rfc3339(time_point t)
     return buf;
 }
 
-engine::engine(settings s, time_point now) : s_(std::move(s)), started_(now) {}
+input input_of(const bus::event& e)
+{
+    input in;
+    in.id = e.id;
+    in.type = std::string(e.type());
+    json data = bus::to_json(e)["data"];
+    in.host = e.host;
+    // The data's host (a fetch's, a heartbeat's) when it has one, else the envelope's.
+    if (auto it = data.find("host"); it != data.end() && it->is_string() && !it->get_ref<const std::string&>().empty())
+        in.host = it->get<std::string>();
+    if (auto it = data.find("daemon"); it != data.end() && it->is_string()) in.daemon = it->get<std::string>();
+    if (auto it = data.find("text"); it != data.end() && it->is_string()) in.message = it->get<std::string>();
+    in.data = data.dump(-1, ' ', false, json::error_handler_t::replace);
+    return in;
+}
 
-decision engine::heartbeat_decision(decision::what w, const heartbeat_rule& r, const source_key& k,
+rule_engine::rule_engine(settings s, time_point now) : s_(std::move(s)), started_(now) {}
+
+decision rule_engine::heartbeat_decision(decision::what w, const heartbeat_rule& r, const source_key& k,
                                     const source_state& s, time_point now) const
 {
     decision d;
@@ -113,11 +127,12 @@ decision engine::heartbeat_decision(decision::what w, const heartbeat_rule& r, c
     return d;
 }
 
-std::vector<decision> engine::on_event(const bus::event& e, time_point now)
+std::vector<decision> rule_engine::on_event(const input& e, time_point now)
 {
     std::vector<decision> out;
-    if (const auto* hb = std::get_if<bus::heartbeat_event>(&e.data)) {
-        source_key k{hb->daemon, hb->host.empty() ? e.host : hb->host};
+    if (e.type == "heartbeat" && !e.daemon.empty()) {
+        source_key k{e.daemon, e.host};
+        auto seen = e.seen ? std::min(*e.seen, now) : now;
         auto it = sources_.find(k);
         if (it == sources_.end()) {
             bool watched = std::any_of(s_.heartbeat.begin(), s_.heartbeat.end(), [&](const heartbeat_rule& r) {
@@ -128,15 +143,19 @@ std::vector<decision> engine::on_event(const bus::event& e, time_point now)
                     ++untracked_;
                 } else {
                     it = sources_.emplace(k, source_state{}).first;
+                    it->second.last_seen = seen;
+                    dirty_ = true;
                 }
             }
         }
-        if (it != sources_.end()) {
+        if (it != sources_.end() && seen >= it->second.last_seen) {
             auto& src = it->second;
-            src.last_seen = std::max(src.last_seen, now);
+            src.last_seen = seen;
+            // A heartbeat older than max-age (a replayed backlog, the start-up's last-seen table)
+            // does not end a loss.
             for (const auto& r : s_.heartbeat) {
                 auto st = src.rules.find(r.name);
-                if (st == src.rules.end() || !st->second.firing) continue;
+                if (st == src.rules.end() || !st->second.firing || now - seen > r.max_age) continue;
                 st->second.firing = false;
                 if (st->second.notified) out.push_back(heartbeat_decision(decision::what::recover, r, k, src, now));
                 st->second.notified = false;
@@ -146,18 +165,19 @@ std::vector<decision> engine::on_event(const bus::event& e, time_point now)
         }
     }
     if (s_.patterns.empty()) return out;
-    json data = bus::to_json(e)["data"];
+    json data = json::parse(e.data, nullptr, false);
+    if (data.is_discarded() || !data.is_object()) data = json::object();
     for (const auto& r : s_.patterns) {
         if (!matches(r, e, data)) continue;
         auto& p = patterns_[r.name];
         p.last_match = now;
         p.last_event_id = e.id;
-        p.last_event_type = std::string(e.type());
-        auto h = field_value(e, data, "host");
-        p.last_host = h ? *h : e.host;
-        std::string text;
-        collect_text(data, text);
+        p.last_event_type = e.type;
+        p.last_host = e.host;
+        std::string text = e.message.empty() ? std::string() : e.message + "\n";
+        if (text.empty()) collect_text(data, text);
         p.last_text = one_line(text, 300);
+        while (!p.last_text.empty() && p.last_text.back() == ' ') p.last_text.pop_back();
         p.n.firing = true;
         dirty_ = true;
         if (p.n.last_notice && now - *p.n.last_notice < r.cool_down) {
@@ -182,7 +202,7 @@ std::vector<decision> engine::on_event(const bus::event& e, time_point now)
     return out;
 }
 
-std::vector<decision> engine::tick(time_point now)
+std::vector<decision> rule_engine::tick(time_point now)
 {
     std::vector<decision> out;
     for (auto it = sources_.begin(); it != sources_.end();) {
@@ -260,7 +280,7 @@ std::vector<decision> engine::tick(time_point now)
     return out;
 }
 
-std::size_t engine::firing() const noexcept
+std::size_t rule_engine::firing() const noexcept
 {
     std::size_t n = 0;
     for (const auto& [k, s] : sources_)
@@ -269,7 +289,7 @@ std::size_t engine::firing() const noexcept
     return n;
 }
 
-std::vector<std::pair<engine::source_key, time_point>> engine::last_seen() const
+std::vector<std::pair<rule_engine::source_key, time_point>> rule_engine::last_seen() const
 {
     std::vector<std::pair<source_key, time_point>> out;
     out.reserve(sources_.size());
@@ -288,7 +308,7 @@ json notice_json(bool firing, bool notified, const std::optional<time_point>& la
 
 }  // namespace
 
-std::string engine::snapshot()
+std::string rule_engine::snapshot()
 {
     json src = json::array();
     for (const auto& [k, s] : sources_) {
@@ -310,7 +330,7 @@ std::string engine::snapshot()
     return json{{"version", 1}, {"sources", src}, {"patterns", pat}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string engine::restore(std::string_view text)
+std::string rule_engine::restore(std::string_view text)
 {
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1) return "not an alert state file (version 1)";

@@ -39,6 +39,22 @@ namespace herald::alerts {
 
 using time_point = std::chrono::system_clock::time_point;
 
+/// What the engine sees of one recorded event (herald's recorded_event, or a bus::event through
+/// `input_of`): the row's columns and its data as a JSON object text.
+struct input {
+    std::string id;
+    std::string type;     ///< commit, fetch, heartbeat, notice, log, ...
+    std::string host;     ///< the source host (a heartbeat's or fetch's own host when it has one)
+    std::string daemon;   ///< the producing daemon (heartbeats: the daemon field)
+    std::string level;    ///< debug ... critical (ingested log records), else ""
+    std::string message;  ///< the row's one-line text
+    std::string data;     ///< JSON object text
+    std::optional<time_point> seen;  ///< when herald received it (default: now)
+};
+
+/// The input for a bus event (tests, and callers holding typed events).
+input input_of(const bus::event& e);
+
 struct decision {
     enum class what { fire, recover };
     what action = what::fire;
@@ -58,14 +74,14 @@ struct decision {
 /// RFC 3339 UTC with seconds.
 std::string rfc3339(time_point t);
 
-class engine {
+class rule_engine {
 public:
     /// `now`: the start (see the header comment on ages after a restart).
-    engine(settings s, time_point now);
+    rule_engine(settings s, time_point now);
 
     /// A recorded event (already validated and deduplicated by herald). Heartbeats refresh their
     /// source (and recover it); any event may match pattern rules.
-    std::vector<decision> on_event(const bus::event& e, time_point now);
+    std::vector<decision> on_event(const input& e, time_point now);
     /// Ages, pending notices after a cool-down, pattern recoveries, forgotten sources.
     std::vector<decision> tick(time_point now);
 

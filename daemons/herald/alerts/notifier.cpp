@@ -28,17 +28,6 @@ namespace herald::alerts {
 namespace net = boost::asio;
 using namespace std::chrono;
 
-namespace {
-
-std::string this_host()
-{
-    std::array<char, 256> buf{};
-    if (::gethostname(buf.data(), buf.size() - 1) != 0) return "localhost";
-    return buf.data();
-}
-
-}  // namespace
-
 // One action channel: a bounded queue drained by one coroutine, each delivery retried a bounded
 // number of times.
 struct notifier::channel {
@@ -83,9 +72,9 @@ struct notifier::channel {
 };
 
 notifier::notifier(bus::runtime::service& svc, settings s, std::filesystem::path state_file, bus::http::registry& metrics,
-                   publish_fn publish)
+                   publish_fn publish, std::string host)
     : svc_(svc), engine_(std::move(s), system_clock::now()), state_file_(std::move(state_file)), publish_(std::move(publish)),
-      host_(this_host()),
+      host_(std::move(host)),
       fired_(metrics.add_counter("alerts_decisions_total", "Alert decisions", {{"action", "fire"}})),
       recovered_(metrics.add_counter("alerts_decisions_total", "Alert decisions", {{"action", "recover"}}))
 {
@@ -149,15 +138,24 @@ void notifier::load_state()
 
 void notifier::start()
 {
-    svc_.spawn(ticker(), "alerts ticker");
+    next_check_ = system_clock::now() + engine_.config().check_interval;
     svc_.spawn(drain(*bus_), "alerts bus");
     if (mail_) svc_.spawn(drain(*mail_), "alerts mail");
     if (webhook_) svc_.spawn(drain(*webhook_), "alerts webhook");
 }
 
-void notifier::on_event(const bus::event& e)
+void notifier::on_event(const input& e)
 {
     handle(engine_.on_event(e, system_clock::now()));
+}
+
+void notifier::tick(time_point now)
+{
+    if (now < next_check_) return;
+    next_check_ = now + engine_.config().check_interval;
+    handle(engine_.tick(now));
+    sources_.store(static_cast<double>(engine_.last_seen().size()));
+    if (engine_.dirty() && !writing_ && !state_file_.empty() && !svc_.stopping()) svc_.spawn(write_state(), "alerts state");
 }
 
 void notifier::handle(std::vector<decision> ds)
@@ -187,17 +185,9 @@ void notifier::handle(std::vector<decision> ds)
     untracked_.store(static_cast<double>(engine_.untracked()));
 }
 
-net::awaitable<void> notifier::ticker()
-{
-    const auto interval = engine_.config().check_interval;
-    while (co_await svc_.sleep_for(interval)) {
-        handle(engine_.tick(system_clock::now()));
-        sources_.store(static_cast<double>(engine_.last_seen().size()));
-        co_await flush();
-    }
-}
+net::awaitable<void> notifier::flush() { co_await write_state(); }
 
-net::awaitable<void> notifier::flush()
+net::awaitable<void> notifier::write_state()
 {
     if (!engine_.dirty() || writing_ || state_file_.empty()) co_return;
     writing_ = true;
@@ -218,7 +208,8 @@ net::awaitable<void> notifier::drain(channel& ch)
 {
     while (!svc_.stopping()) {
         if (ch.queue.empty()) {
-            ch.wake.expires_at(steady_clock::time_point::max());
+            // push() cancels the wait; the second bounds how long an idle worker holds a stop.
+            ch.wake.expires_after(seconds(1));
             co_await ch.wake.async_wait(net::as_tuple(net::use_awaitable));
             continue;
         }

@@ -6,13 +6,9 @@
 // Blocking work (libcurl transfers, the state file's atomic write) runs on the service's worker
 // pool; the engine is only touched on the I/O thread.
 //
-// Seam for herald (daemons/herald/service.cpp):
-//   herald::alerts::notifier alerts(svc, herald::alerts::read_settings(*cfg.sub("alerts")),
-//                                   state_path, registry, publish);
-//   alerts.load_state();               // before the subscription starts
-//   alerts.start();                    // spawns the tick loop and the channel workers
-//   alerts.on_event(ev);               // for every event recorded (after its commit)
-//   co_await alerts.flush();           // in on_stop: the last state write
+// herald drives it through its seam (daemons/herald/alert_seam.hpp): read_settings() at config
+// time, make_engine() at start (loads the state file, starts the channel workers), on_event() for
+// every committed row, tick() every second (the engine checks every check-interval).
 //
 // Queues: each channel holds at most its `queue` setting (bus: 1000); when full the oldest
 // waiting notice is dropped and counted in herald_alerts_notices_total{channel,result="dropped"}.
@@ -45,11 +41,11 @@ namespace herald::alerts {
 
 class notifier {
 public:
-    /// Publishes one event (herald's bus client, with a receipt); true when receipted.
+    /// Publishes one event (herald's publisher); true when receipted or spooled.
     using publish_fn = std::function<boost::asio::awaitable<bool>(bus::event)>;
 
     notifier(bus::runtime::service& svc, settings s, std::filesystem::path state_file, bus::http::registry& metrics,
-             publish_fn publish);
+             publish_fn publish, std::string host);
     ~notifier();
     notifier(const notifier&) = delete;
     notifier& operator=(const notifier&) = delete;
@@ -59,20 +55,23 @@ public:
     void load_state();
     void start();
     /// Every recorded event, on the I/O thread.
-    void on_event(const bus::event& e);
+    void on_event(const input& e);
+    /// On the I/O thread (often); runs the engine's check every check-interval.
+    void tick(time_point now);
     /// Writes the state now if it changed.
     boost::asio::awaitable<void> flush();
 
-    const engine& core() const noexcept { return engine_; }
+    const rule_engine& core() const noexcept { return engine_; }
 
 private:
     struct channel;
     void handle(std::vector<decision> ds);
-    boost::asio::awaitable<void> ticker();
+    boost::asio::awaitable<void> write_state();
     boost::asio::awaitable<void> drain(channel& ch);
 
     bus::runtime::service& svc_;
-    engine engine_;
+    rule_engine engine_;
+    time_point next_check_{};
     std::filesystem::path state_file_;
     publish_fn publish_;
     std::string host_;

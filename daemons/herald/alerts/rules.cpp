@@ -169,7 +169,7 @@ void read_webhook(const section& w, webhook_settings& out)
 
 }  // namespace
 
-settings read_settings(const section& a)
+settings parse_settings(const section& a)
 {
     using namespace std::chrono;
     settings st;

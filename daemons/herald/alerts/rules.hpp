@@ -109,6 +109,6 @@ struct settings {
 
 /// Reads the `alerts:` section. Errors are bus::runtime::config_error with file, line and key
 /// path (`alerts.patterns[1].match.ok: ...`).
-settings read_settings(const bus::runtime::section& alerts);
+settings parse_settings(const bus::runtime::section& alerts);
 
 } // namespace herald::alerts
