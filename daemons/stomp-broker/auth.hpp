@@ -6,6 +6,8 @@
 
 #include "broker.hpp"
 
+#include "bus/password.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -32,12 +34,10 @@ struct access_policy {
     authorizer make_authorizer() const;
 };
 
-/// A new PBKDF2-SHA256 hash string for `password` (random salt).
-std::string hash_password(std::string_view password, unsigned iterations = 100000);
-/// Constant-time check of `password` against a hash string.
-bool check_password(std::string_view password, std::string_view hash);
-/// How many PBKDF2 derivations `check_password` has run (tests: constant work per login).
-std::uint64_t password_checks() noexcept;
+// PBKDF2-SHA256 password hashes: libbus's one copy (bus/password.hpp), shared with herald.
+using bus::check_password;
+using bus::hash_password;
+using bus::password_checks;
 /// `*` matches any run of characters.
 bool glob_match(std::string_view pattern, std::string_view s);
 

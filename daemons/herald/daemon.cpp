@@ -1,0 +1,444 @@
+// herald's glue between the bus, SQLite (store.hpp), the web side (web.hpp) and the runtime.
+//
+// Recording: every subscription is client-individual and durable; a message is decoded by
+// bus::intake (or, for a native event of a type this build does not know, by its JSON
+// envelope), held in the ledger and queued to the writer thread; the writer commits batches
+// and only then is the message acknowledged (on the I/O thread). A failing database (corrupt,
+// full, read-only) keeps the batch and retries it with backoff, acknowledges nothing, answers
+// /readyz 503 and /ingest 503, and logs an error at each change.
+#include "daemon.hpp"
+
+#include "alert_seam.hpp"
+#include "config.hpp"
+#include "record.hpp"
+#include "store.hpp"
+#include "web.hpp"
+
+#include "bus/client.hpp"
+#include "bus/http/health.hpp"
+#include "bus/http/metrics.hpp"
+#include "bus/http/server.hpp"
+#include "bus/intake.hpp"
+#include "bus/password.hpp"
+#include "bus/publisher.hpp"
+#include "bus/runtime/consumer.hpp"
+#include "bus/runtime/heartbeat.hpp"
+#include "bus/runtime/ledger.hpp"
+#include "bus/runtime/service.hpp"
+#include "bus/text.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+namespace herald {
+
+namespace net = boost::asio;
+using std::chrono::milliseconds;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ms()
+{
+    return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bus::http::response reply(int status, std::string content_type, std::string body)
+{
+    bus::http::response r;
+    r.status = status;
+    r.content_type = std::move(content_type);
+    r.body = std::move(body);
+    r.headers.emplace_back("Cache-Control", "no-store");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    return r;
+}
+
+bus::http::response json_error(int status, std::string_view text)
+{
+    nlohmann::json j{{"error", text}};
+    return reply(status, "application/json", j.dump() + "\n");
+}
+
+[[maybe_unused]] bus::http::response page(int status, std::string body)
+{
+    auto r = reply(status, "text/html; charset=utf-8", std::move(body));
+    r.headers.emplace_back("Content-Security-Policy", std::string(page_csp()));
+    r.headers.emplace_back("X-Frame-Options", "DENY");
+    r.headers.emplace_back("Referrer-Policy", "same-origin");
+    return r;
+}
+
+bus::http::server_options server_options(const config& cfg)
+{
+    bus::http::server_options o;
+    o.address = cfg.listen_address;
+    o.port = cfg.listen_port;
+    o.tls_cert_file = cfg.tls_cert_file;
+    o.tls_key_file = cfg.tls_key_file;
+    o.max_body_bytes = cfg.ingest_max_body;
+    o.trusted_proxies = cfg.trusted_proxies;
+    o.server_name = "deploykit-herald";
+    o.log_name = "herald";
+    return o;
+}
+
+struct daemon_state {
+    daemon_state(bus::runtime::service& svc_, std::string config_path_, config cfg_)
+        : svc(svc_), config_path(std::move(config_path_)), cfg(std::move(cfg_)), log(svc.log()),
+          client(svc.executor(), cfg.bus.client, log),
+          out(svc.executor(), client, cfg.bus.spool, cfg.bus.signing, svc.workers(), log),
+          in(bus::intake_options{.require_signatures = cfg.bus.require_signatures, .replay_cache = cfg.replay_cache},
+             cfg.bus.verify_keys),
+          host(bus::runtime::hostname()), news(svc.io()),
+          sessions(cfg.session_ttl, cfg.max_sessions), limiter(cfg.ingest_rate, cfg.ingest_burst),
+          http(svc.executor(), server_options(cfg), log, [this](const bus::http::request& h) { return check(h); },
+               [this](bus::http::request& r) { return answer(r); })
+    {
+        if (!cfg.users_file.empty()) users = load_users(cfg.users_file);
+        news.expires_at(steady::time_point::max());
+    }
+
+    bus::runtime::service& svc;
+    std::string config_path;
+    config cfg;
+    spdlog::logger& log;
+    bus::client client;
+    bus::spooling_publisher out;
+    bus::intake in;
+    bus::runtime::ledger<bus::message> held;
+    using ledger_token = bus::runtime::ledger<bus::message>::token;
+    std::string host;
+    std::unique_ptr<writer> db;
+    std::unique_ptr<reader_pool> readers;
+    std::unique_ptr<alerts::engine> alerting;
+    std::string db_failure;  // on the I/O thread: the writer's current failure
+    std::vector<std::string> sub_ids;
+    std::size_t subscribed = 0;
+    std::int64_t last_seq = 0;  // the newest committed row (live feed)
+    net::steady_timer news;     // cancelled at every commit and every second: live-feed waiters wake
+    std::map<std::pair<std::string, std::string>, std::int64_t> last_seen;  // (daemon, host) → event time ms
+    session_store sessions;
+    rate_limiter limiter;
+    user_table users;
+    bus::http::registry metrics{"herald"};
+    bus::http::daemon_metrics common{metrics, bus::runtime::version()};
+    bus::http::counter& recorded = metrics.add_counter("events_recorded_total", "rows committed to the database");
+    bus::http::counter& ingested = metrics.add_counter("ingest_records_total", "records accepted on /ingest");
+    bus::http::counter& refused_ingest = metrics.add_counter("ingest_refused_total", "/ingest requests refused");
+    bus::http::server http;
+
+    // ---- the database ----
+
+    void open_store()
+    {
+        db = std::make_unique<writer>(
+            cfg.store,
+            [this](std::vector<recorded_event>&& rows) {
+                net::post(svc.io(), [this, rows = std::move(rows)]() mutable { committed(std::move(rows)); });
+            },
+            [this](const std::string& failure) {
+                net::post(svc.io(), [this, failure] {
+                    if (failure.empty()) log.warn("herald: database {} works again", cfg.store.path.string());
+                    else log.error("herald: DATABASE FAILURE ({}): {}; nothing is acknowledged until it is fixed",
+                                   cfg.store.path.string(), failure);
+                    db_failure = failure;
+                });
+            });
+        readers = std::make_unique<reader_pool>(cfg.store.path, cfg.store.readers);
+        // where the live feed starts, and the sources' last-seen times
+        auto first = readers->search(query{.limit = 1});
+        if (!first.rows.empty()) last_seq = first.rows.front().seq;
+        for (const auto& s : readers->sources()) last_seen[{s.daemon, s.host}] = s.last_ms;
+    }
+
+    void committed(std::vector<recorded_event>&& rows)
+    {
+        recorded.inc(static_cast<double>(rows.size()));
+        for (const auto& r : rows) {
+            last_seq = std::max(last_seq, r.seq);
+            if (!r.daemon.empty() || !r.host.empty()) {
+                auto& t = last_seen[{r.daemon, r.host}];
+                t = std::max(t, r.received_ms);
+            }
+            if (alerting) alerting->on_event(r);
+        }
+        news.cancel();
+    }
+
+    std::optional<std::string> not_ready() const
+    {
+        if (svc.stopping()) return std::string("stopping");
+        if (!db_failure.empty()) return "database failing: " + db_failure;
+        if (!client.connected()) return std::string("broker unreachable");
+        if (subscribed < sub_ids.size()) return "subscribed to " + std::to_string(subscribed) + " of " +
+                                                std::to_string(sub_ids.size()) + " topics";
+        return std::nullopt;
+    }
+
+    void register_metrics()
+    {
+        metrics.add_collector([this] { common.broker_connected.set(client.connected() ? 1 : 0); });
+        metrics.add_callback("database_failing", "1 while the database cannot commit", "gauge",
+                             [this] { return db_failure.empty() ? 0.0 : 1.0; });
+        metrics.add_callback("pending_messages", "messages held until their commit", "gauge",
+                             [this] { return static_cast<double>(held.size()); });
+        metrics.add_callback("writer_queue", "records waiting for the writer", "gauge",
+                             [this] { return static_cast<double>(db ? db->queued() : 0); });
+        metrics.add_callback("duplicates_total", "records not inserted again (same event id)", "counter",
+                             [this] { return static_cast<double>(db ? db->duplicate_rows() : 0); });
+        metrics.add_callback("transactions_total", "write transactions committed", "counter",
+                             [this] { return static_cast<double>(db ? db->transactions() : 0); });
+        metrics.add_callback("sessions", "logged-in sessions", "gauge",
+                             [this] { return static_cast<double>(sessions.size()); });
+        metrics.add_family_callback(
+            "source_last_seen_timestamp_seconds", "when each (daemon, host) was last heard from", "gauge", [this] {
+                std::vector<std::pair<bus::http::labels, double>> v;
+                for (const auto& [k, ms] : last_seen)
+                    v.push_back({bus::http::labels{{"daemon", k.first}, {"host", k.second}}, static_cast<double>(ms) / 1000.0});
+                return v;
+            });
+    }
+
+    // ---- the bus ----
+
+    void settle(ledger_token t, bool ok)
+    {
+        auto now = std::chrono::system_clock::now();
+        for (auto& a : held.resolve(t, ok)) {
+            client.acknowledge(a.msg, a.ack ? bus::disposition::ack : bus::disposition::leave);
+            if (a.ack && a.first) in.processed(a.event_id, now);
+        }
+    }
+    net::awaitable<bus::disposition> on_message(const bus::message& m)
+    {
+        auto r = in.accept(m.frame, std::chrono::system_clock::now());
+        if (r.decision == bus::intake_decision::keepalive) co_return bus::disposition::ack;
+        common.events_in.inc();
+        std::optional<recorded_event> rec;
+        if (r.process()) {
+            rec = from_intake(r, m.frame, now_ms());
+        } else if (r.decision == bus::intake_decision::invalid) {
+            rec = from_unknown_native(m.frame, now_ms());  // a type this build does not know yet
+        }
+        if (!rec) {
+            bus::runtime::screen(r, m.id(), common, log, "herald");
+            co_return bus::disposition::ack;
+        }
+        if (svc.stopping()) co_return bus::disposition::leave;
+        if (held.attach(rec->id, m)) co_return bus::disposition::leave;  // answered with the first copy
+        auto t = held.hold(m, r.process() ? r.ev->id : rec->id);
+        std::vector<recorded_event> one;
+        one.push_back(std::move(*rec));
+        for (;;) {
+            bool queued = db->submit(std::move(one), true, [this, t](bool ok, const std::string&) {
+                net::post(svc.io(), [this, t, ok] { settle(t, ok); });
+            });
+            if (queued) break;
+            // the writer is full: wait (the broker's prefetch bounds what waits here)
+            bool waited = co_await svc.sleep_for(milliseconds(50));
+            if (!waited) {
+                settle(t, false);
+                co_return bus::disposition::leave;
+            }
+        }
+        co_return bus::disposition::leave;  // acknowledged after the commit
+    }
+
+    void subscribe_all()
+    {
+        for (const auto& t : cfg.topics) {
+            auto so = bus::runtime::consumer_subscription(t, cfg.durable_name.empty() ? "" : cfg.durable_name + "." + t,
+                                                          cfg.bus.client.client_id, cfg.prefetch, log, "herald");
+            sub_ids.push_back(client.subscribe(so, [this](const bus::message& m) { return on_message(m); }));
+        }
+    }
+
+    // ---- HTTP ----
+
+    std::optional<bus::http::response> check(const bus::http::request& head)
+    {
+        if (bus::http::is_health_path(head.path)) return bus::http::health(head, metrics, [this] { return not_ready(); });
+        return std::nullopt;
+    }
+
+    net::awaitable<bus::http::response> answer(bus::http::request& req)
+    {
+        try {
+            auto r = co_await route(req);
+            co_return r;
+        } catch (const store_error& e) {
+            log.error("herald: {} {}: database: {}", req.method, bus::log_escape(req.path), e.what());
+            co_return json_error(503, "database unavailable");
+        }
+    }
+
+    // A query on the worker pool. The query lives on the heap and the named lambda holds only a
+    // shared_ptr: GCC 12 destroys a temporary lambda's by-value captures twice here.
+    net::awaitable<search_result> search(query q)
+    {
+        auto qp = std::make_shared<query>(std::move(q));
+        auto* rd = readers.get();
+        auto job = [rd, qp] { return rd->search(*qp); };
+        auto res = co_await svc.blocking(job);
+        co_return res;
+    }
+
+    net::awaitable<bus::http::response> route(bus::http::request& req)
+    {
+        if (req.path == "/ingest") {
+            auto r = co_await ingest(req);
+            co_return r;
+        }
+        if (req.path == "/api/events" && req.method == "GET") {
+            auto params = params_of(req.target);
+            if (!params) co_return json_error(400, "malformed query string");
+            auto pq = parse_query(*params, cfg.max_page);
+            if (!pq.error.empty()) co_return json_error(400, pq.error);
+            auto res = co_await search(pq.q);
+            co_return reply(200, "application/json", search_json(res) + "\n");
+        }
+        co_return json_error(404, "not found");
+    }
+
+    // POST /ingest: token, size (the server's max-body), rate, then the writer; answered after
+    // the commit (200), or 503 when the database fails (the client may retry: same id).
+    net::awaitable<bus::http::response> ingest(bus::http::request& req)
+    {
+        if (req.method != "POST") {
+            auto r = json_error(405, "use POST");
+            r.headers.emplace_back("Allow", "POST");
+            co_return r;
+        }
+        const ingest_token* tok = ingest_auth(cfg.ingest_tokens, req.header("authorization"));
+        if (!tok) {
+            refused_ingest.inc();
+            log.warn("herald: /ingest from {}: no valid token", req.remote);
+            auto r = json_error(401, "a valid ingest token is required (Bearer, or Basic with the token's name)");
+            r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"herald ingest\"");
+            co_return r;
+        }
+        auto batch = decode_ingest(req.header("content-type"), req.body,
+                                   ingest_origin{tok->name, req.remote, tok->system}, now_ms(), cfg.ingest_max_records);
+        if (!batch.error.empty()) {
+            refused_ingest.inc();
+            co_return json_error(400, batch.error);
+        }
+        if (!limiter.take(tok->name, static_cast<double>(batch.records.size()), steady::now())) {
+            refused_ingest.inc();
+            auto r = json_error(429, "rate limit: slow down");
+            r.headers.emplace_back("Retry-After", "1");
+            co_return r;
+        }
+        if (!db_failure.empty()) co_return json_error(503, "database failing; retry later");
+        const auto n = batch.records.size();
+        auto result = std::make_shared<std::pair<bool, std::string>>(false, "");
+        auto done = std::make_shared<net::steady_timer>(svc.io(), steady::time_point::max());
+        bool queued = db->submit(std::move(batch.records), false, [this, result, done](bool ok, const std::string& why) {
+            net::post(svc.io(), [result, done, ok, why] {
+                *result = {ok, why};
+                done->cancel();
+            });
+        });
+        if (!queued) co_return json_error(503, "busy; retry later");
+        co_await done->async_wait(net::as_tuple(net::use_awaitable));
+        if (!result->first) co_return json_error(503, "not recorded; retry later");
+        ingested.inc(static_cast<double>(n));
+        nlohmann::json j{{"recorded", n}};
+        co_return reply(200, "application/json", j.dump() + "\n");
+    }
+
+    // ---- life cycle ----
+
+    net::awaitable<void> ticker()
+    {
+        while (!svc.stopping()) {
+            bool slept = co_await svc.sleep_for(milliseconds(1000));
+            news.cancel();  // live-feed waiters look again (their deadline)
+            if (alerting) alerting->tick(std::chrono::system_clock::now());
+            if (!slept) break;
+        }
+    }
+
+    net::awaitable<void> drain()
+    {
+        http.stop();
+        news.cancel();
+        co_await http.drain(std::chrono::seconds(5));
+        out.stop();
+        client.stop();
+    }
+};
+
+net::awaitable<void> announce_ready(daemon_state* d)
+{
+    std::size_t n = 0;
+    while (n < d->sub_ids.size() && !d->svc.stopping()) {
+        bool ok = co_await d->client.wait_subscribed(d->sub_ids[n], std::chrono::seconds(1));
+        if (ok) d->subscribed = ++n;
+    }
+    if (n == d->sub_ids.size() && !d->svc.stopping()) {
+        d->log.info("herald: subscribed to {} topic(s)", n);
+        d->svc.ready("recording " + std::to_string(n) + " topic(s); pages on " + d->cfg.listen_address + ":" +
+                     std::to_string(d->http.port()));
+    }
+}
+
+} // namespace
+
+int run(const bus::runtime::common_options& opts, spdlog::logger& log)
+{
+    auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("herald: {}", n); });
+    if (opts.check_config) return 0;
+    bus::runtime::service svc(opts, log, {.drain_deadline = std::chrono::seconds(8), .workers = 4});
+    daemon_state d(svc, opts.config_path, std::move(cfg));
+    d.open_store();
+    d.register_metrics();
+    if (d.cfg.alerts)
+        d.alerting = alerts::make_engine(d.cfg.alerts, alerts::context{&svc, &d.client, &d.out, &d.cfg.bus, &d.metrics,
+                                                                       d.host, "deploykit.alerts"});
+    if (d.alerting) {
+        // the last heartbeat of each source, so a restart does not forget it
+        for (const auto& s : d.readers->sources()) {
+            recorded_event e;
+            e.type = "heartbeat";
+            e.daemon = s.daemon;
+            e.host = s.host;
+            e.time_ms = e.received_ms = s.last_ms;
+            d.alerting->on_event(e);
+        }
+    }
+    d.subscribe_all();
+    d.http.listen();
+    log.info("herald {} recording {} topic(s) into {}; pages on {}{}:{}", bus::runtime::version(), d.cfg.topics.size(),
+             d.cfg.store.path.string(), d.http.tls() ? "https://" : "http://", d.cfg.listen_address, d.http.port());
+    if (d.cfg.admin_listen) svc.serve_admin(*d.cfg.admin_listen, d.metrics, [&d] { return d.not_ready(); });
+    svc.on_stop([&] { return d.drain(); });
+    svc.spawn(d.client.run(), "herald: bus client", bus::runtime::task::critical);
+    svc.spawn(d.out.run(), "herald: outbox");
+    svc.spawn(d.http.run(), "herald: accepting", bus::runtime::task::critical);
+    svc.spawn(d.ticker(), "herald: ticker");
+    svc.spawn(bus::runtime::heartbeat(svc, d.client, d.cfg.heartbeat, "herald",
+                                      [&d] {
+                                          return std::map<std::string, std::uint64_t>{
+                                              {"recorded", d.db->committed_rows()},
+                                              {"duplicates", d.db->duplicate_rows()},
+                                              {"pending", d.held.size()}};
+                                      },
+                                      d.cfg.bus.signing),
+              "herald: heartbeat");
+    net::co_spawn(svc.io(), announce_ready(&d), net::detached);
+    int rc = svc.run();
+    d.db->stop();  // finishes the queue (acknowledgements no longer matter: the broker redelivers)
+    return rc;
+}
+
+} // namespace herald
