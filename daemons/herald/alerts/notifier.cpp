@@ -191,16 +191,18 @@ net::awaitable<void> notifier::write_state()
 {
     if (!engine_.dirty() || writing_ || state_file_.empty()) co_return;
     writing_ = true;
-    auto snap = std::make_shared<std::string>(engine_.snapshot());
-    auto path = state_file_;
-    try {
-        co_await svc_.blocking([snap, path] {
-            write_atomically(path, *snap);
-            return 0;
-        });
-    } catch (const std::exception& e) {
-        svc_.log().error("alerts: cannot write the state file: {}", e.what());
-    }
+    // One heap object for the worker (GCC 12: no coroutine-frame locals captured, no try around
+    // the co_await).
+    auto job = std::make_shared<std::pair<std::filesystem::path, std::string>>(state_file_, engine_.snapshot());
+    auto error = co_await svc_.blocking([job]() -> std::string {
+        try {
+            write_atomically(job->first, job->second);
+            return {};
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+    });
+    if (!error.empty()) svc_.log().error("alerts: cannot write the state file: {}", error);
     writing_ = false;
 }
 
@@ -218,11 +220,7 @@ net::awaitable<void> notifier::drain(channel& ch)
         ch.length.store(static_cast<double>(ch.queue.size()));
         outcome o;
         for (int attempt = 0;; ++attempt) {
-            try {
-                o = co_await ch.deliver(item);
-            } catch (const std::exception& e) {
-                o = outcome{false, true, e.what()};
-            }
+            o = co_await ch.deliver(item);
             if (o.ok || !o.retry || attempt >= ch.retries) break;
             svc_.log().warn("alerts: {} delivery failed ({}); retry {} of {}", ch.name, o.error, attempt + 1, ch.retries);
             if (!co_await svc_.sleep_for(ch.retry_delay)) break;
