@@ -12,7 +12,12 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include <filesystem>
 #include <fstream>
@@ -421,4 +426,55 @@ TEST_CASE("alerts: pattern rules on ingested log records by level and daemon")
     REQUIRE(d.size() == 1);
     CHECK(d[0].text == "app-errors: log event from app1: payment failed");
     CHECK(d[0].event_id == "r1");
+}
+
+TEST_CASE("alerts: an smtp server without STARTTLS gets neither the login nor the mail")
+{
+    // A plain SMTP server on loopback that never offers STARTTLS: herald must give up before AUTH
+    // or MAIL FROM, so neither the password nor the alert goes out in clear.
+    int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(ls >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(ls, 1) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    std::string seen;
+    std::thread server([&] {
+        int c = ::accept(ls, nullptr, nullptr);
+        if (c < 0) return;
+        auto say = [&](std::string_view s) { (void)!::write(c, s.data(), s.size()); };
+        say("220 plain ESMTP\r\n");
+        char buf[1024];
+        for (;;) {
+            auto n = ::read(c, buf, sizeof buf);
+            if (n <= 0) break;
+            seen.append(buf, static_cast<std::size_t>(n));
+            if (seen.find("EHLO") != std::string::npos && seen.find("250-") == std::string::npos) {
+                say("250-plain\r\n250 AUTH PLAIN LOGIN\r\n");
+                seen += "250-";
+            } else {
+                say("250 ok\r\n");
+            }
+        }
+        ::close(c);
+    });
+    al::mail_settings m;
+    m.url = "smtp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    m.from = "herald@example.org";
+    m.to = {"ops@example.org"};
+    m.user = "herald";
+    m.password = "s3cret";
+    m.timeout = 5s;
+    auto o = al::send_mail(m, "Subject: x\r\n\r\nbody\r\n");
+    server.join();
+    ::close(ls);
+    CHECK_FALSE(o.ok);
+    CHECK_FALSE(o.retry);
+    CHECK(seen.find("EHLO") != std::string::npos);
+    CHECK(seen.find("AUTH") == std::string::npos);
+    CHECK(seen.find("MAIL FROM") == std::string::npos);
+    CHECK(seen.find("s3cret") == std::string::npos);
 }
