@@ -7,7 +7,9 @@
 #   - stop stomp-jenkins -> a heartbeat-loss alert within max-age + one check interval: an `alert`
 #     event on the bus, a mail (over STARTTLS, authenticated) and a webhook POST;
 #   - start it again -> the recovery notice (event and mail);
-#   - a pattern rule matched by three legacy notices fires once per cool-down.
+#   - a pattern rule matched by three legacy notices fires once per cool-down;
+#   - herald restarted while the daemon is down: the source is still watched (state file and
+#     herald's database), so its loss is alerted again.
 # Every wait is on a file, a message or a metric, with a deadline.
 #   tests/integration/herald_alerts.sh STOMP_BROKER STOMPCTL HERALD STOMP_JENKINS
 set -uo pipefail
@@ -53,7 +55,7 @@ alerts:
     - name: daemons
       daemon: stomp-jenkins
       max-age: 3s
-      cool-down: 1h
+      cool-down: 0s
   patterns:
     - name: disk-full
       type: notice
@@ -109,7 +111,7 @@ wait_for 15 metric_is herald_alerts_sources 1 && pass "herald watches stomp-jenk
 
 # 2. Heartbeat loss: stop the daemon; the alert comes within max-age (3 s) + one check (1 s).
 stop_pid "$sjpid"
-wait_for 20 has_alert '"state":"firing"' || fatal "no firing alert event: $(tail -5 "$w/herald.log")"
+wait_for 20 has_alert '"rule":"daemons","source_host":"[^"]*","state":"firing"' || fatal "no firing alert event: $(tail -5 "$w/herald.log")"
 /usr/bin/python3 - "$w/alerts.out" <<'PY' && pass "alert event: heartbeat rule daemons firing for stomp-jenkins, within max-age + check interval" || fail "alert event: $(cat "$w/alerts.out")"
 import json, sys
 from datetime import datetime
@@ -157,5 +159,15 @@ wait_for 20 has_alert '"rule":"marker"' || fatal "marker alert never came: $(tai
 n=$(alerts_like '"rule":"disk-full"')
 [[ $n == 1 ]] && pass "pattern rule disk-full: three matches, one alert within the cool-down" \
   || fail "disk-full alerts: $n; $(cat "$w/alerts.out")"
+
+# 5. Restart: herald stops, then the daemon; the restarted herald still watches it.
+stop_pid "$hpid" 10
+stop_pid "$sjpid"
+[[ -s $w/alerts.json ]] && grep -q '"daemon":"stomp-jenkins"' "$w/alerts.json" \
+  && pass "the last-seen table is in the state file" || fail "state file: $(cat "$w/alerts.json")"
+bg "$herald" -c "$w/herald.yaml" 2>>"$w/herald.log"
+hpid=$BG_PID
+wait_for 20 has_alert '"rule":"daemons","source_host":"[^"]*","state":"firing"' 2 && pass "after a restart the known source is still watched: its loss is alerted" \
+  || fail "no second firing alert after the restart: $(cat "$w/alerts.out"; tail -5 "$w/herald.log")"
 stop_pid "$hpid" 10
 finish

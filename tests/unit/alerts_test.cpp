@@ -154,6 +154,12 @@ TEST_CASE("alerts: an SMTP auth file that others can read is refused with a clea
     CHECK(s.mail.user == "herald");
     CHECK(s.mail.password == "s3cret");
     CHECK(s.mail.retries == 3);
+    // A webhook token with a second line could add a header: refused.
+    auto tok = dir / "token";
+    std::ofstream(tok) << "abc\nX-Evil: 1\n";
+    ::chmod(tok.c_str(), 0600);
+    CHECK(parse_error("alerts:\n  webhook:\n    url: 'http://127.0.0.1:9/'\n    token-file: " + tok.string() + "\n")
+              .find("herald.yaml:4: alerts.webhook.token-file: holds a control character") != std::string::npos);
     std::filesystem::remove_all(dir);
 }
 

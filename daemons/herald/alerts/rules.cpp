@@ -159,7 +159,12 @@ void read_webhook(const section& w, webhook_settings& out)
     out.url = w.required("url");
     if (!out.url.starts_with("http://") && !out.url.starts_with("https://")) w.fail("url", "must start with http:// or https://");
     out.token_file = w.str("token-file", "");
-    if (!out.token_file.empty()) out.token = bus::runtime::read_secret_file(out.token_file, w.where("token-file"));
+    if (!out.token_file.empty()) {
+        out.token = bus::runtime::read_secret_file(out.token_file, w.where("token-file"));
+        if (out.token.empty()) w.fail("token-file", "is empty");
+        for (unsigned char c : out.token)
+            if (c < 0x20 || c == 0x7f) w.fail("token-file", "holds a control character (one line: the bearer token)");
+    }
     out.ca_file = w.str("ca-file", "");
     out.timeout = w.duration("timeout", out.timeout, std::chrono::milliseconds(100), std::chrono::minutes(5));
     out.queue = static_cast<std::size_t>(w.integer("queue", 100, 1, 100000));
