@@ -8,6 +8,7 @@ build_pkgs=(
   libboost1.81-dev libssl-dev libcurl4-openssl-dev libgit2-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev libyaml-cpp-dev libcli11-dev
   libapt-pkg-dev liblzma-dev zlib1g-dev  # repo-poller: apt version order, .xz and .gz indices
+  libpcre2-dev  # herald alerts: pattern rules (match and depth limits)
 )
 test_pkgs=(
   git python3 python3-stomp ruby ruby-stomp

@@ -52,6 +52,7 @@ struct context {
     bus::http::registry* metrics = nullptr;   ///< prefix herald_
     std::string host;                         ///< this host's name
     std::string alert_topic = "deploykit.alerts";
+    std::string state_file;                   ///< default of alerts.state-file: beside the database
 };
 
 class engine {

@@ -650,7 +650,8 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
     d.register_metrics();
     if (d.cfg.alerts)
         d.alerting = alerts::make_engine(d.cfg.alerts, alerts::context{&svc, &d.client, &d.out, &d.cfg.bus, &d.metrics,
-                                                                       d.host, "deploykit.alerts"});
+                                                                       d.host, "deploykit.alerts",
+                                                                       d.cfg.store.path.string() + ".alerts.json"});
     if (d.alerting) {
         // the last heartbeat of each source, so a restart does not forget it
         for (const auto& s : d.readers->sources()) {

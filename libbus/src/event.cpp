@@ -181,6 +181,13 @@ json data_json(const payload& data)
                             {"upgrade_pending", r.upgrade_pending}, {"packages", pk},
                             {"events", r.events}};
             },
+            [](const alert_event& a) {
+                return json{{"rule", a.rule},         {"kind", a.kind},
+                            {"state", a.state},       {"daemon", a.daemon},
+                            {"source_host", a.source_host}, {"text", a.text},
+                            {"event_id", a.event_id}, {"last_seen", a.last_seen},
+                            {"suppressed", a.suppressed}};
+            },
         },
         data);
 }
@@ -327,6 +334,19 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         }
         return q;
     }
+    if (type == "alert") {
+        alert_event a;
+        a.rule = r.str("rule", true, 200);
+        a.kind = r.str("kind", true, 32);
+        a.state = r.str("state", true, 32);
+        a.daemon = r.str("daemon", false, 200);
+        a.source_host = r.str("source_host", false, 255);
+        a.text = r.str("text");
+        a.event_id = r.str("event_id", false, 128);
+        a.last_seen = r.str("last_seen", false, 64);
+        a.suppressed = r.integer("suppressed");
+        return a;
+    }
     error = "type: unknown event type '" + std::string(type).substr(0, 64) + "'";
     return std::nullopt;
 }
@@ -352,6 +372,7 @@ std::string_view event::type() const noexcept
     case 6: return "heartbeat";
     case 7: return "notice";
     case 8: return "package.result";
+    case 9: return "alert";
     }
     return "unknown";
 }
@@ -563,6 +584,7 @@ void sanitize(event& e)
                        line(r.outcome);
                        text(r.error);
                    },
+                   [&](alert_event& a) { line(a.text); },
                },
                e.data);
 }
@@ -653,6 +675,18 @@ std::string validate(const event& e)
                 for (const auto& id : r.events)
                     if (has_control(id)) return "data.events: control character";
                 return controls({{"host", &r.host}});
+            },
+            [&](const alert_event& a) -> std::string {
+                if (a.rule.empty()) return "data.rule: missing";
+                if (a.kind != "heartbeat" && a.kind != "pattern") return "data.kind: must be heartbeat or pattern";
+                if (a.state != "firing" && a.state != "recovered") return "data.state: must be firing or recovered";
+                if (a.suppressed < 0) return "data.suppressed: negative";
+                if (a.text.size() > max_field) return "data.text: too long";
+                return controls({{"rule", &a.rule},
+                                 {"daemon", &a.daemon},
+                                 {"source_host", &a.source_host},
+                                 {"event_id", &a.event_id},
+                                 {"last_seen", &a.last_seen}});
             },
         },
         e.data);

@@ -64,6 +64,9 @@ std::optional<legacy::message> legacy_form(const event& e)
                 return legacy::notice(r.host + "  updated package lists: " + s +
                                       (r.upgrade_pending ? " (upgrade pending)" : ""));
             },
+            [](const alert_event& a) -> std::optional<legacy::message> {
+                return legacy::notice("herald alert " + a.rule + " " + a.state + ": " + a.text);
+            },
         },
         e.data);
 }
@@ -77,6 +80,7 @@ std::string repo_of(const event& e)
             [](const deploy_request& d) { return d.repo; }, [](const deploy_result& d) { return d.repo; },
             [](const heartbeat_event&) { return std::string(); }, [](const notice_event&) { return std::string(); },
             [](const package_result&) { return std::string(); },
+            [](const alert_event&) { return std::string(); },
         },
         e.data);
 }

@@ -134,8 +134,24 @@ struct package_result {
     bool operator==(const package_result&) const = default;
 };
 
+/// herald's alert decision (docs/herald.md#alerts): a heartbeat lost or a pattern matched
+/// (`firing`), and the all-clear (`recovered`). Published so the alert is in the event log, as
+/// neelix wrote its alerts back into the log.
+struct alert_event {
+    std::string rule;         ///< the rule's name in herald's config
+    std::string kind;         ///< heartbeat, pattern
+    std::string state;        ///< firing, recovered
+    std::string daemon;       ///< heartbeat: the daemon that went quiet
+    std::string source_host;  ///< heartbeat: its host
+    std::string text;         ///< one line for people
+    std::string event_id;     ///< pattern: the event that matched
+    std::string last_seen;    ///< heartbeat: RFC 3339 time of its last heartbeat
+    std::int64_t suppressed = 0;  ///< matches not notified during the cool-down before this one
+    bool operator==(const alert_event&) const = default;
+};
+
 using payload = std::variant<commit_event, build_event, fetch_event, package_event, deploy_request,
-                             deploy_result, heartbeat_event, notice_event, package_result>;
+                             deploy_result, heartbeat_event, notice_event, package_result, alert_event>;
 
 /// An event with its envelope.
 struct event {
@@ -145,7 +161,7 @@ struct event {
     payload data;
 
     /// "commit", "build", "fetch", "package", "deploy.request", "deploy.result", "heartbeat",
-    /// "notice", "package.result".
+    /// "notice", "package.result", "alert".
     std::string_view type() const noexcept;
     bool operator==(const event&) const = default;
 };
