@@ -245,8 +245,9 @@ rm -f "$work/spool/99999999999999999999-filler.stomp"
 code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 "$base/readyz")
 expect "/readyz with the broker down and room in the spool" 200 "$code"
 start_broker
-# The subscriber reconnects on its own; the spooled event is delivered from the outbox.
-for _ in $(seq 600); do grep -q '"repo":"outage"' "$work/events" && break; sleep 0.05; done
+# The subscriber reconnects on its own (its backoff reaches 30 s when the outage is long on a loaded
+# machine, so the wait is 50 s); the spooled event is delivered from the outbox.
+for _ in $(seq 1000); do grep -q '"repo":"outage"' "$work/events" && break; sleep 0.05; done
 grep -q '"repo":"outage"' "$work/events" && pass "spooled event delivered after the broker came back" || bad "outage event not delivered"
 
 # --- slow-loris: a request trickling in is cut at read-timeout-seconds ---
