@@ -124,11 +124,12 @@ expect "admin-listen: /readyz" 200 "$(curl -sS -o "$work/last.body" -w '%{http_c
 wait "$hbpid" 2>/dev/null || true; hbpid=
 grep -q '"type": *"heartbeat"' "$work/hb.out" && grep -q '"daemon": *"github-webhook"' "$work/hb.out" \
   && pass "heartbeat event on deploykit.heartbeats" || bad "heartbeat: $(cat "$work/hb.out" "$work/hb.err")"
-# The subscriber must be ready before anything is published (topics keep nothing).
-"$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events --wait 120 --ready-file "$work/ready" \
+# The subscriber must be ready before anything is published (topics keep nothing). It stays for the
+# whole script (the outage check at the end comes after 100 s and more on a loaded machine; killed at exit).
+"$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events --wait 900 --ready-file "$work/ready" \
   >"$work/events" 2>"$work/sub.err" &
 spid=$!
-"$stompctl" -u "$url" subscribe -t /topic/future.events.stomp-git --json --wait 120 --ready-file "$work/ready2" \
+"$stompctl" -u "$url" subscribe -t /topic/future.events.stomp-git --json --wait 900 --ready-file "$work/ready2" \
   >"$work/reports" 2>"$work/sub2.err" &
 rpid=$!
 for _ in $(seq 200); do [[ -f $work/ready && -f $work/ready2 ]] && break; sleep 0.05; done

@@ -112,7 +112,8 @@ chown -R "$fetcher" "$work/clones"
 chmod 600 "$work/client_key"  # root's: the worker reads it before dropping to $fetcher
 
 cfg() { # FILE EXTRA-KEYS: a worker config for the ssh clone
-  printf 'rserver: stomp://127.0.0.1:1\nrepo-list:\n  site: {user: %s, repo: %s}\n%s' "$fetcher" "$work/clones/ssh" "$2" >"$1"
+  printf 'rserver: stomp://127.0.0.1:1\nstate-dir: %s\nrepo-list:\n  site: {user: %s, repo: %s}\n%s' \
+    "$work/state" "$fetcher" "$work/clones/ssh" "$2" >"$1"
 }
 worker() { # CONFIG OUT: run the worker as the daemon does (clean environment), keep stdout+stderr
   env -i PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 timeout 60 "$sgit" --worker site -c "$1" >"$2" 2>&1 || true
@@ -260,8 +261,8 @@ printf '# stomp-git https credentials\nhttps://alice:%s@127.0.0.1:%s\n' "$token"
 printf 'alice:%s\n' "$wrong" >"$work/creds-wrong"
 chmod 600 "$work/creds-good" "$work/creds-wrong"
 hcfg() { # FILE CREDENTIALS-FILE [CA]
-  printf 'rserver: stomp://127.0.0.1:1\ncredentials-file: %s\n%srepo-list:\n  site: {user: %s, repo: %s}\n' \
-    "$2" "${3:+https-ca-file: $3
+  printf 'rserver: stomp://127.0.0.1:1\nstate-dir: %s\ncredentials-file: %s\n%srepo-list:\n  site: {user: %s, repo: %s}\n' \
+    "$work/state" "$2" "${3:+https-ca-file: $3
 }" "$fetcher" "$work/clones/https" >"$1"
 }
 
