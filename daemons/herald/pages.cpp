@@ -10,21 +10,6 @@ namespace {
 
 std::string esc(std::string_view s) { return html_escape(s); }
 
-std::string url_escape(std::string_view s)
-{
-    static const char* hex = "0123456789ABCDEF";
-    std::string o;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') o.push_back(static_cast<char>(c));
-        else {
-            o.push_back('%');
-            o.push_back(hex[c >> 4]);
-            o.push_back(hex[c & 15]);
-        }
-    }
-    return o;
-}
-
 std::string head(std::string_view title)
 {
     return "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + esc(title) +

@@ -130,20 +130,6 @@ std::optional<std::int64_t> parse_int(std::string_view s)
     return v;
 }
 
-std::string url_escape(std::string_view s)
-{
-    static const char* hex = "0123456789ABCDEF";
-    std::string o;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') o.push_back(static_cast<char>(c));
-        else {
-            o.push_back('%');
-            o.push_back(hex[c >> 4]);
-            o.push_back(hex[c & 15]);
-        }
-    }
-    return o;
-}
 
 } // namespace
 
@@ -267,6 +253,21 @@ sql_statement build_sql(const query& q)
     st.sql += " LIMIT ?";
     st.binds.emplace_back(static_cast<std::int64_t>(q.limit + 1));  // one more: is there a next page?
     return st;
+}
+
+std::string url_escape(std::string_view s)
+{
+    static const char* hex = "0123456789ABCDEF";
+    std::string o;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') o.push_back(static_cast<char>(c));
+        else {
+            o.push_back('%');
+            o.push_back(hex[c >> 4]);
+            o.push_back(hex[c & 15]);
+        }
+    }
+    return o;
 }
 
 std::string query_string(const query& q, std::optional<std::int64_t> before)

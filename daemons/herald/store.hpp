@@ -64,6 +64,9 @@ sql_statement build_sql(const query& q);
 /// The URL query string for `q` with `before` replaced (pagination links).
 std::string query_string(const query& q, std::optional<std::int64_t> before);
 
+/// Percent-encodes everything but RFC 3986's unreserved characters (for query-string values).
+std::string url_escape(std::string_view s);
+
 // ---- retention (pure decision) ----
 
 struct retention_policy {
