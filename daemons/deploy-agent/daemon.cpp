@@ -53,6 +53,26 @@ std::int64_t unix_now()
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// JSON built outside the coroutines: GCC 12 destroys braced-list temporaries in a coroutine frame
+// twice (heap corruption seen here).
+json ref_array(const std::vector<ref_info>& v)
+{
+    json a = json::array();
+    for (const auto& x : v) a.push_back(json{{"name", x.name}, {"commit", x.commit}, {"time", x.time}});
+    return a;
+}
+
+json tags_data(const std::string& repo, const ref_list& refs)
+{
+    return json{{"repo", repo}, {"tags", ref_array(refs.tags)}, {"branches", ref_array(refs.branches)}};
+}
+
+json vote_data(const std::string& repo, const std::string& tag, const std::string& commit, const std::string& command = {})
+{
+    if (!command.empty()) return json{{"command", command}};
+    return json{{"repo", repo}, {"tag", tag}, {"commit", commit}};
+}
+
 std::string topic_dest(const std::string& t) { return t.starts_with("/") ? t : "/topic/" + t; }
 
 // What a commit or direct action needs from the I/O thread, copied for the worker pool.
@@ -163,7 +183,8 @@ struct agent {
         auto line = deploy::to_json(a).dump(-1, ' ', false, json::error_handler_t::replace);
         log.info("deploy-agent: audit {}", line);
         auto ev = deploy::to_event(a, cfg.identity);
-        co_await publish(bus::encode(ev, cfg.audit_topic, bus::wire_format::native));
+        auto frames = bus::encode(ev, cfg.audit_topic, bus::wire_format::native);
+        co_await publish(std::move(frames));
     }
 
     // deploy.result natively and the original's one-liner on the event topic (eventbot).
@@ -183,10 +204,11 @@ struct agent {
         d.previous_tag = o.previous_tag;
         auto ev = bus::make_event(d, cfg.identity);
         std::vector<bus::stomp::frame> frames;
+        auto native = bus::encode(ev, cfg.result_topic, bus::wire_format::native);
+        auto legacy = bus::encode(ev, topic_dest(cfg.event_topic), bus::wire_format::legacy);
         if (cfg.bus.format != bus::wire_format::legacy)
-            for (auto& f : bus::encode(ev, cfg.result_topic, bus::wire_format::native)) frames.push_back(std::move(f));
-        for (auto& f : bus::encode(ev, topic_dest(cfg.event_topic), bus::wire_format::legacy))
-            frames.push_back(std::move(f));
+            for (auto& f : native) frames.push_back(std::move(f));
+        for (auto& f : legacy) frames.push_back(std::move(f));
         co_await publish(std::move(frames));
     }
 
@@ -230,12 +252,17 @@ struct agent {
                 std::vector<std::string> dests;
                 dests.push_back(cfg.agent_topic);
                 if (!interval_off && !cfg.heartbeat.topic.empty()) dests.push_back(topic_dest(cfg.heartbeat.topic));
-                for (const auto& d : dests)
-                    for (auto& f : bus::encode(ev, d, bus::wire_format::native)) {
-                        if (cfg.bus.signing) bus::sign(f, *cfg.bus.signing, unix_now());
-                        auto ec = co_await client.publish(std::move(f), milliseconds(5000));
-                        if (ec) log.debug("deploy-agent: heartbeat to {} not receipted: {}", d, ec.message());
-                    }
+                // Named vectors: GCC 12 loses range-for temporaries across a co_await.
+                std::vector<bus::stomp::frame> frames;
+                for (const auto& d : dests) {
+                    auto some = bus::encode(ev, d, bus::wire_format::native);
+                    for (auto& f : some) frames.push_back(std::move(f));
+                }
+                for (auto& f : frames) {
+                    if (cfg.bus.signing) bus::sign(f, *cfg.bus.signing, unix_now());
+                    auto ec = co_await client.publish(std::move(f), milliseconds(5000));
+                    if (ec) log.debug("deploy-agent: heartbeat not receipted: {}", ec.message());
+                }
             }
             // Every interval (agents: 30 s), and at once after a deploy or rollback (kick()).
             milliseconds wait = cfg.agent_interval;
@@ -440,12 +467,7 @@ struct agent {
                 rep.code = deploy::status::error;
                 rep.message = refs.error;
             } else {
-                auto arr = [](const std::vector<ref_info>& v) {
-                    json a = json::array();
-                    for (const auto& x : v) a.push_back(json{{"name", x.name}, {"commit", x.commit}, {"time", x.time}});
-                    return a;
-                };
-                rep.data = json{{"repo", q.args.repo}, {"tags", arr(refs.tags)}, {"branches", arr(refs.branches)}};
+                rep.data = tags_data(q.args.repo, refs);
                 rep.message = std::to_string(refs.tags.size()) + " tags";
             }
         } else if (q.action == "state") {
@@ -492,16 +514,16 @@ struct agent {
             const auto& rc = cfg.repos.at(q.args.repo);
             auto res = co_await resolve(rc, q.args.tag);
             if (!res.first) co_return refuse(q, deploy::status::invalid_data, res.second);
-            data = json{{"repo", q.args.repo}, {"tag", q.args.tag}, {"commit", *res.first}};
+            data = vote_data(q.args.repo, q.args.tag, *res.first);
         } else if (q.action == "rollback") {
             auto dir = cfg.state_dir;
             auto repo = q.args.repo;
             auto job = [dir, repo] { return load_state(dir, repo); };
             auto rec = co_await svc.blocking(job);
             if (!rec.previous()) co_return refuse(q, deploy::status::aborted, "no previous release to roll back to");
-            data = json{{"repo", q.args.repo}, {"tag", rec.previous()->tag}, {"commit", rec.previous()->commit}};
+            data = vote_data(q.args.repo, rec.previous()->tag, rec.previous()->commit);
         } else {
-            data = json{{"command", q.args.command}};
+            data = vote_data("", "", "", q.args.command);
         }
         auto got = held.vote(reservation_key(q), q.job_id, q.action, q.args, until, std::chrono::system_clock::now());
         if (got == reservations::vote_result::busy) {

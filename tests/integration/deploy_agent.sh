@@ -110,9 +110,10 @@ req() {
   local id=$1 action=$2 phase=$3 args=$4 dest=${5:-/topic/deploykit.deploy.requests} caller=${6:-alice} job=${7:-j-$1}
   shift 7 2>/dev/null || shift $#
   body "$id" "$action" "$phase" "$args" "$caller" "$job" >"$w/req-$id.json"
-  "$stompctl" -u "$url" publish -t "$dest" -f "$w/req-$id.json" "$@" >/dev/null 2>>"$w/publish.err"
+  "$stompctl" -u "$url" publish -t "$dest" -f "$w/req-$id.json" "${json_headers[@]}" "$@" >/dev/null 2>>"$w/publish.err"
 }
 Q1=/queue/deploykit.deploy.node.web01
+json_headers=(-H content-type:application/json -H dk-event-type:agent.request)
 # field ID PATH: a value of the reply to request ID (python path into data, e.g. status, data.tag)
 field() {
   "$PY" - "$w/replies.out" "$1" "$2" <<'PY'
@@ -272,7 +273,7 @@ wait_reply g1 && [[ $(field g1 status) == 0 && $(field g1 data.repos.0.name) == 
 ! has_reply u1 && grep -F '"request_id":"u1"' "$w/audit.out" | grep -q 'refused: signature' && pass "unsigned request refused and audited" ||
   fail "unsigned: $(grep -F u1 "$w/audit.out")"
 # Replay: the same signed event again.
-"$stompctl" -u "$url" publish -t "$Q2" -f "$w/req-g1.json" "${sign[@]}" >/dev/null 2>&1
+"$stompctl" -u "$url" publish -t "$Q2" -f "$w/req-g1.json" "${json_headers[@]}" "${sign[@]}" >/dev/null 2>&1
 replayed() { grep -F '"request_id":"g1"' "$w/audit.out" | grep -q replay; }
 wait_for 10 replayed && [[ $(grep -c '"request_id":"g1"' "$w/replies.out") == 1 ]] &&
   pass "replayed request refused and audited" || fail "replay: $(grep -F g1 "$w/audit.out")"
