@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 namespace deploy_agent {
@@ -74,6 +75,44 @@ json vote_data(const std::string& repo, const std::string& tag, const std::strin
 }
 
 std::string topic_dest(const std::string& t) { return t.starts_with("/") ? t : "/topic/" + t; }
+
+// Inputs of one blocking step, on the heap: the lambdas given to svc.blocking capture only a
+// std::shared_ptr to one of these (GCC 12 destroys by-value string/struct captures of a lambda
+// passed into a coroutine twice: heap corruption in resolve() and a crash in the state action).
+struct step_input {
+    std::string path;       // clone (tags, resolve)
+    std::string state_dir;  // state, rollback vote
+    std::string repo;
+    std::string tag;
+    std::size_t count = 0;
+    bool branches = false;
+};
+
+struct deploy_input {
+    deploy_params params;
+    std::string tag;
+    std::string commit;
+};
+
+struct command_input {
+    command_config cmd;
+    std::size_t max_output = 0;
+};
+
+struct state_result {
+    repo_record rec;
+    std::string error;
+};
+
+// The worker-pool half of on_pool(): a plain coroutine function (no capturing coroutine lambda,
+// whose closure GCC 12 destroyed twice inside service::blocking: ASan showed the job's shared_ptr
+// released once too often, freed on the I/O thread while the pool thread still held it).
+template <class R>
+net::awaitable<R> call_job(std::shared_ptr<std::function<R()>> job)
+{
+    R r = (*job)();
+    co_return r;
+}
 
 // What a commit or direct action needs from the I/O thread, copied for the worker pool.
 struct job_input {
@@ -144,6 +183,18 @@ struct agent {
     {
         return {{"requests", requests}, {"deploys", deploys},   {"rollbacks", rollbacks}, {"runs", runs},
                 {"failures", failures}, {"refused", refused}, {"expired", expired}};
+    }
+
+    // Runs `f` on the worker pool; `f` captures one shared_ptr (see step_input).
+    template <class F>
+    net::awaitable<std::invoke_result_t<F&>> on_pool(F f)
+    {
+        using R = std::invoke_result_t<F&>;
+        auto job = std::make_shared<std::function<R()>>(std::move(f));
+        auto task = call_job<R>(std::move(job));
+        auto op = net::co_spawn(svc.workers(), std::move(task), net::use_awaitable);
+        R r = co_await std::move(op);
+        co_return r;
     }
 
     // ---- publishing ----
@@ -237,7 +288,7 @@ struct agent {
     net::awaitable<deploy::agent_info> info_async()
     {
         auto job = [this] { return info(); };
-        auto a = co_await svc.blocking(job);
+        auto a = co_await on_pool(job);
         co_return a;
     }
 
@@ -298,7 +349,9 @@ struct agent {
         }
         bool ok = true;
         if (do_reply) ok = co_await send_reply(in_.q.reply_to, rep);
-        co_await audit(in_.q, rep, in_.caller, in_.verified);
+        std::string caller = in_.caller;
+        bool verified = in_.verified;
+        co_await audit(in_.q, rep, std::move(caller), verified);
         if (ok) {
             client.acknowledge(in_.msg, bus::disposition::ack);
             in.processed(in_.event_id, std::chrono::system_clock::now());
@@ -331,7 +384,8 @@ struct agent {
         rep.message = "refused: " + r.reason;
         if (r.decision == bus::intake_decision::duplicate) rep.message = "refused: replay of a request already processed";
         log.warn("deploy-agent: message {} {}", bus::log_escape(m.id()), bus::log_escape(rep.message));
-        co_await audit(q, rep, q.caller, false);
+        std::string caller = q.caller;
+        co_await audit(q, rep, std::move(caller), false);
     }
 
     net::awaitable<bus::disposition> on_message(const bus::message& m, bool queue)
@@ -459,10 +513,11 @@ struct agent {
             rep.data = deploy::to_json(a);
             rep.message = "pong";
         } else if (q.action == "tags") {
-            auto path = cfg.repos.at(q.args.repo).repo;
-            std::size_t count = q.args.count ? static_cast<std::size_t>(*q.args.count) : 0;
-            auto job = [path, count] { return list_refs(path, count); };
-            auto refs = co_await svc.blocking(job);
+            auto in_ = std::make_shared<step_input>();
+            in_->path = cfg.repos.at(q.args.repo).repo;
+            if (q.args.count) in_->count = static_cast<std::size_t>(*q.args.count);
+            auto job = [in_] { return list_refs(in_->path, in_->count); };
+            auto refs = co_await on_pool(job);
             if (!refs.error.empty()) {
                 rep.code = deploy::status::error;
                 rep.message = refs.error;
@@ -471,18 +526,19 @@ struct agent {
                 rep.message = std::to_string(refs.tags.size()) + " tags";
             }
         } else if (q.action == "state") {
-            auto dir = cfg.state_dir;
-            auto repo = q.args.repo;
-            auto job = [dir, repo] {
-                std::string err;
-                auto rec = load_state(dir, repo, &err);
-                return std::pair{rec, err};
+            auto in_ = std::make_shared<step_input>();
+            in_->state_dir = cfg.state_dir;
+            in_->repo = q.args.repo;
+            auto job = [in_] {
+                state_result r;
+                r.rec = load_state(in_->state_dir, in_->repo, &r.error);
+                return r;
             };
-            auto got = co_await svc.blocking(job);
-            const auto& rec = got.first;
-            if (!got.second.empty()) {
+            auto got = co_await on_pool(job);
+            const auto& rec = got.rec;
+            if (!got.error.empty()) {
                 rep.code = deploy::status::error;
-                rep.message = got.second;
+                rep.message = got.error;
             } else {
                 rep.data = state_data(rec);
                 rep.message = "nothing deployed";
@@ -493,17 +549,25 @@ struct agent {
     }
 
     // The tag's commit in the clone (worker pool): nullopt with the reason when absent.
-    net::awaitable<std::pair<std::optional<std::string>, std::string>> resolve(const repo_config& rc, std::string tag)
+    // `in_` carries path, branches and tag (see step_input).
+    net::awaitable<std::pair<std::optional<std::string>, std::string>> resolve(std::shared_ptr<step_input> in_)
     {
-        auto path = rc.repo;
-        bool branches = rc.allow_branches;
-        auto job = [path, tag, branches] {
-            std::string err;
-            auto c = resolve_tag(path, tag, branches, err);
-            return std::pair{c, err};
+        auto job = [in_] {
+            std::pair<std::optional<std::string>, std::string> r;
+            r.first = resolve_tag(in_->path, in_->tag, in_->branches, r.second);
+            return r;
         };
-        auto r = co_await svc.blocking(job);
+        auto r = co_await on_pool(job);
         co_return r;
+    }
+
+    std::shared_ptr<step_input> resolve_input(const repo_config& rc, const std::string& tag) const
+    {
+        auto in_ = std::make_shared<step_input>();
+        in_->path = rc.repo;
+        in_->branches = rc.allow_branches;
+        in_->tag = tag;
+        return in_;
     }
 
     net::awaitable<deploy::reply> vote(const deploy::request& q, std::chrono::system_clock::time_point until)
@@ -511,16 +575,23 @@ struct agent {
         auto rep = reply_for(q);
         json data = json::object();
         if (q.action == "deploy") {
-            const auto& rc = cfg.repos.at(q.args.repo);
-            auto res = co_await resolve(rc, q.args.tag);
-            if (!res.first) co_return refuse(q, deploy::status::invalid_data, res.second);
+            auto rin = resolve_input(cfg.repos.at(q.args.repo), q.args.tag);
+            auto res = co_await resolve(rin);
+            if (!res.first) {
+                auto refused_rep = refuse(q, deploy::status::invalid_data, res.second);
+                co_return refused_rep;
+            }
             data = vote_data(q.args.repo, q.args.tag, *res.first);
         } else if (q.action == "rollback") {
-            auto dir = cfg.state_dir;
-            auto repo = q.args.repo;
-            auto job = [dir, repo] { return load_state(dir, repo); };
-            auto rec = co_await svc.blocking(job);
-            if (!rec.previous()) co_return refuse(q, deploy::status::aborted, "no previous release to roll back to");
+            auto in_ = std::make_shared<step_input>();
+            in_->state_dir = cfg.state_dir;
+            in_->repo = q.args.repo;
+            auto job = [in_] { return load_state(in_->state_dir, in_->repo); };
+            auto rec = co_await on_pool(job);
+            if (!rec.previous()) {
+                auto refused_rep = refuse(q, deploy::status::aborted, "no previous release to roll back to");
+                co_return refused_rep;
+            }
             data = vote_data(q.args.repo, rec.previous()->tag, rec.previous()->commit);
         } else {
             data = vote_data("", "", "", q.args.command);
@@ -542,7 +613,8 @@ struct agent {
     {
         const auto& q = ji.q;
         auto rep = reply_for(q);
-        auto params = std::make_shared<deploy_params>();
+        auto din = std::make_shared<deploy_input>();
+        auto* params = &din->params;
         params->state_dir = cfg.state_dir;
         params->self_exe = self_exe;
         params->hook_timeout = cfg.hook_timeout;
@@ -553,16 +625,18 @@ struct agent {
         outcome o;
         bool announce_it = false;
         if (q.action == "run") {
-            auto cmd = std::make_shared<command_config>(cfg.commands.at(q.args.command));
-            auto max = cfg.max_output;
-            auto job = [cmd, max] { return run_command(*cmd, max); };
-            o = co_await svc.blocking(job);
+            auto cin = std::make_shared<command_input>();
+            cin->cmd = cfg.commands.at(q.args.command);
+            cin->max_output = cfg.max_output;
+            auto job = [cin] { return run_command(cin->cmd, cin->max_output); };
+            o = co_await on_pool(job);
             ++runs;
         } else {
             params->repo = &cfg.repos.at(q.args.repo);
             announce_it = true;
             if (q.action == "deploy") {
-                auto res = co_await resolve(*params->repo, q.args.tag);
+                auto rin = resolve_input(*params->repo, q.args.tag);
+                auto res = co_await resolve(rin);
                 const auto& commit_id = res.first;
                 if (!commit_id) {
                     o.code = deploy::status::invalid_data;
@@ -572,16 +646,16 @@ struct agent {
                 } else {
                     log.info("deploy-agent: deploying {} {} ({}) for {} (request {})", q.args.repo, q.args.tag,
                              *commit_id, bus::log_escape(ji.caller), q.request_id);
-                    auto tag = q.args.tag;
-                    auto c = *commit_id;
-                    auto job = [params, tag, c] { return run_deploy(*params, tag, c); };
-                    o = co_await svc.blocking(job);
+                    din->tag = q.args.tag;
+                    din->commit = *commit_id;
+                    auto job = [din] { return run_deploy(din->params, din->tag, din->commit); };
+                    o = co_await on_pool(job);
                 }
             } else {
                 log.info("deploy-agent: rolling back {} for {} (request {})", q.args.repo, bus::log_escape(ji.caller),
                          q.request_id);
-                auto job = [params] { return run_rollback(*params); };
-                o = co_await svc.blocking(job);
+                auto job = [din] { return run_rollback(din->params); };
+                o = co_await on_pool(job);
             }
         }
         held.end(key, q.job_id);

@@ -124,8 +124,12 @@ for line in open(sys.argv[1]):
     d = e.get("data", {})
     if d.get("request_id") != sys.argv[2]: continue
     v = d
-    for k in sys.argv[3].split("."):
-        v = v[int(k)] if isinstance(v, list) else v.get(k)
+    try:
+        for k in sys.argv[3].split("."):
+            v = v[int(k)] if isinstance(v, list) else v.get(k)
+    except (IndexError, AttributeError, ValueError):
+        v = None  # absent: an empty answer
+    if v is None: break
     print(v if not isinstance(v, (dict, list)) else json.dumps(v))
     break
 PY
