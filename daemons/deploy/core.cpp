@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <set>
 
-namespace deploy {
+namespace deploy::cli {
 
 namespace {
 
@@ -430,4 +430,4 @@ std::vector<std::string> parse_argv(const std::string& s)
     return argv;
 }
 
-} // namespace deploy
+} // namespace deploy::cli

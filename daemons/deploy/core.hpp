@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-namespace deploy {
+namespace deploy::cli {
 
 /// A usage or configuration error (exit status 2).
 struct usage_error : std::runtime_error {
@@ -222,4 +222,4 @@ std::vector<tag_row> intersect_tags(const std::map<std::string, std::vector<std:
 /// malformed list.
 std::vector<std::string> parse_argv(const std::string& s);
 
-} // namespace deploy
+} // namespace deploy::cli
