@@ -166,8 +166,18 @@ json data_json(const payload& data)
                             {"error", d.error}, {"previous_tag", d.previous_tag}};
             },
             [](const heartbeat_event& h) {
-                return json{{"host", h.host}, {"daemon", h.daemon}, {"version", h.version},
-                            {"uptime_s", h.uptime_s}, {"counters", h.counters}};
+                json j;
+                if (!h.extra.empty()) {
+                    j = json::parse(h.extra, nullptr, false);
+                    if (!j.is_object()) j = json::object();
+                }
+                j.update(json{{"host", h.host}, {"daemon", h.daemon}, {"version", h.version},
+                              {"uptime_s", h.uptime_s}, {"counters", h.counters}});
+                return j;
+            },
+            [](const extension_event& x) {
+                json j = json::parse(x.data, nullptr, false);
+                return j.is_object() ? j : json::object();
             },
             [](const notice_event& n) { return json{{"text", n.text}}; },
             [](const package_result& r) {
@@ -289,6 +299,10 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
                 }
             }
         }
+        json extra = json::object();
+        for (auto& [k, v] : d.items())
+            if (k != "host" && k != "daemon" && k != "version" && k != "uptime_s" && k != "counters") extra[k] = v;
+        if (!extra.empty()) h.extra = extra.dump(-1, ' ', false, json::error_handler_t::replace);
         return h;
     }
     if (type == "notice") {
@@ -327,6 +341,8 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         }
         return q;
     }
+    if (is_extension_type(type))
+        return extension_event{std::string(type), d.dump(-1, ' ', false, json::error_handler_t::replace)};
     error = "type: unknown event type '" + std::string(type).substr(0, 64) + "'";
     return std::nullopt;
 }
@@ -352,8 +368,14 @@ std::string_view event::type() const noexcept
     case 6: return "heartbeat";
     case 7: return "notice";
     case 8: return "package.result";
+    case 9: return std::get<extension_event>(data).type;
     }
     return "unknown";
+}
+
+bool is_extension_type(std::string_view type) noexcept
+{
+    return std::find(std::begin(extension_types), std::end(extension_types), type) != std::end(extension_types);
 }
 
 std::string_view to_string(commit_source s) noexcept
@@ -563,6 +585,7 @@ void sanitize(event& e)
                        line(r.outcome);
                        text(r.error);
                    },
+                   [&](extension_event&) {},  // structured: the owning library cleans its fields
                },
                e.data);
 }
@@ -653,6 +676,11 @@ std::string validate(const event& e)
                 for (const auto& id : r.events)
                     if (has_control(id)) return "data.events: control character";
                 return controls({{"host", &r.host}});
+            },
+            [&](const extension_event& x) -> std::string {
+                if (!is_extension_type(x.type)) return "type: not an extension type";
+                if (x.data.size() > 1024 * 1024) return "data: too long";
+                return {};
             },
         },
         e.data);

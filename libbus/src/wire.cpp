@@ -64,6 +64,7 @@ std::optional<legacy::message> legacy_form(const event& e)
                 return legacy::notice(r.host + "  updated package lists: " + s +
                                       (r.upgrade_pending ? " (upgrade pending)" : ""));
             },
+            [](const extension_event&) -> std::optional<legacy::message> { return std::nullopt; },
         },
         e.data);
 }
@@ -77,6 +78,7 @@ std::string repo_of(const event& e)
             [](const deploy_request& d) { return d.repo; }, [](const deploy_result& d) { return d.repo; },
             [](const heartbeat_event&) { return std::string(); }, [](const notice_event&) { return std::string(); },
             [](const package_result&) { return std::string(); },
+            [](const extension_event&) { return std::string(); },
         },
         e.data);
 }
