@@ -89,6 +89,7 @@ int main(int argc, char** argv)
     using namespace deploy::cli;
     CLI::App app{"deploy - roll a tag out to the servers running deploy-agent (deploykit)", "deploy"};
     app.require_subcommand(1);
+    app.fallthrough();  // global options after the command too: deploy run site v1 -I web01
     app.set_version_flag("--version", "deploy " + std::string(bus::runtime::version()));
     std::string config_path = "/etc/deploy/deploy.yaml", url;
     command cmd;

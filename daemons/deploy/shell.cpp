@@ -135,6 +135,19 @@ public:
     net::awaitable<int> main()
     {
         auto sel = selector(selection_args{cmd_.identities, cmd_.facts, cmd_.classes, cmd_.nodes});
+        // Refused before anything is sent.
+        if (cmd_.name == "run" && !proto::valid_tag(cmd_.tag)) {
+            err() << "deploy: refused: '" << cmd_.tag << "' is not a valid tag name\n";
+            co_return exit_refused;
+        }
+        if (!cmd_.repo.empty() && !bus::valid_repo_name(cmd_.repo)) {
+            err() << "deploy: refused: '" << cmd_.repo << "' is not a valid repository name\n";
+            co_return exit_refused;
+        }
+        if (cmd_.name == "exec" && !proto::valid_id(cmd_.exec_name)) {
+            err() << "deploy: refused: '" << cmd_.exec_name << "' is not a command name\n";
+            co_return exit_refused;
+        }
         if (!(co_await client_.wait_connected(cfg_.bus.client.connect_timeout + milliseconds(1000)))) {
             err() << "deploy: cannot reach the broker" << (client_.last_error().empty() ? "" : ": " + client_.last_error())
                   << "\n";
@@ -341,18 +354,6 @@ private:
 
     net::awaitable<int> dispatch(const selector& sel)
     {
-        if (cmd_.name == "run" && !proto::valid_tag(cmd_.tag)) {
-            err() << "deploy: refused: '" << cmd_.tag << "' is not a valid tag name\n";
-            co_return exit_refused;
-        }
-        if (!cmd_.repo.empty() && !bus::valid_repo_name(cmd_.repo)) {
-            err() << "deploy: refused: '" << cmd_.repo << "' is not a valid repository name\n";
-            co_return exit_refused;
-        }
-        if (cmd_.name == "exec" && !proto::valid_id(cmd_.exec_name)) {
-            err() << "deploy: refused: '" << cmd_.exec_name << "' is not a command name\n";
-            co_return exit_refused;
-        }
         started_ = clock::now();
         auto nodes = co_await discover(sel);
         if (interrupted) co_return 130;
@@ -719,7 +720,7 @@ private:
 int run_command(const config& cfg, const command& cmd)
 {
     auto log = std::make_shared<spdlog::logger>("deploy", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-    log->set_level(cmd.verbose ? spdlog::level::info : spdlog::level::err);
+    log->set_level(cmd.verbose ? spdlog::level::info : spdlog::level::critical);
     net::io_context io(1);
     session s(io, cfg, cmd, *log);
     int sigs = 0;

@@ -4,7 +4,7 @@
 
 #include <doctest/doctest.h>
 
-using namespace deploy;
+using namespace deploy::cli;
 
 namespace {
 
