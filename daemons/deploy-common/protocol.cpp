@@ -569,10 +569,9 @@ verdict validate(const request& r, std::string_view reply_prefix)
         return missing("job_id");
     if (mutating && r.ph == phase::direct) return invalid("phase: " + r.action + " runs only on vote and commit");
     if (!mutating && r.ph != phase::direct) return invalid("phase: " + r.action + " is direct only");
-    if (r.ph != phase::release) {
-        if (r.reply_to.empty()) return missing("reply_to");
-        if (!valid_reply_to(r.reply_to, reply_prefix)) return invalid("reply_to: not under the reply prefix");
-    }
+    if (r.ph == phase::release) return {};  // only the job id matters; nothing is answered
+    if (r.reply_to.empty()) return missing("reply_to");
+    if (!valid_reply_to(r.reply_to, reply_prefix)) return invalid("reply_to: not under the reply prefix");
     if (r.action == "tags" || r.action == "state" || r.action == "deploy" || r.action == "rollback") {
         if (r.args.repo.empty()) return missing("args.repo");
         if (!bus::valid_repo_name(r.args.repo) || r.args.repo.find('/') != std::string::npos)
