@@ -10,6 +10,8 @@
 set -uo pipefail
 deploy=$(realpath "$1") agent=$(realpath "$2") STOMP_BROKER=$(realpath "$3") stompctl=$(realpath "$4")
 kind=${5:-embedded}
+bench=false
+[[ $kind == bench ]] && { bench=true; kind=embedded; } # bench/deploy_bench.sh: timings, no cases
 NAME=deploy_rollout_$kind
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -111,6 +113,28 @@ grep -h '"action":"deploy"' "$w"/n*/agent.log | grep -q '"phase":"commit"' && pa
 wait_text "$w/jobs.out" '"state":"complete"' 5 && has_text "$w/jobs.out" '"state":"voting"' &&
   pass "deploy.job events: voting ... complete" || fail "job events: $(tail -3 "$w/jobs.out")"
 
+if $bench; then
+  for ((r = 0; r < ${DEPLOY_BENCH_ROUNDS:-5}; r++)); do
+    tag=v$((r % 2 + 1))
+    t=$EPOCHREALTIME
+    D -v --json run site "$tag" --batch 1 >"$w/bench-$r.json" 2>"$w/bench-$r.err"
+    echo "rollout $r ($tag, 5 batches of 1): rc=$? wall $(elapsed "$t")"
+    "$PY" - "$w/bench-$r.json" "$w/bench-$r.err" <<'PY'
+import json, re, sys
+j = json.load(open(sys.argv[1]))
+batches = [float(x) for x in re.findall(r"batch \d+ took ([0-9.]+) s", open(sys.argv[2]).read())]
+hooks = []
+for n, d in sorted(j["nodes_detail"].items()):
+    st = d.get("detail", {}).get("stages", [])
+    hooks.append(sum(s.get("duration_s", 0) for s in st))
+over = [b - h for b, h in zip(batches, hooks)]
+print("  batches (s):", " ".join("%.3f" % b for b in batches))
+print("  stages  (s):", " ".join("%.3f" % h for h in hooks))
+print("  bus overhead per batch: mean %.1f ms, max %.1f ms" % (1000 * sum(over) / max(1, len(over)), 1000 * max(over or [0])))
+PY
+  done
+  finish
+fi
 if [[ $kind == embedded ]]; then
   # ---- a pre-deploy failure past the threshold stops the rollout ----
   touch "$w/n3/fail"
