@@ -116,6 +116,15 @@ std::string last_line(std::string s)
     return s.size() > 160 ? s.substr(0, 160) + "…" : s;
 }
 
+net::awaitable<std::string> health_work(std::string url, std::vector<std::string> argv, double timeout_s)
+{
+    if (!url.empty())
+        if (auto e = check_url(url, timeout_s); !e.empty()) co_return "health-url: " + e;
+    if (!argv.empty())
+        if (auto e = check_cmd(std::move(argv), timeout_s); !e.empty()) co_return "health-cmd: " + e;
+    co_return std::string();
+}
+
 // ---- the session ----
 
 class session {
@@ -572,17 +581,11 @@ private:
         const auto& ro = cmd_.ro;
         if (ro.health_url.empty() && ro.health_cmd.empty()) co_return std::string();
         auto argv = ro.health_cmd.empty() ? std::vector<std::string>{} : parse_argv(ro.health_cmd);
-        // Blocking work on the worker thread; the result comes back to the I/O thread.
-        std::string why = co_await net::co_spawn(
-            workers_,
-            [&ro, argv]() -> net::awaitable<std::string> {
-                if (!ro.health_url.empty())
-                    if (auto e = check_url(ro.health_url, ro.health_timeout); !e.empty()) co_return "health-url: " + e;
-                if (!argv.empty())
-                    if (auto e = check_cmd(argv, ro.health_timeout); !e.empty()) co_return "health-cmd: " + e;
-                co_return std::string();
-            },
-            net::use_awaitable);
+        // Blocking work on the worker thread; the result comes back to the I/O thread. A plain
+        // function with its arguments by value (a capturing coroutine lambda's captures would be
+        // gone once co_spawn returned: GCC 12).
+        std::string why = co_await net::co_spawn(workers_, health_work(ro.health_url, argv, ro.health_timeout),
+                                                 net::use_awaitable);
         co_return why;
     }
 
