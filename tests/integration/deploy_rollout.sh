@@ -64,6 +64,7 @@ SH
 rserver: $url
 identity: n$k
 facts-file: $d/facts.yaml
+default-user: $me
 state-dir: $d/state
 hook-timeout: 30s
 $repos
