@@ -76,7 +76,7 @@ json vote_data(const std::string& repo, const std::string& tag, const std::strin
 
 std::string topic_dest(const std::string& t) { return t.starts_with("/") ? t : "/topic/" + t; }
 
-// Inputs of one blocking step, on the heap: the lambdas given to svc.blocking capture only a
+// Inputs of one blocking step, on the heap: the lambdas given to on_pool() capture only a
 // std::shared_ptr to one of these (GCC 12 destroys by-value string/struct captures of a lambda
 // passed into a coroutine twice: heap corruption in resolve() and a crash in the state action).
 struct step_input {
