@@ -166,8 +166,18 @@ json data_json(const payload& data)
                             {"error", d.error}, {"previous_tag", d.previous_tag}};
             },
             [](const heartbeat_event& h) {
-                return json{{"host", h.host}, {"daemon", h.daemon}, {"version", h.version},
-                            {"uptime_s", h.uptime_s}, {"counters", h.counters}};
+                json j;
+                if (!h.extra.empty()) {
+                    j = json::parse(h.extra, nullptr, false);
+                    if (!j.is_object()) j = json::object();
+                }
+                j.update(json{{"host", h.host}, {"daemon", h.daemon}, {"version", h.version},
+                              {"uptime_s", h.uptime_s}, {"counters", h.counters}});
+                return j;
+            },
+            [](const extension_event& x) {
+                json j = json::parse(x.data, nullptr, false);
+                return j.is_object() ? j : json::object();
             },
             [](const notice_event& n) { return json{{"text", n.text}}; },
             [](const package_result& r) {
@@ -296,6 +306,10 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
                 }
             }
         }
+        json extra = json::object();
+        for (auto& [k, v] : d.items())
+            if (k != "host" && k != "daemon" && k != "version" && k != "uptime_s" && k != "counters") extra[k] = v;
+        if (!extra.empty()) h.extra = extra.dump(-1, ' ', false, json::error_handler_t::replace);
         return h;
     }
     if (type == "notice") {
@@ -347,6 +361,8 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         a.suppressed = r.integer("suppressed");
         return a;
     }
+    if (is_extension_type(type))
+        return extension_event{std::string(type), d.dump(-1, ' ', false, json::error_handler_t::replace)};
     error = "type: unknown event type '" + std::string(type).substr(0, 64) + "'";
     return std::nullopt;
 }
@@ -373,8 +389,14 @@ std::string_view event::type() const noexcept
     case 7: return "notice";
     case 8: return "package.result";
     case 9: return "alert";
+    case 10: return std::get<extension_event>(data).type;
     }
     return "unknown";
+}
+
+bool is_extension_type(std::string_view type) noexcept
+{
+    return std::find(std::begin(extension_types), std::end(extension_types), type) != std::end(extension_types);
 }
 
 std::string_view to_string(commit_source s) noexcept
@@ -585,6 +607,7 @@ void sanitize(event& e)
                        text(r.error);
                    },
                    [&](alert_event& a) { line(a.text); },
+                   [&](extension_event&) {},  // structured: the owning library cleans its fields
                },
                e.data);
 }
@@ -687,6 +710,11 @@ std::string validate(const event& e)
                                  {"source_host", &a.source_host},
                                  {"event_id", &a.event_id},
                                  {"last_seen", &a.last_seen}});
+            },
+            [&](const extension_event& x) -> std::string {
+                if (!is_extension_type(x.type)) return "type: not an extension type";
+                if (x.data.size() > 1024 * 1024) return "data: too long";
+                return {};
             },
         },
         e.data);

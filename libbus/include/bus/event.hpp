@@ -102,6 +102,10 @@ struct heartbeat_event {
     std::string version;
     double uptime_s = 0;
     std::map<std::string, std::uint64_t> counters;
+    /// Further data keys a daemon adds (deploy-agent: identity, facts, classes, repos,
+    /// interval_s; docs/deploy-protocol.md), as the text of one JSON object merged into `data`.
+    /// Empty = none. Decoding keeps every key not listed above here.
+    std::string extra;
     bool operator==(const heartbeat_event&) const = default;
 };
 
@@ -150,8 +154,24 @@ struct alert_event {
     bool operator==(const alert_event&) const = default;
 };
 
+/// An event whose data a library outside libbus models (the deploy protocol's agent.request,
+/// agent.reply, deploy.job and deploy.audit: daemons/deploy-common). libbus checks that the type
+/// is one of `extension_types` and that `data` is a JSON object; the owning library decodes and
+/// validates the fields. Signing, dedupe and `intake` treat it like any other event.
+struct extension_event {
+    std::string type;
+    std::string data;  ///< the data object as compact JSON text
+    bool operator==(const extension_event&) const = default;
+};
+
+/// The event types carried as `extension_event`.
+inline constexpr std::string_view extension_types[] = {"agent.request", "agent.reply", "deploy.job",
+                                                       "deploy.audit"};
+bool is_extension_type(std::string_view type) noexcept;
+
 using payload = std::variant<commit_event, build_event, fetch_event, package_event, deploy_request,
-                             deploy_result, heartbeat_event, notice_event, package_result, alert_event>;
+                             deploy_result, heartbeat_event, notice_event, package_result, alert_event,
+                             extension_event>;
 
 /// An event with its envelope.
 struct event {
@@ -161,7 +181,7 @@ struct event {
     payload data;
 
     /// "commit", "build", "fetch", "package", "deploy.request", "deploy.result", "heartbeat",
-    /// "notice", "package.result", "alert".
+    /// "notice", "package.result", "alert", or an extension_event's own type.
     std::string_view type() const noexcept;
     bool operator==(const event&) const = default;
 };
