@@ -147,7 +147,8 @@ config read(bus::runtime::config_file& f)
     abs_path("work-dir", c.work_dir);
     abs_path("mirror-dir", c.mirror_dir);
     abs_path("state-dir", c.state_dir);
-    c.workers = static_cast<unsigned>(r.integer("workers", 2, 1, 256));
+    c.workers = static_cast<unsigned>(r.integer("workers", 2, 0, 256));
+    if (c.workers == 0 && !c.dispatch) r.fail("workers", "0 (dispatch only) needs dispatch: true");
     c.serialize_repos = r.flag("serialize-repos", false);
     c.user = r.str("user", c.user);
     if (c.user.empty()) r.fail("user", "the unprivileged user that runs jobs is required");

@@ -62,7 +62,7 @@ struct config {
     std::filesystem::path work_dir = "/var/lib/stomp-ci/work";
     std::filesystem::path mirror_dir = "/var/lib/stomp-ci/mirrors";
     std::filesystem::path state_dir = "/var/lib/stomp-ci/state";
-    unsigned workers = 2;
+    unsigned workers = 2;          ///< concurrent runs; 0: dispatch only (no job queue subscription)
     bool serialize_repos = false;  ///< one run per repository at a time
     std::string user = "nobody";
     unsigned keep_runs = 10;       ///< work dirs and logs kept per job

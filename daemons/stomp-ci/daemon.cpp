@@ -509,24 +509,33 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
     const config& c = *d.cfg;
     log.info("stomp-ci {} on {}: {} repositories, {} worker(s), jobs as {}, queue /queue/{}{}", bus::runtime::version(),
              d.host, c.repos.size(), c.workers, c.user, c.job_queue, c.dispatch ? ", dispatching" : "");
+    std::string commit_sub;
     if (c.dispatch) {
         auto so = bus::runtime::consumer_subscription("/topic/" + c.listen_topic, c.durable_name,
                                                       c.bus.client.client_id, 0, log, "stomp-ci");
-        d.client.subscribe(so, [&d](const bus::message& m) { return d.on_commit(m); });
+        commit_sub = d.client.subscribe(so, [&d](const bus::message& m) { return d.on_commit(m); });
         bus::subscription_options rs;
         rs.destination = "/topic/" + c.recheck_topic;
         rs.ack = bus::ack_mode::client_individual;
         d.client.subscribe(rs, [&d](const bus::message& m) { return d.on_recheck(m); });
     }
-    bus::subscription_options js;
-    js.destination = "/queue/" + c.job_queue;
-    js.ack = bus::ack_mode::client_individual;
-    js.prefetch = c.workers;
-    d.job_sub = d.client.subscribe(js, [&d](const bus::message& m) { return d.on_job(m); });
+    std::string ready_text;
+    if (c.workers > 0) {
+        // Competing consumers: at most `workers` unacknowledged job messages on this worker.
+        bus::subscription_options js;
+        js.destination = "/queue/" + c.job_queue;
+        js.ack = bus::ack_mode::client_individual;
+        js.prefetch = c.workers;
+        d.job_sub = d.client.subscribe(js, [&d](const bus::message& m) { return d.on_job(m); });
+        ready_text = "subscribed to /queue/" + c.job_queue;
+    } else {
+        d.job_sub = commit_sub;
+        ready_text = "dispatching from /topic/" + c.listen_topic;
+    }
     d.register_metrics();
     if (c.admin_listen)
         svc.serve_admin(*c.admin_listen, d.metrics,
-                        [&d] { return bus::runtime::consumer_not_ready(d.client, d.job_sub, "/queue/" + d.cfg->job_queue); });
+                        [&d] { return bus::runtime::consumer_not_ready(d.client, d.job_sub, d.cfg->workers > 0 ? "/queue/" + d.cfg->job_queue : "/topic/" + d.cfg->listen_topic); });
     if (c.log_listen) d.serve_logs();
     svc.on_reload([&] { reload(d); });
     svc.on_stop([&] { return d.drain(); });
@@ -542,7 +551,7 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
                                       c.bus.signing),
               "stomp-ci: heartbeat");
     net::co_spawn(svc.io(),
-                  bus::runtime::ready_when_subscribed(&svc, &d.client, d.job_sub, "subscribed to /queue/" + c.job_queue),
+                  bus::runtime::ready_when_subscribed(&svc, &d.client, d.job_sub, ready_text),
                   net::detached);
     return svc.run();
 }
