@@ -57,7 +57,7 @@ repos:
 YAML
 "$STOMPCTL" -u "$url" subscribe -t /topic/future.jenkins.builds --events --wait 3600 --ready-file "$WORK/sub.ready" >"$WORK/builds" 2>/dev/null & pids+=($!)
 "$STOMP_CI" -c "$WORK/ci.yaml" 2>"$WORK/ci.log" & pids+=($!)
-for _ in $(seq 200); do [[ -e $WORK/sub.ready ]] && grep -q "subscribed to" "$WORK/ci.log" && break; sleep 0.05; done
+for _ in $(seq 200); do [[ -e $WORK/sub.ready ]] && grep -q "stomp-ci: ready:" "$WORK/ci.log" && break; sleep 0.05; done
 completed() { grep -F '"phase":"completed"' "$WORK/builds" | grep -cF "\"job\":\"$1\""; }
 wait_n() { local end=$((SECONDS + 30)); until (($(completed "$1") >= $2)); do ((SECONDS < end)) || die "no completed event for $1 #$2: $(tail -3 "$WORK/ci.log")"; sleep 0.01; done; }
 wait_quiet "the stomp-ci benchmark"

@@ -121,6 +121,7 @@ selection select_jobs(const config& cfg, const bus::commit_event& c, std::string
     auto it = cfg.repos.find(c.repo);
     if (it == cfg.repos.end()) {
         s.refused = "repository " + c.repo + " is not configured";
+        s.unknown_repo = true;
         return s;
     }
     if (c.source == bus::commit_source::svn) {

@@ -50,6 +50,7 @@ const job_config* find_job(const config& cfg, std::string_view repo, std::string
 
 struct selection {
     std::string refused;               ///< non-empty: the event is refused as a whole (why)
+    bool unknown_repo = false;         ///< refused only because no job is configured for the repo
     std::vector<job_request> requests; ///< one per matching job
     std::vector<std::string> skipped;  ///< "job: reason"
 };

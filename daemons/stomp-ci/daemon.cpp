@@ -211,6 +211,10 @@ struct daemon_state {
 
     net::awaitable<bus::disposition> dispatch(selection s, std::string what)
     {
+        if (s.unknown_repo) {  // a repository without CI: not an attack, not worth a warning
+            log.debug("stomp-ci: {} ignored: {}", bus::log_escape(what), bus::log_escape(s.refused));
+            co_return bus::disposition::ack;
+        }
         if (!s.refused.empty()) {
             ++refused;
             common.dropped("refused").inc();
@@ -236,7 +240,7 @@ struct daemon_state {
         if (!c) co_return bus::disposition::ack;
         std::string what = "commit event " + r.ev->id;
         auto sel = select_jobs(*cfg, *c, r.ev->id, now_ms());
-        auto d = co_await dispatch(std::move(sel), what);
+        auto d = co_await dispatch(std::move(sel), std::move(what));
         if (d == bus::disposition::ack) in.processed(r.ev->id, std::chrono::system_clock::now());
         co_return d;
     }
@@ -248,7 +252,8 @@ struct daemon_state {
         if (id.size() > 128) id.resize(128);
         std::string what = "recheck " + id;
         auto sel = select_recheck(*cfg, m.body(), id, now_ms());
-        co_return co_await dispatch(std::move(sel), what);
+        auto d = co_await dispatch(std::move(sel), std::move(what));
+        co_return d;
     }
 
     // ---- work -------------------------------------------------------------------------------
@@ -280,7 +285,8 @@ struct daemon_state {
         rj->req = *req;
         rj->msg = m;
         running[req->run_id] = rj;
-        svc.spawn(run(rj), "stomp-ci: run " + req->run_id);
+        std::string task_name = "stomp-ci: run " + req->run_id;
+        svc.spawn(run(rj), std::move(task_name));
         co_return bus::disposition::leave;  // acknowledged once the result is on the bus
     }
 
@@ -299,8 +305,12 @@ struct daemon_state {
         const auto start_ms = now_ms();
         log.info("stomp-ci: starting {} for {} {} {} (run {}, queued {} ms ago)", req.job, req.repo, req.ref, req.commit,
                  req.run_id, queued_ms > 0 ? start_ms - queued_ms : 0);
+        // Every value named before a co_await: GCC 12 destroys temporaries of a co_await's full
+        // expression twice.
+        const topics where = topics_of(*c);
         auto started_ev = make_build(req, bus::build_phase::started, number, url, host);
-        co_await publish(build_frames(started_ev, topics_of(*c), c->bus.format, host));
+        auto started_frames = build_frames(started_ev, where, c->bus.format, host);
+        co_await publish(std::move(started_frames));
 
         auto plan = std::make_shared<run_plan>();
         plan->req = req;
@@ -352,35 +362,54 @@ struct daemon_state {
         common.finished("run", rj->started, o.status == "SUCCESS");
         log.info("stomp-ci: {} for {} {}: {} in {:.3f} s (prepare {:.3f} s){}", req.job, req.repo, req.commit, o.status,
                  o.duration_s, o.prepare_s, b.slow ? " [slow]" : "");
-        bool kept = co_await publish(build_frames(b, topics_of(*c), c->bus.format, host));
+        auto done_frames = build_frames(b, where, c->bus.format, host);
+        bool kept = co_await publish(std::move(done_frames));
         if (kept) {
             remember_done(req.run_id);
             client.acknowledge(rj->msg, bus::disposition::ack);
         } else {
             client.acknowledge(rj->msg, bus::disposition::leave);
         }
-        last.push_front(last_result{req.run_id, req.repo, req.job, req.commit, o.status, url, b.duration_s, b.slow});
+        last_result lr;
+        lr.run_id = req.run_id;
+        lr.repo = req.repo;
+        lr.job = req.job;
+        lr.commit = req.commit;
+        lr.status = o.status;
+        lr.url = url;
+        lr.duration_s = b.duration_s;
+        lr.slow = b.slow;
+        last.push_front(std::move(lr));
         while (last.size() > 20) last.pop_back();
         running.erase(req.run_id);
-        auto hist_text = std::make_shared<std::string>(hist.to_json());
-        auto state_dir = c->state_dir;
-        auto work_dir = c->work_dir;
-        auto keep = c->keep_runs;
-        auto id = req.run_id;
-        auto save = [hist_text, state_dir, work_dir, keep, id] {
-            write_atomically(state_dir / "history.json", *hist_text);
-            std::ofstream(state_dir / "done", std::ios::app) << id << "\n";
-            // Keep the newest `keep` run directories and their logs.
+        // The lambda holds one shared_ptr only: GCC 12 destroys a lambda's by-value captures
+        // twice when it is passed to a coroutine (as stomp-repo found).
+        struct save_job {
+            std::string hist_text;
+            fs::path state_dir, work_dir;
+            unsigned keep = 0;
+            std::string id;
+        };
+        auto sj = std::make_shared<save_job>();
+        sj->hist_text = hist.to_json();
+        sj->state_dir = c->state_dir;
+        sj->work_dir = c->work_dir;
+        sj->keep = c->keep_runs;
+        sj->id = req.run_id;
+        auto save = [sj] {
+            static std::mutex one_at_a_time;  // runs ending together share these files
+            std::lock_guard lk(one_at_a_time);
+            write_atomically(sj->state_dir / "history.json", sj->hist_text);
+            std::ofstream(sj->state_dir / "done", std::ios::app) << sj->id << "\n";
+            // Keep the newest `keep` run directories.
             std::vector<std::pair<std::string, std::int64_t>> dirs;
             std::error_code ec;
-            for (auto& e : fs::directory_iterator(work_dir, ec)) {
+            for (auto& e : fs::directory_iterator(sj->work_dir, ec)) {
                 if (!e.is_directory() || !valid_run_id(e.path().filename().string())) continue;
                 auto t = fs::last_write_time(e.path(), ec);
                 dirs.emplace_back(e.path().filename().string(), static_cast<std::int64_t>(t.time_since_epoch().count()));
             }
-            for (const auto& n : runs_to_remove(std::move(dirs), keep)) {
-                fs::remove_all(work_dir / n, ec);
-            }
+            for (const auto& n : runs_to_remove(std::move(dirs), sj->keep)) fs::remove_all(sj->work_dir / n, ec);
         };
         co_await svc.blocking(save);
     }
@@ -475,6 +504,18 @@ struct daemon_state {
     }
 };
 
+// READY=1 (and a log line) once every subscription this instance needs is confirmed.
+net::awaitable<void> announce_ready(daemon_state* d, std::vector<std::string> subs, std::string text)
+{
+    for (const auto& id : subs) {
+        bool ok = false;
+        while (!ok && !d->svc.stopping()) ok = co_await d->client.wait_subscribed(id, std::chrono::seconds(1));
+    }
+    if (d->svc.stopping()) co_return;
+    d->log.info("stomp-ci: ready: {}", text);
+    d->svc.ready(text);
+}
+
 void reload(daemon_state& d)
 {
     auto fresh = load_config(d.config_path, [&](std::string_view n) { d.log.info("stomp-ci: {}", n); });
@@ -492,6 +533,7 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("stomp-ci: {}", n); });
     if (opts.check_config) return 0;
+    init_git();
     auto user = bus::runtime::lookup_user(cfg.user);
     if (!user) {
         log.error("stomp-ci: user '{}' (who runs jobs) does not exist", cfg.user);
@@ -511,7 +553,7 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
              d.host, c.repos.size(), c.workers, c.user, c.job_queue, c.dispatch ? ", dispatching" : "");
     std::string commit_sub;
     if (c.dispatch) {
-        auto so = bus::runtime::consumer_subscription("/topic/" + c.listen_topic, c.durable_name,
+        auto so = bus::runtime::consumer_subscription(c.listen_topic, c.durable_name,
                                                       c.bus.client.client_id, 0, log, "stomp-ci");
         commit_sub = d.client.subscribe(so, [&d](const bus::message& m) { return d.on_commit(m); });
         bus::subscription_options rs;
@@ -550,9 +592,10 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
                                       },
                                       c.bus.signing),
               "stomp-ci: heartbeat");
-    net::co_spawn(svc.io(),
-                  bus::runtime::ready_when_subscribed(&svc, &d.client, d.job_sub, ready_text),
-                  net::detached);
+    std::vector<std::string> subs;
+    if (!commit_sub.empty()) subs.push_back(commit_sub);
+    if (c.workers > 0) subs.push_back(d.job_sub);
+    net::co_spawn(svc.io(), announce_ready(&d, std::move(subs), ready_text), net::detached);
     return svc.run();
 }
 

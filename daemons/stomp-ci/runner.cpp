@@ -83,6 +83,12 @@ std::string chown_tree(const fs::path& dir, uid_t uid, gid_t gid)
 
 } // namespace
 
+void init_git()
+{
+    static const int once = git_libgit2_init();
+    (void)once;
+}
+
 fs::path mirror_path(const fs::path& mirror_dir, std::string_view repo)
 {
     std::string n;

@@ -18,6 +18,11 @@
 
 namespace stomp_ci {
 
+/// libgit2 initialised for the whole process, once, and never shut down: runs check out on
+/// several threads at once, and a shutdown of the last user frees libgit2's global state under
+/// another thread that is just starting.
+void init_git();
+
 /// Where a repository's mirror lives: `/` in the name becomes `%2F` (names have no `%`), so
 /// distinct names never share a mirror.
 std::filesystem::path mirror_path(const std::filesystem::path& mirror_dir, std::string_view repo);
