@@ -35,6 +35,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <type_traits>
 #include <unordered_set>
 
 namespace stomp_ci {
@@ -323,7 +324,13 @@ struct daemon_state {
         plan->mirror_lock = mirror_lock(req.repo);
         plan->cancel = &rj->cancel;
         rj->worker_status = "running";
-        auto work = [plan] { return run_job(*plan); };
+        // Only a raw pointer captured (`plan` keeps it alive until the run ends): GCC 12.2 destroys
+        // the closure passed by value to svc.blocking() inside a co_await twice, so a captured
+        // shared_ptr is released twice and its object freed while still in use (heap corruption
+        // after a few runs). A trivially destructible closure makes the second destruction a no-op.
+        const run_plan* pp = plan.get();
+        auto work = [pp] { return run_job(*pp); };
+        static_assert(std::is_trivially_destructible_v<decltype(work)>);
         run_outcome o = co_await svc.blocking(work);
         busy_repos.erase(req.repo);
 
@@ -382,8 +389,8 @@ struct daemon_state {
         last.push_front(std::move(lr));
         while (last.size() > 20) last.pop_back();
         running.erase(req.run_id);
-        // The lambda holds one shared_ptr only: GCC 12 destroys a lambda's by-value captures
-        // twice when it is passed to a coroutine (as stomp-repo found).
+        // The closure holds a raw pointer only (`sj` outlives the co_await): GCC 12.2 destroys a
+        // closure passed by value to svc.blocking() twice, which must then be a no-op.
         struct save_job {
             std::string hist_text;
             fs::path state_dir, work_dir;
@@ -396,21 +403,23 @@ struct daemon_state {
         sj->work_dir = c->work_dir;
         sj->keep = c->keep_runs;
         sj->id = req.run_id;
-        auto save = [sj] {
+        const save_job* sp = sj.get();
+        auto save = [sp] {
             static std::mutex one_at_a_time;  // runs ending together share these files
             std::lock_guard lk(one_at_a_time);
-            write_atomically(sj->state_dir / "history.json", sj->hist_text);
-            std::ofstream(sj->state_dir / "done", std::ios::app) << sj->id << "\n";
+            write_atomically(sp->state_dir / "history.json", sp->hist_text);
+            std::ofstream(sp->state_dir / "done", std::ios::app) << sp->id << "\n";
             // Keep the newest `keep` run directories.
             std::vector<std::pair<std::string, std::int64_t>> dirs;
             std::error_code ec;
-            for (auto& e : fs::directory_iterator(sj->work_dir, ec)) {
+            for (auto& e : fs::directory_iterator(sp->work_dir, ec)) {
                 if (!e.is_directory() || !valid_run_id(e.path().filename().string())) continue;
                 auto t = fs::last_write_time(e.path(), ec);
                 dirs.emplace_back(e.path().filename().string(), static_cast<std::int64_t>(t.time_since_epoch().count()));
             }
-            for (const auto& n : runs_to_remove(std::move(dirs), sj->keep)) fs::remove_all(sj->work_dir / n, ec);
+            for (const auto& n : runs_to_remove(std::move(dirs), sp->keep)) fs::remove_all(sp->work_dir / n, ec);
         };
+        static_assert(std::is_trivially_destructible_v<decltype(save)>);
         co_await svc.blocking(save);
     }
 
@@ -466,9 +475,10 @@ struct daemon_state {
                 co_return r;
             }
             auto id = log_path_run_id(req.path);
-            auto path = std::make_shared<fs::path>(log_file(*id));
-            auto read = [path] { return read_file(*path, 64 << 20); };
-            bool exists = fs::exists(*path);
+            const fs::path path = log_file(*id);
+            const fs::path* pp = &path;  // a trivially destructible closure (GCC 12.2, see run())
+            auto read = [pp] { return read_file(*pp, 64 << 20); };
+            bool exists = fs::exists(path);
             bus::http::response r;
             if (!exists) {
                 r = bus::http::text(404, "no such log");
