@@ -143,6 +143,19 @@ json data_json(const payload& data)
                                   {"phase", phase},
                                   {"status", b.status},
                                   {"scm", json{{"branch", b.branch}, {"commit", b.commit}}}};
+                if (!b.run_id.empty()) {
+                    j["run_id"] = b.run_id;
+                    j["worker"] = b.worker;
+                    j["ref"] = b.ref;
+                    j["duration_s"] = b.duration_s;
+                    j["slow"] = b.slow;
+                    j["warnings"] = b.warnings;
+                    json steps = json::array();
+                    for (const auto& st : b.steps)
+                        steps.push_back(json{{"name", st.name}, {"status", st.status}, {"exit_code", st.exit_code},
+                                             {"duration_s", st.duration_s}});
+                    j["steps"] = std::move(steps);
+                }
                 return j;
             },
             [](const fetch_event& f) {
@@ -240,6 +253,30 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         b.commit = r.str("commit");
         b.branch = r.str("branch");
         b.repo = r.str("repo");
+        b.run_id = r.str("run_id");
+        b.worker = r.str("worker");
+        b.ref = r.str("ref");
+        b.duration_s = r.number("duration_s");
+        b.slow = r.boolean("slow", false);
+        b.warnings = r.strings("warnings", 100);
+        if (auto it = r.j.find("steps"); it != r.j.end() && !it->is_null()) {
+            if (!it->is_array() || it->size() > 1000) {
+                r.fail("steps", "not a list of steps");
+            } else {
+                for (const auto& s : *it) {
+                    if (!s.is_object()) {
+                        r.fail("steps", "not a list of steps");
+                        break;
+                    }
+                    build_step st;
+                    if (auto n = s.find("name"); n != s.end() && n->is_string()) st.name = n->get<std::string>();
+                    if (auto n = s.find("status"); n != s.end() && n->is_string()) st.status = n->get<std::string>();
+                    if (auto n = s.find("exit_code"); n != s.end() && n->is_number_integer()) st.exit_code = n->get<int>();
+                    if (auto n = s.find("duration_s"); n != s.end() && n->is_number()) st.duration_s = n->get<double>();
+                    b.steps.push_back(std::move(st));
+                }
+            }
+        }
         return b;
     }
     if (type == "fetch") {
@@ -589,6 +626,12 @@ void sanitize(event& e)
                    [&](build_event& b) {
                        line(b.status);
                        line(b.url);
+                       line(b.worker);
+                       for (auto& w : b.warnings) line(w);
+                       for (auto& st : b.steps) {
+                           line(st.name);
+                           line(st.status);
+                       }
                    },
                    [&](fetch_event& f) {
                        line(f.mode);
@@ -644,7 +687,8 @@ std::string validate(const event& e)
             [&](const build_event& b) -> std::string {
                 if (b.job.empty() || b.job.size() > 512) return "data.job: missing or too long";
                 if (b.number < 0) return "data.number: negative";
-                return controls({{"job", &b.job}, {"commit", &b.commit}, {"branch", &b.branch}, {"repo", &b.repo}});
+                return controls({{"job", &b.job}, {"commit", &b.commit}, {"branch", &b.branch}, {"repo", &b.repo},
+                                 {"run_id", &b.run_id}, {"ref", &b.ref}});
             },
             [&](const fetch_event& f) -> std::string {
                 if (!valid_repo_name(f.repo)) return "data.repo: invalid repository name";

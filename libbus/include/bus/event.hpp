@@ -35,16 +35,33 @@ struct commit_event {
 
 enum class build_phase { queued, started, completed };
 
+/// One step of a stomp-ci run (docs/stomp-ci.md).
+struct build_step {
+    std::string name;
+    std::string status;  ///< SUCCESS, FAILURE, TIMEOUT, ABORTED, SKIPPED
+    int exit_code = -1;
+    double duration_s = 0;
+    bool operator==(const build_step&) const = default;
+};
+
 /// A Jenkins build, with the Jenkins Notification plugin's phases.
 struct build_event {
     std::string job;
     std::int64_t number = 0;
     std::string url;
     build_phase phase = build_phase::started;
-    std::string status;  ///< SUCCESS, FAILURE, UNSTABLE, ABORTED (completed builds)
+    std::string status;  ///< SUCCESS, FAILURE, UNSTABLE, ABORTED, TIMEOUT (completed builds)
     std::string commit;
     std::string branch;
     std::string repo;
+    // stomp-ci's runs (sent only when run_id is set; Jenkins' builds leave them empty):
+    std::string run_id;     ///< one per job and revision: every attempt of it reports this id
+    std::string worker;     ///< the host that ran it
+    std::string ref;
+    double duration_s = 0;
+    bool slow = false;      ///< slower than its history allows (see warnings)
+    std::vector<std::string> warnings;
+    std::vector<build_step> steps;
     bool operator==(const build_event&) const = default;
 };
 
