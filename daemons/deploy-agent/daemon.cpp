@@ -76,9 +76,9 @@ json vote_data(const std::string& repo, const std::string& tag, const std::strin
 
 std::string topic_dest(const std::string& t) { return t.starts_with("/") ? t : "/topic/" + t; }
 
-// Inputs of one blocking step, on the heap: the lambdas given to on_pool() capture only a
-// std::shared_ptr to one of these (GCC 12 destroys by-value string/struct captures of a lambda
-// passed into a coroutine twice: heap corruption in resolve() and a crash in the state action).
+// Inputs of one blocking step, shared by the I/O side and the job given to svc.blocking(), which
+// captures a std::shared_ptr to one of these (cheap to copy; blocking() itself keeps any closure
+// safe from GCC 12.2's double destruction, see bus/runtime/service.hpp).
 struct step_input {
     std::string path;       // clone (tags, resolve)
     std::string state_dir;  // state, rollback vote
@@ -103,16 +103,6 @@ struct state_result {
     repo_record rec;
     std::string error;
 };
-
-// The worker-pool half of on_pool(): a plain coroutine function (no capturing coroutine lambda,
-// whose closure GCC 12 destroyed twice inside service::blocking: ASan showed the job's shared_ptr
-// released once too often, freed on the I/O thread while the pool thread still held it).
-template <class R>
-net::awaitable<R> call_job(std::shared_ptr<std::function<R()>> job)
-{
-    R r = (*job)();
-    co_return r;
-}
 
 // What a commit or direct action needs from the I/O thread, copied for the worker pool.
 struct job_input {
@@ -183,18 +173,6 @@ struct agent {
     {
         return {{"requests", requests}, {"deploys", deploys},   {"rollbacks", rollbacks}, {"runs", runs},
                 {"failures", failures}, {"refused", refused}, {"expired", expired}};
-    }
-
-    // Runs `f` on the worker pool; `f` captures one shared_ptr (see step_input).
-    template <class F>
-    net::awaitable<std::invoke_result_t<F&>> on_pool(F f)
-    {
-        using R = std::invoke_result_t<F&>;
-        auto job = std::make_shared<std::function<R()>>(std::move(f));
-        auto task = call_job<R>(std::move(job));
-        auto op = net::co_spawn(svc.workers(), std::move(task), net::use_awaitable);
-        R r = co_await std::move(op);
-        co_return r;
     }
 
     // ---- publishing ----
@@ -288,7 +266,7 @@ struct agent {
     net::awaitable<deploy::agent_info> info_async()
     {
         auto job = [this] { return info(); };
-        auto a = co_await on_pool(job);
+        auto a = co_await svc.blocking(job);
         co_return a;
     }
 
@@ -517,7 +495,7 @@ struct agent {
             in_->path = cfg.repos.at(q.args.repo).repo;
             if (q.args.count) in_->count = static_cast<std::size_t>(*q.args.count);
             auto job = [in_] { return list_refs(in_->path, in_->count); };
-            auto refs = co_await on_pool(job);
+            auto refs = co_await svc.blocking(job);
             if (!refs.error.empty()) {
                 rep.code = deploy::status::error;
                 rep.message = refs.error;
@@ -534,7 +512,7 @@ struct agent {
                 r.rec = load_state(in_->state_dir, in_->repo, &r.error);
                 return r;
             };
-            auto got = co_await on_pool(job);
+            auto got = co_await svc.blocking(job);
             const auto& rec = got.rec;
             if (!got.error.empty()) {
                 rep.code = deploy::status::error;
@@ -557,7 +535,7 @@ struct agent {
             r.first = resolve_tag(in_->path, in_->tag, in_->branches, r.second);
             return r;
         };
-        auto r = co_await on_pool(job);
+        auto r = co_await svc.blocking(job);
         co_return r;
     }
 
@@ -587,7 +565,7 @@ struct agent {
             in_->state_dir = cfg.state_dir;
             in_->repo = q.args.repo;
             auto job = [in_] { return load_state(in_->state_dir, in_->repo); };
-            auto rec = co_await on_pool(job);
+            auto rec = co_await svc.blocking(job);
             if (!rec.previous()) {
                 auto refused_rep = refuse(q, deploy::status::aborted, "no previous release to roll back to");
                 co_return refused_rep;
@@ -629,7 +607,7 @@ struct agent {
             cin->cmd = cfg.commands.at(q.args.command);
             cin->max_output = cfg.max_output;
             auto job = [cin] { return run_command(cin->cmd, cin->max_output); };
-            o = co_await on_pool(job);
+            o = co_await svc.blocking(job);
             ++runs;
         } else {
             params->repo = &cfg.repos.at(q.args.repo);
@@ -649,13 +627,13 @@ struct agent {
                     din->tag = q.args.tag;
                     din->commit = *commit_id;
                     auto job = [din] { return run_deploy(din->params, din->tag, din->commit); };
-                    o = co_await on_pool(job);
+                    o = co_await svc.blocking(job);
                 }
             } else {
                 log.info("deploy-agent: rolling back {} for {} (request {})", q.args.repo, bus::log_escape(ji.caller),
                          q.request_id);
                 auto job = [din] { return run_rollback(din->params); };
-                o = co_await on_pool(job);
+                o = co_await svc.blocking(job);
             }
         }
         held.end(key, q.job_id);
