@@ -458,7 +458,7 @@ boost::asio::awaitable<void> many_jobs(rt::service* svc, int rounds, job_tally* 
             return *shared + "/" + text + "/" + std::to_string(std::accumulate(v.begin(), v.end(), 0));
         });
         auto u = std::make_unique<std::string>(text);
-        auto moved = co_await svc->blocking([u = std::move(u), v]() { return *u + std::to_string(v.size()); });
+        auto moved = co_await svc->blocking([owned = std::move(u), v]() { return *owned + std::to_string(v.size()); });
         co_await svc->blocking([shared, text, t] {
             if (*shared == "shared " + std::to_string(t->rounds) && !text.empty()) ++t->void_runs;
         });
