@@ -439,8 +439,9 @@ struct job_tally {
 };
 
 // Jobs whose closures own heap memory (a string past the small-string buffer, a shared_ptr, a
-// vector, a unique_ptr), given to blocking() named (as stomp-repo does) and as temporaries, with
-// results, void and exceptions. The closure (or a copy of it) destroyed once too often frees a
+// vector, a unique_ptr), given to blocking() named (as stomp-repo does) and moved, with results,
+// void and exceptions. Each job is named before the co_await: GCC 12.2 also mishandles temporaries
+// and loop locals moved into a temporary closure inside a co_await expression in the caller. The closure (or a copy of it) destroyed once too often frees a
 // capture twice or under the worker (ASan: heap-use-after-free / double-free) and drops the
 // shared_ptr's count below what this frame knows it holds.
 boost::asio::awaitable<void> many_jobs(rt::service* svc, int rounds, job_tally* t)
@@ -454,22 +455,26 @@ boost::asio::awaitable<void> many_jobs(rt::service* svc, int rounds, job_tally* 
 
         auto job = [shared, text, v] { return *shared + "/" + text + "/" + std::to_string(std::accumulate(v.begin(), v.end(), 0)); };
         auto named = co_await svc->blocking(job);
-        auto temp = co_await svc->blocking([shared, text, v] {
+        auto again = [shared, text, v] {
             return *shared + "/" + text + "/" + std::to_string(std::accumulate(v.begin(), v.end(), 0));
-        });
-        auto u = std::make_unique<std::string>(text);
-        auto moved = co_await svc->blocking([owned = std::move(u), v]() { return *owned + std::to_string(v.size()); });
-        co_await svc->blocking([shared, text, t] {
+        };
+        auto temp = co_await svc->blocking(std::move(again));  // moved in, as a temporary would be
+        auto move_only = [owned = std::make_unique<std::string>(text), v] { return *owned + std::to_string(v.size()); };
+        auto moved = co_await svc->blocking(std::move(move_only));
+        auto no_result = [shared, text, t] {
             if (*shared == "shared " + std::to_string(t->rounds) && !text.empty()) ++t->void_runs;
-        });
+        };
+        co_await svc->blocking(no_result);
+        auto throws = [shared, text]() -> int { throw std::runtime_error(*shared + text); };
         try {
-            co_await svc->blocking([shared, text]() -> int { throw std::runtime_error(*shared + text); });
+            co_await svc->blocking(throws);
         } catch (const std::runtime_error& e) {
             if (std::string(e.what()) == *shared + text) ++t->rethrown;
         }
         if (named == want && temp == want && moved == text + "64") ++t->right;
-        // This frame's `shared` and `job`'s copy: every copy a job made is gone, none twice.
-        if (shared.use_count() == 2) ++t->counts_right;
+        // `shared` and the copies in `job`, `no_result` and `throws` (`again` was moved from):
+        // every copy blocking() made is gone, none released twice.
+        if (shared.use_count() == 4) ++t->counts_right;
         last = shared;
         ++t->rounds;
     }
