@@ -215,7 +215,7 @@ job_config make_job(const YAML::Node& at, const std::string& file, const std::st
     j.ignore_refs = d.ignore_refs.value_or("");
     if (!j.ignore_refs.empty()) {
         try {
-            j.ignore_re = std::make_shared<const std::regex>(translate_ruby_anchors(j.ignore_refs), std::regex::ECMAScript);
+            j.ignore_re = deploykit::refs::compile_ignore_refs(j.ignore_refs);
         } catch (const std::regex_error& e) {
             fail("ignore_refs '" + j.ignore_refs + "' is not a regular expression: " + e.what());
         }
@@ -312,27 +312,6 @@ std::string check_url(const std::string& raw, const std::string& where)
 }
 
 } // namespace
-
-std::string translate_ruby_anchors(std::string_view re)
-{
-    std::string out;
-    out.reserve(re.size());
-    for (std::size_t i = 0; i < re.size(); ++i) {
-        if (re[i] == '\\' && i + 1 < re.size()) {
-            char n = re[i + 1];
-            if (n == 'A') out += '^';
-            else if (n == 'z' || n == 'Z') out += '$';
-            else {
-                out += re[i];
-                out += n;
-            }
-            ++i;
-            continue;
-        }
-        out += re[i];
-    }
-    return out;
-}
 
 credentials read_credentials(const std::string& path, const std::string& what)
 {

@@ -6,6 +6,7 @@
 // `project`, `ticket` and `ignore_refs`), plus deploykit's optional keys (docs/stomp-jenkins.md).
 
 #include "bus/config.hpp"
+#include "refs.hpp"
 #include "bus/runtime/config_reader.hpp"
 #include "bus/runtime/settings.hpp"
 
@@ -118,9 +119,8 @@ std::vector<std::string> needs_restart(const config& running, const config& fres
 projects_map parse_projects(const YAML::Node& node, const std::string& file,
                             std::chrono::milliseconds default_quiet = std::chrono::milliseconds(0));
 
-/// Ruby-only anchors in an `ignore_refs` regex: `\\A` → `^`, `\\z`/`\\Z` → `$` (std::regex
-/// ECMAScript has no such escapes; without multiline, ^ and $ are the string's ends).
-std::string translate_ruby_anchors(std::string_view re);
+/// Ruby-only anchors in an `ignore_refs` regex (daemons/common/refs.hpp).
+using deploykit::refs::translate_ruby_anchors;
 
 /// Reads `user:apitoken` from a 0600 file.
 credentials read_credentials(const std::string& path, const std::string& what);

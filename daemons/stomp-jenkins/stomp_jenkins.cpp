@@ -3,7 +3,6 @@
 #include "bus/legacy.hpp"
 #include "bus/url.hpp"
 
-#include <fnmatch.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -15,11 +14,6 @@
 namespace stomp_jenkins {
 
 // ---- which jobs ----------------------------------------------------------------------------------
-
-bool glob_match(std::string_view pattern, std::string_view name)
-{
-    return ::fnmatch(std::string(pattern).c_str(), std::string(name).c_str(), 0) == 0;
-}
 
 selection select_jobs(const projects_map& projects, const bus::commit_event& c)
 {

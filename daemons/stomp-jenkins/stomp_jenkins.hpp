@@ -5,6 +5,7 @@
 // mean, retry and polling delays, per-job coalescing of bursts, and the report texts.
 
 #include "config.hpp"
+#include "refs.hpp"
 
 #include "bus/event.hpp"
 
@@ -35,8 +36,8 @@ struct selection {
 /// or empty `ignore_refs` = no filter), whose `branches` do not match, and deleted refs.
 selection select_jobs(const projects_map& projects, const bus::commit_event& c);
 
-/// True when `name` matches the glob `pattern` (`*`, `?`, `[…]`, as fnmatch without flags).
-bool glob_match(std::string_view pattern, std::string_view name);
+/// True when `name` matches the glob `pattern` (the shared ref filters, daemons/common/refs.hpp).
+using deploykit::refs::glob_match;
 
 // ---- what goes into a request ------------------------------------------------------------------
 

@@ -143,6 +143,19 @@ json data_json(const payload& data)
                                   {"phase", phase},
                                   {"status", b.status},
                                   {"scm", json{{"branch", b.branch}, {"commit", b.commit}}}};
+                if (!b.run_id.empty()) {
+                    j["run_id"] = b.run_id;
+                    j["worker"] = b.worker;
+                    j["ref"] = b.ref;
+                    j["duration_s"] = b.duration_s;
+                    j["slow"] = b.slow;
+                    j["warnings"] = b.warnings;
+                    json steps = json::array();
+                    for (const auto& st : b.steps)
+                        steps.push_back(json{{"name", st.name}, {"status", st.status}, {"exit_code", st.exit_code},
+                                             {"duration_s", st.duration_s}});
+                    j["steps"] = std::move(steps);
+                }
                 return j;
             },
             [](const fetch_event& f) {
@@ -166,8 +179,18 @@ json data_json(const payload& data)
                             {"error", d.error}, {"previous_tag", d.previous_tag}};
             },
             [](const heartbeat_event& h) {
-                return json{{"host", h.host}, {"daemon", h.daemon}, {"version", h.version},
-                            {"uptime_s", h.uptime_s}, {"counters", h.counters}};
+                json j;
+                if (!h.extra.empty()) {
+                    j = json::parse(h.extra, nullptr, false);
+                    if (!j.is_object()) j = json::object();
+                }
+                j.update(json{{"host", h.host}, {"daemon", h.daemon}, {"version", h.version},
+                              {"uptime_s", h.uptime_s}, {"counters", h.counters}});
+                return j;
+            },
+            [](const extension_event& x) {
+                json j = json::parse(x.data, nullptr, false);
+                return j.is_object() ? j : json::object();
             },
             [](const notice_event& n) { return json{{"text", n.text}}; },
             [](const package_result& r) {
@@ -230,6 +253,30 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         b.commit = r.str("commit");
         b.branch = r.str("branch");
         b.repo = r.str("repo");
+        b.run_id = r.str("run_id");
+        b.worker = r.str("worker");
+        b.ref = r.str("ref");
+        b.duration_s = r.number("duration_s");
+        b.slow = r.boolean("slow", false);
+        b.warnings = r.strings("warnings", 100);
+        if (auto it = r.j.find("steps"); it != r.j.end() && !it->is_null()) {
+            if (!it->is_array() || it->size() > 1000) {
+                r.fail("steps", "not a list of steps");
+            } else {
+                for (const auto& s : *it) {
+                    if (!s.is_object()) {
+                        r.fail("steps", "not a list of steps");
+                        break;
+                    }
+                    build_step st;
+                    if (auto n = s.find("name"); n != s.end() && n->is_string()) st.name = n->get<std::string>();
+                    if (auto n = s.find("status"); n != s.end() && n->is_string()) st.status = n->get<std::string>();
+                    if (auto n = s.find("exit_code"); n != s.end() && n->is_number_integer()) st.exit_code = n->get<int>();
+                    if (auto n = s.find("duration_s"); n != s.end() && n->is_number()) st.duration_s = n->get<double>();
+                    b.steps.push_back(std::move(st));
+                }
+            }
+        }
         return b;
     }
     if (type == "fetch") {
@@ -296,6 +343,10 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
                 }
             }
         }
+        json extra = json::object();
+        for (auto& [k, v] : d.items())
+            if (k != "host" && k != "daemon" && k != "version" && k != "uptime_s" && k != "counters") extra[k] = v;
+        if (!extra.empty()) h.extra = extra.dump(-1, ' ', false, json::error_handler_t::replace);
         return h;
     }
     if (type == "notice") {
@@ -347,6 +398,8 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         a.suppressed = r.integer("suppressed");
         return a;
     }
+    if (is_extension_type(type))
+        return extension_event{std::string(type), d.dump(-1, ' ', false, json::error_handler_t::replace)};
     error = "type: unknown event type '" + std::string(type).substr(0, 64) + "'";
     return std::nullopt;
 }
@@ -373,8 +426,14 @@ std::string_view event::type() const noexcept
     case 7: return "notice";
     case 8: return "package.result";
     case 9: return "alert";
+    case 10: return std::get<extension_event>(data).type;
     }
     return "unknown";
+}
+
+bool is_extension_type(std::string_view type) noexcept
+{
+    return std::find(std::begin(extension_types), std::end(extension_types), type) != std::end(extension_types);
 }
 
 std::string_view to_string(commit_source s) noexcept
@@ -567,6 +626,12 @@ void sanitize(event& e)
                    [&](build_event& b) {
                        line(b.status);
                        line(b.url);
+                       line(b.worker);
+                       for (auto& w : b.warnings) line(w);
+                       for (auto& st : b.steps) {
+                           line(st.name);
+                           line(st.status);
+                       }
                    },
                    [&](fetch_event& f) {
                        line(f.mode);
@@ -585,6 +650,7 @@ void sanitize(event& e)
                        text(r.error);
                    },
                    [&](alert_event& a) { line(a.text); },
+                   [&](extension_event&) {},  // structured: the owning library cleans its fields
                },
                e.data);
 }
@@ -621,7 +687,8 @@ std::string validate(const event& e)
             [&](const build_event& b) -> std::string {
                 if (b.job.empty() || b.job.size() > 512) return "data.job: missing or too long";
                 if (b.number < 0) return "data.number: negative";
-                return controls({{"job", &b.job}, {"commit", &b.commit}, {"branch", &b.branch}, {"repo", &b.repo}});
+                return controls({{"job", &b.job}, {"commit", &b.commit}, {"branch", &b.branch}, {"repo", &b.repo},
+                                 {"run_id", &b.run_id}, {"ref", &b.ref}});
             },
             [&](const fetch_event& f) -> std::string {
                 if (!valid_repo_name(f.repo)) return "data.repo: invalid repository name";
@@ -687,6 +754,11 @@ std::string validate(const event& e)
                                  {"source_host", &a.source_host},
                                  {"event_id", &a.event_id},
                                  {"last_seen", &a.last_seen}});
+            },
+            [&](const extension_event& x) -> std::string {
+                if (!is_extension_type(x.type)) return "type: not an extension type";
+                if (x.data.size() > 1024 * 1024) return "data: too long";
+                return {};
             },
         },
         e.data);

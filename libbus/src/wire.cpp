@@ -67,6 +67,7 @@ std::optional<legacy::message> legacy_form(const event& e)
             [](const alert_event& a) -> std::optional<legacy::message> {
                 return legacy::notice("herald alert " + a.rule + " " + a.state + ": " + a.text);
             },
+            [](const extension_event&) -> std::optional<legacy::message> { return std::nullopt; },
         },
         e.data);
 }
@@ -81,6 +82,7 @@ std::string repo_of(const event& e)
             [](const heartbeat_event&) { return std::string(); }, [](const notice_event&) { return std::string(); },
             [](const package_result&) { return std::string(); },
             [](const alert_event&) { return std::string(); },
+            [](const extension_event&) { return std::string(); },
         },
         e.data);
 }

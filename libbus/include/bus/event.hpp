@@ -35,16 +35,33 @@ struct commit_event {
 
 enum class build_phase { queued, started, completed };
 
+/// One step of a stomp-ci run (docs/stomp-ci.md).
+struct build_step {
+    std::string name;
+    std::string status;  ///< SUCCESS, FAILURE, TIMEOUT, ABORTED, SKIPPED
+    int exit_code = -1;
+    double duration_s = 0;
+    bool operator==(const build_step&) const = default;
+};
+
 /// A Jenkins build, with the Jenkins Notification plugin's phases.
 struct build_event {
     std::string job;
     std::int64_t number = 0;
     std::string url;
     build_phase phase = build_phase::started;
-    std::string status;  ///< SUCCESS, FAILURE, UNSTABLE, ABORTED (completed builds)
+    std::string status;  ///< SUCCESS, FAILURE, UNSTABLE, ABORTED, TIMEOUT (completed builds)
     std::string commit;
     std::string branch;
     std::string repo;
+    // stomp-ci's runs (sent only when run_id is set; Jenkins' builds leave them empty):
+    std::string run_id;     ///< one per job and revision: every attempt of it reports this id
+    std::string worker;     ///< the host that ran it
+    std::string ref;
+    double duration_s = 0;
+    bool slow = false;      ///< slower than its history allows (see warnings)
+    std::vector<std::string> warnings;
+    std::vector<build_step> steps;
     bool operator==(const build_event&) const = default;
 };
 
@@ -102,6 +119,10 @@ struct heartbeat_event {
     std::string version;
     double uptime_s = 0;
     std::map<std::string, std::uint64_t> counters;
+    /// Further data keys a daemon adds (deploy-agent: identity, facts, classes, repos,
+    /// interval_s; docs/deploy-protocol.md), as the text of one JSON object merged into `data`.
+    /// Empty = none. Decoding keeps every key not listed above here.
+    std::string extra;
     bool operator==(const heartbeat_event&) const = default;
 };
 
@@ -150,8 +171,24 @@ struct alert_event {
     bool operator==(const alert_event&) const = default;
 };
 
+/// An event whose data a library outside libbus models (the deploy protocol's agent.request,
+/// agent.reply, deploy.job and deploy.audit: daemons/deploy-common). libbus checks that the type
+/// is one of `extension_types` and that `data` is a JSON object; the owning library decodes and
+/// validates the fields. Signing, dedupe and `intake` treat it like any other event.
+struct extension_event {
+    std::string type;
+    std::string data;  ///< the data object as compact JSON text
+    bool operator==(const extension_event&) const = default;
+};
+
+/// The event types carried as `extension_event`.
+inline constexpr std::string_view extension_types[] = {"agent.request", "agent.reply", "deploy.job",
+                                                       "deploy.audit"};
+bool is_extension_type(std::string_view type) noexcept;
+
 using payload = std::variant<commit_event, build_event, fetch_event, package_event, deploy_request,
-                             deploy_result, heartbeat_event, notice_event, package_result, alert_event>;
+                             deploy_result, heartbeat_event, notice_event, package_result, alert_event,
+                             extension_event>;
 
 /// An event with its envelope.
 struct event {
@@ -161,7 +198,7 @@ struct event {
     payload data;
 
     /// "commit", "build", "fetch", "package", "deploy.request", "deploy.result", "heartbeat",
-    /// "notice", "package.result", "alert".
+    /// "notice", "package.result", "alert", or an extension_event's own type.
     std::string_view type() const noexcept;
     bool operator==(const event&) const = default;
 };

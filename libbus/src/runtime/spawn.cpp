@@ -50,7 +50,7 @@ bool make_pipe(fd_guard& r, fd_guard& w)
 
 // The child reports a failure before exec as {stage, errno} on the status pipe (close-on-exec, so
 // a successful exec closes it with nothing written).
-enum stage : int { st_fd = 1, st_groups, st_gid, st_uid, st_verify, st_pdeath, st_cwd, st_exec };
+enum stage : int { st_fd = 1, st_groups, st_gid, st_uid, st_verify, st_pdeath, st_cwd, st_exec, st_limit };
 
 [[noreturn]] void child_fail(int status_fd, int st)
 {
@@ -121,6 +121,10 @@ struct child_plan {
     if (status > prev + 1) close_from(prev + 1, status - 1);
     close_from(status + 1, -1);
 
+    for (const auto& l : o.limits) {
+        rlimit rl{static_cast<rlim_t>(l.value), static_cast<rlim_t>(l.value)};
+        if (::setrlimit(l.resource, &rl) != 0) child_fail(status, st_limit);
+    }
     if (o.user && (::getuid() != o.user->uid || ::geteuid() != o.user->uid)) {
         const identity& u = *o.user;
         if (::setgroups(u.groups.size(), u.groups.data()) != 0) child_fail(status, st_groups);
@@ -156,6 +160,7 @@ std::string stage_text(int st, const spawn_options& o)
     case st_verify: return "privileges could not be dropped for " + who;
     case st_pdeath: return "cannot tie the child to its parent";
     case st_cwd: return "cannot change to " + o.cwd;
+    case st_limit: return "cannot set a resource limit";
     default: return "cannot run " + (o.argv.empty() ? std::string() : o.argv[0]);
     }
 }
@@ -241,7 +246,13 @@ spawn_result spawn(const spawn_options& o)
     } else if ((in_r.fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
         return r.error = std::string("/dev/null: ") + std::strerror(errno), r;
     }
-    if (!make_pipe(out_r, out_w) || !make_pipe(err_r, err_w) || !make_pipe(st_r, st_w))
+    if (o.output_fd >= 0) {
+        // Straight to the caller's file: both streams, nothing captured.
+        out_w.fd = ::fcntl(o.output_fd, F_DUPFD_CLOEXEC, 3);
+        err_w.fd = ::fcntl(o.output_fd, F_DUPFD_CLOEXEC, 3);
+        if (out_w.fd < 0 || err_w.fd < 0 || !make_pipe(st_r, st_w))
+            return r.error = std::string("output descriptor: ") + std::strerror(errno), r;
+    } else if (!make_pipe(out_r, out_w) || !make_pipe(err_r, err_w) || !make_pipe(st_r, st_w))
         return r.error = std::string("pipe: ") + std::strerror(errno), r;
 
     std::vector<std::string> a = o.argv, e = o.env;
@@ -321,6 +332,10 @@ spawn_result spawn(const spawn_options& o)
             end_group(now);
         }
         if (!terminated && now >= exit_grace) end_group(now);
+        if (!terminated && o.cancel && o.cancel->load()) {
+            r.cancelled = true;
+            end_group(now);
+        }
         if (terminated && now >= term_at) {
             kill_group(pid, SIGKILL);
             if (exited) break;  // the pipes' holders are gone or unkillable; stop reading
@@ -331,7 +346,7 @@ spawn_result spawn(const spawn_options& o)
         auto until = std::min({deadline, exit_grace, term_at});
         if (terminated) until = term_at;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
-        int wait_ms = static_cast<int>(std::clamp<long long>(left, 0, 1000));
+        int wait_ms = static_cast<int>(std::clamp<long long>(left, 0, o.cancel ? 100 : 1000));
         pollfd p[4] = {{out_r.fd, POLLIN, 0}, {err_r.fd, POLLIN, 0}, {in_w.fd, POLLOUT, 0},
                        {exited ? -1 : pidfd.fd, POLLIN, 0}};
         if (pidfd.fd < 0 && !exited) wait_ms = std::min(wait_ms, 20);  // no pidfd: poll waitpid

@@ -41,6 +41,39 @@ class registry;
 
 namespace bus::runtime {
 
+namespace detail {
+// service::blocking()'s two coroutines are plain function templates taking the job as a
+// shared_ptr: no capturing coroutine lambda and no closure as a coroutine parameter (see there).
+
+// On the worker pool: runs the job; this frame owns the job until it has returned.
+template <class R, class F>
+boost::asio::awaitable<R> run_job(std::shared_ptr<F> job)
+{
+    if constexpr (std::is_void_v<R>) {
+        (*job)();
+        co_return;
+    } else {
+        R r = (*job)();
+        co_return r;
+    }
+}
+
+// On the caller's executor: starts run_job on the pool and waits for it, every value named.
+template <class R, class F>
+boost::asio::awaitable<R> await_job(boost::asio::thread_pool& pool, std::shared_ptr<F> job)
+{
+    auto task = run_job<R, F>(std::move(job));
+    auto op = boost::asio::co_spawn(pool, std::move(task), boost::asio::use_awaitable);
+    if constexpr (std::is_void_v<R>) {
+        co_await std::move(op);
+        co_return;
+    } else {
+        R r = co_await std::move(op);
+        co_return r;
+    }
+}
+} // namespace detail
+
 enum class task {
     normal,    ///< its end changes nothing
     critical,  ///< its end (return or exception) stops the daemon: exit 0 if stopping, else 1
@@ -68,14 +101,23 @@ public:
     notifier& notify() noexcept { return notify_; }
 
     /// Runs `f()` on the worker pool and resumes on the caller's executor with its result (its
-    /// exception rethrown). `f` must not capture references into the calling coroutine frame's
-    /// temporaries (GCC 12: capture pointers/values).
+    /// exception rethrown). Any callable works, its captures owning or not, copyable or move-only:
+    /// it is copied (lvalue) or moved (rvalue) once into a shared_ptr that the worker's frame holds
+    /// until the job has returned. `f` must not capture references into the calling coroutine
+    /// frame's temporaries.
     template <class F>
-    auto blocking(F f) -> boost::asio::awaitable<std::invoke_result_t<F&>>
+    auto blocking(F&& f) -> boost::asio::awaitable<std::invoke_result_t<std::decay_t<F>&>>
     {
-        using R = std::invoke_result_t<F&>;
-        co_return co_await boost::asio::co_spawn(
-            pool_, [f = std::move(f)]() mutable -> boost::asio::awaitable<R> { co_return f(); }, boost::asio::use_awaitable);
+        // Not a coroutine, and `f` by reference: GCC 12.2 destroys a closure passed by value into
+        // a coroutine (a parameter, a capturing coroutine lambda's capture, a temporary in a
+        // co_await expression) once too often, so a job's captured strings/shared_ptrs were freed
+        // twice or while a worker still used them. Here the job goes to the heap before anything
+        // is awaited (no copy of a named job is made in the caller's co_await expression, a
+        // temporary one is left moved-from) and only shared_ptrs cross into coroutine frames.
+        using D = std::decay_t<F>;
+        using R = std::invoke_result_t<D&>;
+        auto job = std::make_shared<D>(std::forward<F>(f));
+        return detail::await_job<R, D>(pool_, std::move(job));
     }
 
     /// Starts a task on the io_context, tracked: it receives terminal cancellation (its awaited

@@ -10,6 +10,7 @@
 // Blocking: it waits for the child. Call it from a worker pool or a hook's main thread, never from
 // an I/O thread. Linux only (close_range, pidfd, PR_SET_PDEATHSIG).
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -39,6 +40,12 @@ struct identity {
 /// user.
 std::optional<identity> lookup_user(const std::string& user);
 
+/// A resource limit set in the child before exec (soft and hard): RLIMIT_CPU, RLIMIT_AS, ...
+struct resource_limit {
+    int resource;
+    unsigned long long value;
+};
+
 struct spawn_options {
     std::vector<std::string> argv;            ///< argv[0]: the program's absolute path
     std::vector<std::string> env;             ///< the child's whole environment ("K=V")
@@ -55,6 +62,14 @@ struct spawn_options {
     /// spawn from a thread that lives as long as the caller cares (a pool thread, the main thread).
     /// A child that changes its own credentials must set it again (setuid clears it).
     bool die_with_parent = false;
+    /// setrlimit(2) in the child, before the drop to `user` (hard limits it cannot raise again).
+    std::vector<resource_limit> limits;
+    /// >= 0: the child's stdout and stderr both go to this descriptor (a log file), nothing is
+    /// captured; the wait still ends with the child and still ends its process group.
+    int output_fd = -1;
+    /// When set and it becomes true, the whole process group is ended as at the deadline
+    /// (checked every 100 ms); the result says `cancelled`.
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 struct spawn_result {
@@ -62,6 +77,7 @@ struct spawn_result {
     int exit_code = -1;         ///< exit status, -1 when ended by a signal
     int signal = 0;             ///< the signal that ended it
     bool timed_out = false;     ///< ended at the deadline
+    bool cancelled = false;     ///< ended because `cancel` became true
     bool out_truncated = false; ///< stdout exceeded max_out: `out` holds the first bytes
     bool err_truncated = false;
     std::string out;
