@@ -9,6 +9,10 @@
 #     [USER <name>|root]         # a daemon's system user (created in postinst); root = none created
 #     [CONFIGS <etc-path>...]    # conffiles, sources in packaging/etc/<etc-path>
 #     [SECRETS <etc-path>...]    # created empty, 0600, owned by USER in postinst; never shipped
+#     [SECRET_MAPS <etc-path>...]  # the same, but created holding an empty YAML map ({}) for a daemon
+#                                # that requires the file (herald's users-file)
+#     [JOB_USER <name>]          # a root daemon's unprivileged user for the work it runs (stomp-ci's
+#                                # jobs): created in postinst, removed at purge; owns nothing packaged
 #     [DEPENDS <deb-dep>...] [RECOMMENDS ...] [SUGGESTS ...] [PROVIDES ...] [REPLACES ...] [BREAKS ...]
 #     SUMMARY "<one line>" DESCRIPTION "<paragraph>")
 #
@@ -75,3 +79,28 @@ dk_package(reprepro-stomp BINARIES reprepro-stomp
   SUGGESTS reprepro
   SUMMARY "deploykit: reprepro notifier that announces packages on the bus"
   DESCRIPTION "reprepro-stomp is a reprepro Log: notifier: it publishes a package event once the new version is exported.")
+
+dk_package(herald BINARIES herald DAEMON USER herald
+  CONFIGS herald/herald.yaml
+  SECRETS herald/bus.passcode
+  SECRET_MAPS herald/users.yaml
+  SUMMARY "deploykit: record and search the bus's events"
+  DESCRIPTION "herald subscribes to the deploykit topics, records every event in an SQLite database and serves a search page, a JSON API and live updates, with logins and an ingest API for other systems.")
+
+dk_package(deploy-agent BINARIES deploy-agent DAEMON USER root
+  CONFIGS deploy-agent/deploy-agent.yaml
+  SECRETS deploy-agent/bus.passcode
+  SUMMARY "deploykit: deploy tags of a site's clone on this server"
+  DESCRIPTION "deploy-agent answers the deploy CLI over the STOMP bus: it lists tags, reports the deployed release, deploys a tag with hooks and an atomic symlink switch, rolls back and runs whitelisted commands. It runs as root only to drop to each repository's owner.")
+
+dk_package(deploy BINARIES deploy
+  CONFIGS deploy/deploy.yaml
+  SUMMARY "deploykit: roll a tag out to the servers running deploy-agent"
+  DESCRIPTION "deploy lists tags and deployed releases and rolls a tag out to the servers running deploy-agent: votes, quorum, canary, batches and a health gate, rollback, and whitelisted commands.")
+
+dk_package(stomp-ci BINARIES stomp-ci DAEMON USER root JOB_USER ci-runner
+  CONFIGS stomp-ci/stomp-ci.yaml
+  SECRETS stomp-ci/bus.passcode
+  RECOMMENDS openssh-client
+  SUMMARY "deploykit: run CI jobs for commits announced on the bus"
+  DESCRIPTION "stomp-ci turns commit events into CI jobs on a queue and runs their steps in a fresh checkout as an unprivileged user, with deadlines and limits, and reports the builds as Jenkins does. It runs as root only to drop to that user.")

@@ -12,18 +12,21 @@ NAME=deb_install
 DEBS=$(cd "$1" && pwd)
 
 PKGS=(stomp-git stomp-jenkins jenkins-helper github-webhook stomp-broker stompctl deploykit-hooks stomp-repo
-  repo-poller reprepro-stomp)
-DAEMONS=(stomp-broker stomp-git stomp-jenkins github-webhook stomp-repo repo-poller)
+  repo-poller reprepro-stomp herald deploy-agent deploy stomp-ci)
+DAEMONS=(stomp-broker stomp-git stomp-jenkins github-webhook stomp-repo repo-poller herald deploy-agent stomp-ci)
 declare -A USER_OF=([stomp-git]=root [stomp-repo]=root [stomp-jenkins]=stomp-jenkins [github-webhook]=github-webhook
-  [stomp-broker]=stomp-broker [repo-poller]=repo-poller)
+  [stomp-broker]=stomp-broker [repo-poller]=repo-poller [herald]=herald [deploy-agent]=root [stomp-ci]=root)
+# The system users the packages create (and purge removes): the daemons' own, and stomp-ci's job user.
+SYS_USERS=(stomp-jenkins github-webhook stomp-broker repo-poller herald ci-runner)
 declare -A BINS_OF=([stomp-git]=/usr/sbin/stomp-git [stomp-jenkins]=/usr/sbin/stomp-jenkins
   [jenkins-helper]=/usr/bin/jenkins-helper [github-webhook]=/usr/sbin/github-webhook
   [stomp-broker]=/usr/sbin/stomp-broker [stompctl]=/usr/bin/stompctl
   [deploykit-hooks]="/usr/bin/stomp-post-receive /usr/bin/svn-stomp" [stomp-repo]=/usr/sbin/stomp-repo
-  [repo-poller]=/usr/sbin/repo-poller [reprepro-stomp]=/usr/bin/reprepro-stomp)
+  [repo-poller]=/usr/sbin/repo-poller [reprepro-stomp]=/usr/bin/reprepro-stomp [herald]=/usr/sbin/herald
+  [deploy-agent]=/usr/sbin/deploy-agent [deploy]=/usr/bin/deploy [stomp-ci]=/usr/sbin/stomp-ci)
 declare -A SECRETS_OF=([stomp-git]="bus.passcode git.credentials" [stomp-jenkins]="bus.passcode jenkins.credentials"
   [github-webhook]="bus.passcode github.secret" [stomp-broker]="users.yaml" [stomp-repo]=bus.passcode
-  [repo-poller]=bus.passcode)
+  [repo-poller]=bus.passcode [herald]=bus.passcode [deploy-agent]=bus.passcode [stomp-ci]=bus.passcode)
 
 [[ $(id -u) == 0 ]] || fatal "needs root (dpkg -i)"
 exec 9>/tmp/dk-dpkg.lock
@@ -32,14 +35,14 @@ for p in "${PKGS[@]}" github-stomp; do
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == not-installed || -z $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) ]] ||
     fatal "$p is already installed here: this test installs and purges it, so it will not touch a machine that has it"
 done
-for u in stomp-jenkins github-webhook stomp-broker repo-poller; do
+for u in "${SYS_USERS[@]}"; do
   getent passwd "$u" >/dev/null && fatal "user $u exists already: this test would delete it at purge"
 done
 
 # What the packages create must not be there yet (a left-over root-owned spool would hide a
 # postinst that does not make it). /etc/<daemon> may hold another tool's files: noted, kept.
 pre_etc=()
-for d in "${DAEMONS[@]}" stomp-postrec svn-stomp jenkins-helper reprepro-stomp; do
+for d in "${DAEMONS[@]}" stomp-postrec svn-stomp jenkins-helper reprepro-stomp deploy; do
   [[ -e /var/lib/$d || -e /var/spool/deploykit/$d ]] && fatal "/var/lib/$d or /var/spool/deploykit/$d exists already"
   [[ -e /etc/$d ]] && pre_etc+=("/etc/$d") && echo "  note: /etc/$d exists already ($(ls -A "/etc/$d" | tr '\n' ' '))"
 done
@@ -98,6 +101,7 @@ done
 for c in stomp-postrec/stomp-postrec.yaml svn-stomp/svn-stomp.yaml; do
   grep -qx "/etc/$c" /var/lib/dpkg/info/deploykit-hooks.conffiles || { fail "$c: not a conffile"; ok=false; }
 done
+grep -qx /etc/deploy/deploy.yaml /var/lib/dpkg/info/deploy.conffiles || { fail "deploy.yaml: not a conffile"; ok=false; }
 $ok && pass "binaries (--version), man pages, docs, units enabled, conffiles"
 
 # ---- users, secrets, state, spools ------------------------------------------------------------
@@ -121,6 +125,14 @@ for d in "${DAEMONS[@]}"; do
   done
   dpkg -L "$d" | grep -qE "^/etc/$d/(bus.passcode|.*secret|.*credentials|users.yaml)$" && { fail "$d ships a secret"; ok=false; }
 done
+# herald's users-file: a secret the daemon requires to be a map, so it starts as {}.
+st=$(stat -c '%U:%G %a' /etc/herald/users.yaml 2>&1)
+[[ $st == "herald:herald 600" && $(cat /etc/herald/users.yaml) == "{}" ]] ||
+  { fail "/etc/herald/users.yaml: $st, content $(head -c 40 /etc/herald/users.yaml)"; ok=false; }
+# stomp-ci's job user: a system user without a shell or home of its own.
+IFS=: read -r _ _ uid _ _ home shell < <(getent passwd ci-runner) || { fail "no user ci-runner"; ok=false; }
+((uid < 1000)) && [[ $home == /nonexistent && $shell == /usr/sbin/nologin ]] ||
+  { fail "user ci-runner: uid $uid home $home shell $shell"; ok=false; }
 $ok && pass "system users (nologin, home in /var/lib), state and spools 0750, secrets 0600 and empty"
 
 # ---- units ------------------------------------------------------------------------------------
@@ -132,22 +144,39 @@ else
   show "$WORK/verify.log"
   fail "systemd-analyze verify"
 fi
-# stomp-git's bounding set must let it drop to a repository's owner and still signal that worker
-# (its fetch-timeout, shutdown): root without CAP_KILL cannot.
-bset=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/stomp-git.service | tr 'A-Z' 'a-z' |
-  sed 's/cap_//g; s/ /,+/g; s/^/-all,+/')
-if out=$(setpriv --bounding-set="$bset" "$PY" -c '
-import os, signal, time
+# The root daemons' bounding sets must let them do their job (setpriv applies the unit's set):
+# stomp-git, deploy-agent, stomp-ci drop to a user and still signal that worker (a deadline,
+# shutdown; root without CAP_KILL cannot); deploy-agent and stomp-ci hand a new directory to that
+# user (CAP_CHOWN); stomp-ci removes a job user's 0700 work directory (CAP_DAC_OVERRIDE).
+bset_of() { sed -n 's/^CapabilityBoundingSet=//p' "/lib/systemd/system/$1.service" | tr 'A-Z' 'a-z' |
+  sed 's/cap_//g; s/ /,+/g; s/^/-all,+/'; }
+declare -A CAN_OF=([stomp-git]="drop" [deploy-agent]="drop chown" [stomp-ci]="drop chown rmtree")
+for d in stomp-git deploy-agent stomp-ci; do
+  bset=$(bset_of "$d")
+  tdir=$(mktemp -d "$WORK/bset.XXXXXX")
+  if out=$(setpriv --bounding-set="$bset" "$PY" - "$tdir" ${CAN_OF[$d]} 2>&1 <<'PYEOF'
+import os, signal, sys, time, shutil
+d, can = sys.argv[1], sys.argv[2:]
+if "chown" in can:
+    os.mkdir(d + "/release"); os.chown(d + "/release", 65534, 65534)
+if "rmtree" in can:
+    os.makedirs(d + "/run/sub"); open(d + "/run/sub/f", "w").close()
+    os.chmod(d + "/run/sub", 0o700); os.chmod(d + "/run", 0o700)  # before the chown: no CAP_FOWNER
+    for p in (d + "/run/sub/f", d + "/run/sub", d + "/run"): os.chown(p, 65534, 65534)
+    shutil.rmtree(d + "/run")
 r, w = os.pipe()
 pid = os.fork()
 if pid == 0:
     os.setgid(65534); os.setuid(65534); os.write(w, b"x"); time.sleep(10); os._exit(0)
 os.read(r, 1)  # the child runs as nobody now
-os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0); print("ok")' 2>&1) && [[ $out == ok ]]; then
-  pass "stomp-git's CapabilityBoundingSet ($bset): drop to a user, then signal that worker"
-else
-  fail "stomp-git's CapabilityBoundingSet ($bset) cannot drop and signal a worker: $out"
-fi
+os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0); print("ok")
+PYEOF
+  ) && [[ $out == ok ]]; then
+    pass "$d's CapabilityBoundingSet ($bset): ${CAN_OF[$d]// /, }"
+  else
+    fail "$d's CapabilityBoundingSet ($bset) cannot ${CAN_OF[$d]}: $out"
+  fi
+done
 for d in "${DAEMONS[@]}"; do
   score=$(systemd-analyze security --offline=true --no-pager "/lib/systemd/system/$d.service" 2>/dev/null |
     sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \(.*\)$/\1 \2/p')
@@ -157,11 +186,12 @@ done
 # ---- every daemon from its packaged config ----------------------------------------------------
 chmod 0755 "$WORK"
 port=$(free_port)
-read -r hook_port closed_port <<<"$(free_ports 2)"
+read -r hook_port closed_port herald_port <<<"$(free_ports 3)"
 conf() { # DAEMON: its packaged config, pointed at this test's broker and ports
   sed -e "s|^rserver: stomp://localhost:61613|rserver: stomp://127.0.0.1:$port|" \
     -e "s|^listen: 127.0.0.1:61613|listen: 127.0.0.1:$port|" \
     -e "s|^listen: 127.0.0.1:4567|listen: 127.0.0.1:$hook_port|" \
+    -e "s|^listen: 127.0.0.1:8470|listen: 127.0.0.1:$herald_port|" \
     -e "s|url: http://apt.example.invalid/debian|url: http://127.0.0.1:$closed_port/debian|" \
     "/etc/$1/$1.yaml" >"$WORK/$1.yaml"
   chmod 0644 "$WORK/$1.yaml"
@@ -294,7 +324,7 @@ for d in "${DAEMONS[@]}"; do
   fi
 done
 # What the daemons wrote as their users stays theirs (nothing root-owned in their directories).
-for d in stomp-jenkins github-webhook repo-poller; do
+for d in stomp-jenkins github-webhook repo-poller herald; do
   bad_files=$(find "/var/lib/$d" "/var/spool/deploykit/$d" ! -user "$d" 2>/dev/null)
   [[ -z $bad_files ]] || fail "$d: files not owned by $d: $bad_files"
 done
@@ -366,12 +396,13 @@ for d in "${DAEMONS[@]}"; do
     [[ -e $f || -L $f ]] && left+=("$f")
   done
 done
-for u in stomp-jenkins github-webhook stomp-broker repo-poller; do
+for u in "${SYS_USERS[@]}"; do
   getent passwd "$u" >/dev/null && left+=("user $u")
   getent group "$u" >/dev/null && left+=("group $u")
 done
 for d in "${DAEMONS[@]}"; do for f in ${SECRETS_OF[$d]}; do [[ -e /etc/$d/$f ]] && left+=("/etc/$d/$f"); done; done
-for c in "${DAEMONS[@]}" stomp-postrec svn-stomp jenkins-helper reprepro-stomp; do
+[[ -e /etc/herald/users.yaml ]] && left+=(/etc/herald/users.yaml)
+for c in "${DAEMONS[@]}" stomp-postrec svn-stomp jenkins-helper reprepro-stomp deploy; do
   [[ -e /etc/$c && " ${pre_etc[*]} " != *" /etc/$c "* ]] && left+=("/etc/$c")
 done
 if ((${#left[@]} == 0)); then
