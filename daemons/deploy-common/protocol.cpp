@@ -1,5 +1,6 @@
 #include "deploy/protocol.hpp"
 
+#include "bus/json_fields.hpp"
 #include "bus/text.hpp"
 
 #include <algorithm>
@@ -12,143 +13,33 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t max_field = 4096;
 constexpr std::size_t max_output = 256 * 1024;
-constexpr std::size_t max_items = 10000;
 
-// Typed field access that names the field on error (the bus event reader's conventions).
-struct reader {
-    const json& j;
-    std::string& error;
-    std::string prefix;
-
-    bool fail(std::string_view field, std::string_view what)
-    {
-        if (error.empty()) error = prefix + std::string(field) + ": " + std::string(what);
-        return false;
+// The stages of a reply or audit line, bounded (100 stages, 256 KiB of output each).
+std::vector<stage> read_stages(bus::json_fields& r, std::string_view field)
+{
+    std::vector<stage> out;
+    auto* v = r.find(field);
+    if (!v) return out;
+    if (!v->is_array() || v->size() > 100) {
+        r.fail(field, "not a list of stages");
+        return out;
     }
-    const json* find(std::string_view field)
-    {
-        auto it = j.find(field);
-        if (it == j.end() || it->is_null()) return nullptr;
-        return &*it;
-    }
-    std::string str(std::string_view field, std::size_t limit = max_field)
-    {
-        auto* v = find(field);
-        if (!v) return {};
-        if (!v->is_string()) {
-            fail(field, "not a string");
+    for (auto& x : *v) {
+        if (!x.is_object()) {
+            r.fail(field, "not a list of stages");
             return {};
         }
-        const auto& s = v->get_ref<const std::string&>();
-        if (s.size() > limit) {
-            fail(field, "too long");
-            return {};
-        }
-        return s;
+        auto sr = r.item(x, field);
+        stage s;
+        s.name = bus::strip_control(sr.str("name", 64), false);
+        s.exit_code = static_cast<int>(std::clamp<std::int64_t>(sr.integer("exit_code"), -1000, 1000));
+        s.output = bus::strip_control(sr.str("output", max_output), true);
+        s.duration_s = sr.number("duration_s");
+        out.push_back(std::move(s));
     }
-    std::int64_t integer(std::string_view field)
-    {
-        auto* v = find(field);
-        if (!v) return 0;
-        if (!v->is_number_integer()) {
-            fail(field, "not an integer");
-            return 0;
-        }
-        return v->get<std::int64_t>();
-    }
-    double number(std::string_view field)
-    {
-        auto* v = find(field);
-        if (!v) return 0;
-        if (!v->is_number()) {
-            fail(field, "not a number");
-            return 0;
-        }
-        return v->get<double>();
-    }
-    bool boolean(std::string_view field)
-    {
-        auto* v = find(field);
-        if (!v) return false;
-        if (!v->is_boolean()) {
-            fail(field, "not a boolean");
-            return false;
-        }
-        return v->get<bool>();
-    }
-    std::vector<std::string> strings(std::string_view field)
-    {
-        std::vector<std::string> out;
-        auto* v = find(field);
-        if (!v) return out;
-        if (!v->is_array() || v->size() > max_items) {
-            fail(field, "not a list of strings");
-            return out;
-        }
-        for (auto& x : *v) {
-            if (!x.is_string() || x.get_ref<const std::string&>().size() > max_field) {
-                fail(field, "not a list of strings");
-                return {};
-            }
-            out.push_back(x.get<std::string>());
-        }
-        return out;
-    }
-    std::map<std::string, std::string> string_map(std::string_view field)
-    {
-        std::map<std::string, std::string> out;
-        auto* v = find(field);
-        if (!v) return out;
-        if (!v->is_object() || v->size() > max_items) {
-            fail(field, "not an object of strings");
-            return out;
-        }
-        for (auto& [k, x] : v->items()) {
-            if (!x.is_string() || k.size() > max_field || x.get_ref<const std::string&>().size() > max_field) {
-                fail(field, "not an object of strings");
-                return {};
-            }
-            out[k] = x.get<std::string>();
-        }
-        return out;
-    }
-    json object(std::string_view field)
-    {
-        auto* v = find(field);
-        if (!v) return json::object();
-        if (!v->is_object()) {
-            fail(field, "not an object");
-            return json::object();
-        }
-        return *v;
-    }
-    std::vector<stage> stages(std::string_view field)
-    {
-        std::vector<stage> out;
-        auto* v = find(field);
-        if (!v) return out;
-        if (!v->is_array() || v->size() > 100) {
-            fail(field, "not a list of stages");
-            return out;
-        }
-        for (auto& x : *v) {
-            if (!x.is_object()) {
-                fail(field, "not a list of stages");
-                return {};
-            }
-            reader sr{x, error, prefix + std::string(field) + "[]."};
-            stage s;
-            s.name = bus::strip_control(sr.str("name", 64), false);
-            s.exit_code = static_cast<int>(std::clamp<std::int64_t>(sr.integer("exit_code"), -1000, 1000));
-            s.output = bus::strip_control(sr.str("output", max_output), true);
-            s.duration_s = sr.number("duration_s");
-            out.push_back(std::move(s));
-        }
-        return out;
-    }
-};
+    return out;
+}
 
 json stages_json(const std::vector<stage>& stages, bool with_output)
 {
@@ -296,7 +187,7 @@ json to_json(const audit& a)
 decoded<request> request_from_json(const json& d)
 {
     decoded<request> out;
-    reader r{d, out.error, "data."};
+    bus::json_fields r{d, out.error, "data."};
     request q;
     q.request_id = r.str("request_id", 128);
     q.job_id = r.str("job_id", 128);
@@ -310,7 +201,7 @@ decoded<request> request_from_json(const json& d)
     q.nodes = r.strings("nodes");
     q.reply_to = r.str("reply_to", 512);
     json args = r.object("args");
-    reader a{args, out.error, "data.args."};
+    bus::json_fields a{args, out.error, "data.args."};
     // Tags are length-checked by validate (status 4), so decode keeps up to 64 KiB of one.
     q.args.repo = a.str("repo", 64 * 1024);
     q.args.tag = a.str("tag", 64 * 1024);
@@ -335,7 +226,7 @@ decoded<request> request_from_json(const json& d)
 decoded<reply> reply_from_json(const json& d)
 {
     decoded<reply> out;
-    reader r{d, out.error, "data."};
+    bus::json_fields r{d, out.error, "data."};
     reply p;
     p.request_id = r.str("request_id", 128);
     p.job_id = r.str("job_id", 128);
@@ -351,7 +242,7 @@ decoded<reply> reply_from_json(const json& d)
     p.message = bus::strip_control(r.str("message", 64 * 1024), true);
     p.vote = r.str("vote", 64);
     p.data = r.object("data");
-    p.stages = r.stages("stages");
+    p.stages = read_stages(r, "stages");
     p.duration_s = r.number("duration_s");
     if (out.error.empty() && !valid_identity(p.identity)) out.error = "data.identity: invalid identity";
     if (out.error.empty()) out.value = std::move(p);
@@ -361,7 +252,7 @@ decoded<reply> reply_from_json(const json& d)
 decoded<agent_info> agent_info_from_json(const json& d)
 {
     decoded<agent_info> out;
-    reader r{d, out.error, "data."};
+    bus::json_fields r{d, out.error, "data."};
     agent_info a;
     a.identity = r.str("identity", 128);
     a.version = r.str("version", 128);
@@ -377,7 +268,7 @@ decoded<agent_info> agent_info_from_json(const json& d)
                     r.fail("repos", "not a list of repos");
                     break;
                 }
-                reader rr{x, out.error, "data.repos[]."};
+                bus::json_fields rr{x, out.error, "data.repos[]."};
                 a.repos.push_back(repo_state{rr.str("name", 256), rr.str("tag", 256), rr.str("commit", 64)});
             }
         }
@@ -390,7 +281,7 @@ decoded<agent_info> agent_info_from_json(const json& d)
 decoded<job> job_from_json(const json& d)
 {
     decoded<job> out;
-    reader r{d, out.error, "data."};
+    bus::json_fields r{d, out.error, "data."};
     job j;
     j.job_id = r.str("job_id", 128);
     j.state = r.str("state", 64);
@@ -406,7 +297,7 @@ decoded<job> job_from_json(const json& d)
         if (!s->is_object()) {
             r.fail("summary", "not an object");
         } else {
-            reader sr{*s, out.error, "data.summary."};
+            bus::json_fields sr{*s, out.error, "data.summary."};
             job_summary sum;
             sum.discovered = sr.integer("discovered");
             sum.responded = sr.integer("responded");
@@ -427,7 +318,7 @@ decoded<job> job_from_json(const json& d)
 decoded<audit> audit_from_json(const json& d)
 {
     decoded<audit> out;
-    reader r{d, out.error, "data."};
+    bus::json_fields r{d, out.error, "data."};
     audit a;
     a.request_id = r.str("request_id", 128);
     a.job_id = r.str("job_id", 128);
@@ -440,7 +331,7 @@ decoded<audit> audit_from_json(const json& d)
     if (code < 0 || code > 5) r.fail("status", "not 0..5");
     a.code = static_cast<status>(code);
     a.message = bus::strip_control(r.str("message", 64 * 1024), true);
-    a.stages = r.stages("stages");
+    a.stages = read_stages(r, "stages");
     a.duration_s = r.number("duration_s");
     if (out.error.empty()) out.value = std::move(a);
     return out;

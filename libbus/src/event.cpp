@@ -1,5 +1,6 @@
 #include "bus/event.hpp"
 
+#include "bus/json_fields.hpp"
 #include "bus/text.hpp"
 
 #include <nlohmann/json.hpp>
@@ -35,85 +36,6 @@ std::string hostname()
     if (::gethostname(buf.data(), buf.size() - 1) != 0) return "localhost";
     return buf.data();
 }
-
-// Typed field access that names the field on error.
-struct reader {
-    const json& j;
-    std::string& error;
-    std::string prefix;
-
-    bool fail(std::string_view field, std::string_view what)
-    {
-        if (error.empty()) error = prefix + std::string(field) + ": " + std::string(what);
-        return false;
-    }
-    std::string str(std::string_view field, bool required = false, std::size_t limit = max_field)
-    {
-        auto it = j.find(field);
-        if (it == j.end() || it->is_null()) {
-            if (required) fail(field, "missing");
-            return {};
-        }
-        if (!it->is_string()) {
-            fail(field, "not a string");
-            return {};
-        }
-        const auto& s = it->get_ref<const std::string&>();
-        if (s.size() > limit) {
-            fail(field, "too long");
-            return {};
-        }
-        return s;
-    }
-    std::int64_t integer(std::string_view field)
-    {
-        auto it = j.find(field);
-        if (it == j.end() || it->is_null()) return 0;
-        if (!it->is_number_integer()) {
-            fail(field, "not an integer");
-            return 0;
-        }
-        return it->get<std::int64_t>();
-    }
-    double number(std::string_view field)
-    {
-        auto it = j.find(field);
-        if (it == j.end() || it->is_null()) return 0;
-        if (!it->is_number()) {
-            fail(field, "not a number");
-            return 0;
-        }
-        return it->get<double>();
-    }
-    bool boolean(std::string_view field, bool dflt)
-    {
-        auto it = j.find(field);
-        if (it == j.end() || it->is_null()) return dflt;
-        if (!it->is_boolean()) {
-            fail(field, "not a boolean");
-            return dflt;
-        }
-        return it->get<bool>();
-    }
-    std::vector<std::string> strings(std::string_view field, std::size_t max_items = 10000)
-    {
-        std::vector<std::string> out;
-        auto it = j.find(field);
-        if (it == j.end() || it->is_null()) return out;
-        if (!it->is_array() || it->size() > max_items) {
-            fail(field, "not a list of strings");
-            return out;
-        }
-        for (auto& v : *it) {
-            if (!v.is_string() || v.get_ref<const std::string&>().size() > max_field) {
-                fail(field, "not a list of strings");
-                return {};
-            }
-            out.push_back(v.get<std::string>());
-        }
-        return out;
-    }
-};
 
 json data_json(const payload& data)
 {
@@ -217,23 +139,23 @@ json data_json(const payload& data)
 
 std::optional<payload> data_from_json(std::string_view type, const json& d, std::string& error)
 {
-    reader r{d, error, "data."};
+    json_fields r{d, error, "data."};
     if (type == "commit") {
         commit_event c;
-        auto src = r.str("source", true);
+        auto src = r.required("source");
         auto s = parse_commit_source(src);
         if (!s) {
             r.fail("source", "unknown commit source");
             return std::nullopt;
         }
         c.source = *s;
-        c.repo = r.str("repo", true);
+        c.repo = r.required("repo");
         c.ref = r.str("ref");
         c.old_rev = r.str("old_rev");
         c.new_rev = r.str("new_rev");
         c.author = r.str("author");
         c.date = r.str("date");
-        c.message = r.str("message", false, max_message);
+        c.message = r.str("message", max_message);
         c.svn_project = r.str("svn_project");
         c.changed_dirs = r.strings("changed_dirs");
         c.url = r.str("url");
@@ -241,10 +163,10 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
     }
     if (type == "build") {
         build_event b;
-        b.job = r.str("job", true);
+        b.job = r.required("job");
         b.number = r.integer("number");
         b.url = r.str("url");
-        auto phase = r.str("phase", true);
+        auto phase = r.required("phase");
         if (phase == "queued") b.phase = build_phase::queued;
         else if (phase == "started") b.phase = build_phase::started;
         else if (phase == "completed") b.phase = build_phase::completed;
@@ -281,7 +203,7 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
     }
     if (type == "fetch") {
         fetch_event f;
-        f.repo = r.str("repo", true);
+        f.repo = r.required("repo");
         f.ref = r.str("ref");
         f.old_rev = r.str("old_rev");
         f.new_rev = r.str("new_rev");
@@ -294,7 +216,7 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
     }
     if (type == "package") {
         package_event p;
-        p.name = r.str("name", true);
+        p.name = r.required("name");
         p.old_version = r.str("old_version");
         p.new_version = r.str("new_version");
         p.codename = r.str("codename");
@@ -305,8 +227,8 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
     }
     if (type == "deploy.request") {
         deploy_request q;
-        q.repo = r.str("repo", true);
-        q.tag = r.str("tag", true);
+        q.repo = r.required("repo");
+        q.tag = r.required("tag");
         q.request_id = r.str("request_id");
         q.hosts = r.strings("hosts");
         q.requested_by = r.str("requested_by");
@@ -314,8 +236,8 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
     }
     if (type == "deploy.result") {
         deploy_result q;
-        q.repo = r.str("repo", true);
-        q.tag = r.str("tag", true);
+        q.repo = r.required("repo");
+        q.tag = r.required("tag");
         q.request_id = r.str("request_id");
         q.host = r.str("host");
         q.ok = r.boolean("ok", true);
@@ -326,8 +248,8 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
     }
     if (type == "heartbeat") {
         heartbeat_event h;
-        h.host = r.str("host", true);
-        h.daemon = r.str("daemon", true);
+        h.host = r.required("host");
+        h.daemon = r.required("daemon");
         h.version = r.str("version");
         h.uptime_s = r.number("uptime_s");
         if (auto it = d.find("counters"); it != d.end() && !it->is_null()) {
@@ -351,12 +273,12 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
     }
     if (type == "notice") {
         notice_event n;
-        n.text = r.str("text", true);
+        n.text = r.required("text");
         return n;
     }
     if (type == "package.result") {
         package_result q;
-        q.host = r.str("host", true);
+        q.host = r.required("host");
         q.ok = r.boolean("ok", true);
         q.outcome = r.str("outcome");
         q.error = r.str("error");
@@ -373,9 +295,9 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
                         r.fail("packages", "not a list of packages");
                         break;
                     }
-                    reader pr{x, error, "data.packages[]."};
+                    json_fields pr{x, error, "data.packages[]."};
                     package_candidate c;
-                    c.name = pr.str("name", true);
+                    c.name = pr.required("name");
                     c.version = pr.str("version");
                     c.candidate = pr.str("candidate");
                     c.installed = pr.str("installed");
@@ -387,14 +309,14 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
     }
     if (type == "alert") {
         alert_event a;
-        a.rule = r.str("rule", true, 200);
-        a.kind = r.str("kind", true, 32);
-        a.state = r.str("state", true, 32);
-        a.daemon = r.str("daemon", false, 200);
-        a.source_host = r.str("source_host", false, 255);
+        a.rule = r.required("rule", 200);
+        a.kind = r.required("kind", 32);
+        a.state = r.required("state", 32);
+        a.daemon = r.str("daemon", 200);
+        a.source_host = r.str("source_host", 255);
         a.text = r.str("text");
-        a.event_id = r.str("event_id", false, 128);
-        a.last_seen = r.str("last_seen", false, 64);
+        a.event_id = r.str("event_id", 128);
+        a.last_seen = r.str("last_seen", 64);
         a.suppressed = r.integer("suppressed");
         return a;
     }
@@ -530,7 +452,7 @@ decoded<event> from_native(std::string_view body)
         out.error = "not a JSON object";
         return out;
     }
-    reader r{j, out.error, ""};
+    json_fields r{j, out.error, ""};
     auto v = j.find("v");
     if (v == j.end() || !v->is_number_integer()) {
         out.error = "v: missing";
@@ -541,10 +463,10 @@ decoded<event> from_native(std::string_view body)
         return out;
     }
     event e;
-    e.id = r.str("id", true, 128);
-    e.host = r.str("host", false, 255);
-    e.time = r.str("time", false, 64);
-    std::string type = r.str("type", true, 64);
+    e.id = r.required("id", 128);
+    e.host = r.str("host", 255);
+    e.time = r.str("time", 64);
+    std::string type = r.required("type", 64);
     auto d = j.find("data");
     if (out.error.empty() && (d == j.end() || !d->is_object())) out.error = "data: missing or not an object";
     if (!out.error.empty()) return out;

@@ -1,6 +1,7 @@
 #include "bus/dedupe.hpp"
 #include "bus/event.hpp"
 #include "bus/intake.hpp"
+#include "bus/json_fields.hpp"
 #include "bus/legacy.hpp"
 #include "bus/outbox.hpp"
 #include "bus/signing.hpp"
@@ -461,4 +462,36 @@ TEST_CASE("outbox - spooled in order / bounded / corrupt files quarantined / hal
         CHECK(again.try_lock());
     }
     fs::remove_all(dir);
+}
+
+TEST_CASE("json_fields names the first bad field and reads absent fields as empty")
+{
+    auto j = nlohmann::json::parse(R"({"repo": 7, "tag": "v1", "n": 1.5, "list": ["a", 2],
+                                       "items": [{"name": "x", "code": "no"}], "nil": null})");
+    std::string error;
+    bus::json_fields r{j, error, "data."};
+    CHECK(r.str("tag") == "v1");
+    CHECK(r.str("absent").empty());
+    CHECK(r.str("nil").empty());
+    CHECK(error.empty());
+    CHECK(r.str("tag", 1).empty());
+    CHECK(error == "data.tag: too long");
+    CHECK(r.str("repo").empty());
+    CHECK(error == "data.tag: too long"); // the first error stays
+    error.clear();
+    CHECK(r.required("nil").empty());
+    CHECK(error == "data.nil: missing");
+    error.clear();
+    CHECK(r.integer("n") == 0);
+    CHECK(error == "data.n: not an integer");
+    error.clear();
+    CHECK(r.number("n") == 1.5);
+    CHECK(r.strings("list").empty());
+    CHECK(error == "data.list: not a list of strings");
+    error.clear();
+    CHECK(r.boolean("absent", true));
+    auto item = r.item(j["items"][0], "items");
+    CHECK(item.str("name") == "x");
+    CHECK(item.integer("code") == 0);
+    CHECK(error == "data.items[].code: not an integer");
 }
