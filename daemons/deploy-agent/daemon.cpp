@@ -155,16 +155,13 @@ struct agent {
     void register_metrics()
     {
         metrics.add_collector([this] { common.broker_connected.set(client.connected() ? 1 : 0); });
-        auto counter = [this](const char* name, const char* help, const std::uint64_t* v) {
-            metrics.add_callback(name, help, "counter", [v] { return static_cast<double>(*v); });
-        };
-        counter("requests_total", "requests received for this node", &requests);
-        counter("deploys_total", "deploys that went live", &deploys);
-        counter("rollbacks_total", "rollbacks that went live", &rollbacks);
-        counter("runs_total", "whitelisted commands run", &runs);
-        counter("failures_total", "deploys, rollbacks and commands that failed", &failures);
-        counter("refused_total", "requests refused (signature, replay, policy, invalid)", &refused);
-        counter("expired_total", "requests dropped past their deadline", &expired);
+        metrics.add_counter_of("requests_total", "requests received for this node", requests);
+        metrics.add_counter_of("deploys_total", "deploys that went live", deploys);
+        metrics.add_counter_of("rollbacks_total", "rollbacks that went live", rollbacks);
+        metrics.add_counter_of("runs_total", "whitelisted commands run", runs);
+        metrics.add_counter_of("failures_total", "deploys, rollbacks and commands that failed", failures);
+        metrics.add_counter_of("refused_total", "requests refused (signature, replay, policy, invalid)", refused);
+        metrics.add_counter_of("expired_total", "requests dropped past their deadline", expired);
         metrics.add_callback("running_commits", "commits being carried out", "gauge",
                              [this] { return static_cast<double>(running); });
     }

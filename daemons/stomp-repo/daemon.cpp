@@ -116,15 +116,14 @@ struct daemon_state {
     void register_metrics()
     {
         metrics.add_collector([this] { common.broker_connected.set(client.connected() ? 1 : 0); });
-        auto counter = [this](const char* name, const char* help, const std::uint64_t* v) {
-            metrics.add_callback(name, help, "counter", [v] { return static_cast<double>(*v); });
-        };
-        counter("updates_total", "apt lists updates that made the announced versions candidates", &updates);
-        counter("update_failures_total", "failed, stale or lock-timed-out update attempts", &failures);
-        counter("gave_up_total", "batches given up after the last retry", &gave_up);
-        counter("ignored_unwatched_total", "events for packages no watch entry matches", &unwatched);
-        counter("ignored_not_newer_total", "events not newer than the candidate", &not_newer);
-        counter("refused_total", "events refused by the Debian policy checks", &refused);
+        metrics.add_counter_of("updates_total",
+                               "apt lists updates that made the announced versions candidates", updates);
+        metrics.add_counter_of("update_failures_total",
+                               "failed, stale or lock-timed-out update attempts", failures);
+        metrics.add_counter_of("gave_up_total", "batches given up after the last retry", gave_up);
+        metrics.add_counter_of("ignored_unwatched_total", "events for packages no watch entry matches", unwatched);
+        metrics.add_counter_of("ignored_not_newer_total", "events not newer than the candidate", not_newer);
+        metrics.add_counter_of("refused_total", "events refused by the Debian policy checks", refused);
         metrics.add_callback("pending_messages", "messages held until their update ended", "gauge",
                              [this] { return static_cast<double>(held.size()); });
     }

@@ -96,6 +96,18 @@ TEST_CASE("metrics: callbacks and collectors are read at every scrape")
     CHECK(has_line(text, "d_broker_connected 1"));
 }
 
+TEST_CASE("metrics: a counter the daemon keeps as an integer is read at every scrape")
+{
+    registry r("d");
+    std::uint64_t deploys = 0;
+    r.add_counter_of("deploys_total", "deploys that went live", deploys);
+    auto text = r.expose();
+    CHECK(text.find("# TYPE d_deploys_total counter") != std::string::npos);
+    CHECK(has_line(text, "d_deploys_total 0"));
+    deploys = 12;
+    CHECK(has_line(r.expose(), "d_deploys_total 12"));
+}
+
 TEST_CASE("metrics: a family callback lists the series that exist now and none that are gone")
 {
     registry r("d");

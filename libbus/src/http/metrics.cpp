@@ -217,6 +217,11 @@ histogram& registry::add_histogram(std::string_view name, std::string_view help,
     return *s.h;
 }
 
+void registry::add_counter_of(std::string_view name, std::string_view help, const std::uint64_t& value)
+{
+    add_callback(name, help, "counter", [v = &value] { return static_cast<double>(*v); });
+}
+
 void registry::add_callback(std::string_view name, std::string_view help, std::string_view type,
                             std::function<double()> read, labels l)
 {

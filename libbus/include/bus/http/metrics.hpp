@@ -96,6 +96,10 @@ public:
     void add_callback(std::string_view name, std::string_view help, std::string_view type,
                       std::function<double()> read, labels l = {});
 
+    /// A counter the daemon keeps itself as a plain integer, read at every scrape (`value` must
+    /// live as long as the registry).
+    void add_counter_of(std::string_view name, std::string_view help, const std::uint64_t& value);
+
     /// A family whose series come and go (one per queue, per destination): `read` returns every
     /// series with its labels at each scrape, so nothing lingers after its subject is gone.
     void add_family_callback(std::string_view name, std::string_view help, std::string_view type,
