@@ -203,13 +203,21 @@ struct agent {
         }
     }
 
-    net::awaitable<void> audit(const deploy::request& q, const deploy::reply& rep, std::string caller, bool verified)
+    // The audit line goes into the log at once (before the caller sees a reply); the frames of
+    // its deploy.audit event are returned for publishing.
+    std::vector<bus::stomp::frame> audit_line(const deploy::request& q, const deploy::reply& rep, std::string caller,
+                                       bool verified)
     {
         auto a = deploy::make_audit(q, rep, std::move(caller), verified);
         auto line = deploy::to_json(a).dump(-1, ' ', false, json::error_handler_t::replace);
         log.info("deploy-agent: audit {}", line);
         auto ev = deploy::to_event(a, cfg.identity);
-        auto frames = bus::encode(ev, cfg.audit_topic, bus::wire_format::native);
+        return bus::encode(ev, cfg.audit_topic, bus::wire_format::native);
+    }
+
+    net::awaitable<void> audit(const deploy::request& q, const deploy::reply& rep, std::string caller, bool verified)
+    {
+        auto frames = audit_line(q, rep, std::move(caller), verified);
         co_await publish(std::move(frames));
     }
 
@@ -313,7 +321,7 @@ struct agent {
         return r;
     }
 
-    // Finishes a request: reply (when it has a usable reply_to), audit, acknowledge.
+    // Finishes a request: audit line, reply (when it has a usable reply_to), audit event, acknowledge.
     net::awaitable<void> finish(job_input in_, deploy::reply rep, bool do_reply)
     {
         rep.duration_s = since(in_.t0);
@@ -322,11 +330,11 @@ struct agent {
             log.info("deploy-agent: {} {} from {} (request {}): {}: {}", in_.q.action, deploy::to_string(in_.q.ph),
                      bus::log_escape(in_.caller), bus::log_escape(in_.q.request_id), what, bus::log_escape(rep.message));
         }
+        std::string caller = in_.caller;
+        auto audit_frames = audit_line(in_.q, rep, std::move(caller), in_.verified);
         bool ok = true;
         if (do_reply) ok = co_await send_reply(in_.q.reply_to, rep);
-        std::string caller = in_.caller;
-        bool verified = in_.verified;
-        co_await audit(in_.q, rep, std::move(caller), verified);
+        co_await publish(std::move(audit_frames));
         if (ok) {
             client.acknowledge(in_.msg, bus::disposition::ack);
             in.processed(in_.event_id, std::chrono::system_clock::now());

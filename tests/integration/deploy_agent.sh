@@ -14,10 +14,7 @@ NAME=deploy_agent
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 w=$WORK
-export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$w/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global safe.directory '*'
-git config --global init.defaultBranch master
+git_sandbox "$w"
 me=$(id -un)
 
 # ---- a repo with three tags, and the clone the agent deploys from ----

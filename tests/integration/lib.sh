@@ -74,6 +74,13 @@ elapsed() { # [T]: the time since T (an $EPOCHREALTIME value; default: the start
   us=$((${EPOCHREALTIME/./} - ${t/./}))
   echo "$((us / 1000000)).$((us / 100000 % 10))s"
 }
+git_sandbox() { # DIR: git with a fixed identity and its own config in DIR (none of the machine's)
+  export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com
+  export GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
+  export GIT_CONFIG_GLOBAL=$1/gitconfig GIT_CONFIG_NOSYSTEM=1
+  git config --global safe.directory '*'
+  git config --global init.defaultBranch master
+}
 pass() { echo "PASS: $NAME: $*"; }
 fail() { echo "FAIL: $NAME: $*"; FAILS=$((FAILS + 1)); fail=1; }
 bad() { fail "$@"; }

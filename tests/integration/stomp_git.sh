@@ -15,10 +15,7 @@ chmod 755 "$work"
 bpid= gpid= spid= others=()
 kill_at_exit spid gpid others bpid
 for u in dkweb dkpuppet; do id "$u" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$u"; done
-export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global safe.directory '*'
-git config --global init.defaultBranch master
+git_sandbox "$work"
 port=$(free_port)
 url="stomp://127.0.0.1:$port"
 embedded_broker "$broker" "$port" "$work/broker.log"

@@ -15,10 +15,7 @@ chmod 755 "$work"
 bpid= gpid= spid=
 kill_at_exit spid gpid bpid
 id dkpuppet >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dkpuppet
-export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global safe.directory '*'
-git config --global init.defaultBranch master
+git_sandbox "$work"
 
 git init -q --bare "$work/origin/site.git"
 git clone -q "$work/origin/site.git" "$work/dev" 2>/dev/null

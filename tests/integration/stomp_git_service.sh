@@ -18,10 +18,7 @@ log_has() { grep -qF -- "$2" "$1"; }
 metric() { local m; m=$(http_get "$aport" /metrics); grep -F -- "$1" <<<"$m" | awk '{print $NF}' | head -1; }
 metrics_have() { local m; m=$(http_get "$aport" /metrics); grep -q "^$1" <<<"$m"; }  # a line starting with this (a regex)
 readyz_like() { [[ $(http_get "$aport" /readyz) == $1 ]]; }
-export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global safe.directory '*'
-git config --global init.defaultBranch master
+git_sandbox "$work"
 
 # A repository and the clone stomp-git keeps (normal mode, as the daemon's own user).
 git init -q --bare "$work/origin/site.git"

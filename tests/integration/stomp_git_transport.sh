@@ -45,10 +45,7 @@ usermod -d "$work/home/$fetcher" "$fetcher" >/dev/null 2>&1 || true
 chown "$srv" "$work/home/$srv"
 chown "$fetcher" "$work/home/$fetcher"
 
-export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global safe.directory '*'
-git config --global init.defaultBranch master
+git_sandbox "$work"
 
 # The central bare repository, owned by the server account, and two commits.
 mkdir -p "$work/srv"

@@ -149,7 +149,7 @@ else
   bad "no result event: $(cat "$work/results") / $(tail -20 "$work/stomp-repo.log")"
 fi
 [[ $(candidate site-web) == 1.1-1 ]] && pass "apt-cache policy in the isolated root: candidate 1.1-1" || bad "candidate $(candidate site-web)"
-grep '"type":"package"' "$work/updates" | grep -q '"name":"site-web","new_version":"1.1-1"' \
+grep '"type":"package"' "$work/updates" | grep '"name":"site-web","new_version":"1.1-1"' >/dev/null \
   && pass "the package event is on future.package.updates" || bad "package event: $(cat "$work/updates")"
 grep -q "updated package lists: site-web 1.1-1" "$work/oneliners" && pass "original-style one-liner on the report topic" \
   || bad "one-liner: $(cat "$work/oneliners")"

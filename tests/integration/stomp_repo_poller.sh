@@ -147,9 +147,9 @@ for l in open(sys.argv[1]):
 else
   fail "no package.result: $(cat "$WORK/results.out") / $(tail -10 "$WORK/stomp-repo.log") / $(tail -5 "$WORK/poller.log")"
 fi
-grep -F '"type":"package"' "$WORK/updates.out" | grep -qF '"name":"site-web","new_version":"1.1-1"' \
+grep -F '"type":"package"' "$WORK/updates.out" | grep -F '"name":"site-web","new_version":"1.1-1"' >/dev/null \
   && pass "the poller's package event is on future.package.updates" || fail "package event: $(cat "$WORK/updates.out")"
-grep -F '"type":"package"' "$WORK/updates.out" | grep -qF '"new_version":"1.0-1"' \
+grep -F '"type":"package"' "$WORK/updates.out" | grep -F '"new_version":"1.0-1"' >/dev/null \
   && fail "the baseline was announced" || true
 [[ $(candidate site-web) == 1.1-1 ]] && pass "apt-cache policy in the isolated root: candidate 1.1-1" \
   || fail "candidate '$(candidate site-web)'"
