@@ -222,12 +222,20 @@ std::string deploy_page(const page_context& ctx, const deploy_view& v)
              "<th>identity</th><th>" + esc(v.repo) + " now</th><th>classes</th><th>facts</th></tr></thead><tbody>";
         if (a.contains("discovered"))
             for (const auto& [id, n] : a["discovered"].items()) {
-                std::string now = "-";
+                std::string now;
+                bool has = false;
                 for (const auto& r : n.value("repos", json::array()))
-                    if (r.value("name", std::string()) == v.repo) now = r.value("tag", std::string());
+                    if (r.is_object() && r.value("name", std::string()) == v.repo) {
+                        has = true;
+                        now = r.value("tag", std::string());
+                    }
+                if (!has) continue;  // a node without the repo
+                if (now.empty()) now = "-";
                 std::string classes, facts;
-                for (const auto& c : n.value("classes", json::array())) classes += (classes.empty() ? "" : " ") + c.get<std::string>();
-                for (const auto& [k, fv] : n.value("facts", json::object()).items())
+                for (const auto& c : n.value("classes", json::array()))
+                    if (c.is_string()) classes += (classes.empty() ? "" : " ") + c.get<std::string>();
+                const json facts_j = n.value("facts", json::object());  // named: items() refers to it
+                for (const auto& [k, fv] : facts_j.items())
                     facts += (facts.empty() ? "" : ", ") + k + "=" + (fv.is_string() ? fv.get<std::string>() : fv.dump());
                 s += "<tr><td><input type=\"checkbox\" class=\"node\" name=\"node\" value=\"" + esc(id) + "\" id=\"node-" +
                      esc(id) + "\"></td><td>" + esc(id) + "</td><td>" + esc(now) + "</td><td>" + esc(classes) + "</td><td>" +
