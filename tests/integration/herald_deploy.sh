@@ -142,7 +142,17 @@ try:
     d.save_screenshot(os.path.join(art, "herald-deploy-job.png"))
     on = [site(k).endswith("-v2") or "v2" in os.path.basename(site(k)) for k in (1, 2, 3)]
     check(all(on), f"the agents' site symlinks moved to v2 ({[site(k) for k in (1, 2, 3)]})")
-    # past deploys: the entry, then its page with every stage's output (from the record)
+    # the rollout's output is recorded with the user (so past deploys keep it across restarts)
+    def recorded():
+        return d.execute_async_script("var done = arguments[arguments.length - 1];"
+            "fetch('/api/events?type=deploy.output&q=' + arguments[0]).then(r => r.text()).then(done).catch(e => done(String(e)));", job)
+    try:
+        WebDriverWait(d, 15).until(lambda d: "pre-deploy on n3 for v2" in recorded())
+        rec = recorded()
+        check('"user":"alice"' in rec and '"state":"complete"' in rec, "the rollout's stage output is recorded as deploy.output with the user")
+    except Exception:
+        check(False, "the rollout's stage output is recorded: " + recorded()[:500])
+    # past deploys: the entry, then its page with every stage's output
     d.get(base + "/deploy")
     WebDriverWait(d, 15).until(lambda d: d.find_elements(By.ID, "past"))
     rows = [r.text for r in d.find_elements(By.CSS_SELECTOR, "#past tbody tr")]
