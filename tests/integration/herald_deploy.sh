@@ -180,14 +180,15 @@ finally:
 sys.exit(1 if fails else 0)
 PY
 # nothing of the refused requests reached an agent (each agent audits every request it receives)
-if grep -h '"action":"deploy"' "$w"/n*/agent.log | grep -q -e pwned -e '"v1"'; then
+# (grep -c, not -q: with pipefail an early exit of the second grep would fail the first)
+if (($(grep -h '"action":"deploy"' "$w"/n*/agent.log | grep -c -e pwned -e '"v1"') > 0)); then
   fail "a refused deploy reached an agent: $(grep -h pwned "$w"/n*/agent.log | head -2)"
 else
   pass "the refused deploys sent nothing to any agent"
 fi
 [[ ! -e /tmp/pwned ]] || fail "/tmp/pwned exists"
 [[ $(head -1 "$w/hooks.log" 2>/dev/null) == "n1 pre v2" ]] && pass "the canary n1 deployed first" || fail "hooks: $(cat "$w/hooks.log")"
-grep -h '"caller":"alice"' "$w"/n*/agent.log | grep -q '"phase":"commit"' && pass "the agents audit the deploy as alice" ||
+(($(grep -h '"caller":"alice"' "$w"/n*/agent.log | grep -c '"phase":"commit"') == 3)) && pass "the agents audit the deploy as alice" ||
   fail "no audit line with caller alice: $(grep -h audit "$w/n1/agent.log" | tail -2)"
 ls "$artifacts"/herald-deploy-*.png >/dev/null 2>&1 && pass "screenshots in $artifacts" || bad "no screenshots"
 finish
