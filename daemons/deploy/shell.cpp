@@ -448,11 +448,11 @@ private:
                 }
                 res() << "[/Tags]\n";
             }
-        } else if (cmd_.json || sinks_.on_result) {
-            json answer{{"repo", cmd_.repo}, {"nodes", per}, {"no_reply", no_reply}};
+        } else if (json answer{{"repo", cmd_.repo}, {"nodes", per}, {"no_reply", no_reply}}; cmd_.json) {
             if (sinks_.on_result) sinks_.on_result(with_discovered(answer, nodes));
-            if (cmd_.json) res() << answer.dump(2) << "\n";
+            res() << answer.dump(2) << "\n";
         } else {
+            if (sinks_.on_result) sinks_.on_result(with_discovered(answer, nodes));
             for (auto& n : nodes) {
                 auto* rep = reply_of(r.request_id, n);
                 if (!rep) continue;
