@@ -647,8 +647,9 @@ struct daemon_state {
 
     // A session request as `user`: herald's bus settings on a connection of its own (no
     // client-id: nothing durable), the deploy section's destinations and defaults, and the
-    // user's own signing key when user-keys-file is set (the agents then see the user as the
-    // verified caller), else herald's key when signing is on.
+    // user's own signing key when user-keys-file has one (the agents then see the user as the
+    // verified caller), else herald's key when signing is on. A rollout without the user's key
+    // is refused before this (start_deploy); questions (discover, tags) fall back to herald's.
     std::shared_ptr<deploy::cli::session_request> deploy_request(const std::string& user)
     {
         auto req = std::make_shared<deploy::cli::session_request>();
@@ -658,7 +659,7 @@ struct daemon_state {
         req->cfg.caller = user;
         if (cfg.deploy.per_user_keys) {
             const auto* k = cfg.deploy.user_keys.find(user);
-            req->cfg.bus.signing = k ? std::optional<bus::signing_key>(*k) : std::nullopt;
+            if (k) req->cfg.bus.signing = *k;
         }
         return req;
     }

@@ -2,7 +2,8 @@
 # herald's deploy page in headless Chromium (python3-selenium) against three deploy-agents on
 # the embedded broker: a deployer picks the repo, a tag present on every node and the nodes,
 # deploys with a canary, watches the job go to complete on the page, and finds it in the past
-# deploys with each stage's output; the agents' site symlinks moved to the tag. Refused, with
+# deploys with each stage's output; the agents' site symlinks moved to the tag; the agents
+# require signatures and audit the rollout as alice, signed with her key. Refused, with
 # nothing sent to any agent: a viewer's deploy POST (403), a POST without the CSRF token (403),
 # a tag with shell metacharacters (400). Screenshots go to ARTIFACTS.
 #   tests/integration/herald_deploy.sh STOMP_BROKER DEPLOY_AGENT HERALD ARTIFACTS
@@ -28,6 +29,11 @@ read -r bport hport < <(free_ports 2)
 url="stomp://127.0.0.1:$bport"
 start_broker "$w/broker" "$bport"
 
+# Signing on: the agents accept only signed requests; herald signs a user's rollout with that
+# user's key (user-keys-file: alice has one, victor none) and its questions with its own.
+printf 'alice %s\nherald %s\n' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+  "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$w/keys"
+chmod 600 "$w/keys"
 # herald first: it records the agents' heartbeats and the jobs' events from the start
 hash=$(echo 's3cret' | "$STOMP_BROKER" --hash-password)
 printf 'users:\n  alice: {password: "%s", role: deployer}\n  victor: {password: "%s", role: viewer}\n' "$hash" "$hash" >"$w/users.yaml"
@@ -37,9 +43,12 @@ database: $w/herald.db
 listen: 127.0.0.1:$hport
 users-file: $w/users.yaml
 live-wait-seconds: 5
+signing-key-file: $w/keys
+signing-key-id: herald
 deploy:
   discovery-timeout: 1
   defaults: {timeout: 30}
+  user-keys-file: $w/keys
 EOF
 bg "$herald" -c "$w/herald.yaml" 2>"$w/herald.log"
 ready() { [[ $(http_get "$hport" /readyz) == "200 "* ]]; }
@@ -61,6 +70,8 @@ facts-file: $d/facts.yaml
 default-user: $me
 state-dir: $d/state
 hook-timeout: 30s
+verify-key-file: $w/keys
+require-signatures: true
 repos:
   site: {repo: $d/clone.git, sitedir: $d/site, controldir: $d/control, user: $me, keep: 3}
 policy:
@@ -188,7 +199,8 @@ else
 fi
 [[ ! -e /tmp/pwned ]] || fail "/tmp/pwned exists"
 [[ $(head -1 "$w/hooks.log" 2>/dev/null) == "n1 pre v2" ]] && pass "the canary n1 deployed first" || fail "hooks: $(cat "$w/hooks.log")"
-(($(grep -h '"caller":"alice"' "$w"/n*/agent.log | grep -c '"phase":"commit"') == 3)) && pass "the agents audit the deploy as alice" ||
+(($(grep -h '"caller":"alice"' "$w"/n*/agent.log | grep '"phase":"commit"' | grep -c '"verified":true') == 3)) &&
+  pass "the agents audit the deploy as alice, verified by alice's signature" ||
   fail "no audit line with caller alice: $(grep -h audit "$w/n1/agent.log" | tail -2)"
 ls "$artifacts"/herald-deploy-*.png >/dev/null 2>&1 && pass "screenshots in $artifacts" || bad "no screenshots"
 finish
