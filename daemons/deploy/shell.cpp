@@ -129,8 +129,8 @@ net::awaitable<std::string> health_work(std::string url, std::vector<std::string
 
 class session {
 public:
-    session(net::io_context& io, const config& cfg, const command& cmd, spdlog::logger& log)
-        : io_(io), cfg_(cfg), cmd_(cmd), log_(log), client_(io.get_executor(), client_opts(cfg), log), wake_(io),
+    session(net::any_io_executor ex, const config& cfg, const command& cmd, spdlog::logger& log, const session_sinks& sinks)
+        : cfg_(cfg), cmd_(cmd), log_(log), sinks_(sinks), client_(ex, client_opts(cfg), log), wake_(ex),
           in_(bus::intake_options{.require_signatures = cfg.bus.require_signatures}, cfg.bus.verify_keys),
           reply_topic_(cfg.dest.reply_prefix + random_hex(8))
     {
@@ -186,8 +186,9 @@ private:
         return o;
     }
 
-    std::ostream& out() { return cmd_.json ? std::cerr : std::cout; }  // progress
-    std::ostream& err() { return std::cerr; }
+    std::ostream& out() { return sinks_.out ? *sinks_.out : null_; }  // progress
+    std::ostream& err() { return sinks_.err ? *sinks_.err : null_; }
+    std::ostream& res() { return sinks_.result ? *sinks_.result : null_; }  // the command's answer
 
     // ---- inbound ----
 
@@ -359,6 +360,22 @@ private:
         co_return sel.select(nodes);
     }
 
+    // `answer` with "discovered": what each selected node's ping or heartbeat said
+    // (identity, facts, classes, repos), for callers that show nodes (herald's deploy page).
+    json with_discovered(json answer, const std::vector<std::string>& nodes) const
+    {
+        json d = json::object();
+        for (auto& n : nodes) {
+            auto it = heard_.find(n);
+            if (it == heard_.end()) continue;
+            json repos = json::array();
+            for (auto& r : it->second.repos) repos.push_back({{"name", r.name}, {"tag", r.tag}, {"commit", r.commit}});
+            d[n] = {{"facts", it->second.facts}, {"classes", it->second.classes}, {"repos", repos}};
+        }
+        answer["discovered"] = std::move(d);
+        return answer;
+    }
+
     // ---- commands ----
 
     net::awaitable<int> dispatch(const selector& sel)
@@ -369,6 +386,10 @@ private:
         if (nodes.empty()) {
             err() << "deploy: no node matched (" << heard_.size() << " discovered)\n";
             co_return exit_refused;
+        }
+        if (cmd_.name == "discover") {  // herald: the nodes and their repos, nothing asked of them
+            if (sinks_.on_result) sinks_.on_result(with_discovered(json::object(), nodes));
+            co_return exit_ok;
         }
         if (cmd_.name == "tags" || cmd_.name == "state") co_return co_await direct(nodes);
         co_return co_await rollout(nodes);
@@ -406,28 +427,32 @@ private:
         double dur = std::chrono::duration<double>(clock::now() - started_).count();
         if (cmd_.name == "tags") {
             auto rows = intersect_tags(by);
+            json t = json::array();
+            for (auto& row : rows)
+                t.push_back({{"name", row.name}, {"time", row.time}, {"on_every_node", row.missing.empty()},
+                             {"missing", row.missing}});
+            json answer{{"repo", cmd_.repo}, {"tags", t}, {"nodes", per}, {"no_reply", no_reply}};
+            if (sinks_.on_result) sinks_.on_result(with_discovered(answer, nodes));
             if (cmd_.json) {
-                json t = json::array();
-                for (auto& row : rows)
-                    t.push_back({{"name", row.name}, {"time", row.time}, {"on_every_node", row.missing.empty()},
-                                 {"missing", row.missing}});
-                std::cout << json{{"repo", cmd_.repo}, {"tags", t}, {"nodes", per}, {"no_reply", no_reply}}.dump(2) << "\n";
+                res() << answer.dump(2) << "\n";
             } else {
-                std::cout << "[Tags] " << cmd_.repo << " on " << by.size() << " node(s); * = missing on some\n";
+                res() << "[Tags] " << cmd_.repo << " on " << by.size() << " node(s); * = missing on some\n";
                 for (auto& row : rows) {
-                    std::cout << (row.missing.empty() ? "  " : "* ") << row.name;
+                    res() << (row.missing.empty() ? "  " : "* ") << row.name;
                     if (!row.missing.empty()) {
-                        std::cout << "  (missing on";
-                        for (auto& m : row.missing) std::cout << " " << m;
-                        std::cout << ")";
+                        res() << "  (missing on";
+                        for (auto& m : row.missing) res() << " " << m;
+                        res() << ")";
                     }
-                    std::cout << "\n";
+                    res() << "\n";
                 }
-                std::cout << "[/Tags]\n";
+                res() << "[/Tags]\n";
             }
-        } else if (cmd_.json) {
-            std::cout << json{{"repo", cmd_.repo}, {"nodes", per}, {"no_reply", no_reply}}.dump(2) << "\n";
+        } else if (json answer{{"repo", cmd_.repo}, {"nodes", per}, {"no_reply", no_reply}}; cmd_.json) {
+            if (sinks_.on_result) sinks_.on_result(with_discovered(answer, nodes));
+            res() << answer.dump(2) << "\n";
         } else {
+            if (sinks_.on_result) sinks_.on_result(with_discovered(answer, nodes));
             for (auto& n : nodes) {
                 auto* rep = reply_of(r.request_id, n);
                 if (!rep) continue;
@@ -436,10 +461,10 @@ private:
                     return j.is_object() && j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string("-");
                 };
                 if (rep->code != proto::status::ok) {
-                    std::cout << n << "  error " << static_cast<int>(rep->code) << ": " << last_line(rep->message) << "\n";
+                    res() << n << "  error " << static_cast<int>(rep->code) << ": " << last_line(rep->message) << "\n";
                     continue;
                 }
-                std::cout << n << "  " << cmd_.repo << "  " << s(d, "tag") << "  " << s(d, "commit").substr(0, 12) << "  "
+                res() << n << "  " << cmd_.repo << "  " << s(d, "tag") << "  " << s(d, "commit").substr(0, 12) << "  "
                           << s(d, "time") << "  by " << s(d, "by") << "  previous "
                           << s(d.is_object() && d.contains("previous") ? d["previous"] : json(), "tag") << "\n";
             }
@@ -476,7 +501,28 @@ private:
         for (auto& n : j.nodes())
             if (auto st = j.state_of(n)) pj.nodes[n] = std::string(to_string(*st));
         if (s) pj.summary = proto::job_summary{s->discovered, s->responded, s->ok, s->failed, s->no_reply, s->duration_s};
+        if (sinks_.on_job) sinks_.on_job(job_json(j, s));
         co_await publish(proto::to_event(pj), cfg_.dest.job_topic, false);
+    }
+
+    // The job as `--json` prints it: the job event, the action, and each node's last reply
+    // (message, data, stages with their output).
+    json job_json(const job& j, const summary* s) const
+    {
+        json per = json::object();
+        for (auto& n : j.nodes()) {
+            auto& r = j.result(n);
+            auto st = j.state_of(n);
+            per[n] = {{"state", st ? std::string(to_string(*st)) : "unavailable"},
+                      {"status", r.status},
+                      {"message", r.message},
+                      {"tries", r.tries}};
+            if (!r.detail.is_null()) per[n]["detail"] = r.detail;
+        }
+        auto ev = job_event(j, s);
+        ev["action"] = action();
+        ev["nodes_detail"] = per;
+        return ev;
     }
 
     net::awaitable<void> transition(job& j, job_state s)
@@ -597,7 +643,7 @@ private:
         auto quorum = amount::parse(ro.quorum, "--quorum");
         if (!ro.health_cmd.empty()) parse_argv(ro.health_cmd);  // a usage error before anything runs
 
-        job_id_ = "j-" + random_hex(8);
+        job_id_ = proto::valid_id(cmd_.job_id) ? cmd_.job_id : "j-" + random_hex(8);
         job j(job_id_, action(), nodes);
         j.repo = cmd_.repo;
         j.tag = cmd_.name == "exec" ? cmd_.exec_name : cmd_.tag;
@@ -680,31 +726,20 @@ private:
     {
         auto s = summarize(j, std::chrono::duration<double>(clock::now() - started_).count());
         co_await publish_job(j, &s);
+        if (sinks_.on_result) sinks_.on_result(job_json(j, &s));
         if (cmd_.json) {
-            json per = json::object();
-            for (auto& n : j.nodes()) {
-                auto& r = j.result(n);
-                auto st = j.state_of(n);
-                per[n] = {{"state", st ? std::string(to_string(*st)) : "unavailable"},
-                          {"status", r.status},
-                          {"message", r.message},
-                          {"tries", r.tries}};
-                if (!r.detail.is_null()) per[n]["detail"] = r.detail;
-            }
-            auto ev = job_event(j, &s);
-            ev["action"] = action();
-            ev["nodes_detail"] = per;
-            std::cout << ev.dump(2) << "\n";
+            res() << job_json(j, &s).dump(2) << "\n";
         } else {
-            std::cout << ">>>>>>>>> " << to_text(s, action() + " " + std::string(to_string(j.state())));
+            res() << ">>>>>>>>> " << to_text(s, action() + " " + std::string(to_string(j.state())));
         }
         co_return exit_code(j);
     }
 
-    net::io_context& io_;
     const config& cfg_;
     const command& cmd_;
     spdlog::logger& log_;
+    const session_sinks& sinks_;
+    std::ostream null_{nullptr};  // discards what it is given
     bus::client client_;
     net::steady_timer wake_;
     bus::intake in_;
@@ -718,22 +753,74 @@ private:
     net::thread_pool workers_{1};
 };
 
+// The bus client's life next to the session's: ends when the client stops.
+net::awaitable<void> run_client(std::shared_ptr<session> s, spdlog::logger* log)
+{
+    try {
+        co_await s->client().run();
+    } catch (const std::exception& e) {
+        log->error("{}", e.what());
+    }
+    s->client_ended = true;
+    s->poke();
+}
+
 } // namespace
+
+net::awaitable<int> run_session(net::any_io_executor ex, std::shared_ptr<session_request> req, spdlog::logger& log)
+{
+    auto s = std::make_shared<session>(ex, req->cfg, req->cmd, log, req->sinks);
+    std::weak_ptr<session> weak = s;
+    req->interrupt = [weak] {
+        if (auto p = weak.lock()) {
+            p->interrupted = true;
+            p->poke();
+        }
+    };
+    auto client_task = run_client(s, &log);
+    net::co_spawn(ex, std::move(client_task), net::detached);
+    int rc = exit_failed;
+    std::string failure;
+    try {
+        rc = co_await s->main();
+    } catch (const usage_error& ue) {
+        failure = ue.what();
+        rc = exit_usage;
+    } catch (const std::exception& e) {
+        failure = e.what();
+        rc = exit_failed;
+    }
+    if (!failure.empty() && req->sinks.err) *req->sinks.err << "deploy: " << failure << "\n";
+    s->client().stop();
+    // the client's coroutine holds the session until it has ended; wait for it (bounded)
+    auto until = clock::now() + std::chrono::seconds(5);
+    net::steady_timer t(ex);
+    while (!s->client_ended && clock::now() < until) {
+        t.expires_after(milliseconds(20));
+        co_await t.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    req->interrupt = nullptr;
+    co_return rc;
+}
 
 int run_command(const config& cfg, const command& cmd)
 {
     auto log = std::make_shared<spdlog::logger>("deploy", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
     log->set_level(cmd.verbose ? spdlog::level::info : spdlog::level::critical);
     net::io_context io(1);
-    session s(io, cfg, cmd, *log);
+    auto req = std::make_shared<session_request>();
+    req->cfg = cfg;
+    req->cmd = cmd;
+    req->sinks.out = cmd.json ? &std::cerr : &std::cout;
+    req->sinks.err = &std::cerr;
+    req->sinks.result = &std::cout;
     int sigs = 0;
     net::signal_set signals(io, SIGINT, SIGTERM);
     std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int) {
         if (ec) return;
         if (++sigs == 1) {
-            s.interrupted = true;
             std::cerr << "deploy: interrupted: stopping after the current batch (again to stop now)\n";
-            s.poke();
+            if (req->interrupt) req->interrupt();
             signals.async_wait(on_signal);
         } else {
             std::cerr << "deploy: stopped at once; reservations expire at their deadline\n";
@@ -743,30 +830,9 @@ int run_command(const config& cfg, const command& cmd)
     };
     signals.async_wait(on_signal);
     int rc = exit_failed;
-    net::co_spawn(io, [&]() -> net::awaitable<void> {
-        try {
-            co_await s.client().run();
-        } catch (const std::exception& e) {
-            log->error("{}", e.what());
-        }
-        s.client_ended = true;
-        s.poke();
-    }, net::detached);
-    net::co_spawn(io, s.main(), [&](std::exception_ptr e, int r) {
-        rc = r;
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const usage_error& ue) {
-                std::cerr << "deploy: " << ue.what() << "\n";
-                rc = exit_usage;
-            } catch (const std::exception& ex) {
-                std::cerr << "deploy: " << ex.what() << "\n";
-                rc = exit_failed;
-            }
-        }
+    net::co_spawn(io, run_session(io.get_executor(), req, *log), [&](std::exception_ptr e, int r) {
+        rc = e ? exit_failed : r;
         signals.cancel();
-        s.client().stop();
     });
     io.run();
     return rc;

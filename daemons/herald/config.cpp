@@ -143,6 +143,22 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     c.heartbeat = bus::runtime::read_heartbeat_options(r);
     if (auto a = r.sub("alerts")) c.alerts = alerts::read_settings(*a);
     else r.has("alerts");
+    c.deploy.base.discovery_timeout = 2;
+    if (auto d = r.sub("deploy")) {
+        deploy::cli::read_deploy_keys(*d, c.deploy.base);
+        if (auto uk = d->str("user-keys-file", ""); !uk.empty()) {
+            bus::runtime::read_secret_file(uk, d->where("user-keys-file"));
+            try {
+                c.deploy.user_keys = bus::keyring::load_file(uk);
+            } catch (const std::exception& e) {
+                d->fail("user-keys-file", e.what());
+            }
+            c.deploy.per_user_keys = true;
+        }
+        c.deploy.max_rollouts = static_cast<std::size_t>(d->integer("max-rollouts", 4, 1, 64));
+    } else {
+        r.has("deploy");
+    }
     f.finish();
     c.file = std::move(f);
     return c;

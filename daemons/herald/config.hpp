@@ -7,6 +7,8 @@
 #include "alert_seam.hpp"
 #include "store.hpp"
 
+#include "options.hpp"  // deploy::cli::config (daemons/deploy)
+
 #include "bus/config.hpp"
 #include "bus/http/address.hpp"
 #include "bus/runtime/config_reader.hpp"
@@ -33,6 +35,16 @@ struct ingest_token {
 };
 
 enum class role { viewer = 1, deployer = 2 };
+
+/// The deploy page (`deploy:`): the deploy CLI's keys (destinations, discovery-timeout,
+/// `defaults:`) and herald's own.
+struct deploy_settings {
+    deploy::cli::config base;  ///< its bus part unused: rollouts connect with herald's bus settings
+    bus::keyring user_keys;    ///< user-keys-file: each user's signing key, id = user name
+    bool per_user_keys = false;
+    std::size_t max_rollouts = 4;  ///< at once (and one per repo)
+    std::size_t keep_finished = 50;  ///< finished rollouts whose progress stays in memory
+};
 
 struct config {
     bus::bus_config bus;
@@ -64,6 +76,7 @@ struct config {
     std::optional<bus::http::listen_address> admin_listen;
     bus::runtime::heartbeat_options heartbeat;
     std::shared_ptr<const alerts::settings> alerts;  ///< null: no `alerts:` section
+    deploy_settings deploy;
     std::optional<bus::runtime::config_file> file;
 };
 

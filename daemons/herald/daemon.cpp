@@ -10,6 +10,7 @@
 
 #include "alert_seam.hpp"
 #include "config.hpp"
+#include "deploy_web.hpp"
 #include "record.hpp"
 #include "store.hpp"
 #include "web.hpp"
@@ -27,6 +28,10 @@
 #include "bus/runtime/service.hpp"
 #include "bus/text.hpp"
 
+#include "core.hpp"   // deploy::cli: the deploy CLI's rollout engine (deploy_lib)
+#include "shell.hpp"
+#include "deploy/protocol.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -37,7 +42,10 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <deque>
 #include <map>
+#include <set>
+#include <sstream>
 
 namespace herald {
 
@@ -138,6 +146,21 @@ struct daemon_state {
     bus::http::counter& ingested = metrics.add_counter("ingest_records_total", "records accepted on /ingest");
     bus::http::counter& refused_ingest = metrics.add_counter("ingest_refused_total", "/ingest requests refused");
     bus::http::server http;
+
+    // ---- rollouts started from the deploy page (deploy_lib's session on this io_context) ----
+    struct rollout_run {
+        std::string job_id, repo, tag, user;
+        std::shared_ptr<deploy::cli::session_request> req;
+        std::ostringstream progress;
+        nlohmann::json job = nlohmann::json::object();
+        bool done = false;
+        int rc = -1;
+        std::int64_t version = 1;
+    };
+    std::map<std::string, std::shared_ptr<rollout_run>> rollouts;  // job id → (running, and the last finished)
+    std::map<std::string, std::string> repo_busy;                  // repo → its running job
+    std::deque<std::string> finished;
+    std::size_t running_rollouts = 0;
 
     // ---- the database ----
 
@@ -403,6 +426,10 @@ struct daemon_state {
                 auto r = co_await note(req, who);
                 co_return r;
             }
+            if (req.path == "/deploy") {
+                auto r = co_await start_deploy(req, who);
+                co_return r;
+            }
             co_return page(404, error_page(404, "no such action"));
         }
         if (req.method != "GET" && req.method != "HEAD") co_return json_error(405, "method not allowed");
@@ -443,6 +470,20 @@ struct daemon_state {
         }
         if (req.path == "/live" || req.path == "/api/live") {
             auto r = co_await live(req);
+            co_return r;
+        }
+        if (req.path == "/deploy") {
+            auto r = co_await deploy_index(req, ctx);
+            co_return r;
+        }
+        if (req.path.starts_with("/deploy/job/")) {
+            auto id = req.path.substr(12);
+            auto r = co_await job_show(id, ctx);
+            co_return r;
+        }
+        if (req.path.starts_with("/deploy/live/")) {
+            auto id = req.path.substr(13);
+            auto r = co_await job_live(req, id);
             co_return r;
         }
         co_return wants_html(req) ? page(404, error_page(404, "not found")) : json_error(404, "not found");
@@ -602,6 +643,251 @@ struct daemon_state {
         co_return reply(200, "application/json", j.dump() + "\n");
     }
 
+    // ---- the deploy page ----
+
+    // A session request as `user`: herald's bus settings on a connection of its own (no
+    // client-id: nothing durable), the deploy section's destinations and defaults, and the
+    // user's own signing key when user-keys-file has one (the agents then see the user as the
+    // verified caller), else herald's key when signing is on. A rollout without the user's key
+    // is refused before this (start_deploy); questions (discover, tags) fall back to herald's.
+    std::shared_ptr<deploy::cli::session_request> deploy_request(const std::string& user)
+    {
+        auto req = std::make_shared<deploy::cli::session_request>();
+        req->cfg = cfg.deploy.base;
+        req->cfg.bus = cfg.bus;
+        req->cfg.bus.client.client_id.clear();
+        req->cfg.caller = user;
+        if (cfg.deploy.per_user_keys) {
+            const auto* k = cfg.deploy.user_keys.find(user);
+            if (k) req->cfg.bus.signing = *k;
+        }
+        return req;
+    }
+
+    // `discover` (every node, its repos) or `tags` of a repo, as `user`; the answer or why not.
+    net::awaitable<std::pair<nlohmann::json, std::string>> ask_agents(std::string name, std::string repo, std::string user)
+    {
+        auto req = deploy_request(user);
+        req->cmd.name = std::move(name);
+        req->cmd.repo = std::move(repo);
+        auto answer = std::make_shared<nlohmann::json>();
+        auto errors = std::make_shared<std::ostringstream>();
+        req->sinks.err = errors.get();
+        req->sinks.on_result = [answer](const nlohmann::json& j) { *answer = j; };
+        auto ex = svc.executor();
+        auto task = deploy::cli::run_session(ex, req, log);
+        int rc = co_await std::move(task);
+        std::string why;
+        if (answer->is_null()) {
+            why = errors->str();
+            if (why.empty()) why = "no answer (exit " + std::to_string(rc) + ")";
+        }
+        co_return std::make_pair(std::move(*answer), std::move(why));
+    }
+
+    std::vector<std::string> running_jobs() const
+    {
+        std::vector<std::string> v;
+        for (const auto& [id, ro] : rollouts)
+            if (!ro->done) v.push_back(id);
+        return v;
+    }
+
+    // GET /deploy[?repo=R]: the repos the agents have, a repo's tags on every node and its
+    // nodes, the form, the running and the past deploys.
+    net::awaitable<bus::http::response> deploy_index(bus::http::request& req, const page_context& ctx)
+    {
+        deploy_view v;
+        v.defaults = cfg.deploy.base.defaults;
+        if (auto params = params_of(req.target))
+            for (auto& [k, val] : *params)
+                if (k == "repo") v.repo = val;
+        if (!v.repo.empty() && (!bus::valid_repo_name(v.repo) || v.repo.find('/') != std::string::npos))
+            co_return page(400, error_page(400, "not a repository name"));
+        std::string user = ctx.who->user;
+        auto asked = co_await ask_agents(v.repo.empty() ? "discover" : "tags", v.repo, user);
+        v.answer = std::move(asked.first);
+        v.discovery_error = std::move(asked.second);
+        std::set<std::string> repos;
+        if (v.answer.is_object() && v.answer.contains("discovered"))
+            for (const auto& [id, n] : v.answer["discovered"].items())
+                for (const auto& r : n.value("repos", nlohmann::json::array()))
+                    if (r.is_object() && r.value("name", nlohmann::json()).is_string()) repos.insert(r["name"].get<std::string>());
+        if (!v.repo.empty()) repos.insert(v.repo);
+        v.repos.assign(repos.begin(), repos.end());
+        v.running = running_jobs();
+        query q;
+        q.type = "deploy.job";
+        q.limit = 500;
+        auto res = co_await search(q);
+        v.past = past_jobs(res.rows, 50);
+        co_return page(200, deploy_page(ctx, v));
+    }
+
+    // POST /deploy (deployers, CSRF checked by route()): the form through the CLI's checks;
+    // refused before anything is sent; one rollout per repo, max-rollouts at once.
+    net::awaitable<bus::http::response> start_deploy(bus::http::request& req, const principal& who)
+    {
+        if (who.r != role::deployer) {
+            log.warn("herald: {} ({}) tried to deploy: refused", bus::log_escape(who.user), to_string(who.r));
+            co_return page(403, error_page(403, "deploying needs the deployer role"));
+        }
+        auto fields = decode_form(req.body);
+        if (!fields) co_return page(400, error_page(400, "malformed form"));
+        auto f = parse_deploy_form(*fields, cfg.deploy.base.defaults);
+        if (!f.error.empty()) {
+            log.warn("herald: deploy by {} refused: {}", bus::log_escape(who.user), bus::log_escape(f.error));
+            co_return page(400, error_page(400, "refused, nothing was sent: " + f.error));
+        }
+        if (cfg.deploy.per_user_keys && !cfg.deploy.user_keys.find(who.user))
+            co_return page(403, error_page(403, "no signing key for " + who.user + " in the deploy user-keys-file"));
+        if (auto it = repo_busy.find(f.cmd.repo); it != repo_busy.end())
+            co_return page(409, error_page(409, "a rollout of " + f.cmd.repo + " is running: job " + it->second));
+        if (running_rollouts >= cfg.deploy.max_rollouts)
+            co_return page(503, error_page(503, "too many rollouts running; retry when one has finished"));
+        auto ro = std::make_shared<rollout_run>();
+        ro->job_id = "j-" + random_token(8);
+        ro->repo = f.cmd.repo;
+        ro->tag = f.cmd.tag;
+        ro->user = who.user;
+        ro->req = deploy_request(who.user);
+        ro->req->cmd = std::move(f.cmd);
+        ro->req->cmd.job_id = ro->job_id;
+        ro->req->sinks.out = &ro->progress;
+        ro->req->sinks.err = &ro->progress;
+        rollout_run* raw = ro.get();  // the sinks live in *ro: they cannot outlive it
+        ro->req->sinks.on_job = [this, raw](const nlohmann::json& j) {
+            raw->job = j;
+            ++raw->version;
+            news.cancel();
+        };
+        ro->req->sinks.on_result = ro->req->sinks.on_job;
+        rollouts[ro->job_id] = ro;
+        repo_busy[ro->repo] = ro->job_id;
+        ++running_rollouts;
+        log.info("herald: {} deploys {} {} as job {}", bus::log_escape(who.user), ro->repo, ro->tag, ro->job_id);
+        svc.spawn(run_rollout(ro), "herald: rollout " + ro->job_id);
+        auto r = reply(303, "text/plain; charset=utf-8", "started\n");
+        r.headers.emplace_back("Location", "/deploy/job/" + ro->job_id);
+        co_return r;
+    }
+
+    net::awaitable<void> run_rollout(std::shared_ptr<rollout_run> ro)
+    {
+        auto ex = svc.executor();
+        auto task = deploy::cli::run_session(ex, ro->req, log);
+        int rc = deploy::cli::exit_failed;
+        try {
+            rc = co_await std::move(task);
+        } catch (const std::exception& e) {
+            ro->progress << "herald: " << e.what() << "\n";
+        }
+        ro->rc = rc;
+        ro->done = true;
+        ++ro->version;
+        repo_busy.erase(ro->repo);
+        --running_rollouts;
+        finished.push_back(ro->job_id);
+        while (finished.size() > cfg.deploy.keep_finished) {
+            rollouts.erase(finished.front());
+            finished.pop_front();
+        }
+        news.cancel();
+        log.info("herald: job {} ({} {} by {}) ended: exit {}", ro->job_id, ro->repo, ro->tag, bus::log_escape(ro->user), rc);
+        // The job with every node's stages and their output, and the progress lines, recorded
+        // with the user: past deploys show them after a restart too.
+        auto job = ro->job;
+        if (job.contains("nodes_detail"))
+            for (auto& [n, d] : job["nodes_detail"].items())
+                if (d.contains("detail") && d["detail"].contains("stages") && d["detail"]["stages"].is_array())
+                    for (auto& st : d["detail"]["stages"])
+                        if (st.contains("output") && st["output"].is_string() && st["output"].get<std::string>().size() > 16384)
+                            st["output"] = st["output"].get<std::string>().substr(0, 16384) + "…[truncated]";
+        auto progress = ro->progress.str();
+        if (progress.size() > 65536) progress = progress.substr(0, 65536) + "…[truncated]";
+        auto state = job.value("state", std::string("failed"));
+        nlohmann::json rec{{"type", "deploy.output"}, {"id", "deploy-output-" + ro->job_id}, {"daemon", "herald"},
+                           {"host", host}, {"user", ro->user}, {"repo", ro->repo}, {"revision", ro->tag},
+                           {"job_id", ro->job_id}, {"state", state}, {"exit", rc},
+                           {"level", rc == 0 ? "info" : "error"},
+                           {"message", "deploy " + ro->repo + " " + ro->tag + " by " + ro->user + ": " + state + " (job " +
+                                           ro->job_id + ")"},
+                           {"job", job}, {"progress", progress}};
+        auto batch = decode_ingest("application/json", rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                   ingest_origin{"web:" + ro->user, "herald", ""}, now_ms(), 1);
+        bool ok = co_await record(std::move(batch.records));
+        if (!ok) log.error("herald: the output of job {} was not recorded", ro->job_id);
+    }
+
+    // What herald knows of a job: its own rollout, else the recorded deploy.output (a
+    // rollout of this herald before a restart) or the newest deploy.job event; with the
+    // agents' audit records of it.
+    net::awaitable<std::optional<job_view>> job_of(const std::string& id)
+    {
+        job_view v;
+        v.job_id = id;
+        if (auto it = rollouts.find(id); it != rollouts.end()) {
+            v.job = it->second->job;
+            v.progress = it->second->progress.str();
+            v.running = !it->second->done;
+            co_return v;
+        }
+        query q;
+        q.text = id;
+        q.limit = 500;
+        auto res = co_await search(q);
+        bool found = false;
+        for (const auto& e : res.rows) {  // newest first
+            auto d = nlohmann::json::parse(e.data, nullptr, false);
+            if (!d.is_object() || d.value("job_id", nlohmann::json()) != id) continue;
+            if (e.type == "deploy.output" && !found) {
+                v.job = d.value("job", nlohmann::json::object());
+                v.progress = d.value("progress", std::string());
+                found = true;
+            } else if (e.type == "deploy.job" && v.job.is_null()) {
+                v.job = d;
+            } else if (e.type == "deploy.audit" && v.audits.size() < 1000) {
+                v.audits.push_back(e);
+            }
+        }
+        if (v.job.is_null() && v.audits.empty()) co_return std::nullopt;
+        co_return v;
+    }
+
+    net::awaitable<bus::http::response> job_show(std::string id, const page_context& ctx)
+    {
+        if (!deploy::valid_id(id)) co_return page(404, error_page(404, "no such job"));
+        auto v = co_await job_of(id);
+        if (!v) co_return page(404, error_page(404, "no such job"));
+        co_return page(200, job_page(ctx, *v));
+    }
+
+    // GET /deploy/live/<job>: server-sent events, the job's state (an HTML fragment) whenever it
+    // changed since Last-Event-ID; "done" once the rollout has ended. As /live: one answer per
+    // request, the browser reconnects.
+    net::awaitable<bus::http::response> job_live(bus::http::request& req, std::string id)
+    {
+        auto it = rollouts.find(id);
+        if (it == rollouts.end()) co_return json_error(404, "not a rollout of this herald");
+        auto ro = it->second;
+        std::int64_t seen = 0;
+        if (auto last = req.header("last-event-id"); !last.empty())
+            std::from_chars(last.data(), last.data() + last.size(), seen);
+        auto deadline = steady::now() + cfg.sse_wait;
+        std::string body = "retry: 500\n\n";
+        while (!svc.stopping()) {
+            if (ro->version != seen) {
+                job_view v{ro->job_id, ro->job, ro->progress.str(), {}, !ro->done};
+                body += sse_event(ro->version, ro->done ? "done" : "job", job_fragment(v));
+                break;
+            }
+            if (steady::now() >= deadline) break;
+            co_await news.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        if (body.size() < 20) body += ": nothing new\n\n";
+        co_return reply(200, "text/event-stream; charset=utf-8", std::move(body));
+    }
+
     // ---- life cycle ----
 
     net::awaitable<void> ticker()
@@ -616,6 +902,8 @@ struct daemon_state {
 
     net::awaitable<void> drain()
     {
+        for (auto& [id, ro] : rollouts)  // stop after the current batch, as the CLI's Ctrl-C
+            if (!ro->done && ro->req->interrupt) ro->req->interrupt();
         http.stop();
         news.cancel();
         co_await http.drain(std::chrono::seconds(5));

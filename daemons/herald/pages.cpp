@@ -10,16 +10,19 @@ namespace {
 
 std::string esc(std::string_view s) { return html_escape(s); }
 
-std::string head(std::string_view title)
+} // namespace
+
+std::string page_head(std::string_view title)
 {
     return "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + esc(title) +
            "</title><meta name=\"viewport\" content=\"width=device-width\">"
            "<link rel=\"stylesheet\" href=\"/herald.css\"><script src=\"/herald.js\" defer></script></head><body>";
 }
 
-std::string topbar(const page_context& ctx)
+std::string page_topbar(const page_context& ctx)
 {
-    std::string s = "<header><a class=\"brand\" href=\"/\">herald</a> <span class=\"sub\">deploykit event log</span>";
+    std::string s = "<header><a class=\"brand\" href=\"/\">herald</a> <span class=\"sub\">deploykit event log</span>"
+                    " <a class=\"nav\" id=\"nav-deploy\" href=\"/deploy\">deploy</a>";
     if (ctx.who) {
         s += "<span class=\"who\">" + esc(ctx.who->user) + " (" + std::string(to_string(ctx.who->r)) + ")";
         if (!ctx.who->via_proxy)
@@ -29,6 +32,11 @@ std::string topbar(const page_context& ctx)
     }
     return s + "</header>";
 }
+
+namespace {
+
+std::string head(std::string_view title) { return page_head(title); }
+std::string topbar(const page_context& ctx) { return page_topbar(ctx); }
 
 std::string time_cell(std::int64_t ms)
 {
@@ -174,6 +182,10 @@ tr.lv-error td,tr.lv-critical td{background:#fdd}tr.lv-warning td{background:#ff
 tr.new td{animation:flash 2s}@keyframes flash{from{background:#cfc}}
 .error{color:#a00;padding:0 1em}.pages{padding:1em}.login{max-width:20em;margin:3em auto;display:grid;gap:.6em}
 table.kv{width:auto;margin:1em}h1,h2{margin:.6em 1em;font-size:1.2em}.empty{padding:1em}
+.nav{margin-left:1em}.bar{padding:.3em 1em;display:flex;flex-wrap:wrap;gap:.5em;align-items:center;margin:0}
+.bar input{width:6em}.bar input[name=health_url]{width:18em}textarea{width:14em;font:inherit}
+tr.ok td,td.ok{background:#dfd}tr.bad td,td.bad{background:#fdd}tr.run td,td.run{background:#ffd}
+.stage{margin-right:.6em;font-family:monospace}details.stage pre{max-height:15em}
 )";
 }
 
@@ -206,6 +218,22 @@ document.addEventListener('DOMContentLoaded', function () {
   function stop() { if (src) { src.close(); src = null; } }
   box.addEventListener('change', function () { box.checked ? start() : stop(); });
   start();
+});
+// the deploy page: tick every node at once
+document.addEventListener('DOMContentLoaded', function () {
+  var all = document.getElementById('allnodes');
+  if (!all) return;
+  all.addEventListener('change', function () {
+    document.querySelectorAll('input.node').forEach(function (b) { b.checked = all.checked; });
+  });
+});
+// a running job: its state from /deploy/live/<job> until it has ended
+document.addEventListener('DOMContentLoaded', function () {
+  var job = document.getElementById('job');
+  if (!job || !job.getAttribute('data-live') || !window.EventSource) return;
+  var src = new EventSource(job.getAttribute('data-live'));
+  src.addEventListener('job', function (ev) { job.innerHTML = ev.data; });
+  src.addEventListener('done', function (ev) { job.innerHTML = ev.data; job.removeAttribute('data-live'); src.close(); });
 });
 )";
 }

@@ -99,6 +99,10 @@ struct page_context {
     std::string csrf;  ///< for forms on the page
 };
 
+/// Every page's head (title, style sheet, script) and top bar (user, log out, links).
+std::string page_head(std::string_view title);
+std::string page_topbar(const page_context& ctx);
+
 /// The search page: filters, the table (details on click), pagination, the live-feed switch.
 std::string search_page(const page_context& ctx, const query& q, const search_result& r, std::string_view error);
 /// One event's page (all fields, raw body, links to related events).
