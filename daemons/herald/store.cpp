@@ -133,6 +133,7 @@ recorded_event row(stmt& s)
     e.authenticated = s.col_int(14) != 0;
     e.data = s.col_text(15);
     e.raw = s.col_text(16);
+    if (e.raw.empty()) e.raw = e.data;  // stored once when they are the same text (JSON ingest)
     return e;
 }
 
@@ -762,7 +763,9 @@ void writer::commit(std::vector<item>& batch)
             sqlite3_bind_int64(ins, 13, r.legacy);
             sqlite3_bind_int64(ins, 14, r.authenticated);
             text(15, r.data);
-            text(16, r.raw);
+            // an ingested JSON record's raw text is its data: stored once ("" = same as data)
+            if (r.raw == r.data) sqlite3_bind_text(ins, 16, "", 0, SQLITE_STATIC);
+            else text(16, r.raw);
             int rc = sqlite3_step(ins);
             if (rc != SQLITE_DONE) {
                 sqlite3_reset(ins);

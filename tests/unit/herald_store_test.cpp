@@ -76,7 +76,7 @@ std::vector<recorded_event> sample(int n)
         e.source = i % 2 ? "ingest:app" : "/topic/deploykit.events";
         e.data = i % 2 ? R"({"id":"ev-)" + std::to_string(i) + R"(","message":"x","funcName":"run_)" + pick(words) + R"("})"
                        : R"({"ref":"refs/heads/)" + pick(words) + R"("})";
-        e.raw = e.data;
+        e.raw = i % 4 == 3 ? "raw body " + std::to_string(i) : e.data;
         out.push_back(std::move(e));
     }
     return out;
@@ -269,6 +269,13 @@ TEST_CASE("herald store: duplicates are recorded once and retention keeps the FT
     record_all(*f.w, again);  // the same ids: nothing new
     CHECK(f.w->duplicate_rows() == 10);
     CHECK(all_pages(*f.rd, query{.limit = 500}).size() == f.rows.size());
+    // raw equal to data is stored once and read back whole; a different raw as it was
+    for (int i : {1, 3}) {
+        auto got = f.rd->get(f.rows[i].seq);
+        REQUIRE(got);
+        CHECK(got->raw == f.rows[i].raw);
+        CHECK(got->data == f.rows[i].data);
+    }
     // delete the oldest half as retention does (the delete trigger removes their FTS entries)
     {
         sqlite3* db = nullptr;
