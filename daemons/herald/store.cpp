@@ -474,6 +474,37 @@ void reader_pool::give(std::unique_ptr<conn> c)
 }
 
 namespace {
+// The words of `text` as FTS5's unicode61 tokenizer splits and folds them, joined by spaces:
+// non-ASCII punctuation (an em dash, a no-break space ...) splits words there too, and a quoted
+// word of several tokens would be a phrase, which a detail=column index refuses. nullopt when
+// the tokenizer is not to be had.
+std::optional<std::string> fts_words(sqlite3* db, std::string_view text)
+{
+    fts5_api* api = nullptr;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &s, nullptr) != SQLITE_OK) return std::nullopt;
+    sqlite3_bind_pointer(s, 1, &api, "fts5_api_ptr", nullptr);
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (!api) return std::nullopt;
+    void* ctx = nullptr;
+    fts5_tokenizer tk{};
+    if (api->xFindTokenizer(api, "unicode61", &ctx, &tk) != SQLITE_OK) return std::nullopt;
+    Fts5Tokenizer* t = nullptr;
+    if (tk.xCreate(ctx, nullptr, 0, &t) != SQLITE_OK) return std::nullopt;
+    std::string out;
+    int (*on_token)(void*, int, const char*, int, int, int) = [](void* p, int, const char* tok, int n, int, int) {
+        auto* o = static_cast<std::string*>(p);
+        if (!o->empty()) *o += ' ';
+        o->append(tok, static_cast<std::size_t>(n));
+        return SQLITE_OK;
+    };
+    int rc = tk.xTokenize(t, &out, FTS5_TOKENIZE_QUERY, text.data(), static_cast<int>(text.size()), on_token);
+    tk.xDelete(t);
+    if (rc != SQLITE_OK) return std::nullopt;
+    return out;
+}
+
 // sqlite3_progress_handler: a nonzero return interrupts the statement (SQLITE_INTERRUPT).
 int past_deadline(void* p)
 {
@@ -491,6 +522,12 @@ search_result reader_pool::search(const query& q, std::chrono::steady_clock::tim
 {
     auto c = take();
     auto st = build_sql(q);
+    if (std::any_of(q.text.begin(), q.text.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+        if (auto words = fts_words(c->db, q.text)) {
+            query split = q;
+            split.text = *words;
+            st = build_sql(split);
+        }
     search_result out;
     // checked every 1000 virtual-machine steps (a few microseconds)
     sqlite3_progress_handler(c->db, 1000, past_deadline, &deadline);
@@ -597,6 +634,9 @@ writer::writer(store_options o, committed_fn committed, health_fn health)
     exec(db_, "PRAGMA journal_mode=WAL");
     exec(db_, o_.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec(db_, "PRAGMA cache_size=-32000");  // 32 MB
+    // checkpoint every 8192 pages (32 MiB of WAL; SQLite's default 1000): an index page written
+    // by many transactions meanwhile is copied into the database once
+    exec(db_, "PRAGMA wal_autocheckpoint=8192");
     if (o_.max_pages > 0) exec(db_, ("PRAGMA max_page_count=" + std::to_string(o_.max_pages)).c_str());
     const std::string ins = "INSERT OR IGNORE INTO events(id, time, received, type, level, daemon, host, system, repo, "
                             "revision, message, source, legacy, authenticated, data, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";

@@ -211,6 +211,17 @@ TEST_CASE("herald store: each filter and each combination returns exactly the ma
     }
 }
 
+TEST_CASE("herald store: non-ASCII free text is split and folded as the index was")
+{
+    store_fixture f;
+    // an em dash and a no-break space separate words for FTS5's tokenizer; quoted whole they
+    // would be a phrase, which the index (no positions) refuses
+    CHECK(all_pages(*f.rd, query{.text = "deploy\u2014canary"}) == expected(f.rows, query{.text = "deploy canary"}));
+    CHECK(all_pages(*f.rd, query{.text = "timeout\u00a0refused"}) == expected(f.rows, query{.text = "timeout refused"}));
+    CHECK(all_pages(*f.rd, query{.text = "Zürich"}) == expected(f.rows, query{.text = "zürich"}));
+    CHECK_FALSE(all_pages(*f.rd, query{.text = "Zürich"}).empty());
+}
+
 TEST_CASE("herald store: keyset pagination returns every row once and the live feed walks forward")
 {
     store_fixture f;
