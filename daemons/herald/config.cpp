@@ -79,7 +79,8 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     if (sync != "full" && sync != "normal") r.fail("sqlite-synchronous", "expected full or normal");
     c.store.synchronous_full = sync == "full";
     c.store.max_pages = r.integer("sqlite-max-pages", 0, 0, std::int64_t{1} << 40);
-    c.store.batch_max = static_cast<std::size_t>(r.integer("batch-max", 2000, 1, 100000));
+    c.store.batch_max = static_cast<std::size_t>(r.integer("batch-max", 10000, 1, 100000));
+    c.store.search_budget = std::chrono::milliseconds(r.integer("search-budget-ms", 2000, 50, 600000));
     c.store.queue_max = static_cast<std::size_t>(r.integer("queue-max", 50000, 100, 10000000));
     c.store.retention.max_age = std::chrono::hours(24 * r.integer("retention-days", 90, 0, 36500));
     c.store.retention.max_bytes = static_cast<std::uint64_t>(r.integer("max-db-bytes", 0, 0, std::int64_t{1} << 50));

@@ -179,7 +179,7 @@ struct daemon_state {
                     db_failure = failure;
                 });
             });
-        readers = std::make_unique<reader_pool>(cfg.store.path, cfg.store.readers);
+        readers = std::make_unique<reader_pool>(cfg.store.path, cfg.store.readers, cfg.store.search_budget);
         // where the live feed starts, and the sources' last-seen times
         auto first = readers->search(query{.limit = 1});
         if (!first.rows.empty()) last_seq = first.rows.front().seq;
@@ -301,6 +301,9 @@ struct daemon_state {
         try {
             auto r = co_await route(req);
             co_return r;
+        } catch (const search_timeout& e) {
+            log.warn("herald: {} {}: {}", req.method, bus::log_escape(req.path), e.what());
+            co_return json_error(503, e.what());
         } catch (const store_error& e) {
             log.error("herald: {} {}: database: {}", req.method, bus::log_escape(req.path), e.what());
             co_return json_error(503, "database unavailable");

@@ -390,7 +390,9 @@ std::string clip(std::string s, std::size_t n)
     return s;
 }
 
-recorded_event from_fields(const json& rec, const ingest_origin& o, std::int64_t received_ms, std::string_view body_id)
+// `dumped`: rec already serialised (the JSON path has it for raw and the id), else "".
+recorded_event from_fields(const json& rec, const ingest_origin& o, std::int64_t received_ms, std::string_view body_id,
+                           std::string dumped = {})
 {
     recorded_event e;
     e.received_ms = received_ms;
@@ -447,7 +449,7 @@ recorded_event from_fields(const json& rec, const ingest_origin& o, std::int64_t
     e.repo = clip(one_line(e.repo), 200);
     e.revision = clip(one_line(e.revision), 200);
     e.source = "ingest:" + o.token_name;
-    e.data = rec.dump(-1, ' ', false, json::error_handler_t::replace);
+    e.data = dumped.empty() ? rec.dump(-1, ' ', false, json::error_handler_t::replace) : std::move(dumped);
     auto given = str_field(rec, "id");
     e.id = given.empty() ? "ingest-" + sha256_hex(o.token_name + "\n" + std::string(body_id)).substr(0, 32)
                          : clip(one_line(given), 200);
@@ -490,14 +492,16 @@ ingest_batch decode_ingest(std::string_view content_type, std::string_view body,
             b.error = "more than " + std::to_string(max_records) + " records in one request";
             return b;
         }
+        b.records.reserve(j.size());
         for (const auto& rec : j) {
             if (!rec.is_object()) {
                 b.error = "expected a JSON object or an array of objects";
                 b.records.clear();
                 return b;
             }
+            // serialised once: the id hash, data and raw (for a JSON record they are the same text)
             auto one = rec.dump(-1, ' ', false, json::error_handler_t::replace);
-            b.records.push_back(from_fields(rec, origin, received_ms, one));
+            b.records.push_back(from_fields(rec, origin, received_ms, one, one));
             b.records.back().raw = std::move(one);
         }
         return b;

@@ -56,6 +56,12 @@ struct stmt {
     std::int64_t col_int(int i) { return sqlite3_column_int64(s, i); }
 };
 
+// Schema version 2 (PRAGMA user_version): the FTS index has a `keys` column, one token per exact
+// filter value ('t' type, 'h' host, 'd' daemon, 'r' repo, 's' system, 'l' level, each followed by
+// the value's bytes in hex: exact, any bytes, one short posting list per value), so combined
+// filters are answered from the index; and it indexes an ingested record's data without the
+// fields it already has in its own columns (id, time, message, host ...: the same tokens twice,
+// and ids and times are a new term each). Version 0/1 databases are migrated at open.
 const char* schema_sql = R"(
 CREATE TABLE IF NOT EXISTS events(
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -68,20 +74,44 @@ CREATE TABLE IF NOT EXISTS events(
   data TEXT NOT NULL, raw TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_repo ON events(repo, revision, seq);
-CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
-  message, daemon, host, system, repo, type, data, content='events', content_rowid='seq', detail=column, columnsize=0);
-CREATE TRIGGER IF NOT EXISTS events_ai AFTER INSERT ON events BEGIN
-  INSERT INTO events_fts(rowid, message, daemon, host, system, repo, type, data)
-  VALUES (new.seq, new.message, new.daemon, new.host, new.system, new.repo, new.type, new.data);
-END;
-CREATE TRIGGER IF NOT EXISTS events_ad AFTER DELETE ON events BEGIN
-  INSERT INTO events_fts(events_fts, rowid, message, daemon, host, system, repo, type, data)
-  VALUES ('delete', old.seq, old.message, old.daemon, old.host, old.system, old.repo, old.type, old.data);
-END;
 )";
+
+// The FTS index is contentless (the rows are in `events`; it gives seqs): what it indexes is
+// computed by these expressions, the same in the insert and the delete trigger (a contentless
+// index must be told exactly the values it indexed to remove a row).
+#define HERALD_FTS_DATA(r)                                                                                             \
+    "CASE WHEN " r ".source LIKE 'ingest:%' AND json_valid(" r ".data) THEN json_remove(" r ".data, '$.id', '$.time', " \
+    "'$.created', '$.msecs', '$.relativeCreated', '$.message', '$.msg', '$.level', '$.levelname', '$.levelno', "         \
+    "'$.type', '$.daemon', '$.service', '$.name', '$.host', '$.hostname', '$.system', '$.repo') ELSE " r ".data END"
+
+#define HERALD_FTS_KEY(r, c, p) "CASE WHEN " r "." c " = '' THEN '' ELSE ' " p "' || hex(" r "." c ") END"
+#define HERALD_FTS_KEYS(r)                                                                                             \
+    "'t' || hex(" r ".type) || ' l' || hex(" r ".level) || " HERALD_FTS_KEY(r, "host", "h") " || " HERALD_FTS_KEY(    \
+        r, "daemon", "d") " || " HERALD_FTS_KEY(r, "repo", "r") " || " HERALD_FTS_KEY(r, "system", "s")
+
+const char* fts_sql =
+    "CREATE VIRTUAL TABLE events_fts USING fts5(message, daemon, host, system, repo, type, data, keys, "
+    "content='', detail=column, columnsize=0);\n"
+    "CREATE TRIGGER events_ai AFTER INSERT ON events BEGIN\n"
+    "  INSERT INTO events_fts(rowid, message, daemon, host, system, repo, type, data, keys)\n"
+    "  VALUES (new.seq, new.message, new.daemon, new.host, new.system, new.repo, new.type, " HERALD_FTS_DATA("new") ", "
+    HERALD_FTS_KEYS("new") ");\n"
+    "END;\n"
+    "CREATE TRIGGER events_ad AFTER DELETE ON events BEGIN\n"
+    "  INSERT INTO events_fts(events_fts, rowid, message, daemon, host, system, repo, type, data, keys)\n"
+    "  VALUES ('delete', old.seq, old.message, old.daemon, old.host, old.system, old.repo, old.type, " HERALD_FTS_DATA("old") ", "
+    HERALD_FTS_KEYS("old") ");\n"
+    "END;\n"
+    // merge 8 segments of a level at a time (default 4): a row's postings are rewritten fewer times
+    "INSERT INTO events_fts(events_fts, rank) VALUES('automerge', 8);\n"
+    "INSERT INTO events_fts(rowid, message, daemon, host, system, repo, type, data, keys)\n"
+    "  SELECT seq, message, daemon, host, system, repo, type, " HERALD_FTS_DATA("events") ", " HERALD_FTS_KEYS("events") " FROM events;\n"
+    "PRAGMA user_version = 2;\n";
 
 const char* columns = "seq, id, time, received, type, level, daemon, host, system, repo, revision, message, source, "
                       "legacy, authenticated, data, raw";
+const char* e_columns = "e.seq, e.id, e.time, e.received, e.type, e.level, e.daemon, e.host, e.system, e.repo, e.revision, "
+                        "e.message, e.source, e.legacy, e.authenticated, e.data, e.raw";
 
 recorded_event row(stmt& s)
 {
@@ -103,6 +133,7 @@ recorded_event row(stmt& s)
     e.authenticated = s.col_int(14) != 0;
     e.data = s.col_text(15);
     e.raw = s.col_text(16);
+    if (e.raw.empty()) e.raw = e.data;  // stored once when they are the same text (JSON ingest)
     return e;
 }
 
@@ -202,54 +233,118 @@ std::string fts_expression(std::string_view text)
     return out;
 }
 
+namespace {
+
+// The `keys` token of an exact value: the prefix and the value's bytes in lowercase hex (what the
+// triggers index: FTS5 folds SQLite's uppercase hex()).
+std::string fts_key(char prefix, std::string_view value)
+{
+    static const char* hex = "0123456789abcdef";
+    std::string t = "\"";
+    t += prefix;
+    for (unsigned char c : value) {
+        t += hex[c >> 4];
+        t += hex[c & 15];
+    }
+    return t + "\"";
+}
+
+const char* levels[] = {"debug", "info", "warning", "error", "critical"};
+
+} // namespace
+
 sql_statement build_sql(const query& q)
 {
     sql_statement st;
-    std::vector<std::string> where;
-    auto eq = [&](const char* col, const std::string& v) {
-        if (v.empty()) return;
-        where.push_back(std::string(col) + " = ?");
-        st.binds.emplace_back(v);
+    // Exact conditions on the row (e), each with its binds, in order.
+    struct cond {
+        std::string sql;
+        std::vector<std::variant<std::string, std::int64_t>> binds;
     };
-    eq("type", q.type);
-    eq("host", q.host);
-    eq("daemon", q.daemon);
-    eq("repo", q.repo);
-    eq("revision", q.revision);
-    eq("system", q.system);
+    std::vector<cond> where;
+    std::vector<std::string> match;  // FTS5 parts, ANDed: the index narrows, `where` decides
+    // repo + revision: a handful of rows through events_repo; the FTS index is not needed for them
+    const bool by_revision = !q.repo.empty() && !q.revision.empty();
+    auto eq = [&](const char* col, char key, const std::string& v) {
+        if (v.empty()) return;
+        where.push_back({std::string("e.") + col + " = ?", {v}});
+        if (!by_revision && key) match.push_back("keys : " + fts_key(key, v));
+    };
+    eq("type", 't', q.type);
+    eq("host", 'h', q.host);
+    eq("daemon", 'd', q.daemon);
+    eq("repo", 'r', q.repo);
+    eq("revision", 0, q.revision);
+    eq("system", 's', q.system);
     if (!q.level.empty()) {
         // that level or worse
-        std::string in;
-        static const char* lv[] = {"debug", "info", "warning", "error", "critical"};
+        cond c;
+        std::string in, any;
         for (int i = std::max(0, level_rank(q.level)); i < 5; ++i) {
             in += in.empty() ? "?" : ", ?";
-            st.binds.emplace_back(std::string(lv[i]));
+            any += (any.empty() ? "" : " OR ") + fts_key('l', levels[i]);
+            c.binds.emplace_back(std::string(levels[i]));
         }
-        where.push_back("level IN (" + in + ")");
+        c.sql = "e.level IN (" + in + ")";
+        where.push_back(std::move(c));
+        if (!by_revision) match.push_back("keys : (" + any + ")");
     }
-    if (q.since_ms) {
-        where.push_back("time >= ?");
-        st.binds.emplace_back(*q.since_ms);
+    if (q.since_ms) where.push_back({"e.time >= ?", {*q.since_ms}});
+    if (q.until_ms) where.push_back({"e.time < ?", {*q.until_ms}});
+    // free text: every column but the keys
+    auto text = fts_expression(q.text);
+    if (!text.empty()) text = "{message daemon host system repo type data} : (" + text + ")";
+    if (!text.empty() && by_revision) {
+        where.push_back({"EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH ? AND events_fts.rowid = e.seq)", {text}});
+        text.clear();
     }
-    if (q.until_ms) {
-        where.push_back("time < ?");
-        st.binds.emplace_back(*q.until_ms);
+    if (!text.empty()) match.insert(match.begin(), text);
+
+    const char* dir = q.after ? "ASC" : "DESC";
+    auto add_where = [&](bool first) {
+        for (auto& c : where) {
+            st.sql += (first ? " WHERE " : " AND ") + c.sql;
+            first = false;
+            for (auto& b : c.binds) st.binds.push_back(std::move(b));
+        }
+    };
+    if (!match.empty()) {
+        // The FTS index drives, newest first (FTS5 walks its rowids in order and takes the
+        // rowid bounds): each candidate row is looked up by seq and checked exactly; the walk
+        // stops at limit + 1 rows.
+        std::string m;
+        for (const auto& p : match) m += (m.empty() ? "" : " AND ") + p;
+        st.sql = std::string("SELECT ") + e_columns +
+                 " FROM events_fts CROSS JOIN events AS e ON e.seq = events_fts.rowid WHERE events_fts MATCH ?";
+        st.binds.emplace_back(std::move(m));
+        if (q.before) {
+            st.sql += " AND events_fts.rowid < ?";
+            st.binds.emplace_back(*q.before);
+        }
+        if (q.after) {
+            st.sql += " AND events_fts.rowid > ?";
+            st.binds.emplace_back(*q.after);
+        }
+        add_where(false);
+        st.sql += std::string(" ORDER BY events_fts.rowid ") + dir;
+    } else if ((q.since_ms || q.until_ms) && where.size() == static_cast<std::size_t>(!!q.since_ms + !!q.until_ms)) {
+        // A time range alone: the page's seqs from events_time alone (it holds seq: no row is
+        // read to sort), then only those rows.
+        st.sql = std::string("SELECT ") + e_columns + " FROM events AS e WHERE e.seq IN (SELECT seq FROM events AS e";
+        if (q.before) where.push_back({"e.seq < ?", {*q.before}});
+        if (q.after) where.push_back({"e.seq > ?", {*q.after}});
+        add_where(true);
+        st.sql += std::string(" ORDER BY e.seq ") + dir + " LIMIT ?)";
+        st.binds.emplace_back(static_cast<std::int64_t>(q.limit + 1));
+        st.sql += std::string(" ORDER BY e.seq ") + dir;
+        return st;
+    } else {
+        st.sql = std::string("SELECT ") + e_columns + " FROM events AS e";
+        if (q.before) where.push_back({"e.seq < ?", {*q.before}});
+        if (q.after) where.push_back({"e.seq > ?", {*q.after}});
+        add_where(true);
+        st.sql += std::string(" ORDER BY e.seq ") + dir;
     }
-    if (q.before) {
-        where.push_back("seq < ?");
-        st.binds.emplace_back(*q.before);
-    }
-    if (q.after) {
-        where.push_back("seq > ?");
-        st.binds.emplace_back(*q.after);
-    }
-    if (auto fts = fts_expression(q.text); !fts.empty()) {
-        where.push_back("seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)");
-        st.binds.emplace_back(fts);
-    }
-    st.sql = std::string("SELECT ") + columns + " FROM events";
-    for (std::size_t i = 0; i < where.size(); ++i) st.sql += (i ? " AND " : " WHERE ") + where[i];
-    st.sql += q.after ? " ORDER BY seq ASC" : " ORDER BY seq DESC";
     st.sql += " LIMIT ?";
     st.binds.emplace_back(static_cast<std::int64_t>(q.limit + 1));  // one more: is there a next page?
     return st;
@@ -321,7 +416,20 @@ void open_schema(const std::filesystem::path& path)
     try {
         exec(db, "PRAGMA journal_mode=WAL");
         exec(db, schema_sql);
+        std::int64_t version = 0;
+        {
+            stmt v(db, "PRAGMA user_version");
+            if (sqlite3_step(v.s) == SQLITE_ROW) version = v.col_int(0);
+        }
+        if (version < 2) {
+            // new, or the FTS index of version 0/1: (re)built from the rows in one transaction
+            exec(db, "BEGIN IMMEDIATE");
+            exec(db, "DROP TRIGGER IF EXISTS events_ai; DROP TRIGGER IF EXISTS events_ad; DROP TABLE IF EXISTS events_fts;");
+            exec(db, fts_sql);
+            exec(db, "COMMIT");
+        }
     } catch (...) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
         sqlite3_close(db);
         throw;
     }
@@ -335,7 +443,10 @@ struct reader_pool::conn {
     ~conn() { sqlite3_close(db); }
 };
 
-reader_pool::reader_pool(std::filesystem::path path, std::size_t keep) : path_(std::move(path)), keep_(keep) {}
+reader_pool::reader_pool(std::filesystem::path path, std::size_t keep, std::chrono::milliseconds budget)
+    : path_(std::move(path)), keep_(keep), budget_(budget)
+{
+}
 reader_pool::~reader_pool() = default;
 
 std::unique_ptr<reader_pool::conn> reader_pool::take()
@@ -351,6 +462,8 @@ std::unique_ptr<reader_pool::conn> reader_pool::take()
     auto c = std::make_unique<conn>();
     c->db = open_db(path_, true);
     exec(c->db, "PRAGMA query_only=1");
+    // each reader's page cache: bounded (readers x this is the most herald's readers hold)
+    exec(c->db, ("PRAGMA cache_size=-" + std::to_string(reader_cache_kib)).c_str());
     return c;
 }
 
@@ -360,22 +473,86 @@ void reader_pool::give(std::unique_ptr<conn> c)
     if (idle_.size() < keep_) idle_.push_back(std::move(c));
 }
 
+namespace {
+// The words of `text` as FTS5's unicode61 tokenizer splits and folds them, joined by spaces:
+// non-ASCII punctuation (an em dash, a no-break space ...) splits words there too, and a quoted
+// word of several tokens would be a phrase, which a detail=column index refuses. nullopt when
+// the tokenizer is not to be had.
+std::optional<std::string> fts_words(sqlite3* db, std::string_view text)
+{
+    fts5_api* api = nullptr;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &s, nullptr) != SQLITE_OK) return std::nullopt;
+    sqlite3_bind_pointer(s, 1, &api, "fts5_api_ptr", nullptr);
+    sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (!api) return std::nullopt;
+    void* ctx = nullptr;
+    fts5_tokenizer tk{};
+    if (api->xFindTokenizer(api, "unicode61", &ctx, &tk) != SQLITE_OK) return std::nullopt;
+    Fts5Tokenizer* t = nullptr;
+    if (tk.xCreate(ctx, nullptr, 0, &t) != SQLITE_OK) return std::nullopt;
+    std::string out;
+    int (*on_token)(void*, int, const char*, int, int, int) = [](void* p, int, const char* tok, int n, int, int) {
+        auto* o = static_cast<std::string*>(p);
+        if (!o->empty()) *o += ' ';
+        o->append(tok, static_cast<std::size_t>(n));
+        return SQLITE_OK;
+    };
+    int rc = tk.xTokenize(t, &out, FTS5_TOKENIZE_QUERY, text.data(), static_cast<int>(text.size()), on_token);
+    tk.xDelete(t);
+    if (rc != SQLITE_OK) return std::nullopt;
+    return out;
+}
+
+// sqlite3_progress_handler: a nonzero return interrupts the statement (SQLITE_INTERRUPT).
+int past_deadline(void* p)
+{
+    return std::chrono::steady_clock::now() > *static_cast<std::chrono::steady_clock::time_point*>(p) ? 1 : 0;
+}
+} // namespace
+
 search_result reader_pool::search(const query& q)
+{
+    if (budget_.count() <= 0) return search(q, std::chrono::steady_clock::time_point::max());
+    return search(q, std::chrono::steady_clock::now() + budget_);
+}
+
+search_result reader_pool::search(const query& q, std::chrono::steady_clock::time_point deadline)
 {
     auto c = take();
     auto st = build_sql(q);
+    if (std::any_of(q.text.begin(), q.text.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; }))
+        if (auto words = fts_words(c->db, q.text)) {
+            query split = q;
+            split.text = *words;
+            st = build_sql(split);
+        }
     search_result out;
-    {
+    // checked every 1000 virtual-machine steps (a few microseconds)
+    sqlite3_progress_handler(c->db, 1000, past_deadline, &deadline);
+    int rc = SQLITE_OK;
+    try {
         stmt s(c->db, st.sql);
         int i = 1;
         for (const auto& b : st.binds) {
             if (auto* t = std::get_if<std::string>(&b)) s.text(i++, *t);
             else s.integer(i++, std::get<std::int64_t>(b));
         }
-        int rc;
         while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) out.rows.push_back(row(s));
-        if (rc != SQLITE_DONE) fail(c->db, rc, "search");
+    } catch (...) {
+        sqlite3_progress_handler(c->db, 0, nullptr, nullptr);
+        throw;
     }
+    sqlite3_progress_handler(c->db, 0, nullptr, nullptr);
+    if (rc == SQLITE_INTERRUPT) {
+        give(std::move(c));
+        search_timeout e("search stopped: it ran longer than " + std::to_string(budget_.count()) +
+                         " ms; narrow it (a time range, a host, a type ...)");
+        e.code = rc;
+        throw e;
+    }
+    if (rc != SQLITE_DONE) fail(c->db, rc, "search");
     give(std::move(c));
     if (out.rows.size() > q.limit) {
         out.rows.pop_back();
@@ -404,7 +581,11 @@ std::vector<reader_pool::source> reader_pool::sources()
     auto c = take();
     std::vector<source> out;
     {
-        stmt s(c->db, "SELECT daemon, host, max(time) FROM events WHERE type = 'heartbeat' GROUP BY daemon, host");
+        // the FTS index finds the heartbeats (no scan of every row at start)
+        stmt s(c->db, "SELECT e.daemon, e.host, max(e.time) FROM events_fts CROSS JOIN events AS e ON e.seq = events_fts.rowid "
+                      "WHERE events_fts MATCH ? AND e.type = 'heartbeat' GROUP BY e.daemon, e.host");
+        auto key = "keys : " + fts_key('t', "heartbeat");
+        s.text(1, key);
         int rc;
         while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) out.push_back({s.col_text(0), s.col_text(1), s.col_int(2)});
         if (rc != SQLITE_DONE) fail(c->db, rc, "sources");
@@ -453,13 +634,27 @@ writer::writer(store_options o, committed_fn committed, health_fn health)
     exec(db_, "PRAGMA journal_mode=WAL");
     exec(db_, o_.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec(db_, "PRAGMA cache_size=-32000");  // 32 MB
+    // checkpoint every 8192 pages (32 MiB of WAL; SQLite's default 1000): an index page written
+    // by many transactions meanwhile is copied into the database once
+    exec(db_, "PRAGMA wal_autocheckpoint=8192");
     if (o_.max_pages > 0) exec(db_, ("PRAGMA max_page_count=" + std::to_string(o_.max_pages)).c_str());
+    const std::string ins = "INSERT OR IGNORE INTO events(id, time, received, type, level, daemon, host, system, repo, "
+                            "revision, message, source, legacy, authenticated, data, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    if (int rc = sqlite3_prepare_v3(db_, ins.c_str(), static_cast<int>(ins.size()), SQLITE_PREPARE_PERSISTENT, &ins_, nullptr);
+        rc != SQLITE_OK) {
+        std::string m = sqlite3_errmsg(db_);
+        sqlite3_close(db_);
+        store_error e("sqlite prepare: " + m);
+        e.code = rc;
+        throw e;
+    }
     th_ = std::thread([this] { run(); });
 }
 
 writer::~writer()
 {
     stop();
+    sqlite3_finalize(ins_);
     sqlite3_close(db_);
 }
 
@@ -501,6 +696,7 @@ void writer::run()
 {
     auto next_retention = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     auto backoff = std::chrono::milliseconds(0);
+    auto last_commit = std::chrono::steady_clock::time_point{};
     std::vector<item> pending;  // a failed batch's retried items, first in line
     for (;;) {
         std::vector<item> batch = std::move(pending);
@@ -512,8 +708,11 @@ void writer::run()
                 cv_.wait_until(lk, until, [&] { return stop_; });
             } else if (batch.empty()) {
                 cv_.wait_until(lk, std::min(until, next_retention), [&] { return stop_ || !q_.empty(); });
-                // a short batch: wait a little for more, so one transaction carries many records
-                if (!q_.empty() && queued_recs_ < o_.batch_max && !stop_)
+                // Group commit: while records keep coming, a transaction takes what queued during
+                // the previous one (no waiting: the writer is the bottleneck then). After an idle
+                // spell, a short batch waits a little for company, so a burst is one transaction.
+                bool idle = std::chrono::steady_clock::now() - last_commit > o_.batch_wait;
+                if (idle && !q_.empty() && queued_recs_ < o_.batch_max && !stop_)
                     cv_.wait_for(lk, o_.batch_wait, [&] { return stop_ || queued_recs_ >= o_.batch_max; });
             }
             std::size_t n = 0;
@@ -539,6 +738,7 @@ void writer::run()
         if (!batch.empty()) {
             try {
                 commit(batch);
+                last_commit = std::chrono::steady_clock::now();
                 backoff = std::chrono::milliseconds(0);
                 bool recovered = false;
                 {
@@ -578,43 +778,55 @@ void writer::run()
 void writer::commit(std::vector<item>& batch)
 {
     exec(db_, "BEGIN IMMEDIATE");
-    stmt ins(db_, "INSERT OR IGNORE INTO events(id, time, received, type, level, daemon, host, system, repo, revision, "
-                  "message, source, legacy, authenticated, data, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    sqlite3_stmt* ins = ins_;
+    auto text = [ins](int i, const std::string& v) {
+        sqlite3_bind_text(ins, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    };
     std::vector<recorded_event> inserted;
     std::uint64_t dups = 0;
+    std::vector<recorded_event*> fresh;  // moved out only after the COMMIT (a failed batch is retried as it was)
     for (auto& b : batch)
         for (auto& r : b.recs) {
-            ins.text(1, r.id);
-            ins.integer(2, r.time_ms);
-            ins.integer(3, r.received_ms);
-            ins.text(4, r.type);
-            ins.text(5, r.level);
-            ins.text(6, r.daemon);
-            ins.text(7, r.host);
-            ins.text(8, r.system);
-            ins.text(9, r.repo);
-            ins.text(10, r.revision);
-            ins.text(11, r.message);
-            ins.text(12, r.source);
-            ins.integer(13, r.legacy);
-            ins.integer(14, r.authenticated);
-            ins.text(15, r.data);
-            ins.text(16, r.raw);
-            int rc = sqlite3_step(ins.s);
-            if (rc != SQLITE_DONE) fail(db_, rc, "insert");
+            sqlite3_reset(ins);
+            text(1, r.id);
+            sqlite3_bind_int64(ins, 2, r.time_ms);
+            sqlite3_bind_int64(ins, 3, r.received_ms);
+            text(4, r.type);
+            text(5, r.level);
+            text(6, r.daemon);
+            text(7, r.host);
+            text(8, r.system);
+            text(9, r.repo);
+            text(10, r.revision);
+            text(11, r.message);
+            text(12, r.source);
+            sqlite3_bind_int64(ins, 13, r.legacy);
+            sqlite3_bind_int64(ins, 14, r.authenticated);
+            text(15, r.data);
+            // an ingested JSON record's raw text is its data: stored once ("" = same as data)
+            if (r.raw == r.data) sqlite3_bind_text(ins, 16, "", 0, SQLITE_STATIC);
+            else text(16, r.raw);
+            int rc = sqlite3_step(ins);
+            if (rc != SQLITE_DONE) {
+                sqlite3_reset(ins);
+                fail(db_, rc, "insert");
+            }
             if (sqlite3_changes(db_) == 1) {
                 r.seq = sqlite3_last_insert_rowid(db_);
-                inserted.push_back(r);
+                fresh.push_back(&r);
             } else {
                 ++dups;
             }
-            sqlite3_reset(ins.s);
         }
+    sqlite3_reset(ins);
+    sqlite3_clear_bindings(ins);
     int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) fail(db_, rc, "commit");
     transactions_ += 1;
-    committed_rows_ += inserted.size();
+    committed_rows_ += fresh.size();
     duplicates_ += dups;
+    inserted.reserve(fresh.size());
+    for (auto* r : fresh) inserted.push_back(std::move(*r));  // no copy of each row's text
     for (auto& b : batch) b.done(true, {});
     if (!inserted.empty() && committed_) committed_(std::move(inserted));
 }

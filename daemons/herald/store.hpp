@@ -5,8 +5,13 @@
 // callbacks; the daemon posts them back to its I/O thread.
 //
 // Tables: `events` (one row per event id, `seq` an AUTOINCREMENT row id, never reused, so SSE
-// ids and pagination cursors survive retention) and `events_fts`, an FTS5 index (external
-// content) over message, daemon, host, system, repo, type and data, kept by triggers.
+// ids and pagination cursors survive retention) and `events_fts`, a contentless FTS5 index over
+// message, daemon, host, system, repo, type, data (words) and `keys` (one exact token per filter
+// value), kept by triggers.
+// Searches are newest first by seq and keyset-paginated (`before`/`after` a seq, never OFFSET).
+// Free text and the exact filters on indexed columns are answered by walking the FTS index in
+// seq order (each candidate row then checked exactly, stopping at a page); repo + revision by
+// events_repo; a time range alone by events_time. Every search has a LIMIT and a time budget.
 
 #include "record.hpp"
 
@@ -27,6 +32,7 @@
 #include <vector>
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace herald {
 
@@ -58,7 +64,9 @@ struct sql_statement {
     std::string sql;
     std::vector<std::variant<std::string, std::int64_t>> binds;  ///< bound in order to the `?`s
 };
-/// SELECT for a query: parameters only, never user text in the SQL.
+/// SELECT for a query: parameters only, never user text in the SQL. The exact filters (type,
+/// host, daemon, repo, system, level) also become FTS5 `keys` tokens, so the index finds the
+/// rows and a row lookup confirms.
 sql_statement build_sql(const query& q);
 
 /// The URL query string for `q` with `before` replaced (pagination links).
@@ -96,13 +104,22 @@ struct store_error : std::runtime_error {
     int code = 0;
 };
 
+/// A search that ran past its time budget (sqlite3_progress_handler): the reader is free again
+/// and the caller answers with this message; the database is fine.
+struct search_timeout : store_error {
+    using store_error::store_error;
+};
+
 struct store_options {
     std::filesystem::path path;
     bool synchronous_full = true;  ///< PRAGMA synchronous=FULL (committed survives power loss)
-    std::size_t batch_max = 2000;  ///< records per transaction
-    std::chrono::milliseconds batch_wait{20};  ///< wait for more before committing a short batch
+    std::size_t batch_max = 10000;  ///< records per transaction at most
+    /// After an idle spell, wait this long for more before committing a short batch; while
+    /// records keep coming, each transaction takes what queued during the previous commit.
+    std::chrono::milliseconds batch_wait{20};
     std::size_t queue_max = 50000;  ///< records waiting (submit refuses beyond)
     std::size_t readers = 4;        ///< read connections kept open
+    std::chrono::milliseconds search_budget{2000};  ///< a search longer than this is stopped
     std::int64_t max_pages = 0;     ///< PRAGMA max_page_count (a hard cap: "database full"); 0 = SQLite's
     retention_policy retention;
 };
@@ -116,9 +133,14 @@ struct search_result {
 /// the first write or read of a damaged page fails and is reported), and serves queries.
 class reader_pool {
 public:
-    explicit reader_pool(std::filesystem::path path, std::size_t keep);
+    /// `budget`: the longest a search may run (0: unbounded); past it, search_timeout.
+    explicit reader_pool(std::filesystem::path path, std::size_t keep,
+                         std::chrono::milliseconds budget = std::chrono::milliseconds(2000));
+    static constexpr int reader_cache_kib = 8192;  ///< PRAGMA cache_size of each reader
     ~reader_pool();
     search_result search(const query& q);
+    /// The same with an explicit deadline (search_timeout once the statement runs past it).
+    search_result search(const query& q, std::chrono::steady_clock::time_point deadline);
     std::optional<recorded_event> get(std::int64_t seq);
     /// The last event of each (daemon, host), by event time: for /metrics and the alert engine.
     struct source { std::string daemon, host; std::int64_t last_ms = 0; };
@@ -131,6 +153,7 @@ private:
     void give(std::unique_ptr<conn> c);
     std::filesystem::path path_;
     std::size_t keep_;
+    std::chrono::milliseconds budget_;
     std::mutex mu_;
     std::vector<std::unique_ptr<conn>> idle_;
 };
@@ -174,6 +197,7 @@ private:
     committed_fn committed_;
     health_fn health_;
     sqlite3* db_ = nullptr;
+    sqlite3_stmt* ins_ = nullptr;  ///< the INSERT, prepared once
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<item> q_;

@@ -162,15 +162,29 @@ TEST_CASE("herald: SQL has only placeholders and level means that or worse")
     q.before = 100;
     auto st = build_sql(q);
     CHECK(st.sql.find("DROP") == std::string::npos);
-    CHECK(st.sql.find("host = ?") != std::string::npos);
-    CHECK(st.sql.find("level IN (?, ?)") != std::string::npos);
-    CHECK(st.sql.find("seq < ?") != std::string::npos);
-    CHECK(st.sql.find("ORDER BY seq DESC LIMIT ?") != std::string::npos);
-    CHECK(std::get<std::string>(st.binds[0]) == q.host);
+    CHECK(st.sql.find("e.host = ?") != std::string::npos);
+    CHECK(st.sql.find("e.level IN (?, ?)") != std::string::npos);
+    CHECK(st.sql.find("events_fts.rowid < ?") != std::string::npos);
+    CHECK(st.sql.find("ORDER BY events_fts.rowid DESC LIMIT ?") != std::string::npos);
+    CHECK(st.sql.find("OFFSET") == std::string::npos);
+    // the FTS5 expression: the free text quoted word by word on the word columns, the exact
+    // values as hex keys (nothing the user typed is FTS5 syntax)
+    auto m = std::get<std::string>(st.binds[0]);
+    CHECK(m.starts_with("{message daemon host system repo type data} : (\"frob\" AND \"quoted\" AND \"OR\")"));
+    CHECK(m.find("keys : \"h7765623031273b2044524f50") != std::string::npos);  // h + hex("web01'; DROP")
+    CHECK(m.find("keys : (\"l6572726f72\" OR \"l637269746963616c\")") != std::string::npos);  // error or critical
+    CHECK(std::get<std::string>(st.binds[2]) == q.host);
     CHECK(std::get<std::int64_t>(st.binds.back()) == 51);
     query live;
     live.after = 5;
-    CHECK(build_sql(live).sql.find("ORDER BY seq ASC") != std::string::npos);
+    CHECK(build_sql(live).sql.find("ORDER BY e.seq ASC") != std::string::npos);
+    // repo + revision: events_repo finds the rows, free text is checked per row
+    query rev{.repo = "site", .revision = "abc", .text = "x"};
+    CHECK(build_sql(rev).sql.find("FROM events AS e WHERE e.repo = ? AND e.revision = ? AND EXISTS") != std::string::npos);
+    // a time range alone: the page's seqs from the time index first
+    query tr{.since_ms = 1, .until_ms = 2};
+    CHECK(build_sql(tr).sql.find("WHERE e.seq IN (SELECT seq FROM events AS e WHERE e.time >= ? AND e.time < ?") !=
+          std::string::npos);
 }
 
 TEST_CASE("herald: free text is quoted word by word for FTS5")
