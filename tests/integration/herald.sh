@@ -19,10 +19,7 @@ NAME=herald
 chmod 755 "$WORK"
 work=$WORK
 id dkweb >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dkweb
-export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global safe.directory '*'
-git config --global init.defaultBranch master
+git_sandbox "$work"
 read -r port hport < <(free_ports 2)
 url="stomp://127.0.0.1:$port"
 embedded_broker "$broker" "$port" "$work/broker.log" --data-dir "$work/broker-data" || fatal "broker did not start"

@@ -14,9 +14,7 @@ for t in chromium chromedriver; do command -v "$t" >/dev/null || fatal "$t is no
 /usr/bin/python3 -c "import selenium" 2>/dev/null || fatal "python3-selenium is not installed (scripts/deps.sh)"
 mkdir -p "$artifacts"
 work=$WORK
-export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global init.defaultBranch master
+git_sandbox "$work"
 read -r port hport < <(free_ports 2)
 url="stomp://127.0.0.1:$port"
 embedded_broker "$broker" "$port" "$work/broker.log" --data-dir "$work/broker-data" || fatal "broker did not start"

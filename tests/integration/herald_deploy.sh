@@ -16,10 +16,7 @@ for t in chromium chromedriver; do command -v "$t" >/dev/null || fatal "$t is no
 /usr/bin/python3 -c "import selenium" 2>/dev/null || fatal "python3-selenium is not installed (scripts/deps.sh)"
 mkdir -p "$artifacts"
 w=$WORK
-export GIT_AUTHOR_NAME=Dev GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME=Dev GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$w/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global safe.directory '*'
-git config --global init.defaultBranch master
+git_sandbox "$w"
 me=$(id -un)
 git init -q "$w/dev"
 for v in v1 v2; do
