@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -119,7 +120,13 @@ std::string dataset_writable(const fs::path& path, const bus::runtime::identity&
 {
     struct ::stat st {};
     if (::lstat(path.c_str(), &st) != 0) return path.string() + ": " + std::strerror(errno);
-    if (may_write(st, who)) return path.string() + " is writable by " + who.name;
+    // On a read-only mount (systemd's ProtectSystem=strict, a read-only export): nobody writes
+    // what is on that file system; a mount below it is checked by modes.
+    struct ::statvfs sv {};
+    const bool ro_mount = ::statvfs(path.c_str(), &sv) == 0 && (sv.f_flag & ST_RDONLY);
+    const dev_t top_dev = st.st_dev;
+    auto writable = [&](const struct ::stat& s) { return !(ro_mount && s.st_dev == top_dev) && may_write(s, who); };
+    if (writable(st)) return path.string() + " is writable by " + who.name;
     if (!S_ISDIR(st.st_mode)) return {};
     std::error_code ec;
     std::size_t n = 0;
@@ -128,7 +135,7 @@ std::string dataset_writable(const fs::path& path, const bus::runtime::identity&
         if (++n > max_entries) return path.string() + ": more than " + std::to_string(max_entries) + " entries to check";
         if (::lstat(it->path().c_str(), &st) != 0) return it->path().string() + ": " + std::strerror(errno);
         if (S_ISLNK(st.st_mode)) continue;  // not followed: its target is checked where it is, if a dataset
-        if (may_write(st, who)) return it->path().string() + " is writable by " + who.name;
+        if (writable(st)) return it->path().string() + " is writable by " + who.name;
     }
     return ec ? path.string() + ": " + ec.message() : std::string();
 }
