@@ -177,6 +177,9 @@ config read(bus::runtime::config_file& f)
     c.artifacts_max_bytes = size_value(r, "artifacts-max-size", c.artifacts_max_bytes);
     c.artifacts_max_files = static_cast<std::uint64_t>(r.integer("artifacts-max-files", 1000, 1, 100000));
     c.stop_grace = r.duration("stop-grace", 20s, 0s, 1h);
+    c.cgroup_root = r.str("cgroup-root", c.cgroup_root.string());
+    if (!c.cgroup_root.empty() && !c.cgroup_root.is_absolute())
+        r.fail("cgroup-root", "'" + c.cgroup_root.string() + "' must be an absolute path (or \"\" for none)");
     c.fetch_timeout = r.duration("fetch-timeout", 300s, 1s, 1h);
     if (auto l = r.str("log-listen"); l && !l->empty()) {
         c.log_listen = bus::http::parse_listen(*l);

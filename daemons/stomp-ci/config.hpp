@@ -70,7 +70,8 @@ struct config {
     unsigned keep_artifacts = 100; ///< runs whose artifacts are kept on this worker
     std::uint64_t artifacts_max_bytes = 100ull << 20;  ///< per run: what a run keeps at most
     std::uint64_t artifacts_max_files = 1000;
-    std::chrono::milliseconds stop_grace{20000};  ///< SIGTERM: runs may finish this long, then go back to the queue
+    std::chrono::milliseconds stop_grace{20000};
+    std::filesystem::path cgroup_root = "/sys/fs/cgroup";  ///< empty: no per-run cgroups  ///< SIGTERM: runs may finish this long, then go back to the queue
     std::chrono::milliseconds fetch_timeout{300000};
     std::optional<bus::http::listen_address> log_listen;
     std::string log_url;           ///< public prefix of log links (no trailing '/')

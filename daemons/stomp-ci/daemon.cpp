@@ -58,6 +58,7 @@ struct running_job {
     std::string worker_status = "preparing";
     clock_type::time_point started = clock_type::now();
     std::atomic<bool> cancel{false};
+    bool started_sent = false;  // the started event's publish ended (kept or not)
 };
 
 struct last_result {
@@ -109,6 +110,7 @@ struct daemon_state {
     std::optional<bus::runtime::identity> user;  // set: steps drop to it (we are root)
     bus::runtime::identity job_identity;          // who steps run as, either way
     bool isolate_datasets = false;                // read-only bind mounts (root, mount namespaces work)
+    std::optional<cgroup_base> cgroups;           // per-run cgroups go there
     history hist;
     std::map<std::string, std::shared_ptr<running_job>> running;  // by run id
     std::set<std::string> busy_repos;
@@ -294,6 +296,13 @@ struct daemon_state {
         co_return bus::disposition::leave;  // acknowledged once the result is on the bus
     }
 
+    // The started event goes out while the run prepares: its receipt is not worth a delay.
+    net::awaitable<void> publish_started(std::vector<bus::stomp::frame> frames, std::shared_ptr<running_job> rj)
+    {
+        co_await publish(std::move(frames));
+        rj->started_sent = true;
+    }
+
     net::awaitable<void> run(std::shared_ptr<running_job> rj)
     {
         auto c = cfg;  // this run's config, whatever a reload does
@@ -314,7 +323,8 @@ struct daemon_state {
         const topics where = topics_of(*c);
         auto started_ev = make_build(req, bus::build_phase::started, number, url, host);
         auto started_frames = build_frames(started_ev, where, c->bus.format, host);
-        co_await publish(std::move(started_frames));
+        std::string started_task = "stomp-ci: started event of " + req.run_id;
+        svc.spawn(publish_started(std::move(started_frames), rj), std::move(started_task));
 
         auto plan = std::make_shared<run_plan>();
         plan->req = req;
@@ -327,6 +337,7 @@ struct daemon_state {
         plan->mirror_lock = mirror_lock(req.repo);
         plan->cancel = &rj->cancel;
         plan->isolate_datasets = isolate_datasets;
+        plan->cgroups = cgroups ? &*cgroups : nullptr;
         plan->job_identity = job_identity;
         plan->artifacts_dir = artifacts_dir(req.run_id);
         plan->artifacts_max_bytes = c->artifacts_max_bytes;
@@ -341,6 +352,11 @@ struct daemon_state {
         static_assert(std::is_trivially_destructible_v<decltype(work)>);
         run_outcome o = co_await svc.blocking(work);
         busy_repos.erase(req.repo);
+        // Completed after started, on the wire too (bounded: publish() gives up after 5 s).
+        while (!rj->started_sent) {
+            net::steady_timer t(svc.io(), milliseconds(1));
+            co_await t.async_wait(net::use_awaitable);
+        }
 
         if (o.cancelled && svc.stopping()) {
             // SIGTERM: the run goes back to the queue for another worker (or our restart).
@@ -594,6 +610,18 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
         int ng = ::getgroups(static_cast<int>(d.job_identity.groups.size()), d.job_identity.groups.data());
         d.job_identity.groups.resize(static_cast<std::size_t>(std::max(0, ng)));
         d.job_identity.name = "uid " + std::to_string(d.job_identity.uid);
+    }
+    if (::geteuid() == 0 && !d.cfg->cgroup_root.empty() && d.cfg->workers > 0) {
+        std::string why;
+        d.cgroups = setup_cgroups(d.cfg->cgroup_root, why);
+        if (d.cgroups)
+            log.info("stomp-ci: a cgroup per run under {} (memory.max {}, pids.max {}), ended with cgroup.kill",
+                     d.cgroups->dir.string(), d.cgroups->memory ? "set" : "unavailable", d.cgroups->pids ? "set" : "unavailable");
+        else
+            log.info("stomp-ci: no cgroup per run ({}): setrlimit limits only", why);
+    } else if (d.cfg->workers > 0) {
+        log.info("stomp-ci: no cgroup per run ({}): setrlimit limits only",
+                 ::geteuid() != 0 ? "not root" : "cgroup-root is empty");
     }
     d.isolate_datasets = ::geteuid() == 0 && bus::runtime::mount_namespaces_available();
     if (d.isolate_datasets)

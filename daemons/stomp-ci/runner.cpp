@@ -285,6 +285,7 @@ run_outcome run_job(const run_plan& p)
         fs::create_directories(p.workdir, ec);
         if (ec) out.error = "work dir " + p.workdir.string() + ": " + ec.message();
     }
+    const double mirror_s = secs(clock_type::now() - t0);
     if (out.error.empty()) out.error = checkout(p.mirror, p.req.commit, p.workdir);
     if (out.error.empty() && p.user) out.error = chown_tree(p.workdir, p.user->uid, p.user->gid);
     if (out.error.empty()) ::chmod(p.workdir.c_str(), 0700);
@@ -295,7 +296,8 @@ run_outcome run_job(const run_plan& p)
         out.duration_s = secs(clock_type::now() - t0);
         return out;
     }
-    log_line(log, "checked out " + p.req.commit + " in " + std::to_string(out.prepare_s) + " s");
+    log_line(log, "checked out " + p.req.commit + " in " + std::to_string(out.prepare_s) + " s (mirror " +
+                      std::to_string(mirror_s) + " s)");
 
     // Datasets: read-only mounts in each step's own mount namespace, or (unprivileged) refused
     // when the job's user could change them.
@@ -316,6 +318,12 @@ run_outcome run_job(const run_plan& p)
     if (!j.datasets.empty())
         log_line(log, p.isolate_datasets ? "datasets read-only (bind mounts in a private mount namespace)"
                                          : "datasets read-only (not writable by " + p.job_identity.name + ")");
+
+    // A cgroup for the run where the host gives us one; its processes cannot outlive the run.
+    std::string cg_why;
+    std::optional<run_cgroup> cg =
+        p.cgroups ? run_cgroup::create(*p.cgroups, p.req.run_id, j.lim.memory_bytes, j.lim.processes, cg_why) : std::nullopt;
+    if (p.cgroups) log_line(log, cg ? "cgroup " + cg->dir().string() : "no cgroup (" + cg_why + "): rlimits only");
 
     const auto deadline = t0 + j.timeout;
     const auto env = job_environment(j, p.req, p.workdir.string());
@@ -340,6 +348,7 @@ run_outcome run_job(const run_plan& p)
         so.output_fd = log;
         so.cancel = p.cancel;
         if (p.isolate_datasets) so.read_only = ro;
+        if (cg) so.cgroup_fd = cg->fd();
         so.limits = {{RLIMIT_CPU, j.lim.cpu_seconds},
                      {RLIMIT_AS, j.lim.memory_bytes},
                      {RLIMIT_NPROC, j.lim.processes},
@@ -363,10 +372,12 @@ run_outcome run_job(const run_plan& p)
         }
         log_line(log, "step " + std::string(sr.end == step_end::ok ? "succeeded" : "failed") + ": " + r.describe() +
                           " after " + std::to_string(sr.duration_s) + " s");
+        if (cg && (r.timed_out || r.cancelled)) cg->kill();  // also what left the process group
         if (sr.end != step_end::ok) stop = true;
         out.steps.push_back(std::move(sr));
     }
     out.status = run_status(out.steps, false);
+    cg.reset();  // whatever the steps left running ends with the run
     if (!j.artifacts.empty() && !out.cancelled) {
         std::string note;
         out.artifacts = collect_artifacts(p.workdir, j.artifacts, p.artifacts_dir, p.artifacts_max_bytes,

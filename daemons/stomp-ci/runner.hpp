@@ -6,6 +6,7 @@
 // job's environment only, the job user, setrlimit limits, its own process group ended as a whole
 // at the deadline or on cancel, output streamed to the run's log file.
 
+#include "cgroup.hpp"
 #include "ci.hpp"
 
 #include "bus/runtime/spawn.hpp"
@@ -67,6 +68,7 @@ struct run_plan {
     std::filesystem::path artifacts_dir;  ///< where this run's artifacts go (created when there are any)
     std::uint64_t artifacts_max_bytes = 100ull << 20;
     std::uint64_t artifacts_max_files = 1000;
+    const cgroup_base* cgroups = nullptr;  ///< set: the run gets a cgroup of its own there
 };
 
 struct run_outcome {

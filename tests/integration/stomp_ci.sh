@@ -59,6 +59,10 @@ echo v1 >"$work/dev/version"
 
 mkdir -m 777 "$work/ledger"        # where jobs record what they did (nobody writes it)
 mkdir -m 755 "$work/outside"       # root's: a job must not write here
+# A cgroup v2 hierarchy of the test's own (this host's /sys/fs/cgroup is v1): a cgroup per run.
+mkdir "$work/cg"
+mount -t cgroup2 none "$work/cg" || fatal "cannot mount a cgroup2 hierarchy"
+on_exit "umount -l '$work/cg'"
 # A dataset anyone may write by its modes: only the read-only mount keeps the job from changing it.
 mkdir -m 777 "$work/dataset"; echo "sample v1" >"$work/dataset/rows"; chmod 666 "$work/dataset/rows"
 jobs_yaml="      - {name: unit, refs: [refs/heads/master], steps: [[./ci/test.sh]], timeout: 60}
@@ -91,6 +95,10 @@ jobs_yaml="      - {name: unit, refs: [refs/heads/master], steps: [[./ci/test.sh
         refs: [refs/heads/arts]
         artifacts: [out, '*.txt']
         steps: [[/bin/sh, -c, 'mkdir -p out/sub && echo report > out/report.xml && echo deep > out/sub/a.txt && echo top > top.txt && echo no > skip.dat && ln -s /etc/passwd out/passwd && ln -s /etc out/etc']]
+      - name: escapee
+        refs: [refs/heads/escapee]
+        env: {LEDGER: $work/ledger}
+        steps: [[/bin/sh, -c, 'setsid sleep 300 & echo \$! > \$LEDGER/escapee.pid; echo \$\$ >> \$LEDGER/escapee.pid']]
       - name: term
         refs: [refs/heads/term]
         env: {LEDGER: $work/ledger}
@@ -128,8 +136,10 @@ $jobs_yaml
 YAML
 }
 conf dispatcher 0 true "" "admin-listen: 127.0.0.1:$aport"
-conf a 2 false "$lport_a" "stop-grace: 3"
-conf b 2 false "$lport_b" "stop-grace: 3"
+conf a 2 false "$lport_a" "stop-grace: 3
+cgroup-root: $work/cg"
+conf b 2 false "$lport_b" "stop-grace: 3
+cgroup-root: $work/cg"
 "$ci" --check-config -c "$work/a.yaml" >/dev/null 2>"$work/check.err" && pass "--check-config" || fatal "check-config: $(cat "$work/check.err")"
 sed 's/^keep-runs:/keep-rnus:/' "$work/a.yaml" >"$work/typo.yaml"
 rc=0; "$ci" --check-config -c "$work/typo.yaml" 2>"$work/typo.err" >/dev/null || rc=$?
@@ -267,6 +277,18 @@ if [[ $kind == embedded ]]; then
        && $(http_get "$lp" "/artifacts/$id/%2e%2e/%2e%2e/logs/$id.log") == 404* ]] \
       && pass "the log server serves the kept artifacts, nothing else" || bad "artifact fetch $a1"
   else bad "no completed event for arts"; fi
+
+  # ---- a cgroup per run: what left the process group (setsid) ends with the run --------------
+  push escapee
+  if wait_completed escapee 1 30; then
+    ev=$(completed escapee); id=$(field run_id <<<"$ev")
+    nothing_left() { local p s; while read -r p; do s=$(ps -o stat= -p "$p" 2>/dev/null) || continue; [[ $s == Z* ]] || return 1; done <"$work/ledger/escapee.pid"; }
+    wait_for 5 nothing_left
+    grep -q "a cgroup per run under $work/cg/stomp-ci.runs" "$work/a.log" && [[ $(field status <<<"$ev") == SUCCESS && -s $work/ledger/escapee.pid ]] \
+      && nothing_left && [[ ! -e $work/cg/stomp-ci.runs/$id ]] \
+      && pass "a cgroup per run: a process that left the job's process group (setsid) is killed with the run, the cgroup removed" \
+      || bad "escapee: $ev; left: $(cat "$work/ledger/escapee.pid" | xargs -r ps -o pid,stat,cmd -p); $(ls "$work/cg/stomp-ci.runs")"
+  else bad "no completed event for escapee"; fi
 
   m=$(http_get "$aport" /metrics)
   grep -qE '^stomp_ci_events_dropped_total\{reason="(invalid|refused)"\} [1-9]' <<<"$m" && pass "/metrics counts the refusals" || bad "metrics: $(grep -E "dropped|refused" <<<"$m")"

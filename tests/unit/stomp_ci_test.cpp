@@ -1,5 +1,6 @@
 // stomp-ci's pure core (daemons/stomp-ci/ci.hpp, config.hpp), the shared ref filters
 // (daemons/common/refs.hpp) and what spawn() gained for it (rlimits, output to a file, cancel).
+#include "cgroup.hpp"
 #include "ci.hpp"
 #include "config.hpp"
 #include "refs.hpp"
@@ -468,4 +469,15 @@ TEST_CASE("spawn: read-only paths in a private mount namespace")
         CHECK_FALSE(r.started);
         CHECK(r.error.find("private mount namespace") != std::string::npos);
     }
+}
+
+TEST_CASE("stomp-ci cgroups - this process's cgroup v2 path")
+{
+    CHECK(unified_cgroup_path("0::/\n") == "/");
+    CHECK(unified_cgroup_path("12:pids:/x\n1:name=systemd:/y\n0::/system.slice/stomp-ci.service\n") ==
+          "/system.slice/stomp-ci.service");
+    CHECK_FALSE(unified_cgroup_path("4:memory:/a\n1:cpu:/\n"));
+    std::string why;
+    CHECK_FALSE(setup_cgroups(std::filesystem::temp_directory_path(), why));  // not a cgroup2 hierarchy
+    CHECK(why.find("not a cgroup v2 hierarchy") != std::string::npos);
 }

@@ -53,7 +53,7 @@ bool make_pipe(fd_guard& r, fd_guard& w)
 
 // The child reports a failure before exec as {stage, errno} on the status pipe (close-on-exec, so
 // a successful exec closes it with nothing written).
-enum stage : int { st_fd = 1, st_groups, st_gid, st_uid, st_verify, st_pdeath, st_cwd, st_exec, st_limit, st_mount };
+enum stage : int { st_fd = 1, st_groups, st_gid, st_uid, st_verify, st_pdeath, st_cwd, st_exec, st_limit, st_mount, st_cgroup };
 
 [[noreturn]] void child_fail(int status_fd, int st)
 {
@@ -101,6 +101,11 @@ bool isolate_mounts(const spawn_options& o, const unsigned long* keep_flags)
 {
     const spawn_options& o = *p.o;
     ::setpgid(0, 0);
+    if (o.cgroup_fd >= 0) {
+        int procs = ::openat(o.cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (procs < 0 || ::write(procs, "0", 1) != 1) child_fail(p.status_w, st_cgroup);
+        ::close(procs);
+    }
     // Default dispositions and an empty mask: a hook may run with SIGPIPE ignored, and the
     // caller's thread may block signals.
     for (int s = 1; s < NSIG; ++s)
@@ -180,6 +185,7 @@ std::string stage_text(int st, const spawn_options& o)
     case st_pdeath: return "cannot tie the child to its parent";
     case st_cwd: return "cannot change to " + o.cwd;
     case st_limit: return "cannot set a resource limit";
+    case st_cgroup: return "cannot move into the run's cgroup";
     case st_mount: return "cannot mount the read-only paths in a private mount namespace";
     default: return "cannot run " + (o.argv.empty() ? std::string() : o.argv[0]);
     }

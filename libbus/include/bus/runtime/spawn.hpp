@@ -82,6 +82,9 @@ struct spawn_options {
     /// (MS_BIND, then MS_REMOUNT|MS_RDONLY keeping the source's nosuid/nodev/noexec), before the
     /// drop to `user`. Needs CAP_SYS_ADMIN: see mount_namespaces_available().
     std::vector<read_only_bind> read_only;
+    /// >= 0: a cgroup v2 directory (O_DIRECTORY descriptor) the child moves itself into before
+    /// anything else (writes 0 to its cgroup.procs), so all it starts stays there.
+    int cgroup_fd = -1;
 };
 
 struct spawn_result {
