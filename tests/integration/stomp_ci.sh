@@ -6,9 +6,12 @@
 # Embedded broker: also a failing step, a timeout (the step's background child, whose pid it
 # wrote, is gone: the whole process group was killed), a memory limit, a write outside the work
 # dir (refused by permissions), hostile repo/ref in a commit event and in a job message (refused,
-# nothing run), the slow-run flag. Both brokers: 20 jobs spread over two workers, each run and
-# reported exactly once; kill -9 of the worker running a job -> it reruns on the other and its
-# completed event is reported once.
+# nothing run), the slow-run flag, a dataset the job tries to change (read-only mount: unchanged),
+# artifacts (kept, served, no symlink followed), a cgroup per run (a test-mounted cgroup2: a
+# setsid'd leftover is killed with the run). Both brokers: 20 jobs spread over two workers, each
+# run and reported exactly once; kill -9 of the worker running a job -> it reruns on the other
+# and its completed event is reported once; SIGTERM mid-job -> requeued past stop-grace and rerun,
+# or finished within it; reported once.
 #   tests/integration/stomp_ci.sh STOMP_BROKER STOMPCTL STOMP_POST_RECEIVE STOMP_CI [embedded|rabbitmq]
 set -uo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") hookbin=$(realpath "$3") ci=$(realpath "$4")
