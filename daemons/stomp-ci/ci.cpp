@@ -2,12 +2,14 @@
 
 #include "jenkins_helper.hpp"
 
+#include "bus/url.hpp"
 #include "bus/wire.hpp"
 
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <fnmatch.h>
 #include <cmath>
 #include <cstdio>
 
@@ -286,6 +288,56 @@ std::optional<std::string> log_path_run_id(std::string_view path)
     auto id = path.substr(6, path.size() - 10);
     if (!valid_run_id(id)) return std::nullopt;
     return std::string(id);
+}
+
+std::string artifact_link(std::string_view log_url, std::string_view run_id, std::string_view rel)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out = std::string(log_url) + "/artifacts/" + std::string(run_id) + "/";
+    for (unsigned char c : rel) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+std::optional<std::pair<std::string, std::string>> artifact_path(std::string_view path)
+{
+    constexpr std::string_view prefix = "/artifacts/";
+    if (!path.starts_with(prefix)) return std::nullopt;
+    path.remove_prefix(prefix.size());
+    auto slash = path.find('/');
+    if (slash == std::string_view::npos || !valid_run_id(path.substr(0, slash))) return std::nullopt;
+    auto rel = bus::percent_decode(path.substr(slash + 1));
+    if (!rel || rel->empty() || rel->size() > 4096 || rel->find('\0') != std::string::npos) return std::nullopt;
+    std::size_t i = 0;
+    while (i <= rel->size()) {
+        auto j = rel->find('/', i);
+        if (j == std::string::npos) j = rel->size();
+        auto c = std::string_view(*rel).substr(i, j - i);
+        if (c.empty() || c == "." || c == "..") return std::nullopt;
+        i = j + 1;
+    }
+    return std::pair{std::string(path.substr(0, slash)), std::move(*rel)};
+}
+
+bool artifact_wanted(const std::vector<std::string>& globs, std::string_view rel)
+{
+    const std::string r(rel);
+    for (const auto& g : globs) {
+        // The file itself, or a directory above it ("reports" keeps everything under reports/).
+        for (std::size_t end = r.size(); end > 0;) {
+            if (::fnmatch(g.c_str(), r.substr(0, end).c_str(), FNM_PATHNAME) == 0) return true;
+            auto k = r.rfind('/', end - 1);
+            end = k == std::string::npos ? 0 : k;
+        }
+    }
+    return false;
 }
 
 topics topics_of(const config& cfg)

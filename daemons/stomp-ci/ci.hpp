@@ -106,6 +106,15 @@ std::string log_link(std::string_view log_url, std::string_view run_id);
 /// The run id a log server path names (`/logs/<run_id>.log`), or nullopt: nothing else is served.
 std::optional<std::string> log_path_run_id(std::string_view path);
 
+/// `<log_url>/artifacts/<run_id>/<rel>`, `rel` %-encoded but for letters, digits, `-._~/`.
+std::string artifact_link(std::string_view log_url, std::string_view run_id, std::string_view rel);
+/// The run id and relative file a log server path names (`/artifacts/<run_id>/<rel>`, %-decoded;
+/// no empty, `.` or `..` component, no NUL), or nullopt.
+std::optional<std::pair<std::string, std::string>> artifact_path(std::string_view path);
+/// Whether `rel` (a path relative to the checkout, '/'-separated) is one of the job's artifacts:
+/// a glob matches it (fnmatch, `*` within one component), or matches a directory above it.
+bool artifact_wanted(const std::vector<std::string>& globs, std::string_view rel);
+
 struct topics {
     std::string report, begin, success, failure, events;
 };

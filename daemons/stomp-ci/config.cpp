@@ -47,6 +47,21 @@ std::uint64_t size_value(const section& s, const char* key, std::uint64_t dflt)
     return std::stoull(t) * mult;
 }
 
+// An artifact glob: relative, no empty, '.' or '..' component, at most 200 characters.
+bool valid_artifact_glob(std::string_view g)
+{
+    if (g.empty() || g.size() > 200 || g[0] == '/' || g.find('\0') != std::string_view::npos) return false;
+    std::size_t i = 0;
+    while (i <= g.size()) {
+        auto j = g.find('/', i);
+        if (j == std::string_view::npos) j = g.size();
+        auto c = g.substr(i, j - i);
+        if (c.empty() || c == "." || c == "..") return false;
+        i = j + 1;
+    }
+    return true;
+}
+
 limits read_limits(const section& s, const limits& dflt)
 {
     limits l = dflt;
@@ -110,6 +125,10 @@ job_config read_job(const section& s, const limits& dflt_limits)
     j.datasets = s.list("datasets");
     for (const auto& d : j.datasets)
         if (d.empty() || d[0] != '/' || d.find(':') != std::string::npos) s.fail("datasets", "'" + d + "' must be an absolute path (no ':')");
+    j.artifacts = s.list("artifacts");
+    for (const auto& g : j.artifacts)
+        if (!valid_artifact_glob(g))
+            s.fail("artifacts", "'" + g + "' must be a glob relative to the checkout (build/*.xml), no '..' or leading '/'");
     limits l = dflt_limits;
     if (auto ls = s.sub("limits")) l = read_limits(*ls, dflt_limits);
     j.lim = l;
@@ -154,6 +173,13 @@ config read(bus::runtime::config_file& f)
     if (c.user.empty()) r.fail("user", "the unprivileged user that runs jobs is required");
     if (c.user == "root" || c.user == "0") r.fail("user", "jobs never run as root");
     c.keep_runs = static_cast<unsigned>(r.integer("keep-runs", 10, 0, 10000));
+    c.keep_artifacts = static_cast<unsigned>(r.integer("keep-artifacts", 100, 0, 100000));
+    c.artifacts_max_bytes = size_value(r, "artifacts-max-size", c.artifacts_max_bytes);
+    c.artifacts_max_files = static_cast<std::uint64_t>(r.integer("artifacts-max-files", 1000, 1, 100000));
+    c.stop_grace = r.duration("stop-grace", 20s, 0s, 1h);
+    c.cgroup_root = r.str("cgroup-root", c.cgroup_root.string());
+    if (!c.cgroup_root.empty() && !c.cgroup_root.is_absolute())
+        r.fail("cgroup-root", "'" + c.cgroup_root.string() + "' must be an absolute path (or \"\" for none)");
     c.fetch_timeout = r.duration("fetch-timeout", 300s, 1s, 1h);
     if (auto l = r.str("log-listen"); l && !l->empty()) {
         c.log_listen = bus::http::parse_listen(*l);

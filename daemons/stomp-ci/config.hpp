@@ -36,6 +36,7 @@ struct job_config {
     std::chrono::milliseconds step_timeout{1800000};  ///< each step
     std::vector<std::pair<std::string, std::string>> env;
     std::vector<std::string> datasets;  ///< absolute paths, given to the job read-only (CI_DATASETS)
+    std::vector<std::string> artifacts; ///< globs relative to the checkout: files kept after the run
     limits lim;
     double slow_factor = 3.0;                      ///< slow: > factor × median of the history
     std::chrono::milliseconds slow_after{0};       ///< or longer than this (0: no absolute bound)
@@ -65,7 +66,12 @@ struct config {
     unsigned workers = 2;          ///< concurrent runs; 0: dispatch only (no job queue subscription)
     bool serialize_repos = false;  ///< one run per repository at a time
     std::string user = "nobody";
-    unsigned keep_runs = 10;       ///< work dirs and logs kept per job
+    unsigned keep_runs = 10;       ///< work dirs kept (newest first) on this worker
+    unsigned keep_artifacts = 100; ///< runs whose artifacts are kept on this worker
+    std::uint64_t artifacts_max_bytes = 100ull << 20;  ///< per run: what a run keeps at most
+    std::uint64_t artifacts_max_files = 1000;
+    std::chrono::milliseconds stop_grace{20000};
+    std::filesystem::path cgroup_root = "/sys/fs/cgroup";  ///< empty: no per-run cgroups  ///< SIGTERM: runs may finish this long, then go back to the queue
     std::chrono::milliseconds fetch_timeout{300000};
     std::optional<bus::http::listen_address> log_listen;
     std::string log_url;           ///< public prefix of log links (no trailing '/')

@@ -58,6 +58,7 @@ struct running_job {
     std::string worker_status = "preparing";
     clock_type::time_point started = clock_type::now();
     std::atomic<bool> cancel{false};
+    bool started_sent = false;  // the started event's publish ended (kept or not)
 };
 
 struct last_result {
@@ -106,7 +107,10 @@ struct daemon_state {
     bus::spooling_publisher out;
     bus::intake in;
     std::string host;
-    std::optional<bus::runtime::identity> user;
+    std::optional<bus::runtime::identity> user;  // set: steps drop to it (we are root)
+    bus::runtime::identity job_identity;          // who steps run as, either way
+    bool isolate_datasets = false;                // read-only bind mounts (root, mount namespaces work)
+    std::optional<cgroup_base> cgroups;           // per-run cgroups go there
     history hist;
     std::map<std::string, std::shared_ptr<running_job>> running;  // by run id
     std::set<std::string> busy_repos;
@@ -124,6 +128,7 @@ struct daemon_state {
     bus::http::daemon_metrics common{metrics, bus::runtime::version()};
 
     fs::path log_file(const std::string& run_id) const { return cfg->state_dir / "logs" / (run_id + ".log"); }
+    fs::path artifacts_dir(const std::string& run_id) const { return cfg->state_dir / "artifacts" / run_id; }
 
     std::mutex* mirror_lock(const std::string& repo)
     {
@@ -291,6 +296,13 @@ struct daemon_state {
         co_return bus::disposition::leave;  // acknowledged once the result is on the bus
     }
 
+    // The started event goes out while the run prepares: its receipt is not worth a delay.
+    net::awaitable<void> publish_started(std::vector<bus::stomp::frame> frames, std::shared_ptr<running_job> rj)
+    {
+        co_await publish(std::move(frames));
+        rj->started_sent = true;
+    }
+
     net::awaitable<void> run(std::shared_ptr<running_job> rj)
     {
         auto c = cfg;  // this run's config, whatever a reload does
@@ -311,7 +323,8 @@ struct daemon_state {
         const topics where = topics_of(*c);
         auto started_ev = make_build(req, bus::build_phase::started, number, url, host);
         auto started_frames = build_frames(started_ev, where, c->bus.format, host);
-        co_await publish(std::move(started_frames));
+        std::string started_task = "stomp-ci: started event of " + req.run_id;
+        svc.spawn(publish_started(std::move(started_frames), rj), std::move(started_task));
 
         auto plan = std::make_shared<run_plan>();
         plan->req = req;
@@ -323,6 +336,12 @@ struct daemon_state {
         plan->user = user;
         plan->mirror_lock = mirror_lock(req.repo);
         plan->cancel = &rj->cancel;
+        plan->isolate_datasets = isolate_datasets;
+        plan->cgroups = cgroups ? &*cgroups : nullptr;
+        plan->job_identity = job_identity;
+        plan->artifacts_dir = artifacts_dir(req.run_id);
+        plan->artifacts_max_bytes = c->artifacts_max_bytes;
+        plan->artifacts_max_files = c->artifacts_max_files;
         rj->worker_status = "running";
         // Only a raw pointer captured (`plan` keeps it alive until the run ends): GCC 12.2 destroys
         // the closure passed by value to svc.blocking() inside a co_await twice, so a captured
@@ -333,6 +352,11 @@ struct daemon_state {
         static_assert(std::is_trivially_destructible_v<decltype(work)>);
         run_outcome o = co_await svc.blocking(work);
         busy_repos.erase(req.repo);
+        // Completed after started, on the wire too (bounded: publish() gives up after 5 s).
+        while (!rj->started_sent) {
+            net::steady_timer t(svc.io(), milliseconds(1));
+            co_await t.async_wait(net::use_awaitable);
+        }
 
         if (o.cancelled && svc.stopping()) {
             // SIGTERM: the run goes back to the queue for another worker (or our restart).
@@ -347,6 +371,8 @@ struct daemon_state {
         b.duration_s = std::round(o.duration_s * 1000) / 1000;
         b.steps = to_build_steps(o.steps);
         if (!o.error.empty()) b.warnings.push_back("preparation failed: " + o.error);
+        for (const auto& w : o.warnings) b.warnings.push_back(w);
+        for (const auto& a : o.artifacts) b.artifacts.push_back(artifact_link(c->log_url, req.run_id, a));
         auto slow = slow_warning(hist.of(key), o.duration_s, job->slow_factor,
                                  std::chrono::duration<double>(job->slow_after).count());
         if (slow) {
@@ -374,6 +400,11 @@ struct daemon_state {
         if (kept) {
             remember_done(req.run_id);
             client.acknowledge(rj->msg, bus::disposition::ack);
+            const double total_ms = std::chrono::duration<double, std::milli>(clock_type::now() - rj->started).count();
+            double steps_ms = 0;
+            for (const auto& st : o.steps) steps_ms += st.duration_s * 1000;
+            log.info("stomp-ci: run {} reported: {:.1f} ms from its job message to the receipted completed event, steps {:.1f} ms",
+                     req.run_id, total_ms, steps_ms);
         } else {
             client.acknowledge(rj->msg, bus::disposition::leave);
         }
@@ -394,14 +425,17 @@ struct daemon_state {
         struct save_job {
             std::string hist_text;
             fs::path state_dir, work_dir;
-            unsigned keep = 0;
+            unsigned keep = 0, keep_artifacts = 0;
             std::string id;
+            std::set<std::string> busy;  // runs in progress here: their dirs stay
         };
         auto sj = std::make_shared<save_job>();
         sj->hist_text = hist.to_json();
         sj->state_dir = c->state_dir;
         sj->work_dir = c->work_dir;
         sj->keep = c->keep_runs;
+        sj->keep_artifacts = c->keep_artifacts;
+        for (const auto& [id, r] : running) sj->busy.insert(id);
         sj->id = req.run_id;
         const save_job* sp = sj.get();
         auto save = [sp] {
@@ -409,15 +443,21 @@ struct daemon_state {
             std::lock_guard lk(one_at_a_time);
             write_atomically(sp->state_dir / "history.json", sp->hist_text);
             std::ofstream(sp->state_dir / "done", std::ios::app) << sp->id << "\n";
-            // Keep the newest `keep` run directories.
-            std::vector<std::pair<std::string, std::int64_t>> dirs;
-            std::error_code ec;
-            for (auto& e : fs::directory_iterator(sp->work_dir, ec)) {
-                if (!e.is_directory() || !valid_run_id(e.path().filename().string())) continue;
-                auto t = fs::last_write_time(e.path(), ec);
-                dirs.emplace_back(e.path().filename().string(), static_cast<std::int64_t>(t.time_since_epoch().count()));
-            }
-            for (const auto& n : runs_to_remove(std::move(dirs), sp->keep)) fs::remove_all(sp->work_dir / n, ec);
+            // Keep the newest `keep` run directories (and `keep_artifacts` runs' artifacts); never
+            // one of a run still in progress.
+            auto prune = [sp](const fs::path& dir, unsigned keep) {
+                std::vector<std::pair<std::string, std::int64_t>> dirs;
+                std::error_code ec;
+                for (auto& e : fs::directory_iterator(dir, ec)) {
+                    auto name = e.path().filename().string();
+                    if (!e.is_directory() || !valid_run_id(name) || sp->busy.count(name)) continue;
+                    auto t = fs::last_write_time(e.path(), ec);
+                    dirs.emplace_back(name, static_cast<std::int64_t>(t.time_since_epoch().count()));
+                }
+                for (const auto& n : runs_to_remove(std::move(dirs), keep)) fs::remove_all(dir / n, ec);
+            };
+            prune(sp->work_dir, sp->keep);
+            prune(sp->state_dir / "artifacts", sp->keep_artifacts);
         };
         static_assert(std::is_trivially_destructible_v<decltype(save)>);
         co_await svc.blocking(save);
@@ -464,7 +504,7 @@ struct daemon_state {
                 r.headers.emplace_back("Allow", "GET, HEAD");
                 return r;
             }
-            if (h.path != "/status" && !log_path_run_id(h.path)) return bus::http::text(404, "not found");
+            if (h.path != "/status" && !log_path_run_id(h.path) && !artifact_path(h.path)) return bus::http::text(404, "not found");
             return std::nullopt;
         };
         auto handle = [this](bus::http::request& req) -> net::awaitable<bus::http::response> {
@@ -475,17 +515,20 @@ struct daemon_state {
                 co_return r;
             }
             auto id = log_path_run_id(req.path);
-            const fs::path path = log_file(*id);
+            auto art = id ? std::nullopt : artifact_path(req.path);
+            // Artifacts were written by us, below a directory of ours: no symlink in that tree.
+            const fs::path path = id ? log_file(*id) : artifacts_dir(art->first) / art->second;
             const fs::path* pp = &path;  // a trivially destructible closure (GCC 12.2, see run())
             auto read = [pp] { return read_file(*pp, 64 << 20); };
-            bool exists = fs::exists(path);
+            std::error_code ec;
+            bool exists = fs::is_regular_file(fs::symlink_status(path, ec));
             bus::http::response r;
             if (!exists) {
                 r = bus::http::text(404, "no such log");
                 co_return r;
             }
             r.body = co_await svc.blocking(read);
-            r.content_type = "text/plain; charset=utf-8";
+            r.content_type = id ? "text/plain; charset=utf-8" : "application/octet-stream";
             r.headers.emplace_back("X-Content-Type-Options", "nosniff");
             co_return r;
         };
@@ -500,7 +543,7 @@ struct daemon_state {
         accepting = false;
         log.info("stomp-ci: stopping; {} run(s) in progress finish or go back to the queue", running.size());
         // Runs get most of the drain deadline to finish; what is left is ended and requeued.
-        const auto finish_by = clock_type::now() + milliseconds(20000);
+        const auto finish_by = clock_type::now() + cfg->stop_grace;
         while (!running.empty() && clock_type::now() < finish_by) co_await svc.sleep_for(milliseconds(50));
         for (auto& [id, r] : running) r->cancel = true;
         const auto cancel_by = clock_type::now() + milliseconds(5000);
@@ -553,10 +596,39 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
         log.error("stomp-ci: user '{}' is root; jobs never run as root", cfg.user);
         return 2;
     }
-    bus::runtime::service svc(opts, log,
-                              {.drain_deadline = std::chrono::seconds(30), .workers = cfg.workers + 2});
+    // The drain: `stop-grace` for runs to finish, then 5 s to end and requeue them, and the rest.
+    const auto drain_deadline = std::chrono::duration_cast<std::chrono::seconds>(cfg.stop_grace) + std::chrono::seconds(10);
+    bus::runtime::service svc(opts, log, {.drain_deadline = drain_deadline, .workers = cfg.workers + 2});
     daemon_state d(svc, opts.config_path, std::move(cfg));
-    if (::geteuid() == 0) d.user = *user;  // not root: jobs run as ourselves (tests, unprivileged setups)
+    if (::geteuid() == 0) {
+        d.user = *user;
+        d.job_identity = *user;
+    } else {  // not root: jobs run as ourselves (tests, unprivileged setups)
+        d.job_identity.uid = ::geteuid();
+        d.job_identity.gid = ::getegid();
+        d.job_identity.groups.resize(static_cast<std::size_t>(std::max(0, ::getgroups(0, nullptr))));
+        int ng = ::getgroups(static_cast<int>(d.job_identity.groups.size()), d.job_identity.groups.data());
+        d.job_identity.groups.resize(static_cast<std::size_t>(std::max(0, ng)));
+        d.job_identity.name = "uid " + std::to_string(d.job_identity.uid);
+    }
+    if (::geteuid() == 0 && !d.cfg->cgroup_root.empty() && d.cfg->workers > 0) {
+        std::string why;
+        d.cgroups = setup_cgroups(d.cfg->cgroup_root, why);
+        if (d.cgroups)
+            log.info("stomp-ci: a cgroup per run under {} (memory.max {}, pids.max {}), ended with cgroup.kill",
+                     d.cgroups->dir.string(), d.cgroups->memory ? "set" : "unavailable", d.cgroups->pids ? "set" : "unavailable");
+        else
+            log.info("stomp-ci: no cgroup per run ({}): setrlimit limits only", why);
+    } else if (d.cfg->workers > 0) {
+        log.info("stomp-ci: no cgroup per run ({}): setrlimit limits only",
+                 ::geteuid() != 0 ? "not root" : "cgroup-root is empty");
+    }
+    d.isolate_datasets = ::geteuid() == 0 && bus::runtime::mount_namespaces_available();
+    if (d.isolate_datasets)
+        log.info("stomp-ci: datasets: read-only bind mounts in each step's private mount namespace");
+    else
+        log.info("stomp-ci: datasets: no mount namespaces ({}): a job whose dataset {} could write is refused",
+                 ::geteuid() == 0 ? "unshare/mount refused" : "not root", d.job_identity.name);
     d.load_state();
     const config& c = *d.cfg;
     log.info("stomp-ci {} on {}: {} repositories, {} worker(s), jobs as {}, queue /queue/{}{}", bus::runtime::version(),

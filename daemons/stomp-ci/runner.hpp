@@ -6,6 +6,7 @@
 // job's environment only, the job user, setrlimit limits, its own process group ended as a whole
 // at the deadline or on cancel, output streamed to the run's log file.
 
+#include "cgroup.hpp"
 #include "ci.hpp"
 
 #include "bus/runtime/spawn.hpp"
@@ -35,6 +36,21 @@ std::string refresh_mirror(const std::filesystem::path& mirror, const std::strin
 /// Writes the tree of `commit` from `mirror` into `dir` (which must exist and be empty).
 std::string checkout(const std::filesystem::path& mirror, const std::string& commit, const std::filesystem::path& dir);
 
+/// Where `who` could modify the dataset `path` (the path itself or anything under it, symlinks
+/// not followed; by mode bits: owner, group, other; root always), or why it cannot be checked
+/// (missing, more than `max_entries` entries). Empty: `who` can only read it.
+std::string dataset_writable(const std::filesystem::path& path, const bus::runtime::identity& who,
+                             std::size_t max_entries = 100000);
+
+/// Copies the job's artifacts (regular files whose path relative to `workdir` artifact_wanted()
+/// says yes to) into `dest`, keeping their relative paths. Symlinks are never followed (neither
+/// listed nor opened: O_NOFOLLOW and the opened file must be inside `workdir`), at most
+/// `max_files` files and `max_bytes` bytes in all; past that the rest is skipped and `note` says
+/// so. Returns the relative paths copied.
+std::vector<std::string> collect_artifacts(const std::filesystem::path& workdir, const std::vector<std::string>& globs,
+                                           const std::filesystem::path& dest, std::uint64_t max_bytes,
+                                           std::uint64_t max_files, std::string& note);
+
 struct run_plan {
     job_request req;
     const job_config* job = nullptr;  ///< valid while the run lasts (the daemon keeps the config)
@@ -45,6 +61,14 @@ struct run_plan {
     std::optional<bus::runtime::identity> user;
     std::mutex* mirror_lock = nullptr;  ///< one fetch per mirror at a time
     const std::atomic<bool>* cancel = nullptr;
+    /// Datasets: true: read-only bind mounts in each step's private mount namespace; false: the
+    /// run is refused when `job_identity` could write a dataset.
+    bool isolate_datasets = false;
+    bus::runtime::identity job_identity;  ///< who the steps run as (also when not dropping)
+    std::filesystem::path artifacts_dir;  ///< where this run's artifacts go (created when there are any)
+    std::uint64_t artifacts_max_bytes = 100ull << 20;
+    std::uint64_t artifacts_max_files = 1000;
+    const cgroup_base* cgroups = nullptr;  ///< set: the run gets a cgroup of its own there
 };
 
 struct run_outcome {
@@ -54,6 +78,8 @@ struct run_outcome {
     double duration_s = 0;
     double prepare_s = 0;  ///< mirror + checkout
     bool cancelled = false;
+    std::vector<std::string> artifacts;  ///< kept files, relative to the checkout
+    std::vector<std::string> warnings;   ///< e.g. artifacts past the limits
 };
 
 run_outcome run_job(const run_plan& p);

@@ -77,6 +77,7 @@ json data_json(const payload& data)
                         steps.push_back(json{{"name", st.name}, {"status", st.status}, {"exit_code", st.exit_code},
                                              {"duration_s", st.duration_s}});
                     j["steps"] = std::move(steps);
+                    if (!b.artifacts.empty()) j["artifacts"] = b.artifacts;
                 }
                 return j;
             },
@@ -181,6 +182,7 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         b.duration_s = r.number("duration_s");
         b.slow = r.boolean("slow", false);
         b.warnings = r.strings("warnings", 100);
+        b.artifacts = r.strings("artifacts", 1000);
         if (auto it = r.j.find("steps"); it != r.j.end() && !it->is_null()) {
             if (!it->is_array() || it->size() > 1000) {
                 r.fail("steps", "not a list of steps");
@@ -554,6 +556,7 @@ void sanitize(event& e)
                            line(st.name);
                            line(st.status);
                        }
+                       for (auto& a : b.artifacts) line(a);
                    },
                    [&](fetch_event& f) {
                        line(f.mode);

@@ -6,9 +6,12 @@
 # Embedded broker: also a failing step, a timeout (the step's background child, whose pid it
 # wrote, is gone: the whole process group was killed), a memory limit, a write outside the work
 # dir (refused by permissions), hostile repo/ref in a commit event and in a job message (refused,
-# nothing run), the slow-run flag. Both brokers: 20 jobs spread over two workers, each run and
-# reported exactly once; kill -9 of the worker running a job -> it reruns on the other and its
-# completed event is reported once.
+# nothing run), the slow-run flag, a dataset the job tries to change (read-only mount: unchanged),
+# artifacts (kept, served, no symlink followed), a cgroup per run (a test-mounted cgroup2: a
+# setsid'd leftover is killed with the run). Both brokers: 20 jobs spread over two workers, each
+# run and reported exactly once; kill -9 of the worker running a job -> it reruns on the other
+# and its completed event is reported once; SIGTERM mid-job -> requeued past stop-grace and rerun,
+# or finished within it; reported once.
 #   tests/integration/stomp_ci.sh STOMP_BROKER STOMPCTL STOMP_POST_RECEIVE STOMP_CI [embedded|rabbitmq]
 set -uo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") hookbin=$(realpath "$3") ci=$(realpath "$4")
@@ -59,6 +62,12 @@ echo v1 >"$work/dev/version"
 
 mkdir -m 777 "$work/ledger"        # where jobs record what they did (nobody writes it)
 mkdir -m 755 "$work/outside"       # root's: a job must not write here
+# A cgroup v2 hierarchy of the test's own (this host's /sys/fs/cgroup is v1): a cgroup per run.
+mkdir "$work/cg"
+mount -t cgroup2 none "$work/cg" || fatal "cannot mount a cgroup2 hierarchy"
+on_exit "umount -l '$work/cg'"
+# A dataset anyone may write by its modes: only the read-only mount keeps the job from changing it.
+mkdir -m 777 "$work/dataset"; echo "sample v1" >"$work/dataset/rows"; chmod 666 "$work/dataset/rows"
 jobs_yaml="      - {name: unit, refs: [refs/heads/master], steps: [[./ci/test.sh]], timeout: 60}
       - name: fail
         refs: [refs/heads/fail]
@@ -81,6 +90,22 @@ jobs_yaml="      - {name: unit, refs: [refs/heads/master], steps: [[./ci/test.sh
         slow-factor: 3
         env: {LEDGER: $work/ledger}
         steps: [[/bin/sh, -c, 'if [ -e \$LEDGER/make-slow ]; then sleep 1.5; else sleep 0.1; fi']]
+      - name: dataset
+        refs: [refs/heads/dataset]
+        datasets: [$work/dataset]
+        steps: [[/bin/sh, -c, 'cat \$CI_DATASETS/rows; echo changed > \$CI_DATASETS/rows; echo new > \$CI_DATASETS/new']]
+      - name: arts
+        refs: [refs/heads/arts]
+        artifacts: [out, '*.txt']
+        steps: [[/bin/sh, -c, 'mkdir -p out/sub && echo report > out/report.xml && echo deep > out/sub/a.txt && echo top > top.txt && echo no > skip.dat && ln -s /etc/passwd out/passwd && ln -s /etc out/etc']]
+      - name: escapee
+        refs: [refs/heads/escapee]
+        env: {LEDGER: $work/ledger}
+        steps: [[/bin/sh, -c, 'setsid sleep 300 & echo \$! > \$LEDGER/escapee.pid; echo \$\$ >> \$LEDGER/escapee.pid']]
+      - name: term
+        refs: [refs/heads/term]
+        env: {LEDGER: $work/ledger}
+        steps: [[/bin/sh, -c, 'echo \$CI_WORKDIR >> \$LEDGER/term.starts; i=0; while [ ! -e \$LEDGER/term.release ] && [ \$i -lt 1200 ]; do sleep 0.05; i=\$((i+1)); done; echo \$CI_RUN_ID >> \$LEDGER/term.done']]
       - name: victim
         refs: [refs/heads/victim]
         env: {LEDGER: $work/ledger}
@@ -114,8 +139,10 @@ $jobs_yaml
 YAML
 }
 conf dispatcher 0 true "" "admin-listen: 127.0.0.1:$aport"
-conf a 2 false "$lport_a"
-conf b 2 false "$lport_b"
+conf a 2 false "$lport_a" "stop-grace: 3
+cgroup-root: $work/cg"
+conf b 2 false "$lport_b" "stop-grace: 3
+cgroup-root: $work/cg"
 "$ci" --check-config -c "$work/a.yaml" >/dev/null 2>"$work/check.err" && pass "--check-config" || fatal "check-config: $(cat "$work/check.err")"
 sed 's/^keep-runs:/keep-rnus:/' "$work/a.yaml" >"$work/typo.yaml"
 rc=0; "$ci" --check-config -c "$work/typo.yaml" 2>"$work/typo.err" >/dev/null || rc=$?
@@ -232,6 +259,40 @@ if [[ $kind == embedded ]]; then
   [[ $(refusals) -ge 5 && $runs_before == "$runs_after" && ! -e /tmp/pwned ]] \
     && pass "hostile repo names and refs (events and job messages) refused, nothing run" \
     || bad "hostile: $(refusals) refusals, runs $runs_before -> $runs_after"
+  # ---- datasets read-only, artifacts kept ------------------------------------------------------
+  push dataset; push arts
+  if wait_completed dataset 1 30; then
+    ev=$(completed dataset); u=$(field url <<<"$ev"); lp=${u#http://127.0.0.1:}; lp=${lp%%/*}
+    log=$(http_get "$lp" "/${u#http://127.0.0.1:*/}")
+    [[ $(field status <<<"$ev") == FAILURE && $log == *"sample v1"* && $log == *"Read-only file system"* \
+       && $(cat "$work/dataset/rows") == "sample v1" && ! -e $work/dataset/new ]] \
+      && pass "a job writing into its dataset fails (read-only mount) and the dataset is unchanged" \
+      || bad "dataset: $ev $log $(ls -la "$work/dataset")"
+  else bad "no completed event for dataset"; fi
+  if wait_completed arts 1 30; then
+    ev=$(completed arts); arts=$(field artifacts <<<"$ev"); id=$(field run_id <<<"$ev")
+    want="[\"$(field url <<<"$ev" | sed 's,/logs/.*,,')/artifacts/$id/out/report.xml\""
+    [[ $(field status <<<"$ev") == SUCCESS && $arts == "$want"* && $arts == *"/out/sub/a.txt\""* && $arts == *"/top.txt\""* \
+       && $arts != *passwd* && $arts != *skip.dat* && $arts != *"out/etc"* ]] \
+      && pass "artifacts (a directory and a glob) listed as URLs in the completed event, symlinks not followed" || bad "artifacts: $arts"
+    a1=$(field artifacts.0 <<<"$ev"); lp=${a1#http://127.0.0.1:}; lp=${lp%%/*}
+    [[ $(http_get "$lp" "/${a1#http://127.0.0.1:*/}") == "200 report"* && $(http_get "$lp" "/artifacts/$id/out/passwd") == 404* \
+       && $(http_get "$lp" "/artifacts/$id/%2e%2e/%2e%2e/logs/$id.log") == 404* ]] \
+      && pass "the log server serves the kept artifacts, nothing else" || bad "artifact fetch $a1"
+  else bad "no completed event for arts"; fi
+
+  # ---- a cgroup per run: what left the process group (setsid) ends with the run --------------
+  push escapee
+  if wait_completed escapee 1 30; then
+    ev=$(completed escapee); id=$(field run_id <<<"$ev")
+    nothing_left() { local p s; while read -r p; do s=$(ps -o stat= -p "$p" 2>/dev/null) || continue; [[ $s == Z* ]] || return 1; done <"$work/ledger/escapee.pid"; }
+    wait_for 5 nothing_left
+    grep -q "a cgroup per run under $work/cg/stomp-ci.runs" "$work/a.log" && [[ $(field status <<<"$ev") == SUCCESS && -s $work/ledger/escapee.pid ]] \
+      && nothing_left && [[ ! -e $work/cg/stomp-ci.runs/$id ]] \
+      && pass "a cgroup per run: a process that left the job's process group (setsid) is killed with the run, the cgroup removed" \
+      || bad "escapee: $ev; left: $(cat "$work/ledger/escapee.pid" | xargs -r ps -o pid,stat,cmd -p); $(ls "$work/cg/stomp-ci.runs")"
+  else bad "no completed event for escapee"; fi
+
   m=$(http_get "$aport" /metrics)
   grep -qE '^stomp_ci_events_dropped_total\{reason="(invalid|refused)"\} [1-9]' <<<"$m" && pass "/metrics counts the refusals" || bad "metrics: $(grep -E "dropped|refused" <<<"$m")"
 fi
@@ -283,8 +344,24 @@ if [[ $kind == embedded ]]; then
   else bad "no 4th slowish run"; fi
 fi
 
-# SIGTERM of an idle worker: exits 0.
-spid_=$apid; [[ $survivor == b ]] && spid_=$bpid
-kill -TERM "$spid_"; wait_exit 30 "$spid_"
-[[ $RC == 0 ]] && pass "SIGTERM: exit 0" || bad "SIGTERM rc=$RC"
+# ---- SIGTERM mid-job: past stop-grace (3 s) the run is ended and requeued; the other worker
+# reruns it, and a SIGTERM there lets it finish within the grace: reported once ----------------
+start_ci "$killed"; [[ $killed == a ]] && apid=$CI_PID || bpid=$CI_PID
+push term
+wait_lines "$work/ledger/term.starts" 1 30 || bad "term never started"
+first=$(head -1 "$work/ledger/term.starts")
+if [[ $first == "$work/a/"* ]]; then x=a xpid=$apid y=b ypid=$bpid; else x=b xpid=$bpid y=a ypid=$apid; fi
+kill -TERM "$xpid"
+wait_lines "$work/ledger/term.starts" 2 60 || bad "the job did not rerun after SIGTERM of $x"
+wait_exit 30 "$xpid"
+[[ $RC == 0 && $(sed -n 2p "$work/ledger/term.starts") == "$work/$y/"* ]] && grep -q "handed back to the queue" "$work/$x.log" \
+  && pass "SIGTERM of worker $x mid-job: ended after stop-grace, requeued, rerun on $y, exit 0 ($kind)" \
+  || bad "SIGTERM $x: rc=$RC starts $(tr '\n' ' ' <"$work/ledger/term.starts") $(grep -c "handed back" "$work/$x.log")"
+kill -TERM "$ypid"
+wait_text "$work/$y.log" "run(s) in progress finish or go back" 15 || bad "$y did not start stopping"
+touch "$work/ledger/term.release"
+wait_exit 30 "$ypid"
+[[ $RC == 0 && $(count_completed term) == 1 && $(completed term | field status) == SUCCESS && $(lines "$work/ledger/term.done") == 1 ]] \
+  && pass "SIGTERM of worker $y: the run finished within stop-grace, reported once, exit 0 ($kind)" \
+  || bad "SIGTERM $y: rc=$RC completed $(count_completed term) done $(lines "$work/ledger/term.done")"
 finish

@@ -1,5 +1,6 @@
 // stomp-ci's pure core (daemons/stomp-ci/ci.hpp, config.hpp), the shared ref filters
 // (daemons/common/refs.hpp) and what spawn() gained for it (rlimits, output to a file, cancel).
+#include "cgroup.hpp"
 #include "ci.hpp"
 #include "config.hpp"
 #include "refs.hpp"
@@ -234,6 +235,7 @@ TEST_CASE("stomp-ci events - the completed build event and the one-liners")
     b.steps.push_back(bus::build_step{"./ci/test.sh", "TIMEOUT", -1, 2.5});
     b.slow = true;
     b.warnings.push_back("slow run");
+    b.artifacts.push_back(artifact_link("http://ci:8089", r.run_id, "out/report.xml"));
     topics t{"future.jenkins.builds", "future.jenkins", "future.jenkins.success", "future.jenkins.cake",
              "future.events.jenkins"};
     auto frames = build_frames(b, t, bus::wire_format::both, "w1");
@@ -246,6 +248,7 @@ TEST_CASE("stomp-ci events - the completed build event and the one-liners")
     CHECK(j["data"]["build"]["full_url"] == j["data"]["url"]);  // the Notification plugin's shape
     CHECK(j["data"]["steps"][0]["status"] == "TIMEOUT");
     CHECK(j["data"]["slow"] == true);
+    CHECK(j["data"]["artifacts"][0] == "http://ci:8089/artifacts/" + r.run_id + "/out/report.xml");
     auto back = bus::from_native(frames[0].body);
     REQUIRE(back);
     CHECK(std::get<bus::build_event>(back.value->data) == b);
@@ -331,4 +334,150 @@ TEST_CASE("spawn: cancel ends the whole process group")
     CHECK(r.cancelled);
     CHECK_FALSE(r.timed_out);
     CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+}
+
+TEST_CASE("stomp-ci config - artifacts stop-grace and their bounds")
+{
+    auto c = parse_config(yaml("stop-grace: 5\nkeep-artifacts: 7\nartifacts-max-size: 2M\nartifacts-max-files: 9\n"), "ci.yaml");
+    CHECK(c.stop_grace == 5s);
+    CHECK(c.keep_artifacts == 7);
+    CHECK(c.artifacts_max_bytes == 2u << 20);
+    CHECK(c.artifacts_max_files == 9);
+    CHECK(parse_config(yaml(), "ci.yaml").stop_grace == 20s);
+    auto ok = parse_config("rserver: stomp://h:1\nrepos:\n  site:\n    url: /x\n    jobs:\n"
+                           "      - {name: a, steps: [[/bin/true]], artifacts: [out, 'build/*.xml']}\n", "ci.yaml");
+    CHECK(ok.repos.at("site").jobs[0].artifacts == std::vector<std::string>{"out", "build/*.xml"});
+    for (const char* g : {"/etc/passwd", "../x", "out/../../x", "a//b", "./x"}) {
+        auto e = config_error(std::string("rserver: stomp://h:1\nrepos:\n  site:\n    url: /x\n    jobs:\n"
+                                          "      - {name: a, steps: [[/bin/true]], artifacts: ['") + g + "']}\n");
+        CHECK_MESSAGE(e.find("ci.yaml:6: repos.site.jobs[0].artifacts") != std::string::npos, g);
+    }
+}
+
+TEST_CASE("stomp-ci artifacts - links paths and globs")
+{
+    const std::string id = "0123456789abcdef0123456789abcdef";
+    CHECK(artifact_link("http://ci:1", id, "out/a b.xml") == "http://ci:1/artifacts/" + id + "/out/a%20b.xml");
+    auto p = artifact_path("/artifacts/" + id + "/out/a%20b.xml");
+    REQUIRE(p);
+    CHECK(p->first == id);
+    CHECK(p->second == "out/a b.xml");
+    CHECK_FALSE(artifact_path("/artifacts/" + id + "/../logs/x.log"));
+    CHECK_FALSE(artifact_path("/artifacts/" + id + "/%2e%2e/%2e%2e/etc/passwd"));
+    CHECK_FALSE(artifact_path("/artifacts/" + id + "/a//b"));
+    CHECK_FALSE(artifact_path("/artifacts/" + id + "/"));
+    CHECK_FALSE(artifact_path("/artifacts/" + id + "/a%00b"));
+    CHECK_FALSE(artifact_path("/artifacts/xyz/a"));
+    CHECK(artifact_wanted({"out"}, "out/sub/a.txt"));
+    CHECK(artifact_wanted({"*.txt"}, "top.txt"));
+    CHECK_FALSE(artifact_wanted({"*.txt"}, "out/sub/a.txt"));  // '*' stays within one component
+    CHECK(artifact_wanted({"build/*.xml"}, "build/r.xml"));
+    CHECK_FALSE(artifact_wanted({"build/*.xml"}, "build/r.json"));
+    CHECK_FALSE(artifact_wanted({"out"}, "outside/x"));
+}
+
+namespace {
+struct temp_dir {
+    std::filesystem::path p;
+    explicit temp_dir(const char* name)
+        : p(std::filesystem::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid())))
+    {
+        std::filesystem::remove_all(p);
+        std::filesystem::create_directories(p);
+    }
+    ~temp_dir() { std::filesystem::remove_all(p); }
+};
+void write(const std::filesystem::path& f, const std::string& text)
+{
+    std::filesystem::create_directories(f.parent_path());
+    std::ofstream(f) << text;
+}
+} // namespace
+
+TEST_CASE("stomp-ci artifacts - copied without following symlinks and within the bounds")
+{
+    temp_dir t("ci-arts");
+    const auto w = t.p / "work";
+    write(w / "out/report.xml", "report");
+    write(w / "out/sub/a.txt", "deep");
+    write(w / "big.txt", std::string(5000, 'x'));
+    write(t.p / "secret", "secret");
+    std::filesystem::create_symlink(t.p / "secret", w / "out/secret");      // a file outside
+    std::filesystem::create_symlink(t.p, w / "out/up");                     // a directory outside
+    std::string note;
+    auto kept = collect_artifacts(w, {"out", "*.txt"}, t.p / "kept", 1 << 20, 100, note);
+    CHECK(kept == std::vector<std::string>{"big.txt", "out/report.xml", "out/sub/a.txt"});
+    CHECK(note.empty());
+    CHECK(std::filesystem::file_size(t.p / "kept/out/sub/a.txt") == 4);
+    CHECK_FALSE(std::filesystem::exists(t.p / "kept/out/secret"));
+    CHECK_FALSE(std::filesystem::exists(t.p / "kept/out/up"));
+    // Bounded: bytes, then files.
+    kept = collect_artifacts(w, {"out", "*.txt"}, t.p / "kept2", 1000, 100, note);
+    CHECK(kept.empty());  // big.txt comes first and is over the limit: the rest is not kept either
+    CHECK(note.find("artifacts-max-size") != std::string::npos);
+    note.clear();
+    kept = collect_artifacts(w, {"out"}, t.p / "kept3", 1 << 20, 1, note);
+    CHECK(kept == std::vector<std::string>{"out/report.xml"});
+    CHECK(note.find("artifacts-max-files") != std::string::npos);
+}
+
+TEST_CASE("stomp-ci datasets - refused when the job user could write them")
+{
+    temp_dir t("ci-dataset");
+    write(t.p / "ds/rows", "v1");
+    std::filesystem::permissions(t.p / "ds", std::filesystem::perms(0755));
+    std::filesystem::permissions(t.p / "ds/rows", std::filesystem::perms(0644));
+    bus::runtime::identity other{::geteuid() + 1000, ::getegid() + 1000, {}, "other"};
+    if (other.uid == 0) other.uid = 4242;
+    CHECK(dataset_writable(t.p / "ds", other).empty());
+    std::filesystem::permissions(t.p / "ds/rows", std::filesystem::perms(0666));
+    CHECK(dataset_writable(t.p / "ds", other).find("rows is writable by other") != std::string::npos);
+    std::filesystem::permissions(t.p / "ds/rows", std::filesystem::perms(0644));
+    std::filesystem::permissions(t.p / "ds", std::filesystem::perms(0777));
+    CHECK(dataset_writable(t.p / "ds", other).find("is writable by other") != std::string::npos);
+    std::filesystem::permissions(t.p / "ds", std::filesystem::perms(0775));
+    other.groups = {::getegid()};  // its group may write
+    CHECK_FALSE(dataset_writable(t.p / "ds", other).empty());
+    CHECK(dataset_writable(t.p / "missing", other).find("No such file") != std::string::npos);
+}
+
+TEST_CASE("spawn: read-only paths in a private mount namespace")
+{
+    temp_dir t("ci-ro");
+    write(t.p / "ds/rows", "v1");
+    bus::runtime::spawn_options o;
+    o.argv = {"/bin/sh", "-c", "cat \"$D/rows\" && echo changed > \"$D/rows\""};
+    o.env = {"PATH=/usr/bin:/bin", "D=" + (t.p / "ds").string()};
+    o.timeout = 10s;
+    o.read_only = {{(t.p / "ds").string(), (t.p / "ds").string()}};
+    auto r = bus::runtime::spawn(o);
+    std::ifstream in(t.p / "ds/rows");
+    std::string rows;
+    std::getline(in, rows);
+    CHECK(rows == "v1");  // unchanged either way
+    if (bus::runtime::mount_namespaces_available()) {
+        CHECK(r.started);
+        CHECK(r.exit_code != 0);
+        CHECK(r.out == "v1");
+        CHECK(r.err.find("Read-only file system") != std::string::npos);
+        // Nothing leaked into our namespace: we can still write there.
+        std::ofstream(t.p / "ds/rows") << "v2";
+        std::ifstream again(t.p / "ds/rows");
+        std::getline(again, rows);
+        CHECK(rows == "v2");
+    } else {
+        CHECK_FALSE(r.started);
+        CHECK(r.error.find("private mount namespace") != std::string::npos);
+    }
+}
+
+TEST_CASE("stomp-ci cgroups - this process's cgroup v2 path")
+{
+    CHECK(unified_cgroup_path("0::/\n") == "/");
+    CHECK(unified_cgroup_path("12:pids:/x\n1:name=systemd:/y\n0::/system.slice/stomp-ci.service\n") ==
+          "/system.slice/stomp-ci.service");
+    CHECK_FALSE(unified_cgroup_path("4:memory:/a\n1:cpu:/\n"));
+    std::string why;
+    CHECK_FALSE(setup_cgroups(std::filesystem::temp_directory_path(), why));  // not a cgroup2 hierarchy
+    CHECK(why.find("not a cgroup v2 hierarchy") != std::string::npos);
 }

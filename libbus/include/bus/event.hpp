@@ -62,6 +62,7 @@ struct build_event {
     bool slow = false;      ///< slower than its history allows (see warnings)
     std::vector<std::string> warnings;
     std::vector<build_step> steps;
+    std::vector<std::string> artifacts;  ///< URLs of the files the run kept (sent when non-empty)
     bool operator==(const build_event&) const = default;
 };
 

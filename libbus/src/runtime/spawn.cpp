@@ -9,6 +9,9 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -50,7 +53,7 @@ bool make_pipe(fd_guard& r, fd_guard& w)
 
 // The child reports a failure before exec as {stage, errno} on the status pipe (close-on-exec, so
 // a successful exec closes it with nothing written).
-enum stage : int { st_fd = 1, st_groups, st_gid, st_uid, st_verify, st_pdeath, st_cwd, st_exec, st_limit };
+enum stage : int { st_fd = 1, st_groups, st_gid, st_uid, st_verify, st_pdeath, st_cwd, st_exec, st_limit, st_mount, st_cgroup };
 
 [[noreturn]] void child_fail(int status_fd, int st)
 {
@@ -77,12 +80,32 @@ struct child_plan {
     char* const* envp;
     int in_r, out_w, err_w, status_w;
     pid_t parent;
+    const unsigned long* ro_flags;  ///< per read_only bind: the source's nosuid/nodev/noexec/... to keep
 };
+
+// A private mount namespace with `o.read_only` bound read-only (async-signal-safe: syscalls only).
+bool isolate_mounts(const spawn_options& o, const unsigned long* keep_flags)
+{
+    if (::unshare(CLONE_NEWNS) != 0) return false;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+    for (std::size_t i = 0; i < o.read_only.size(); ++i) {
+        const auto& b = o.read_only[i];
+        if (::mount(b.source.c_str(), b.target.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
+        if (::mount(nullptr, b.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | keep_flags[i], nullptr) != 0)
+            return false;
+    }
+    return true;
+}
 
 [[noreturn]] void run_child(const child_plan& p)
 {
     const spawn_options& o = *p.o;
     ::setpgid(0, 0);
+    if (o.cgroup_fd >= 0) {
+        int procs = ::openat(o.cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (procs < 0 || ::write(procs, "0", 1) != 1) child_fail(p.status_w, st_cgroup);
+        ::close(procs);
+    }
     // Default dispositions and an empty mask: a hook may run with SIGPIPE ignored, and the
     // caller's thread may block signals.
     for (int s = 1; s < NSIG; ++s)
@@ -121,6 +144,7 @@ struct child_plan {
     if (status > prev + 1) close_from(prev + 1, status - 1);
     close_from(status + 1, -1);
 
+    if (!o.read_only.empty() && !isolate_mounts(o, p.ro_flags)) child_fail(status, st_mount);
     for (const auto& l : o.limits) {
         rlimit rl{static_cast<rlim_t>(l.value), static_cast<rlim_t>(l.value)};
         if (::setrlimit(l.resource, &rl) != 0) child_fail(status, st_limit);
@@ -161,6 +185,8 @@ std::string stage_text(int st, const spawn_options& o)
     case st_pdeath: return "cannot tie the child to its parent";
     case st_cwd: return "cannot change to " + o.cwd;
     case st_limit: return "cannot set a resource limit";
+    case st_cgroup: return "cannot move into the run's cgroup";
+    case st_mount: return "cannot mount the read-only paths in a private mount namespace";
     default: return "cannot run " + (o.argv.empty() ? std::string() : o.argv[0]);
     }
 }
@@ -214,6 +240,20 @@ std::optional<identity> lookup_user(const std::string& user)
     return id;
 }
 
+bool mount_namespaces_available()
+{
+    pid_t pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+        bool ok = ::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+        ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 std::string spawn_result::describe() const
 {
     if (!started) return error;
@@ -261,7 +301,21 @@ spawn_result spawn(const spawn_options& o)
     av.push_back(nullptr);
     for (auto& s : e) ev.push_back(s.data());
     ev.push_back(nullptr);
-    child_plan plan{&o, av.data(), ev.data(), in_r.fd, out_w.fd, err_w.fd, st_w.fd, ::getpid()};
+    // The flags a read-only remount must keep (a remount may not clear locked nosuid/nodev/...).
+    std::vector<unsigned long> ro_flags;
+    for (const auto& b : o.read_only) {
+        struct statvfs sv {};
+        if (::statvfs(b.source.c_str(), &sv) != 0) return r.error = "read-only path " + b.source + ": " + std::strerror(errno), r;
+        unsigned long f = 0;
+        if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+        if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+        if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+        if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+        if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+        if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+        ro_flags.push_back(f);
+    }
+    child_plan plan{&o, av.data(), ev.data(), in_r.fd, out_w.fd, err_w.fd, st_w.fd, ::getpid(), ro_flags.data()};
 
     pid_t pid = ::fork();
     if (pid < 0) return r.error = std::string("fork: ") + std::strerror(errno), r;

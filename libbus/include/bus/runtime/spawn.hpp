@@ -46,6 +46,13 @@ struct resource_limit {
     unsigned long long value;
 };
 
+/// A path the child sees read-only: `source` bind-mounted on `target` (an existing directory or
+/// file; the same path to make it read-only where it is) in a mount namespace of the child's own.
+struct read_only_bind {
+    std::string source;
+    std::string target;
+};
+
 struct spawn_options {
     std::vector<std::string> argv;            ///< argv[0]: the program's absolute path
     std::vector<std::string> env;             ///< the child's whole environment ("K=V")
@@ -70,6 +77,14 @@ struct spawn_options {
     /// When set and it becomes true, the whole process group is ended as at the deadline
     /// (checked every 100 ms); the result says `cancelled`.
     const std::atomic<bool>* cancel = nullptr;
+    /// Non-empty: the child gets a private mount namespace (unshare(CLONE_NEWNS), / made
+    /// MS_PRIVATE|MS_REC so nothing propagates back) with each of these bind-mounted read-only
+    /// (MS_BIND, then MS_REMOUNT|MS_RDONLY keeping the source's nosuid/nodev/noexec), before the
+    /// drop to `user`. Needs CAP_SYS_ADMIN: see mount_namespaces_available().
+    std::vector<read_only_bind> read_only;
+    /// >= 0: a cgroup v2 directory (O_DIRECTORY descriptor) the child moves itself into before
+    /// anything else (writes 0 to its cgroup.procs), so all it starts stays there.
+    int cgroup_fd = -1;
 };
 
 struct spawn_result {
@@ -87,6 +102,10 @@ struct spawn_result {
     /// "exited 3", "killed by signal 9", "timed out after 5 s", "cannot run /x: No such file ...".
     std::string describe() const;
 };
+
+/// Whether this process may give a child a private mount namespace with read-only binds (root
+/// with CAP_SYS_ADMIN, no seccomp or LSM refusing unshare/mount): tried once in a throwaway child.
+bool mount_namespaces_available();
 
 /// Runs the program and waits for it (and its pipes) within `timeout`. Never throws for the
 /// child's failures; std::bad_alloc only.
