@@ -28,7 +28,7 @@ conf() { # DAEMON
     -e "s|^users-file: .*|users-file: $W/$1/users.yaml|" -e "s|^facts-file: .*|facts-file: $W/$1/facts.yaml|" \
     -e "s|^user: ci-runner|user: nobody|" \
     "$ROOT/packaging/etc/$1/$1.yaml" >"$W/$1.yaml"
-  : >"$W/$1/users.yaml"; : >"$W/$1/facts.yaml"
+  echo '{}' >"$W/$1/users.yaml"; echo '{}' >"$W/$1/facts.yaml"
 }
 start() { # DAEMON
   conf "$1"
@@ -40,13 +40,14 @@ start stomp-broker
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
 for d in "${DAEMONS[@]:1}"; do start "$d"; done
 sleep "$SETTLE" # idle: connected, subscribed, nothing to do
+sync # a binary copied just before would count its unwritten page-cache pages as Private_Dirty
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "$1"; }
-out=("| daemon | RSS kB | private kB | shared-lib RSS kB (top 4) | heap+anon private kB | threads |" "|---|---:|---:|---|---:|---:|")
+out=("| daemon | RSS kB | PSS kB | private kB (clean + dirty) | private dirty kB | shared-lib RSS kB (top 4) | heap+anon kB | threads |" "|---|---:|---:|---:|---:|---|---:|---:|")
 for d in "${DAEMONS[@]}"; do
   p=${PID_OF[$d]}
-  if ! kill -0 "$p" 2>/dev/null; then out+=("| $d | exited: $(tail -1 "$W/$d.log") | | | | |"); continue; fi
+  if ! kill -0 "$p" 2>/dev/null; then out+=("| $d | exited: $(tail -1 "$W/$d.log") | | | | | | |"); continue; fi
   r=/proc/$p/smaps_rollup
-  rss=$(kb "$r" Rss); priv=$(( $(kb "$r" Private_Clean) + $(kb "$r" Private_Dirty) ))
+  rss=$(kb "$r" Rss); pss=$(kb "$r" Pss); dirty=$(kb "$r" Private_Dirty); priv=$(( $(kb "$r" Private_Clean) + dirty ))
   thr=$(awk '/^Threads/ {print $2}' "/proc/$p/status")
   # per mapping name: Rss summed; anonymous (heap, stacks, arenas) separately
   awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anon]")} /^Rss:/ {rss[name] += $2} /^Private_(Clean|Dirty):/ {pr[name] += $2}
@@ -54,7 +55,7 @@ for d in "${DAEMONS[@]}"; do
   cp "$W/$d.maps" "${OUT_DIR:-/tmp}/idle-rss-$d.maps" 2>/dev/null
   libs=$(grep '\.so' "$W/$d.maps" | head -4 | awk '{n=$3; sub(".*/", "", n); printf "%s %d, ", n, $1}' | sed 's/, $//')
   anon=$(awk '$3 == "[anon]" || $3 == "[heap]" || $3 ~ /^\[stack/ {s += $2} END {print s + 0}' "$W/$d.maps")
-  out+=("| $d | $rss | $priv | $libs | $anon | $thr |")
+  out+=("| $d | $rss | $pss | $priv | $dirty | $libs | $anon | $thr |")
 done
 printf '%s\n' "${out[@]}"
 [[ -n ${1:-} ]] && printf '%s\n' "${out[@]}" >"$1"
