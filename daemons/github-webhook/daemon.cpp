@@ -108,7 +108,7 @@ struct daemon_state {
     bus::client client;
     bus::spooling_publisher out;  // receipted, or in the outbox (delivered later)
     std::optional<bus::outbox> spool_view;  // to see how full the spool is (readiness)
-    bus::dedupe_window seen;
+    bus::digest_dedupe_window seen;  // digests: ~32 B per delivery instead of ~260 (perf.md)
     std::set<std::string, std::less<>> in_flight;
     std::string host;
     bus::http::registry metrics{"github_webhook"};

@@ -179,6 +179,16 @@ std::optional<std::string> tag_target(std::string_view body)
     return std::string(object);
 }
 
+std::optional<std::string> first_parent(std::string_view body)
+{
+    std::string_view rest, parent;
+    each_header(body, rest, [&](std::string_view line) {
+        if (parent.empty() && line.starts_with("parent ")) parent = line.substr(7);
+    });
+    if (!hex40(parent)) return std::nullopt;
+    return std::string(parent);
+}
+
 std::string utf8_prefix(std::string_view s, std::size_t max)
 {
     if (s.size() <= max) return std::string(s);

@@ -1,7 +1,7 @@
 #pragma once
 
 // The git post-receive hook's logic, pure: which repository this is, which refs changed, and the
-// commit events to publish. Reading commits (libgit2) and sending are the caller's.
+// commit events to publish. Reading commits (loose objects, or git as a child) and sending are the caller's.
 
 #include "bus/event.hpp"
 
@@ -57,6 +57,9 @@ std::optional<commit_info> parse_commit_object(std::string_view body);
 
 /// The object an annotated tag points at (`object <40 hex>`), if it is a well-formed tag.
 std::optional<std::string> tag_target(std::string_view body);
+
+/// A raw commit's first parent (`parent <40 hex>`); nullopt for a root commit or a malformed one.
+std::optional<std::string> first_parent(std::string_view body);
 
 /// Bounds on what a commit event carries from the commit (consumers refuse messages over 64 KiB).
 inline constexpr std::size_t max_message = 60 * 1024;

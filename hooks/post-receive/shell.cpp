@@ -5,7 +5,6 @@
 #include "bus/runtime/log.hpp"
 #include "bus/runtime/spawn.hpp"
 
-#include <git2.h>
 #include <spdlog/spdlog.h>
 #include <zlib.h>
 
@@ -14,6 +13,8 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -29,7 +30,7 @@ std::string env(const char* k)
 
 // A loose object of `objects` (git_dir/objects or GIT_OBJECT_DIRECTORY), inflated; nullopt if
 // it is not loose (packed, in an alternate) or not readable. Bounded: commits and tags are small,
-// and what is larger is left to libgit2.
+// and what is larger is left to git.
 std::optional<std::string> read_loose(const fs::path& objects, const std::string& rev)
 {
     if (rev.size() != 40) return std::nullopt;
@@ -63,9 +64,9 @@ std::optional<std::string> read_loose(const fs::path& objects, const std::string
     return out;
 }
 
-// The commit `rev` names (through annotated tags) from loose objects, without libgit2: what a
+// The commit `rev` names (through annotated tags) from loose objects, without git: what a
 // push just brought is loose unless it was large (git unpacks fewer than transfer.unpackLimit,
-// 100, objects). nullopt: ask libgit2.
+// 100, objects). nullopt: ask git.
 std::optional<commit_info> read_commit_loose(const fs::path& objects, std::string rev)
 {
     for (int depth = 0; depth < 5; ++depth) {
@@ -82,27 +83,85 @@ std::optional<commit_info> read_commit_loose(const fs::path& objects, std::strin
     return std::nullopt;
 }
 
-commit_info read_commit(git_repository* repo, const std::string& rev)
-{
-    commit_info info;
-    if (!repo || bus::is_zero_revision(rev)) return info;
-    git_oid oid;
-    git_commit* commit = nullptr;
-    if (git_oid_fromstr(&oid, rev.c_str()) != 0) return info;
-    git_object* obj = nullptr;
-    if (git_object_lookup(&obj, repo, &oid, GIT_OBJECT_ANY) != 0) return info;
-    // An annotated tag points at a commit: describe that commit.
-    git_object* peeled = nullptr;
-    if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) == 0) commit = reinterpret_cast<git_commit*>(peeled);
-    git_object_free(obj);
-    if (!commit) return info;
-    if (const git_signature* a = git_commit_author(commit)) {
-        info.author = std::string(a->name ? a->name : "") + " <" + (a->email ? a->email : "") + ">";
-        info.date = git_date(a->when.time, a->when.offset);
+// git itself, for what the hook does not read directly (packed objects, alternates, work trees,
+// post-commit's HEAD): `git` from PATH (git puts its exec-path first for hooks) as a child with an
+// argv, the repository given explicitly (GIT_DIR: no discovery, so no safe.directory refusal in a
+// shared repository), a clean environment and a deadline. Linking libgit2 instead cost every
+// push ~15 ms of loading and relocating its 14 libraries; this costs ~2 ms when it is needed.
+class git_child {
+public:
+    enum mode { given, discover };
+    /// given: `dir` is the git directory (GIT_DIR); discover: git finds it from `dir`.
+    explicit git_child(fs::path dir, mode m = given) : git_dir_(std::move(dir)), mode_(m) {}
+
+    // stdout of `git ARGS...` if it exited 0. With `prefix`, output beyond max_out ends git and
+    // its first max_out bytes are the answer (a commit's headers and the start of its message:
+    // the event carries 60 KiB of it at most).
+    std::optional<std::string> run(std::vector<std::string> args, std::size_t max_out = 64 << 10,
+                                   bool prefix = false) const
+    {
+        bus::runtime::spawn_options o;
+        o.argv = {program()};
+        o.argv.insert(o.argv.end(), std::make_move_iterator(args.begin()), std::make_move_iterator(args.end()));
+        o.env = {"PATH=" + path_env(), "LC_ALL=C"};
+        if (mode_ == given) o.env.push_back("GIT_DIR=" + git_dir_.string());
+        // The object directories git gave this hook (a quarantine, alternates) stay in force.
+        for (const char* k : {"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES"})
+            if (const char* v = std::getenv(k)) o.env.push_back(std::string(k) + "=" + v);
+        o.cwd = git_dir_.string();
+        o.timeout = std::chrono::seconds(10);
+        o.max_out = max_out;
+        o.kill_on_overflow = true;
+        auto r = bus::runtime::spawn(o);
+        if (r.out_truncated && prefix && r.started && !r.timed_out) return std::move(r.out);
+        if (!r.ok() || r.out_truncated) return std::nullopt;
+        return std::move(r.out);
     }
-    if (const char* m = git_commit_message(commit)) info.message = m;
-    git_commit_free(commit);
-    return info;
+
+private:
+    static std::string path_env()
+    {
+        const char* p = std::getenv("PATH");
+        return p && *p ? p : "/usr/local/bin:/usr/bin:/bin";
+    }
+    static std::string program()
+    {
+        std::string_view dirs = path_env();
+        while (!dirs.empty()) {
+            auto colon = dirs.find(':');
+            std::string dir(dirs.substr(0, colon));
+            dirs.remove_prefix(colon == std::string_view::npos ? dirs.size() : colon + 1);
+            if (dir.empty() || dir.front() != '/') continue;  // only absolute entries
+            std::string candidate = dir + "/git";
+            if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        }
+        return "/usr/bin/git";
+    }
+    fs::path git_dir_;
+    mode mode_;
+};
+
+// The git directory of `dir`: itself if it is one (bare, or a .git), its .git directory for a
+// work tree, else what git finds from there (a linked work tree's or a submodule's .git file).
+// Empty when it is no repository.
+fs::path resolve_git_dir(const fs::path& dir)
+{
+    if (fs::is_regular_file(dir / "HEAD") && fs::is_directory(dir / "objects")) return dir;
+    if (fs::is_regular_file(dir / ".git" / "HEAD")) return dir / ".git";
+    auto out = git_child(dir, git_child::discover).run({"rev-parse", "--absolute-git-dir"}, 4096);
+    if (!out) return {};
+    while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
+    return out->empty() ? fs::path() : fs::path(*out);
+}
+
+// The commit `rev` names (an annotated tag is peeled: `git cat-file commit` dereferences it).
+// Nothing (an empty description) for a tree or blob, or an object git cannot read.
+commit_info read_commit(const git_child& git, const std::string& rev)
+{
+    if (bus::is_zero_revision(rev) || rev.size() != 40) return {};
+    auto raw = git.run({"cat-file", "commit", rev}, 1 << 20, true);
+    if (!raw) return {};
+    return parse_commit_object(*raw).value_or(commit_info{});
 }
 
 // The hooks directory of a repository: GIT_DIR/hooks for a bare one, .git/hooks for a work tree
@@ -146,42 +205,38 @@ bool install_one(const fs::path& repo, const fs::path& self, const std::string& 
 }
 
 // post-commit: HEAD's branch moved from the new commit's first parent to it.
-std::optional<ref_update> head_update(git_repository* repo)
+std::optional<ref_update> head_update(const git_child& git)
 {
-    git_reference* head = nullptr;
-    if (git_repository_head(&head, repo) != 0) {
+    auto head = git.run({"rev-parse", "-q", "--verify", "HEAD^{commit}"});
+    if (!head) {
         std::cerr << "deploykit: no HEAD commit: nothing published\n";
         return std::nullopt;
     }
-    std::optional<ref_update> out;
-    const git_oid* oid = git_reference_target(head);
-    if (git_repository_head_detached(repo) == 1 || !oid) {
+    auto branch = git.run({"symbolic-ref", "-q", "HEAD"});
+    if (!branch) {
         std::cerr << "deploykit: detached HEAD (no branch): nothing published\n";
-    } else {
-        git_commit* commit = nullptr;
-        if (git_commit_lookup(&commit, repo, oid) == 0) {
-            char id[GIT_OID_HEXSZ + 1], parent[GIT_OID_HEXSZ + 1] = "";
-            git_oid_tostr(id, sizeof id, oid);
-            if (git_commit_parentcount(commit) > 0)
-                git_oid_tostr(parent, sizeof parent, git_commit_parent_id(commit, 0));
-            out = post_commit_update(git_reference_name(head), id, parent);
-            if (!out)
-                std::cerr << "deploykit: ref '" << git_reference_name(head) << "' refused (not a safe ref name)\n";
-            git_commit_free(commit);
-        }
+        return std::nullopt;
     }
-    git_reference_free(head);
+    auto trim = [](std::string s) {
+        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+        return s;
+    };
+    std::string id = trim(*head), ref = trim(*branch), parent;
+    if (auto raw = git.run({"cat-file", "commit", id}, 1 << 20, true)) parent = first_parent(*raw).value_or("");
+    else return std::nullopt;
+    auto out = post_commit_update(ref, id, parent);
+    if (!out) std::cerr << "deploykit: ref '" << ref << "' refused (not a safe ref name)\n";
     return out;
 }
 
 
 // The updates of this call: stdin's for post-receive, HEAD's for post-commit.
-std::vector<ref_update> read_updates(git_repository* gr, const fs::path& git_dir, bool post_commit,
+std::vector<ref_update> read_updates(const git_child* git, const fs::path& git_dir, bool post_commit,
                                      const std::string& input)
 {
     if (post_commit) {
-        if (!gr) throw std::runtime_error(git_dir.string() + ": cannot open the repository");
-        if (auto u = head_update(gr)) return {std::move(*u)};
+        if (!git) throw std::runtime_error(git_dir.string() + ": cannot open the repository");
+        if (auto u = head_update(*git)) return {std::move(*u)};
         return {};
     }
     auto parsed = parse_updates(input);
@@ -240,29 +295,21 @@ int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& lo
     fs::path hooks = git_dir.filename() == ".git" ? git_dir / "hooks" : hooks_dir(git_dir);
 
     // Whatever happens below, the push (or commit) has already succeeded: report, never fail it.
-    // libgit2 only when needed: its global init parses the system's CA bundle for HTTPS (about
-    // 10 ms, a third of the hook's cost); a post-receive of loose objects in a plain bare
-    // repository reads them itself.
-    git_repository* gr = nullptr;
-    bool git_ready = false;
-    auto open_repo = [&] {
-        if (git_ready) return gr;
-        git_ready = true;
-        git_libgit2_init();
-        if (git_repository_open(&gr, git_dir.c_str()) != 0) gr = nullptr;
-        return gr;
-    };
+    // What a push just brought is read directly (loose objects); git itself only as a fallback.
     fs::path objects = env("GIT_OBJECT_DIRECTORY").empty() ? git_dir / "objects" : fs::path(env("GIT_OBJECT_DIRECTORY"));
     const bool plain_bare = !post_commit && fs::is_regular_file(git_dir / "HEAD") && fs::is_directory(objects);
-    if (!plain_bare) open_repo();
-    fs::path git_path = gr ? fs::path(git_repository_path(gr)) : git_dir;
-    if (gr) hooks = git_path / "hooks";
+    fs::path git_path = plain_bare ? git_dir : resolve_git_dir(git_dir);
+    std::optional<git_child> git;
+    if (!git_path.empty()) {
+        git.emplace(git_path);
+        hooks = git_path / "hooks";
+    }
     std::string repo = repo_name(env("GL_REPO"), git_dir.string());
     std::vector<ref_update> updates;
     try {
         auto cfg = bus::runtime::load_hook_config(config, "future.events.gitolite",
                                                   [&](std::string_view n) { log.info("{}", n); });
-        updates = read_updates(gr, git_dir, post_commit, input);
+        updates = read_updates(git ? &*git : nullptr, git_dir, post_commit, input);
         if (!bus::valid_repo_name(repo)) throw std::runtime_error("repository name '" + repo + "' refused");
         std::vector<bus::stomp::frame> frames;
         std::vector<std::string> ids;
@@ -270,7 +317,7 @@ int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& lo
             std::optional<commit_info> info;
             if (bus::is_zero_revision(u.new_rev)) info = commit_info{};  // a deleted ref
             else if (plain_bare) info = read_commit_loose(objects, u.new_rev);
-            if (!info) info = read_commit(open_repo(), u.new_rev);
+            if (!info) info = git ? read_commit(*git, u.new_rev) : commit_info{};
             auto ev = bus::make_event(make_commit(repo, u, *info));
             ids.push_back(ev.id);
             bus::runtime::add_commit_frames(cfg, ev, "[" + repo + "] " + u.ref + " " + u.new_rev, frames);
@@ -293,8 +340,6 @@ int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& lo
         log.error("[{}] nothing published: {}", repo, e.what());
         std::cerr << "deploykit: " << e.what() << "\n";
     }
-    if (gr) git_repository_free(gr);
-    if (git_ready) git_libgit2_shutdown();
     fs::path chained = hooks / (hook_name + ".chained");
     // A chained hook may deploy; git itself waits without limit.
     if (fs::exists(chained))

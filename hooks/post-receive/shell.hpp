@@ -1,7 +1,7 @@
 #pragma once
 
 // stomp-post-receive's glue around its pure logic (post_receive.hpp): the repository through
-// libgit2, installing the hook, and one call of the hook (publish, then the chained hook).
+// loose objects or `git` as a child, installing the hook, and one call of the hook (publish, then the chained hook).
 
 #include "post_receive.hpp"
 

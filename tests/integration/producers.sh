@@ -107,6 +107,27 @@ PY
 wait "$spid" || true
 spid=
 
+# Objects the push left packed (receive.unpackLimit 1: git keeps the pack) are not loose: the hook
+# asks git for them (a child, no libgit2), and an annotated tag still names its commit's author.
+git -C "$work/srv/site.git" config receive.unpackLimit 1
+"$stompctl" -u "$url" subscribe -t /topic/future.git.commits --events -n 2 --wait 30 --ready-file "$work/ready_pack" >"$work/events_pack" 2>/dev/null &
+spid=$!
+for _ in $(seq 200); do [[ -f $work/ready_pack ]] && break; sleep 0.05; done
+echo four >>file && git commit -qam "Packed commit" && git tag -a v2.0 -m "packed tag"
+git push -q origin HEAD:refs/heads/master v2.0 2>"$work/push5.err"
+packed=$(git rev-parse HEAD)
+wait_lines "$work/events_pack" 2 && [[ -z $(find "$work/srv/site.git/objects" -path '*/objects/[0-9a-f][0-9a-f]/*' -newer "$work/ready_pack") ]] \
+  && /usr/bin/python3 - "$work/events_pack" "$packed" <<'PY' && pass "packed objects: commit and annotated tag described through git" || bad "packed: $(cat "$work/events_pack") $(cat "$work/push5.err")"
+import json, sys
+d = {e["data"]["ref"]: e["data"] for e in map(json.loads, open(sys.argv[1]))}
+for ref in ("refs/heads/master", "refs/tags/v2.0"):
+    assert d[ref]["author"] == "Dev One <dev@example.com>" and d[ref]["message"].startswith("Packed commit"), d[ref]
+assert d["refs/heads/master"]["new_rev"] == sys.argv[2], d
+PY
+wait "$spid" || true
+spid=
+git -C "$work/srv/site.git" config --unset receive.unpackLimit
+
 # A full disk with the broker away: the hook says plainly the event was NOT kept, and exits 0 (the
 # push is done). The full disk is RLIMIT_FSIZE 0 with SIGXFSZ ignored: every write fails (EFBIG).
 dead=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -250,7 +250,7 @@ TEST_CASE("git hook - commits read from loose objects as libgit2 and git log des
                                           "author B <b@x> 1700000000 -0700\n\nm2\n");
     REQUIRE(west);
     CHECK(west->date == "Tue Nov 14 15:13:20 2023 -0700");
-    // What the reader cannot vouch for is left to libgit2.
+    // What the reader cannot vouch for is left to git.
     CHECK(!hook::split_object("commit 5\0abc"s));               // size does not match
     CHECK(!hook::split_object("commit x\0abc"s));
     CHECK(!hook::parse_commit_object("author B <b@x> 1 +0000\n\nm\n"));  // no tree
@@ -258,4 +258,17 @@ TEST_CASE("git hook - commits read from loose objects as libgit2 and git log des
     std::string tag = "object 2561a62d4223eb7660d3b6b02b707048382f4019\ntype commit\ntag v1\n\nrelease\n";
     CHECK(hook::tag_target(tag) == "2561a62d4223eb7660d3b6b02b707048382f4019");
     CHECK(!hook::tag_target("object ../../etc\ntype commit\n\nx\n"));
+}
+
+TEST_CASE("post-commit takes the first parent of the commit git prints")
+{
+    std::string merge = "tree 2561a62d4223eb7660d3b6b02b707048382f4019\n"
+                        "parent 1111111111111111111111111111111111111111\n"
+                        "parent 2222222222222222222222222222222222222222\n"
+                        "author B <b@x> 1700000000 +0000\n\nparent 3333333333333333333333333333333333333333\n";
+    CHECK(hook::first_parent(merge) == "1111111111111111111111111111111111111111");
+    // A root commit has none (the branch was created); the message is never read as a header.
+    CHECK(!hook::first_parent("tree 2561a62d4223eb7660d3b6b02b707048382f4019\nauthor B <b@x> 1 +0000\n\n"
+                              "parent 3333333333333333333333333333333333333333\n"));
+    CHECK(!hook::first_parent("tree 2561a62d4223eb7660d3b6b02b707048382f4019\nparent ../../x\n\nm\n"));
 }
