@@ -495,6 +495,7 @@ TEST_CASE("json_fields names the first bad field and reads absent fields as empt
     CHECK(item.str("name") == "x");
     CHECK(item.integer("code") == 0);
     CHECK(error == "data.items[].code: not an integer");
+}
 
 TEST_CASE("digest dedupe window answers as the dedupe window does")
 {
