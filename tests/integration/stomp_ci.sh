@@ -23,10 +23,7 @@ work=$WORK
 chmod 755 "$work"  # jobs run as nobody: their work dirs must be reachable
 id nobody >/dev/null 2>&1 || fatal "no user nobody"
 [[ $(id -u) == 0 ]] || fatal "runs as root (jobs drop to nobody)"
-export GIT_AUTHOR_NAME="Dev One" GIT_AUTHOR_EMAIL=dev@example.com GIT_COMMITTER_NAME="Dev One" GIT_COMMITTER_EMAIL=dev@example.com
-export GIT_CONFIG_GLOBAL=$work/gitconfig GIT_CONFIG_NOSYSTEM=1
-git config --global safe.directory '*'
-git config --global init.defaultBranch master
+git_sandbox "$work"
 
 read -r bport lport_a lport_b aport <<<"$(free_ports 4)"
 case $kind in
