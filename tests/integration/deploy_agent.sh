@@ -18,11 +18,7 @@ git_sandbox "$w"
 me=$(id -un)
 
 # ---- a repo with three tags, and the clone the agent deploys from ----
-git init -q "$w/dev"
-for v in v1 v2 v3; do
-  (cd "$w/dev" && echo "$v" >version && git add . && git commit -qm "$v" && git tag -a "$v" -m "$v")
-  sleep 1.1 # tag times one second apart: "newest first" is checkable (not a synchronisation)
-done
+tagged_repo "$w/dev" --spaced v1 v2 v3
 git clone -q --mirror "$w/dev" "$w/clone.git"
 
 # ---- hooks: every run leaves a line in hooks.log; pre-deploy refuses v3 ----

@@ -19,10 +19,7 @@ w=$WORK
 git_sandbox "$w"
 me=$(id -un)
 
-git init -q "$w/dev"
-for v in v1 v2 v3; do
-  (cd "$w/dev" && echo "$v" >version && git add . && git commit -qm "$v" && git tag -a "$v" -m "$v")
-done
+tagged_repo "$w/dev" v1 v2 v3
 
 bport=$(free_port)
 case $kind in

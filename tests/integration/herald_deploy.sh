@@ -18,10 +18,7 @@ mkdir -p "$artifacts"
 w=$WORK
 git_sandbox "$w"
 me=$(id -un)
-git init -q "$w/dev"
-for v in v1 v2; do
-  (cd "$w/dev" && echo "$v" >version && git add . && git commit -qm "$v" && git tag -a "$v" -m "$v")
-done
+tagged_repo "$w/dev" v1 v2
 read -r bport hport < <(free_ports 2)
 url="stomp://127.0.0.1:$bport"
 start_broker "$w/broker" "$bport"

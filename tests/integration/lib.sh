@@ -81,6 +81,16 @@ git_sandbox() { # DIR: git with a fixed identity and its own config in DIR (none
   git config --global safe.directory '*'
   git config --global init.defaultBranch master
 }
+tagged_repo() { # DIR [--spaced] TAG...: a new repository with one commit per TAG (file "version"),
+  # each tagged (annotated); --spaced puts the tags a second apart, so "newest first" is checkable
+  local dir=$1 spaced=false v; shift
+  [[ ${1:-} == --spaced ]] && { spaced=true; shift; }
+  git init -q "$dir"
+  for v in "$@"; do
+    (cd "$dir" && echo "$v" >version && git add . && git commit -qm "$v" && git tag -a "$v" -m "$v")
+    if $spaced; then sleep 1.1; fi # tag times, not a synchronisation
+  done
+}
 pass() { echo "PASS: $NAME: $*"; }
 fail() { echo "FAIL: $NAME: $*"; FAILS=$((FAILS + 1)); fail=1; }
 bad() { fail "$@"; }
