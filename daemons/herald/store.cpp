@@ -648,8 +648,13 @@ writer::writer(store_options o, committed_fn committed, health_fn health)
     // segment when the hash passes `hashsize` (default 1 MiB) and at COMMIT. A group-commit batch
     // under load is 1,000-10,000 records, ~2.5 MiB of postings: with the default it became
     // several small segments, each later merged (rewritten) again. 16 MiB (bounded: it is freed at
-    // COMMIT) makes one segment per transaction. Stored in the index's config, read by readers too.
-    exec(db_, "INSERT INTO events_fts(events_fts, rank) VALUES('hashsize', 16777216)");
+    // COMMIT) makes one segment per transaction. Stored in the index's config, read by readers too;
+    // written only when it differs (a full disk or read-only file must not stop herald starting).
+    {
+        stmt q(db_, "SELECT v FROM events_fts_config WHERE k = 'hashsize'");
+        if (sqlite3_step(q.s) != SQLITE_ROW || q.col_int(0) != 16777216)
+            sqlite3_exec(db_, "INSERT INTO events_fts(events_fts, rank) VALUES('hashsize', 16777216)", nullptr, nullptr, nullptr);
+    }
     if (o_.max_pages > 0) exec(db_, ("PRAGMA max_page_count=" + std::to_string(o_.max_pages)).c_str());
     const std::string ins = "INSERT OR IGNORE INTO events(id, time, received, type, level, daemon, host, system, repo, "
                             "revision, message, source, legacy, authenticated, data, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
