@@ -127,6 +127,22 @@ decision rule_engine::heartbeat_decision(decision::what w, const heartbeat_rule&
     return d;
 }
 
+decision rule_engine::pattern_decision(decision::what w, const pattern_rule& r, const pattern_state& p,
+                                       std::string event_id, std::string text)
+{
+    decision d;
+    d.action = w;
+    d.rule = r.name;
+    d.kind = "pattern";
+    d.host = p.last_host;
+    d.event_id = std::move(event_id);
+    d.event_type = p.last_event_type;
+    d.suppressed = p.n.suppressed;
+    d.channels = r.channels;
+    d.text = std::move(text);
+    return d;
+}
+
 std::vector<decision> rule_engine::on_event(const input& e, time_point now)
 {
     std::vector<decision> out;
@@ -184,16 +200,8 @@ std::vector<decision> rule_engine::on_event(const input& e, time_point now)
             ++p.n.suppressed;
             continue;
         }
-        decision d;
-        d.action = decision::what::fire;
-        d.rule = r.name;
-        d.kind = "pattern";
-        d.host = p.last_host;
-        d.event_id = e.id;
-        d.event_type = p.last_event_type;
-        d.suppressed = p.n.suppressed;
-        d.channels = r.channels;
-        d.text = r.name + ": " + p.last_event_type + " event from " + p.last_host + ": " + p.last_text;
+        auto d = pattern_decision(decision::what::fire, r, p, e.id,
+                                  r.name + ": " + p.last_event_type + " event from " + p.last_host + ": " + p.last_text);
         p.n.notified = true;
         p.n.last_notice = now;
         p.n.suppressed = 0;
@@ -242,17 +250,10 @@ std::vector<decision> rule_engine::tick(time_point now)
         if (it == patterns_.end() || !it->second.n.firing) continue;
         auto& p = it->second;
         if (now - p.last_match >= r.recover_after) {
-            decision d;
-            d.action = decision::what::recover;
-            d.rule = r.name;
-            d.kind = "pattern";
-            d.host = p.last_host;
-            d.event_id = p.last_event_id;
-            d.event_type = p.last_event_type;
-            d.suppressed = p.n.suppressed;
-            d.channels = r.channels;
-            d.text = r.name + ": no match for " + std::to_string(secs(now - p.last_match)) + " s" +
-                     (p.n.suppressed ? " (" + std::to_string(p.n.suppressed) + " more matches during the cool-down)" : "");
+            auto d = pattern_decision(
+                decision::what::recover, r, p, p.last_event_id,
+                r.name + ": no match for " + std::to_string(secs(now - p.last_match)) + " s" +
+                    (p.n.suppressed ? " (" + std::to_string(p.n.suppressed) + " more matches during the cool-down)" : ""));
             p.n.firing = false;
             p.n.notified = false;
             p.n.suppressed = 0;
@@ -260,17 +261,9 @@ std::vector<decision> rule_engine::tick(time_point now)
             out.push_back(std::move(d));
         } else if (p.n.suppressed > 0 && p.n.last_notice && now - *p.n.last_notice >= r.cool_down) {
             // Matches held back by the cool-down: one summary notice once it has passed.
-            decision d;
-            d.action = decision::what::fire;
-            d.rule = r.name;
-            d.kind = "pattern";
-            d.host = p.last_host;
-            d.event_id = p.last_event_id;
-            d.event_type = p.last_event_type;
-            d.suppressed = p.n.suppressed;
-            d.channels = r.channels;
-            d.text = r.name + ": " + std::to_string(p.n.suppressed) + " more matches; last: " + p.last_event_type +
-                     " event from " + p.last_host + ": " + p.last_text;
+            auto d = pattern_decision(decision::what::fire, r, p, p.last_event_id,
+                                      r.name + ": " + std::to_string(p.n.suppressed) + " more matches; last: " +
+                                          p.last_event_type + " event from " + p.last_host + ": " + p.last_text);
             p.n.last_notice = now;
             p.n.suppressed = 0;
             dirty_ = true;

@@ -124,6 +124,9 @@ private:
 
     decision heartbeat_decision(decision::what w, const heartbeat_rule& r, const source_key& k,
                                 const source_state& s, time_point now) const;
+    // A pattern rule's notice about its last matched event (`event_id`: the event it is about).
+    static decision pattern_decision(decision::what w, const pattern_rule& r, const pattern_state& p,
+                                     std::string event_id, std::string text);
 
     settings s_;
     time_point started_;
