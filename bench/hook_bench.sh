@@ -10,7 +10,10 @@
 # refused), so the event is spooled. Each round makes one commit in a working clone, outside the
 # clock, and pushes it to the three (in rotating order); the clock is $EPOCHREALTIME around
 # `git push -q`. The table (stdout, Markdown) has median/p90/max per case and the time the hook
-# adds (b - a, c - a). Nothing but loopback: a blackholed broker host is not measured.
+# adds (b - a, c - a). Two floor cases show what any hook process costs on this machine, whatever
+# it does: (d) a post-receive hook that is a static C program reading stdin and exiting (no dynamic
+# loader, no library), (e) one that is /bin/true (dynamic, libc only). Nothing but loopback: a
+# blackholed broker host is not measured.
 set -uo pipefail
 # shellcheck source=bench/bench_common.sh
 . "$(dirname "$0")/bench_common.sh"
@@ -54,19 +57,24 @@ EOF
 }
 hook_config "$WORK/hook-up.yaml" "$PORT" "$WORK/spool-up"
 hook_config "$WORK/hook-down.yaml" "$DOWN" "$WORK/spool-down"
-for c in a b c; do git init -q --bare "$WORK/$c.git"; done
+for c in a b c d e; do git init -q --bare "$WORK/$c.git"; done
 "$STOMP_POST_RECEIVE" --install "$WORK/b.git" "$WORK/c.git" >/dev/null || die "hook install failed"
-declare -A CONFIG=([a]=/dev/null [b]=$WORK/hook-up.yaml [c]=$WORK/hook-down.yaml)
+declare -A CONFIG=([a]=/dev/null [b]=$WORK/hook-up.yaml [c]=$WORK/hook-down.yaml [d]=/dev/null [e]=/dev/null)
+# The floor: the cheapest hook a process can be. (d) static, reads the ref lines git writes and exits.
+printf '%s\n' '#include <unistd.h>' 'int main(void) { char b[4096]; while (read(0, b, sizeof b) > 0) {} return 0; }' \
+  >"$WORK/noop.c"
+cc -O2 -static -o "$WORK/d.git/hooks/post-receive" "$WORK/noop.c" || die "cannot build the static no-op hook (cc, libc6-dev)"
+ln -s /bin/true "$WORK/e.git/hooks/post-receive"
 
 git init -q "$WORK/dev"
-for c in a b c; do git -C "$WORK/dev" remote add "$c" "$WORK/$c.git"; done
+for c in a b c d e; do git -C "$WORK/dev" remote add "$c" "$WORK/$c.git"; done
 : >"$WORK/times" # case round seconds
-CASES=(a b c)
+CASES=(a b c d e)
 for ((r = 1; r <= WARMUP + PUSHES; r++)); do
   echo "change $r" >"$WORK/dev/file.txt"
   { git -C "$WORK/dev" add file.txt && git -C "$WORK/dev" commit -qm "change $r"; } || die "commit $r failed"
-  for ((j = 0; j < 3; j++)); do
-    c=${CASES[$(((r + j) % 3))]}
+  for ((j = 0; j < ${#CASES[@]}; j++)); do
+    c=${CASES[$(((r + j) % ${#CASES[@]}))]}
     t0=$EPOCHREALTIME
     DEPLOYKIT_HOOK_CONFIG=${CONFIG[$c]} git -C "$WORK/dev" push -q "$c" master 2>>"$WORK/push-$c.err" ||
       die "push $r to $c failed: $(tail -3 "$WORK/push-$c.err")"
@@ -83,7 +91,7 @@ note_end_load
 import json, math, os, statistics, sys
 times_file, n, wire, spooled_up, spooled_down, unreachable, results, load = sys.argv[1:9]
 n = int(n)
-t = {"a": [], "b": [], "c": []}
+t = {c: [] for c in "abcde"}
 for line in open(times_file):
     c, _, us = line.split()
     t[c].append(int(us) / 1000)
@@ -91,7 +99,9 @@ def pct(xs, p):  # nearest rank
     s = sorted(xs)
     return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 names = {"a": "(a) no hook", "b": "(b) stomp-post-receive, broker up",
-         "c": "(c) stomp-post-receive, broker down (connection refused, spooled)"}
+         "c": "(c) stomp-post-receive, broker down (connection refused, spooled)",
+         "d": "(d) floor: a static C hook that reads stdin and exits",
+         "e": "(e) floor: /bin/true as the hook"}
 med = {c: statistics.median(v) for c, v in t.items()}
 p90 = {c: pct(v, 90) for c, v in t.items()}
 out = [f"Time of `git push` to a local bare repository: {n} pushes per case after 3 warm-up rounds, one small commit "
@@ -99,10 +109,13 @@ out = [f"Time of `git push` to a local bare repository: {n} pushes per case afte
        f"broker down: {unreachable} pushes said 'broker unreachable', {spooled_down} files spooled.", "",
        "| case | median ms | p90 ms | max ms | added by the hook (median) ms | added (p90) ms |",
        "|---|---:|---:|---:|---:|---:|"]
-for c in "abc":
+floor = med["d"] - med["a"]
+for c in "abcde":
     added = "" if c == "a" else f"{med[c] - med['a']:.1f}"
     added90 = "" if c == "a" else f"{p90[c] - p90['a']:.1f}"
     out.append(f"| {names[c]} | {med[c]:.1f} | {p90[c]:.1f} | {max(t[c]):.1f} | {added} | {added90} |")
+out += ["", f"Any hook process costs {floor:.1f} ms here (d); what stomp-post-receive adds beyond that floor: "
+        f"{med['b'] - med['d']:.1f} ms with the broker up, {med['c'] - med['d']:.1f} ms spooling."]
 print("\n".join(out))
 if results:
     os.makedirs(results, exist_ok=True)
