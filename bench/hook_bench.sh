@@ -12,8 +12,10 @@
 # `git push -q`. The table (stdout, Markdown) has median/p90/max per case and the time the hook
 # adds (b - a, c - a). Two floor cases show what any hook process costs on this machine, whatever
 # it does: (d) a post-receive hook that is a static C program reading stdin and exiting (no dynamic
-# loader, no library), (e) one that is /bin/true (dynamic, libc only). Nothing but loopback: a
-# blackholed broker host is not measured.
+# loader, no library), (e) one that is /bin/true (dynamic, libc only). (f) a blackholed broker:
+# a loopback listener whose accept queue is full, so the kernel drops every SYN to it and connect
+# waits as it would for a host that does not answer: the hook must give up within its 1 s budget
+# and spool.
 set -uo pipefail
 # shellcheck source=bench/bench_common.sh
 . "$(dirname "$0")/bench_common.sh"
@@ -28,6 +30,7 @@ T0=$EPOCHREALTIME
 
 WORK=$(mktemp -d /tmp/hook-bench.XXXXXX)
 cleanup() {
+  [[ -n ${BLACKHOLE_PID:-} ]] && kill "$BLACKHOLE_PID" 2>/dev/null
   if bash "$BENCH_ROOT/tests/brokers/broker.sh" stop-all "$WORK" >"$WORK/stop-all.log" 2>&1; then
     [[ -n ${KEEP_WORK:-} ]] || rm -rf "$WORK"
   else
@@ -57,9 +60,31 @@ EOF
 }
 hook_config "$WORK/hook-up.yaml" "$PORT" "$WORK/spool-up"
 hook_config "$WORK/hook-down.yaml" "$DOWN" "$WORK/spool-down"
-for c in a b c d e; do git init -q --bare "$WORK/$c.git"; done
-"$STOMP_POST_RECEIVE" --install "$WORK/b.git" "$WORK/c.git" >/dev/null || die "hook install failed"
-declare -A CONFIG=([a]=/dev/null [b]=$WORK/hook-up.yaml [c]=$WORK/hook-down.yaml [d]=/dev/null [e]=/dev/null)
+# The blackhole: listen(0) and fill the accept queue with connections nobody accepts.
+mkfifo "$WORK/blackhole.port"
+"$PY" -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+held = []
+for _ in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(s.getsockname())
+    except BlockingIOError: pass
+    held.append(c)
+time.sleep(0.2)
+probe = socket.socket(); probe.settimeout(0.5)
+try:
+    probe.connect(s.getsockname()); sys.exit("the blackhole accepted a connection")
+except TimeoutError: pass
+print(s.getsockname()[1], flush=True)
+time.sleep(86400)' >"$WORK/blackhole.port" &
+BLACKHOLE_PID=$!
+read -r -t 10 HOLE <"$WORK/blackhole.port" || die "the blackhole listener did not say its port"
+hook_config "$WORK/hook-hole.yaml" "$HOLE" "$WORK/spool-hole"
+for c in a b c d e f; do git init -q --bare "$WORK/$c.git"; done
+"$STOMP_POST_RECEIVE" --install "$WORK/b.git" "$WORK/c.git" "$WORK/f.git" >/dev/null || die "hook install failed"
+declare -A CONFIG=([a]=/dev/null [b]=$WORK/hook-up.yaml [c]=$WORK/hook-down.yaml [d]=/dev/null [e]=/dev/null
+  [f]=$WORK/hook-hole.yaml)
 # The floor: the cheapest hook a process can be. (d) static, reads the ref lines git writes and exits.
 printf '%s\n' '#include <unistd.h>' 'int main(void) { char b[4096]; while (read(0, b, sizeof b) > 0) {} return 0; }' \
   >"$WORK/noop.c"
@@ -67,9 +92,9 @@ cc -O2 -static -o "$WORK/d.git/hooks/post-receive" "$WORK/noop.c" || die "cannot
 ln -s /bin/true "$WORK/e.git/hooks/post-receive"
 
 git init -q "$WORK/dev"
-for c in a b c d e; do git -C "$WORK/dev" remote add "$c" "$WORK/$c.git"; done
+for c in a b c d e f; do git -C "$WORK/dev" remote add "$c" "$WORK/$c.git"; done
 : >"$WORK/times" # case round seconds
-CASES=(a b c d e)
+CASES=(a b c d e f)
 for ((r = 1; r <= WARMUP + PUSHES; r++)); do
   echo "change $r" >"$WORK/dev/file.txt"
   { git -C "$WORK/dev" add file.txt && git -C "$WORK/dev" commit -qm "change $r"; } || die "commit $r failed"
@@ -84,14 +109,16 @@ for ((r = 1; r <= WARMUP + PUSHES; r++)); do
 done
 spooled_up=$(find "$WORK/spool-up" -type f 2>/dev/null | wc -l)
 spooled_down=$(find "$WORK/spool-down" -type f 2>/dev/null | wc -l)
+spooled_hole=$(find "$WORK/spool-hole" -type f 2>/dev/null | wc -l)
 unreachable=$(grep -c "broker unreachable" "$WORK/push-c.err")
 
 note_end_load
-"$PY" - "$WORK/times" "$PUSHES" "$HOOK_WIRE" "$spooled_up" "$spooled_down" "$unreachable" "${RESULTS:-}" "$LOAD_NOTE" <<'EOF'
+"$PY" - "$WORK/times" "$PUSHES" "$HOOK_WIRE" "$spooled_up" "$spooled_down" "$unreachable" "${RESULTS:-}" "$LOAD_NOTE" \
+  "$spooled_hole" <<'EOF'
 import json, math, os, statistics, sys
-times_file, n, wire, spooled_up, spooled_down, unreachable, results, load = sys.argv[1:9]
+times_file, n, wire, spooled_up, spooled_down, unreachable, results, load, spooled_hole = sys.argv[1:10]
 n = int(n)
-t = {c: [] for c in "abcde"}
+t = {c: [] for c in "abcdef"}
 for line in open(times_file):
     c, _, us = line.split()
     t[c].append(int(us) / 1000)
@@ -101,16 +128,18 @@ def pct(xs, p):  # nearest rank
 names = {"a": "(a) no hook", "b": "(b) stomp-post-receive, broker up",
          "c": "(c) stomp-post-receive, broker down (connection refused, spooled)",
          "d": "(d) floor: a static C hook that reads stdin and exits",
-         "e": "(e) floor: /bin/true as the hook"}
+         "e": "(e) floor: /bin/true as the hook",
+         "f": "(f) stomp-post-receive, broker blackholed (SYNs dropped, spooled)"}
 med = {c: statistics.median(v) for c, v in t.items()}
 p90 = {c: pct(v, 90) for c, v in t.items()}
 out = [f"Time of `git push` to a local bare repository: {n} pushes per case after 3 warm-up rounds, one small commit "
        f"each, interleaved; hook wire-format {wire}; {load}. Broker up: {spooled_up} files left in the spool; "
-       f"broker down: {unreachable} pushes said 'broker unreachable', {spooled_down} files spooled.", "",
+       f"broker down: {unreachable} pushes said 'broker unreachable', {spooled_down} files spooled; "
+       f"broker blackholed: {spooled_hole} files spooled.", "",
        "| case | median ms | p90 ms | max ms | added by the hook (median) ms | added (p90) ms |",
        "|---|---:|---:|---:|---:|---:|"]
 floor = med["d"] - med["a"]
-for c in "abcde":
+for c in "abcdef":
     added = "" if c == "a" else f"{med[c] - med['a']:.1f}"
     added90 = "" if c == "a" else f"{p90[c] - p90['a']:.1f}"
     out.append(f"| {names[c]} | {med[c]:.1f} | {p90[c]:.1f} | {max(t[c]):.1f} | {added} | {added90} |")
@@ -121,10 +150,12 @@ if results:
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, "hook.json"), "w") as f:
         json.dump({"pushes": n, "hook_wire_format": wire, "load": load, "ms": t, "median_ms": med, "p90_ms": p90,
-                   "spooled_broker_up": int(spooled_up), "spooled_broker_down": int(spooled_down)}, f, indent=1)
+                   "spooled_broker_up": int(spooled_up), "spooled_broker_down": int(spooled_down),
+                   "spooled_broker_blackholed": int(spooled_hole)}, f, indent=1)
     with open(os.path.join(results, "hook.md"), "w") as f:
         f.write("\n".join(out) + "\n")
-ok = all(len(v) == n for v in t.values()) and int(unreachable) == n + 3 and int(spooled_up) == 0
+ok = all(len(v) == n for v in t.values()) and int(unreachable) == n + 3 and int(spooled_up) == 0 \
+    and int(spooled_hole) == int(spooled_down)
 sys.exit(0 if ok else 1)
 EOF
 rc=$?

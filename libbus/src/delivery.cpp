@@ -165,15 +165,19 @@ send_report send_once(client_options opts, outbox_options spool, std::vector<sto
 {
     net::io_context io(1);
     outbox box(std::move(spool));
-    // Nothing may wait longer than the budget: connect and receipts are bounded by it too.
-    opts.connect_timeout = std::min(opts.connect_timeout, budget);
-    opts.receipt_timeout = std::min(opts.receipt_timeout, budget);
+    // The budget covers the whole call, spooling included: the broker gets all of it but a tenth
+    // (at most 100 ms), which is kept for writing what it did not take to the spool. So a git push
+    // waits at most about the budget even for a broker host that drops every packet.
+    auto spool_reserve = std::min(budget / 10, milliseconds(100));
+    auto network = std::max(budget - spool_reserve, milliseconds(1));
+    opts.connect_timeout = std::min(opts.connect_timeout, network);
+    opts.receipt_timeout = std::min(opts.receipt_timeout, network);
     // Refused on every broker is a definite answer: spool now rather than back off for the budget.
     opts.give_up_when_refused = true;
     client c(io.get_executor(), std::move(opts), log);
     send_report rep;
     std::exception_ptr failure;
-    auto deadline = steady::now() + budget;
+    auto deadline = steady::now() + network;
     net::co_spawn(io, c.run(), [](std::exception_ptr) {});
     net::co_spawn(
         io,

@@ -16,6 +16,7 @@
 
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 namespace net = boost::asio;
 namespace fs = std::filesystem;
@@ -94,6 +95,52 @@ TEST_CASE("send_once spools at once when every broker refuses the connection")
     CHECK(rep.spooled == 2);
     CHECK(rep.possibly_sent == 0);
     CHECK(took < 20s);  // not the 30 s budget (a bound, not a speed: the answer is immediate)
+    CHECK(bus::outbox({.dir = dir}).pending().size() == 2);
+    fs::remove_all(dir);
+}
+
+namespace {
+
+// A loopback broker address that drops every SYN, as a host that does not answer: a listener
+// with a backlog of 0 whose accept queue is filled by connections nobody accepts.
+struct blackhole {
+    net::io_context io;
+    net::ip::tcp::acceptor acceptor{io};
+    std::vector<net::ip::tcp::socket> held;
+    blackhole()
+    {
+        net::ip::tcp::endpoint any(net::ip::make_address("127.0.0.1"), 0);
+        acceptor.open(any.protocol());
+        acceptor.bind(any);
+        acceptor.listen(0);
+        for (int i = 0; i < 4; ++i) {
+            auto& s = held.emplace_back(io);
+            s.open(any.protocol());
+            s.non_blocking(true);
+            boost::system::error_code ec;
+            s.connect(acceptor.local_endpoint(), ec);  // in progress, or queued: never accepted
+        }
+    }
+    std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+};
+
+} // namespace
+
+TEST_CASE("send_once against a broker host that drops every packet spools within the budget")
+{
+    blackhole hole;
+    auto dir = temp_spool();
+    auto opts = bus::options_from_url("stomp://127.0.0.1:" + std::to_string(hole.port()));
+    auto t0 = std::chrono::steady_clock::now();
+    auto rep = bus::send_once(opts, {.dir = dir}, {event_frame(1), event_frame(2)}, 1500ms, quiet());
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(rep.published == 0);
+    CHECK(rep.spooled == 2);
+    CHECK(rep.possibly_sent == 0);
+    // It waited for the broker (a dropped SYN is no answer, unlike a refusal) ...
+    CHECK(took >= 1000ms);
+    // ... for the budget less the tenth kept for the spool, not the budget and then the spool.
+    CHECK(took < 2500ms);
     CHECK(bus::outbox({.dir = dir}).pending().size() == 2);
     fs::remove_all(dir);
 }

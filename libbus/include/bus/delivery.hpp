@@ -60,7 +60,9 @@ boost::asio::awaitable<send_report> publish_or_spool(client& c, outbox& box, std
                                                      std::size_t window = 0);
 
 /// One-shot form for hooks and command-line producers: runs its own event loop, connects,
-/// sends within `budget` (about a second for a git hook), spools the rest, and disconnects.
+/// sends within `budget` (about a second for a git hook), spools the rest, and disconnects. The
+/// broker gets the budget but a tenth (at most 100 ms), kept for the spool, so the call as a whole
+/// returns within about the budget even when the broker's host drops every packet.
 send_report send_once(client_options opts, outbox_options spool, std::vector<stomp::frame> frames,
                       std::chrono::milliseconds budget, spdlog::logger& log);
 
