@@ -40,38 +40,21 @@ git clone -q "$work/origin/site.git" "$work/dev" 2>/dev/null
 (cd "$work/dev" && echo v1 >index.html && git add . && git commit -qm "First page" && git push -q origin master 2>/dev/null)
 
 export HPORT=$hport ARTIFACTS=$artifacts DEV=$work/dev
-timeout 150 /usr/bin/python3 - <<'PY' || fail "browser checks (see above)"
+PYTHONPATH="$(dirname "$0")" timeout 150 /usr/bin/python3 - <<'PY' || fail "browser checks (see above)"
 import os, subprocess, sys, time
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+import herald_web
+from herald_web import Checks
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 base = "http://localhost:%s" % os.environ["HPORT"]  # a secure context: Chromium keeps Secure cookies for localhost over http
 art = os.environ["ARTIFACTS"]
-fails = 0
-def check(ok, what):
-    global fails
-    print(("PASS: herald_browser: " if ok else "FAIL: herald_browser: ") + what, flush=True)
-    if not ok: fails += 1
-def browser():
-    o = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900",
-              "--user-data-dir=" + os.path.join(os.environ.get("TMPDIR", "/tmp"), "hb-%d-%d" % (os.getpid(), time.monotonic_ns()))):
-        o.add_argument(a)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
-def login(d, user):
-    d.get(base + "/")
-    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.ID, "login"))
-    d.find_element(By.ID, "user").send_keys(user)
-    d.find_element(By.ID, "password").send_keys("s3cret")
-    d.find_element(By.ID, "submit").click()
-    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.ID, "events"))
+check = Checks("herald_browser")
 def js_status(d, script):
     return d.execute_async_script("var done = arguments[arguments.length - 1];" + script + ".then(r => done(r.status)).catch(e => done(String(e)));")
-d = browser()
+d = herald_web.browser(900)
 try:
     d.get(base + "/login"); d.save_screenshot(os.path.join(art, "herald-login.png"))
-    login(d, "alice")
+    herald_web.login(d, base, "alice", path="/")
     check("First page" in d.page_source, "alice logs in and sees the push in the table")
     d.save_screenshot(os.path.join(art, "herald-search.png"))
     # search by free text
@@ -106,9 +89,9 @@ try:
     check(True, "a deployer's note through the form (with its CSRF token) is recorded")
 finally:
     d.quit()
-v = browser()
+v = herald_web.browser(900)
 try:
-    login(v, "victor")
+    herald_web.login(v, base, "victor", path="/")
     v.find_element(By.ID, "notetext").send_keys("viewer note"); v.find_element(By.ID, "note").click()
     WebDriverWait(v, 10).until(lambda v: "deployer role" in v.page_source)
     check(True, "a viewer trying a deployer action is refused")
@@ -117,7 +100,7 @@ try:
     check("viewer note" not in "".join(r.text for r in v.find_elements(By.CSS_SELECTOR, "#events tbody tr")), "and nothing was recorded")
 finally:
     v.quit()
-sys.exit(1 if fails else 0)
+sys.exit(1 if check.fails else 0)
 PY
 ls "$artifacts"/herald-*.png >/dev/null 2>&1 && pass "screenshots in $artifacts" || bad "no screenshots"
 finish

@@ -79,41 +79,24 @@ done
 pass "three agents ready"
 
 export HPORT=$hport ARTIFACTS=$artifacts W=$w
-timeout 100 /usr/bin/python3 - <<'PY' || fail "browser checks (see above)"
+PYTHONPATH="$(dirname "$0")" timeout 100 /usr/bin/python3 - <<'PY' || fail "browser checks (see above)"
 import os, sys, time
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+import herald_web
+from herald_web import Checks
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 base = "http://localhost:%s" % os.environ["HPORT"]
 art, w = os.environ["ARTIFACTS"], os.environ["W"]
-fails = 0
-def check(ok, what):
-    global fails
-    print(("PASS: herald_deploy: " if ok else "FAIL: herald_deploy: ") + what, flush=True)
-    if not ok: fails += 1
-def browser():
-    o = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
-              "--user-data-dir=" + os.path.join(os.environ.get("TMPDIR", "/tmp"), "hd-%d-%d" % (os.getpid(), time.monotonic_ns()))):
-        o.add_argument(a)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
-def login(d, user):
-    d.get(base + "/login")
-    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.ID, "login"))
-    d.find_element(By.ID, "user").send_keys(user)
-    d.find_element(By.ID, "password").send_keys("s3cret")
-    d.find_element(By.ID, "submit").click()
-    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.ID, "events"))
+check = Checks("herald_deploy")
 def post_status(d, body):
     return d.execute_async_script("var done = arguments[arguments.length - 1];"
         "fetch('/deploy', {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: arguments[0]})"
         ".then(r => done(r.status)).catch(e => done(String(e)));", body)
 def site(k):
     return os.path.realpath(os.path.join(w, "n%d" % k, "site"))
-d = browser()
+d = herald_web.browser(1000)
 try:
-    login(d, "alice")
+    herald_web.login(d, base, "alice")
     d.find_element(By.ID, "nav-deploy").click()
     WebDriverWait(d, 15).until(lambda d: d.find_elements(By.ID, "repo"))
     Select(d.find_element(By.ID, "repo")).select_by_visible_text("site")
@@ -172,9 +155,9 @@ try:
     d.save_screenshot(os.path.join(art, "herald-deploy-output.png"))
 finally:
     d.quit()
-v = browser()
+v = herald_web.browser(1000)
 try:
-    login(v, "victor")
+    herald_web.login(v, base, "victor")
     v.get(base + "/deploy?repo=site")
     WebDriverWait(v, 15).until(lambda v: v.find_elements(By.ID, "deployform"))
     csrf = v.find_element(By.CSS_SELECTOR, "#deployform input[name=csrf]").get_attribute("value")
@@ -182,7 +165,7 @@ try:
     check(st == 403, f"a viewer's deploy POST is refused ({st})")
 finally:
     v.quit()
-sys.exit(1 if fails else 0)
+sys.exit(1 if check.fails else 0)
 PY
 # nothing of the refused requests reached an agent (each agent audits every request it receives)
 # (grep -c, not -q: with pipefail an early exit of the second grep would fail the first)
