@@ -19,25 +19,14 @@ constexpr std::size_t max_output = 256 * 1024;
 std::vector<stage> read_stages(bus::json_fields& r, std::string_view field)
 {
     std::vector<stage> out;
-    auto* v = r.find(field);
-    if (!v) return out;
-    if (!v->is_array() || v->size() > 100) {
-        r.fail(field, "not a list of stages");
-        return out;
-    }
-    for (auto& x : *v) {
-        if (!x.is_object()) {
-            r.fail(field, "not a list of stages");
-            return {};
-        }
-        auto sr = r.item(x, field);
+    r.objects(field, 100, "stages", [&](bus::json_fields& sr) {
         stage s;
         s.name = bus::strip_control(sr.str("name", 64), false);
         s.exit_code = static_cast<int>(std::clamp<std::int64_t>(sr.integer("exit_code"), -1000, 1000));
         s.output = bus::strip_control(sr.str("output", max_output), true);
         s.duration_s = sr.number("duration_s");
         out.push_back(std::move(s));
-    }
+    });
     return out;
 }
 
@@ -259,20 +248,9 @@ decoded<agent_info> agent_info_from_json(const json& d)
     a.facts = r.string_map("facts");
     a.classes = r.strings("classes");
     a.interval_s = r.number("interval_s");
-    if (auto* v = r.find("repos")) {
-        if (!v->is_array() || v->size() > 1000) {
-            r.fail("repos", "not a list of repos");
-        } else {
-            for (auto& x : *v) {
-                if (!x.is_object()) {
-                    r.fail("repos", "not a list of repos");
-                    break;
-                }
-                bus::json_fields rr{x, out.error, "data.repos[]."};
-                a.repos.push_back(repo_state{rr.str("name", 256), rr.str("tag", 256), rr.str("commit", 64)});
-            }
-        }
-    }
+    r.objects("repos", 1000, "repos", [&](bus::json_fields& rr) {
+        a.repos.push_back(repo_state{rr.str("name", 256), rr.str("tag", 256), rr.str("commit", 64)});
+    });
     if (out.error.empty() && !valid_identity(a.identity)) out.error = "data.identity: invalid identity";
     if (out.error.empty()) out.value = std::move(a);
     return out;

@@ -185,24 +185,16 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         b.slow = r.boolean("slow", false);
         b.warnings = r.strings("warnings", 100);
         b.artifacts = r.strings("artifacts", 1000);
-        if (auto it = r.j.find("steps"); it != r.j.end() && !it->is_null()) {
-            if (!it->is_array() || it->size() > 1000) {
-                r.fail("steps", "not a list of steps");
-            } else {
-                for (const auto& s : *it) {
-                    if (!s.is_object()) {
-                        r.fail("steps", "not a list of steps");
-                        break;
-                    }
-                    build_step st;
-                    if (auto n = s.find("name"); n != s.end() && n->is_string()) st.name = n->get<std::string>();
-                    if (auto n = s.find("status"); n != s.end() && n->is_string()) st.status = n->get<std::string>();
-                    if (auto n = s.find("exit_code"); n != s.end() && n->is_number_integer()) st.exit_code = n->get<int>();
-                    if (auto n = s.find("duration_s"); n != s.end() && n->is_number()) st.duration_s = n->get<double>();
-                    b.steps.push_back(std::move(st));
-                }
-            }
-        }
+        r.objects("steps", 1000, "steps", [&](json_fields& sr) {
+            // A step's fields of another type are left out rather than refusing the whole build.
+            const auto& s = sr.j;
+            build_step st;
+            if (auto n = s.find("name"); n != s.end() && n->is_string()) st.name = n->get<std::string>();
+            if (auto n = s.find("status"); n != s.end() && n->is_string()) st.status = n->get<std::string>();
+            if (auto n = s.find("exit_code"); n != s.end() && n->is_number_integer()) st.exit_code = n->get<int>();
+            if (auto n = s.find("duration_s"); n != s.end() && n->is_number()) st.duration_s = n->get<double>();
+            b.steps.push_back(std::move(st));
+        });
         return b;
     }
     if (type == "fetch") {
@@ -290,25 +282,14 @@ std::optional<payload> data_from_json(std::string_view type, const json& d, std:
         q.attempt = r.integer("attempt");
         q.upgrade_pending = r.boolean("upgrade_pending", false);
         q.events = r.strings("events", 1000);
-        if (auto it = d.find("packages"); it != d.end() && !it->is_null()) {
-            if (!it->is_array() || it->size() > 1000) {
-                r.fail("packages", "not a list of packages");
-            } else {
-                for (const auto& x : *it) {
-                    if (!x.is_object()) {
-                        r.fail("packages", "not a list of packages");
-                        break;
-                    }
-                    json_fields pr{x, error, "data.packages[]."};
-                    package_candidate c;
-                    c.name = pr.required("name");
-                    c.version = pr.str("version");
-                    c.candidate = pr.str("candidate");
-                    c.installed = pr.str("installed");
-                    q.packages.push_back(std::move(c));
-                }
-            }
-        }
+        r.objects("packages", 1000, "packages", [&](json_fields& pr) {
+            package_candidate c;
+            c.name = pr.required("name");
+            c.version = pr.str("version");
+            c.candidate = pr.str("candidate");
+            c.installed = pr.str("installed");
+            q.packages.push_back(std::move(c));
+        });
         return q;
     }
     if (type == "alert") {

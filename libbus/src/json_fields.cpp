@@ -96,6 +96,21 @@ std::vector<std::string> json_fields::strings(std::string_view field, std::size_
     return out;
 }
 
+bool json_fields::objects(std::string_view field, std::size_t items, std::string_view what,
+                          const std::function<void(json_fields&)>& each)
+{
+    auto* v = find(field);
+    if (!v) return true;
+    bool ok = v->is_array() && v->size() <= items;
+    for (std::size_t i = 0; ok && i < v->size(); ++i) ok = (*v)[i].is_object();
+    if (!ok) return fail(field, "not a list of " + std::string(what));
+    for (const auto& x : *v) {
+        auto r = item(x, field);
+        each(r);
+    }
+    return true;
+}
+
 std::map<std::string, std::string> json_fields::string_map(std::string_view field)
 {
     std::map<std::string, std::string> out;

@@ -497,6 +497,35 @@ TEST_CASE("json_fields names the first bad field and reads absent fields as empt
     CHECK(error == "data.items[].code: not an integer");
 }
 
+TEST_CASE("json_fields reads a bounded list of objects all or nothing")
+{
+    auto j = nlohmann::json::parse(R"({"ok": [{"n": "a"}, {"n": "b"}], "mixed": [{"n": "a"}, 2], "many": [{}, {}, {}],
+                                       "scalar": "x", "bad": [{"n": 5}], "nil": null})");
+    std::string error;
+    bus::json_fields r{j, error, "data."};
+    std::vector<std::string> seen;
+    auto collect = [&](bus::json_fields& x) { seen.push_back(x.str("n")); };
+    CHECK(r.objects("ok", 2, "things", collect));
+    CHECK(seen == std::vector<std::string>{"a", "b"});
+    CHECK(r.objects("absent", 2, "things", collect));
+    CHECK(r.objects("nil", 2, "things", collect));
+    CHECK(seen.size() == 2);
+    CHECK(error.empty());
+    // A list with one item that is not an object gives none of its items, not the first one.
+    CHECK_FALSE(r.objects("mixed", 10, "things", collect));
+    CHECK(error == "data.mixed: not a list of things");
+    CHECK(seen.size() == 2);
+    error.clear();
+    CHECK_FALSE(r.objects("many", 2, "things", collect));
+    CHECK(error == "data.many: not a list of things");
+    error.clear();
+    CHECK_FALSE(r.objects("scalar", 2, "things", collect));
+    CHECK(error == "data.scalar: not a list of things");
+    error.clear();
+    CHECK(r.objects("bad", 2, "things", collect));
+    CHECK(error == "data.bad[].n: not a string");
+}
+
 TEST_CASE("digest dedupe window answers as the dedupe window does")
 {
     // The same random remember/seen sequence (ids from a small set, time moving on, a small

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -40,6 +41,11 @@ struct json_fields {
     nlohmann::json object(std::string_view field);
     // A reader of `element` (an item of `field`) whose errors read "<prefix><field>[].<name>".
     json_fields item(const nlohmann::json& element, std::string_view field) const;
+    // The list `field` of at most `items` objects, each given to `each` as an item() reader; an
+    // absent or null field is an empty list. Anything else records "<field>: not a list of <what>"
+    // and calls `each` for none of them. False when the field failed.
+    bool objects(std::string_view field, std::size_t items, std::string_view what,
+                 const std::function<void(json_fields&)>& each);
 };
 
 } // namespace bus
