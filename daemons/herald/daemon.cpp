@@ -150,6 +150,7 @@ struct daemon_state {
     // ---- rollouts started from the deploy page (deploy_lib's session on this io_context) ----
     struct rollout_run {
         std::string job_id, repo, tag, user;
+        std::string stopped_by;  // the deployer who asked it to stop after the current batch
         std::shared_ptr<deploy::cli::session_request> req;
         std::ostringstream progress;
         nlohmann::json job = nlohmann::json::object();
@@ -433,6 +434,8 @@ struct daemon_state {
                 auto r = co_await start_deploy(req, who);
                 co_return r;
             }
+            if (req.path.starts_with("/deploy/job/") && req.path.ends_with("/stop"))
+                co_return stop_deploy(req.path.substr(12, req.path.size() - 12 - 5), who);
             co_return page(404, error_page(404, "no such action"));
         }
         if (req.method != "GET" && req.method != "HEAD") co_return json_error(405, "method not allowed");
@@ -775,6 +778,33 @@ struct daemon_state {
         co_return r;
     }
 
+    // POST /deploy/job/<job>/stop (deployers, CSRF checked by route()): the rollout stops after
+    // its current batch, as the CLI's first Ctrl-C; the nodes of that batch finish their deploy.
+    bus::http::response stop_deploy(const std::string& id, const principal& who)
+    {
+        if (who.r != role::deployer) {
+            log.warn("herald: {} ({}) tried to stop job {}: refused", bus::log_escape(who.user), to_string(who.r),
+                     bus::log_escape(id));
+            return page(403, error_page(403, "stopping a rollout needs the deployer role"));
+        }
+        auto it = deploy::valid_id(id) ? rollouts.find(id) : rollouts.end();
+        if (it == rollouts.end()) return page(404, error_page(404, "no such rollout of this herald"));
+        auto& ro = *it->second;
+        if (ro.done) return page(409, error_page(409, "job " + id + " has already ended"));
+        if (ro.stopped_by.empty()) {
+            ro.stopped_by = who.user;
+            ro.progress << "herald: " << who.user << " asked to stop: the rollout ends after the current batch\n";
+            log.info("herald: {} stops job {} ({} {} by {}) after the current batch", bus::log_escape(who.user), id,
+                     ro.repo, ro.tag, bus::log_escape(ro.user));
+            if (ro.req->interrupt) ro.req->interrupt();
+            ++ro.version;
+            news.cancel();
+        }
+        auto r = reply(303, "text/plain; charset=utf-8", "stopping\n");
+        r.headers.emplace_back("Location", "/deploy/job/" + id);
+        return r;
+    }
+
     net::awaitable<void> run_rollout(std::shared_ptr<rollout_run> ro)
     {
         auto ex = svc.executor();
@@ -833,6 +863,7 @@ struct daemon_state {
             v.job = it->second->job;
             v.progress = it->second->progress.str();
             v.running = !it->second->done;
+            v.stopped_by = it->second->stopped_by;
             co_return v;
         }
         query q;

@@ -336,6 +336,12 @@ std::string job_page(const page_context& ctx, const job_view& v)
                     esc(str(v.job, "action").empty() ? "deploy" : str(v.job, "action")) + " job " + esc(v.job_id) +
                     "</h1><p class=\"bar\"><a href=\"/deploy\">all deploys</a> · <a href=\"/?q=" +
                     url_escape(v.job_id) + "\">its events</a></p>";
+    if (v.running && !v.stopped_by.empty())
+        s += "<p id=\"stopping\" class=\"bar\">stopping after the current batch (asked by " + esc(v.stopped_by) + ")</p>";
+    else if (v.running && ctx.who && ctx.who->r == role::deployer)
+        s += "<form id=\"stopform\" method=\"post\" action=\"/deploy/job/" + esc(v.job_id) +
+             "/stop\" class=\"bar\"><input type=\"hidden\" name=\"csrf\" value=\"" + esc(ctx.csrf) +
+             "\"><button id=\"stopjob\" type=\"submit\">stop after the current batch</button></form>";
     s += "<div id=\"job\"" + (v.running ? " data-live=\"/deploy/live/" + esc(v.job_id) + "\"" : std::string()) + ">" +
          job_fragment(v) + "</div>";
     return s + "</body></html>\n";

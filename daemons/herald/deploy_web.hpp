@@ -61,7 +61,8 @@ struct job_view {
     nlohmann::json job;
     std::string progress;
     std::vector<recorded_event> audits;
-    bool running = false;
+    bool running = false;     ///< a rollout of this herald, still running
+    std::string stopped_by;   ///< who asked it to stop after the current batch
 };
 /// The live part of the job page (replaced by the live feed).
 std::string job_fragment(const job_view& v);

@@ -233,7 +233,10 @@ document.addEventListener('DOMContentLoaded', function () {
   if (!job || !job.getAttribute('data-live') || !window.EventSource) return;
   var src = new EventSource(job.getAttribute('data-live'));
   src.addEventListener('job', function (ev) { job.innerHTML = ev.data; });
-  src.addEventListener('done', function (ev) { job.innerHTML = ev.data; job.removeAttribute('data-live'); src.close(); });
+  src.addEventListener('done', function (ev) {
+    job.innerHTML = ev.data; job.removeAttribute('data-live'); src.close();
+    ['stopform', 'stopping'].forEach(function (id) { var e = document.getElementById(id); if (e) e.remove(); });
+  });
 });
 )";
 }

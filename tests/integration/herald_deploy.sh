@@ -5,7 +5,9 @@
 # deploys with each stage's output; the agents' site symlinks moved to the tag; the agents
 # require signatures and audit the rollout as alice, signed with her key. Refused, with
 # nothing sent to any agent: a viewer's deploy POST (403), a POST without the CSRF token (403),
-# a tag with shell metacharacters (400). Screenshots go to ARTIFACTS.
+# a tag with shell metacharacters (400). A second rollout is stopped from its page while its
+# canary runs: it ends after the canary, the other nodes untouched; a viewer cannot stop one.
+# Screenshots go to ARTIFACTS.
 #   tests/integration/herald_deploy.sh STOMP_BROKER DEPLOY_AGENT HERALD ARTIFACTS
 set -uo pipefail
 STOMP_BROKER=$(realpath "$1") agent=$(realpath "$2") herald=$(realpath "$3") artifacts=$4
@@ -153,6 +155,42 @@ try:
     check(all(("pre-deploy on n%d for v2" % k) in txt and ("post-deploy on n%d for v2" % k) in txt for k in (1, 2, 3)),
           "the past deploy shows each node's stage output")
     d.save_screenshot(os.path.join(art, "herald-deploy-output.png"))
+    # Stop after the current batch: v1 with a canary whose pre-deploy waits for a gate file, so
+    # the stop lands while the canary runs; the canary finishes, n2 and n3 are not touched.
+    gate = os.path.join(w, "gate")
+    with open(os.path.join(w, "n1", "control", "pre-deploy.sh"), "w") as f:
+        f.write('#!/bin/sh\necho "pre-deploy on n1 for $2"\ni=0\n'
+                'while [ ! -e "%s" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done\n' % gate)
+    d.get(base + "/deploy?repo=site")
+    WebDriverWait(d, 15).until(lambda d: d.find_elements(By.ID, "deployform"))
+    Select(d.find_element(By.ID, "tag")).select_by_value("v1")
+    d.find_element(By.ID, "allnodes").click()
+    for f, v in (("canary", "1"), ("batch", "1")):
+        e = d.find_element(By.ID, "f-" + f); e.clear(); e.send_keys(v)
+    d.find_element(By.ID, "deploy").click()
+    WebDriverWait(d, 10).until(lambda d: "/deploy/job/" in d.current_url)
+    job2 = d.current_url.rsplit("/", 1)[1]
+    with open(os.path.join(w, "job2"), "w") as f:
+        f.write(job2)
+    try:
+        WebDriverWait(d, 30).until(lambda d: "canary 1/3: n1" in d.find_element(By.ID, "job").text)
+        d.find_element(By.ID, "stopjob").click()
+        WebDriverWait(d, 10).until(lambda d: d.find_elements(By.ID, "stopping"))
+        check("alice" in d.find_element(By.ID, "stopping").text, "the running job's page says alice asked it to stop")
+        d.save_screenshot(os.path.join(art, "herald-deploy-stopping.png"))
+    except Exception:
+        check(False, "the stop button stops the job: " + d.find_element(By.TAG_NAME, "body").text[:2000])
+    open(gate, "w").close()
+    try:
+        WebDriverWait(d, 60).until(lambda d: d.find_element(By.ID, "jobstate").text.startswith("aborted"))
+        check(not d.find_elements(By.ID, "stopform") and not d.find_elements(By.ID, "stopping"),
+              "the stop button goes when the job has ended")
+    except Exception:
+        check(False, "the stopped job ends aborted: " + d.find_element(By.ID, "job").text[:2000])
+    prog = d.find_element(By.ID, "progress").text
+    check("alice asked to stop" in prog and "batch 2/3" not in prog, "the rollout stopped after the canary batch")
+    check("v1" in os.path.basename(site(1)) and all("v2" in os.path.basename(site(k)) for k in (2, 3)),
+          f"the canary finished its deploy, the other nodes stayed on v2 ({[site(k) for k in (1, 2, 3)]})")
 finally:
     d.quit()
 v = herald_web.browser(1000)
@@ -163,20 +201,27 @@ try:
     csrf = v.find_element(By.CSS_SELECTOR, "#deployform input[name=csrf]").get_attribute("value")
     st = post_status(v, "csrf=" + csrf + "&repo=site&node=n1&tag=v1")
     check(st == 403, f"a viewer's deploy POST is refused ({st})")
+    st = v.execute_async_script("var done = arguments[arguments.length - 1];"
+        "fetch('/deploy/job/' + arguments[0] + '/stop', {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'},"
+        " body: 'csrf=' + arguments[1]}).then(r => done(r.status)).catch(e => done(String(e)));", job2, csrf)
+    check(st == 403, f"a viewer's stop POST is refused ({st})")
 finally:
     v.quit()
 sys.exit(1 if check.fails else 0)
 PY
-# nothing of the refused requests reached an agent (each agent audits every request it receives)
+# nothing of the refused requests reached an agent (each agent audits every request it receives);
+# the stopped rollout of v1 (job2) is left out of these counts
 # (grep -c, not -q: with pipefail an early exit of the second grep would fail the first)
-if (($(grep -h '"action":"deploy"' "$w"/n*/agent.log | grep -c -e pwned -e '"v1"') > 0)); then
+job2=$(cat "$w/job2" 2>/dev/null) || job2=none
+audit_lines() { grep -h "$1" "$w"/n*/agent.log | grep -v -F "\"$job2\""; }
+if (($(audit_lines '"action":"deploy"' | grep -c -e pwned -e '"v1"') > 0)); then
   fail "a refused deploy reached an agent: $(grep -h pwned "$w"/n*/agent.log | head -2)"
 else
   pass "the refused deploys sent nothing to any agent"
 fi
 [[ ! -e /tmp/pwned ]] || fail "/tmp/pwned exists"
 [[ $(head -1 "$w/hooks.log" 2>/dev/null) == "n1 pre v2" ]] && pass "the canary n1 deployed first" || fail "hooks: $(cat "$w/hooks.log")"
-(($(grep -h '"caller":"alice"' "$w"/n*/agent.log | grep '"phase":"commit"' | grep -c '"verified":true') == 3)) &&
+(($(audit_lines '"caller":"alice"' | grep '"phase":"commit"' | grep -c '"verified":true') == 3)) &&
   pass "the agents audit the deploy as alice, verified by alice's signature" ||
   fail "no audit line with caller alice: $(grep -h audit "$w/n1/agent.log" | tail -2)"
 ls "$artifacts"/herald-deploy-*.png >/dev/null 2>&1 && pass "screenshots in $artifacts" || bad "no screenshots"
