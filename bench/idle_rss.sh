@@ -9,9 +9,10 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${BUILD_DIR:-$ROOT/build}
 SETTLE=${SETTLE:-3}
-DAEMONS=(stomp-broker stomp-git stomp-jenkins github-webhook herald deploy-agent stomp-ci)
+DAEMONS=(stomp-broker stomp-git stomp-jenkins github-webhook herald deploy-agent stomp-ci stomp-repo)
 declare -A SUB=([stomp-broker]=stomp-broker [stomp-git]=stomp-git [stomp-jenkins]=stomp-jenkins
-  [github-webhook]=github-webhook [herald]=herald [deploy-agent]=deploy-agent [stomp-ci]=stomp-ci)
+  [github-webhook]=github-webhook [herald]=herald [deploy-agent]=deploy-agent [stomp-ci]=stomp-ci
+  [stomp-repo]=stomp-repo)
 bin() { if [[ -n ${BIN_DIR:-} ]]; then echo "$BIN_DIR/$1"; else echo "$B/daemons/${SUB[$1]}/$1"; fi; }
 W=$(mktemp -d /tmp/idle-rss.XXXXXX)
 PIDS=()
@@ -53,6 +54,12 @@ for d in "${DAEMONS[@]}"; do
   awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anon]")} /^Rss:/ {rss[name] += $2} /^Private_(Clean|Dirty):/ {pr[name] += $2}
        END {for (n in rss) printf "%d %d %s\n", rss[n], pr[n], n}' "/proc/$p/smaps" | sort -rn >"$W/$d.maps"
   cp "$W/$d.maps" "${OUT_DIR:-/tmp}/idle-rss-$d.maps" 2>/dev/null
+  # per mapping name and permissions (text r-xp, read-only data r--p, relocated/written data rw-p):
+  # Rss, Private_Clean, Private_Dirty, Pss kB
+  [[ -n ${OUT_DIR:-} ]] && awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anon]") " " $2}
+       /^Rss:/ {rss[name] += $2} /^Private_Clean:/ {pc[name] += $2} /^Private_Dirty:/ {pd[name] += $2} /^Pss:/ {ps[name] += $2}
+       END {print "rss_kB priv_clean_kB priv_dirty_kB pss_kB mapping perms"; for (n in rss) if (rss[n]) printf "%d %d %d %d %s\n", rss[n], pc[n], pd[n], ps[n], n}' \
+       "/proc/$p/smaps" | sort -k1,1rn >"$OUT_DIR/smaps-$d.txt"
   libs=$(grep '\.so' "$W/$d.maps" | head -4 | awk '{n=$3; sub(".*/", "", n); printf "%s %d, ", n, $1}' | sed 's/, $//')
   anon=$(awk '$3 == "[anon]" || $3 == "[heap]" || $3 ~ /^\[stack/ {s += $2} END {print s + 0}' "$W/$d.maps")
   out+=("| $d | $rss | $pss | $priv | $dirty | $libs | $anon | $thr |")

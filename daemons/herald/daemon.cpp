@@ -137,7 +137,9 @@ struct daemon_state {
     std::map<std::pair<std::string, std::string>, std::int64_t> last_seen;  // (daemon, host) → event time ms
     session_store sessions;
     std::string server_secret = random_token();  // proxy users' CSRF tokens derive from it
-    std::string dummy_hash = bus::hash_password(random_token(), 100000);  // unknown users cost the same
+    // unknown users cost the same: a random salt and digest in hash_password's format, so checking
+    // against it runs the same 100,000 PBKDF2 iterations (and nothing initialises OpenSSL at start)
+    std::string dummy_hash = "pbkdf2-sha256$100000$" + random_token(16) + "$" + random_token(32);
     rate_limiter limiter;
     user_table users;
     bus::http::registry metrics{"herald"};
@@ -985,6 +987,7 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
             d.alerting->on_event(e);
         }
     }
+    d.readers->release_memory();  // start-up's reads are done: their pages are not needed at idle
     d.subscribe_all();
     d.http.listen();
     log.info("herald {} recording {} topic(s) into {}; pages on {}{}:{}", bus::runtime::version(), d.cfg.topics.size(),

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -473,6 +475,13 @@ std::unique_ptr<reader_pool::conn> reader_pool::take()
     return c;
 }
 
+void reader_pool::release_memory()
+{
+    std::lock_guard lk(mu_);
+    for (auto& c : idle_) sqlite3_db_release_memory(c->db);  // idle: no other thread uses it
+    ::malloc_trim(0);
+}
+
 void reader_pool::give(std::unique_ptr<conn> c)
 {
     std::lock_guard lk(mu_);
@@ -715,6 +724,7 @@ void writer::run()
     auto next_retention = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     auto backoff = std::chrono::milliseconds(0);
     auto last_commit = std::chrono::steady_clock::time_point{};
+    bool cache_kept = true;     // the page cache holds pages since the last release
     std::vector<item> pending;  // a failed batch's retried items, first in line
     for (;;) {
         std::vector<item> batch = std::move(pending);
@@ -756,6 +766,7 @@ void writer::run()
         if (!batch.empty()) {
             try {
                 commit(batch);
+                cache_kept = true;
                 last_commit = std::chrono::steady_clock::now();
                 backoff = std::chrono::milliseconds(0);
                 bool recovered = false;
@@ -783,12 +794,21 @@ void writer::run()
         auto now = std::chrono::steady_clock::now();
         if (now >= next_retention && failure().empty()) {
             next_retention = now + std::chrono::seconds(60);
+            cache_kept = true;
             try {
                 retention(now_ms());
             } catch (const std::exception& e) {
                 sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
                 health_(std::string("retention: ") + e.what());
             }
+        }
+        // After a burst (and after start-up): idle for 5 s, the writer hands its page cache (up to
+        // cache_size, 32 MB after a busy spell) back and the freed heap goes back to the kernel.
+        // The next burst reads its pages from the OS page cache again; a busy writer keeps them.
+        if (cache_kept && pending.empty() && now - last_commit >= std::chrono::seconds(5)) {
+            sqlite3_db_release_memory(db_);
+            ::malloc_trim(0);
+            cache_kept = false;
         }
     }
 }

@@ -146,6 +146,9 @@ public:
     struct source { std::string daemon, host; std::int64_t last_ms = 0; };
     std::vector<source> sources();
     store_stats stats();
+    /// Frees the page caches of the idle connections (after start-up's reads: a reader's cache
+    /// grows back to cache_size with the searches that need it).
+    void release_memory();
 
 private:
     struct conn;

@@ -586,7 +586,6 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("stomp-ci: {}", n); });
     if (opts.check_config) return 0;
-    init_git();
     auto user = bus::runtime::lookup_user(cfg.user);
     if (!user) {
         log.error("stomp-ci: user '{}' (who runs jobs) does not exist", cfg.user);

@@ -28,7 +28,11 @@ std::string git_failure(const std::string& what)
 }
 
 struct libgit {
-    libgit() { git_libgit2_init(); }
+    libgit()
+    {
+        init_git();  // the first job initialises libgit2 for the life of the process
+        git_libgit2_init();
+    }
     ~libgit() { git_libgit2_shutdown(); }
 };
 
@@ -194,6 +198,9 @@ std::vector<std::string> collect_artifacts(const fs::path& workdir, const std::v
 
 void init_git()
 {
+    // At the first job, not at start: libgit2's init initialises OpenSSL through libssh2 (1.5 MB
+    // of RSS a stomp-ci that never ran a job does not need). A failing init shows as the job's
+    // libgit2 error.
     static const int once = git_libgit2_init();
     (void)once;
 }

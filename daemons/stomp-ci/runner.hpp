@@ -19,7 +19,8 @@
 
 namespace stomp_ci {
 
-/// libgit2 initialised for the whole process, once, and never shut down: runs check out on
+/// libgit2 initialised for the whole process, once (at the first mirror refresh or checkout, not
+/// at start), and never shut down: runs check out on
 /// several threads at once, and a shutdown of the last user frees libgit2's global state under
 /// another thread that is just starting.
 void init_git();

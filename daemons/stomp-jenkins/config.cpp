@@ -6,8 +6,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <set>
+
+#include <unistd.h>
 
 #include "bus/runtime/config_yaml.hpp"
 #include "bus/runtime/program.hpp"
@@ -398,6 +402,10 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     h.workers = static_cast<unsigned>(r.integer("http-workers", 4, 1, 64));
     h.queue_follow = std::chrono::seconds(r.integer("queue-follow-seconds", 600, 0, 86400));
     h.ca_file = r.str("jenkins-ca-file", "");
+    // libcurl (and with it OpenSSL) is initialised at the first request, not at start; a CA file
+    // it could not read would only show then, so it is checked here, at start and on reload.
+    if (!h.ca_file.empty() && ::access(h.ca_file.c_str(), R_OK) != 0)
+        r.fail("jenkins-ca-file", "cannot read '" + h.ca_file + "': " + std::strerror(errno));
     if (auto cr = r.str("crumb", ""); !cr.empty()) {
         if (cr == "auto") h.crumbs = true;
         else if (cr == "off") h.crumbs = false;

@@ -534,7 +534,6 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("stomp-jenkins: {}", n); });
     if (opts.check_config) return 0;
-    http_global_init();
     bus::runtime::service svc(opts, log,
                               {.drain_deadline = cfg.http.connect_timeout + cfg.http.request_timeout + std::chrono::seconds(3),
                                .workers = cfg.http.workers});

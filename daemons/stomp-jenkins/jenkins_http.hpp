@@ -16,7 +16,7 @@
 
 namespace stomp_jenkins {
 
-/// curl_global_init, once, before any thread starts.
+/// curl_global_init, once, at the first http_session (not at start: see jenkins_http.cpp); throws if it fails.
 void http_global_init();
 
 class http_session {

@@ -136,6 +136,16 @@ TEST_CASE("alerts: rule errors name the file line and key")
               "herald.yaml:4: alerts.heartbeat[0].max-ag: unknown setting; did you mean `max-age`?") != std::string::npos);
 }
 
+TEST_CASE("alerts: an unreadable mail or webhook ca-file stops the start")
+{
+    // libcurl is initialised at the first alert, not at start: its CA file is checked at load.
+    auto missing = (std::filesystem::temp_directory_path() / "dk-alerts-no-such-ca.pem").string();
+    CHECK(parse_error("alerts:\n  mail: {url: 'smtps://x', from: a@b, to: c@d, ca-file: '" + missing + "'}\n")
+              .find("herald.yaml:2: alerts.mail.ca-file: cannot read") != std::string::npos);
+    CHECK(parse_error("alerts:\n  webhook: {url: 'https://x', ca-file: '" + missing + "'}\n")
+              .find("herald.yaml:2: alerts.webhook.ca-file: cannot read") != std::string::npos);
+}
+
 TEST_CASE("alerts: an SMTP auth file that others can read is refused with a clear error")
 {
     auto dir = std::filesystem::temp_directory_path() / ("alerts-test-" + std::to_string(::getpid()));

@@ -244,6 +244,20 @@ TEST_CASE("stomp-jenkins config - errors name the file line and key")
     CHECK(error_of(d.write("e.yaml", "rserver: stomp://h\njenkins-url: http://j\njenkins-projects:\n")) == "(loaded)");
 }
 
+TEST_CASE("stomp-jenkins config - an unreadable jenkins-ca-file stops the start")
+{
+    // libcurl and OpenSSL are initialised at the first request, not at start: the CA file they
+    // would read is checked when the config is loaded (start, --check-config, reload).
+    temp_dir d;
+    auto ca = d.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    CHECK(error_of(d.write("ok.yaml", "rserver: stomp://h\njenkins-url: https://j\njenkins-ca-file: " + ca.string() + "\n")) ==
+          "(loaded)");
+    auto err = error_of(d.write("ca.yaml", "rserver: stomp://h\njenkins-url: https://j\njenkins-ca-file: " +
+                                               (d.path / "missing.pem").string() + "\n"));
+    CHECK(err.find("ca.yaml:3: jenkins-ca-file: cannot read") != std::string::npos);
+    CHECK(err.find("missing.pem") != std::string::npos);
+}
+
 TEST_CASE("stomp-jenkins - which jobs a commit triggers")
 {
     temp_dir d;

@@ -79,7 +79,6 @@ notifier::notifier(bus::runtime::service& svc, settings s, std::filesystem::path
       recovered_(metrics.add_counter("alerts_decisions_total", "Alert decisions", {{"action", "recover"}}))
 {
     const auto& cfg = engine_.config();
-    init_curl();
     bus_ = std::make_unique<channel>(svc, metrics, "bus", 1000, 3, milliseconds(1000));
     bus_->deliver = [this](const channel::item& i) -> net::awaitable<outcome> {
         bool ok = co_await publish_(std::get<bus::event>(i));

@@ -5,8 +5,12 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <stdexcept>
+
+#include <unistd.h>
 
 namespace herald::alerts {
 
@@ -122,6 +126,14 @@ unsigned read_actions(const section& r, const settings& st)
     return out;
 }
 
+// libcurl (and OpenSSL) is initialised at the first send, not at start (send.cpp): a CA file it
+// could not read is reported here, at start and by --check-config, not at the first alert.
+void check_ca_file(const section& s, const std::string& file)
+{
+    if (!file.empty() && ::access(file.c_str(), R_OK) != 0)
+        s.fail("ca-file", "cannot read '" + file + "': " + std::strerror(errno));
+}
+
 void read_mail(const section& m, mail_settings& out)
 {
     out.url = m.required("url");
@@ -148,6 +160,7 @@ void read_mail(const section& m, mail_settings& out)
         out.password = secret.substr(cut + 1);
     }
     out.ca_file = m.str("ca-file", "");
+    check_ca_file(m, out.ca_file);
     out.timeout = m.duration("timeout", out.timeout, std::chrono::seconds(1), std::chrono::minutes(10));
     out.queue = static_cast<std::size_t>(m.integer("queue", 100, 1, 100000));
     out.retries = static_cast<int>(m.integer("retries", 3, 0, 100));
@@ -166,6 +179,7 @@ void read_webhook(const section& w, webhook_settings& out)
             if (c < 0x20 || c == 0x7f) w.fail("token-file", "holds a control character (one line: the bearer token)");
     }
     out.ca_file = w.str("ca-file", "");
+    check_ca_file(w, out.ca_file);
     out.timeout = w.duration("timeout", out.timeout, std::chrono::milliseconds(100), std::chrono::minutes(5));
     out.queue = static_cast<std::size_t>(w.integer("queue", 100, 1, 100000));
     out.retries = static_cast<int>(w.integer("retries", 3, 0, 100));

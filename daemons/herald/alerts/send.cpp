@@ -105,14 +105,24 @@ std::string webhook_body(const decision& d, std::string_view herald_host, time_p
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void init_curl()
+std::string init_curl()
 {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    // At the first mail or webhook, not at start: libcurl's global init initialises OpenSSL
+    // (~1.7 MB of RSS a herald that never alerted does not need). Under a mutex (libcurl >= 7.84
+    // is thread-safe too); a failure is that send's error, and the next send tries again.
+    static std::mutex mu;
+    static bool done = false;
+    std::lock_guard lock(mu);
+    if (done) return {};
+    if (auto rc = curl_global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK)
+        return std::string("libcurl initialisation failed: ") + curl_easy_strerror(rc);
+    done = true;
+    return {};
 }
 
 outcome send_mail(const mail_settings& m, const std::string& message)
 {
+    if (auto e = init_curl(); !e.empty()) return {false, true, e};
     std::unique_ptr<CURL, easy_deleter> h(curl_easy_init());
     if (!h) return {false, true, "curl_easy_init failed"};
     CURL* c = h.get();
@@ -158,6 +168,7 @@ outcome send_mail(const mail_settings& m, const std::string& message)
 
 outcome post_webhook(const webhook_settings& w, const std::string& body)
 {
+    if (auto e = init_curl(); !e.empty()) return {false, true, e};
     std::unique_ptr<CURL, easy_deleter> h(curl_easy_init());
     if (!h) return {false, true, "curl_easy_init failed"};
     CURL* c = h.get();

@@ -23,8 +23,9 @@ std::string mail_message(const mail_settings& m, const decision& d, std::string_
 /// The webhook's JSON body.
 std::string webhook_body(const decision& d, std::string_view herald_host, time_point now);
 
-/// curl_global_init, once, before worker threads start.
-void init_curl();
+/// curl_global_init, once, at the first send (send_mail and post_webhook call it; not at start:
+/// see send.cpp). Empty, or why it failed.
+std::string init_curl();
 /// smtp:// requires STARTTLS (CURLUSESSL_ALL); smtps:// is TLS from the start.
 outcome send_mail(const mail_settings& m, const std::string& message);
 outcome post_webhook(const webhook_settings& w, const std::string& body);
