@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <span>
 #include <utility>
 
 namespace webhook {
@@ -461,6 +462,36 @@ std::vector<bus::commit_event> parse_bitbucket_server(const hook_config& h, cons
     return out;
 }
 
+// The payload as a JSON tree of only what the parsers above read. A GitHub push is mostly
+// `repository` (about 90 fields, URLs and counters) and `sender`; building all of it was a fifth
+// of the daemon's CPU per delivery (bench/results/perf-3-webhook3.md). The whole text is still
+// checked to be JSON: a malformed payload is rejected as before.
+json parse_payload(provider p, std::string_view text)
+{
+    if (p != provider::github && p != provider::gitea && p != provider::gitlab) return json::parse(text, nullptr, false);
+    // Objects whose members are read, by top-level key; members of other objects are all kept.
+    static constexpr std::string_view github_top[] = {"repository", "ref", "before", "after", "compare",
+                                                      "compare_url", "head_commit", "commits", "pusher"};
+    static constexpr std::string_view gitlab_top[] = {"project", "repository", "ref", "before", "after",
+                                                      "commits", "user_name", "user_email"};
+    const bool gitlab = p == provider::gitlab;
+    std::string_view top;  // the top-level member being parsed
+    auto keep = [&](int depth, json::parse_event_t ev, json& parsed) {
+        if (ev != json::parse_event_t::key) return true;
+        const auto& k = parsed.get_ref<const std::string&>();
+        if (depth == 1) {
+            auto keys = gitlab ? std::span<const std::string_view>(gitlab_top) : std::span<const std::string_view>(github_top);
+            auto it = std::find(keys.begin(), keys.end(), std::string_view(k));
+            top = it == keys.end() ? std::string_view{} : *it;
+            return it != keys.end();
+        }
+        if (depth == 2 && top == "repository") return gitlab ? k == "name" : k == "name" || k == "full_name";
+        if (depth == 2 && top == "project") return k == "path_with_namespace" || k == "web_url";
+        return true;
+    };
+    return json::parse(text, keep, false);
+}
+
 bool repo_accepted(const hook_config& h, std::string_view repo)
 {
     if (h.repos.empty()) return true;
@@ -534,7 +565,7 @@ decision handle(const hook_config& h, const request& req)
         d.body = answer("bad request", d.reason);
         return d;
     }
-    json j = json::parse(text, nullptr, false);
+    json j = parse_payload(h.kind, text);
     if (j.is_discarded() || !j.is_object()) {
         d.status = 400;
         d.reason = "payload is not a JSON object";
