@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <span>
 #include <utility>
 
 namespace webhook {
@@ -461,6 +462,101 @@ std::vector<bus::commit_event> parse_bitbucket_server(const hook_config& h, cons
     return out;
 }
 
+// The payload as a JSON tree of only what the parsers above read. A GitHub push is mostly
+// `repository` (about 90 fields, URLs and counters) and `sender`; building all of it was a fifth
+// of the daemon's CPU per delivery (bench/results/perf-3-webhook3.md). A SAX filter in front of
+// the library's own tree builder: members nobody reads are lexed (the whole text is still checked
+// to be JSON, so a malformed payload is rejected as before) but never built.
+class payload_filter {
+public:
+    payload_filter(json& out, provider p) : dom_(out, false), gitlab_(p == provider::gitlab) {}
+
+    bool null() { return drop() || dom_.null(); }
+    bool boolean(bool v) { return drop() || dom_.boolean(v); }
+    bool number_integer(json::number_integer_t v) { return drop() || dom_.number_integer(v); }
+    bool number_unsigned(json::number_unsigned_t v) { return drop() || dom_.number_unsigned(v); }
+    bool number_float(json::number_float_t v, const json::string_t& s) { return drop() || dom_.number_float(v, s); }
+    bool string(json::string_t& v) { return drop() || dom_.string(v); }
+    bool binary(json::binary_t& v) { return drop() || dom_.binary(v); }
+    bool start_object(std::size_t n) { return open() || dom_.start_object(n); }
+    bool start_array(std::size_t n) { return open() || dom_.start_array(n); }
+    bool end_object() { return close() || dom_.end_object(); }
+    bool end_array() { return close() || dom_.end_array(); }
+    bool key(json::string_t& k)
+    {
+        if (skip_from_) return true;
+        if (!wanted(k)) {
+            drop_next_ = true;
+            return true;
+        }
+        return dom_.key(k);
+    }
+    bool parse_error(std::size_t pos, const std::string& token, const nlohmann::detail::exception& e)
+    {
+        return dom_.parse_error(pos, token, e);
+    }
+
+private:
+    // Each returns true when the event is swallowed (inside or at a dropped member).
+    bool drop()
+    {
+        if (skip_from_) return true;
+        if (!drop_next_) return false;
+        drop_next_ = false;
+        return true;
+    }
+    bool open()
+    {
+        ++depth_;
+        if (skip_from_) return true;
+        if (!drop_next_) return false;
+        drop_next_ = false;
+        skip_from_ = depth_;
+        return true;
+    }
+    bool close()
+    {
+        bool swallowed = skip_from_ != 0;
+        if (skip_from_ == depth_) skip_from_ = 0;
+        --depth_;
+        return swallowed;
+    }
+    bool wanted(std::string_view k)
+    {
+        // Objects whose members are read, by top-level key; members of the others are all kept.
+        static constexpr std::string_view github_top[] = {"repository", "ref", "before", "after", "compare",
+                                                          "compare_url", "head_commit", "commits", "pusher"};
+        static constexpr std::string_view gitlab_top[] = {"project", "repository", "ref", "before",
+                                                          "after", "commits", "user_name", "user_email"};
+        if (depth_ == 1) {
+            auto keys = gitlab_ ? std::span<const std::string_view>(gitlab_top)
+                                : std::span<const std::string_view>(github_top);
+            auto it = std::find(keys.begin(), keys.end(), k);
+            top_ = it == keys.end() ? std::string_view{} : *it;
+            return it != keys.end();
+        }
+        if (depth_ == 2 && top_ == "repository") return k == "name" || (!gitlab_ && k == "full_name");
+        if (depth_ == 2 && top_ == "project") return k == "path_with_namespace" || k == "web_url";
+        return true;
+    }
+
+    nlohmann::detail::json_sax_dom_parser<json> dom_;
+    bool gitlab_;
+    std::size_t depth_ = 0;      // open arrays and objects
+    std::size_t skip_from_ = 0;  // depth of the dropped array or object being skipped; 0 = none
+    bool drop_next_ = false;     // the value after a dropped key
+    std::string_view top_;       // the top-level member being read
+};
+
+json parse_payload(provider p, std::string_view text)
+{
+    if (p != provider::github && p != provider::gitea && p != provider::gitlab) return json::parse(text, nullptr, false);
+    json j;
+    payload_filter f(j, p);
+    if (!json::sax_parse(text, &f)) return json(json::value_t::discarded);
+    return j;
+}
+
 bool repo_accepted(const hook_config& h, std::string_view repo)
 {
     if (h.repos.empty()) return true;
@@ -534,7 +630,7 @@ decision handle(const hook_config& h, const request& req)
         d.body = answer("bad request", d.reason);
         return d;
     }
-    json j = json::parse(text, nullptr, false);
+    json j = parse_payload(h.kind, text);
     if (j.is_discarded() || !j.is_object()) {
         d.status = 400;
         d.reason = "payload is not a JSON object";

@@ -18,7 +18,11 @@ spooling_publisher::spooling_publisher(net::any_io_executor io, client& c, std::
     : client_(c), box_(spool ? std::make_unique<outbox>(std::move(*spool)) : nullptr), signing_(std::move(signing)),
       blocking_(std::move(blocking)), log_(log), kick_(std::move(io))
 {
-    backlog_ = box_ != nullptr;
+    // Messages left by an earlier run go first (order): until run() has delivered them, new ones
+    // queue behind. An empty outbox holds nothing to overtake, so publishing is direct from the
+    // first message; otherwise a daemon started under load spools everything it gets in its first
+    // second, and keeps spooling (each message re-reading the spool directory) while load lasts.
+    backlog_ = box_ != nullptr && !box_->pending().empty();
 }
 
 spooling_publisher::~spooling_publisher() = default;

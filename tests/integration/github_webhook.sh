@@ -405,6 +405,18 @@ start_allow() {
 }
 start_allow
 abase="http://127.0.0.1:$aport"
+# Right after start, with an empty outbox and the broker connected, a delivery is receipted, not
+# spooled (the outbox's first pass comes 1 s after start: a daemon started under load used to
+# spool everything until then, and keep spooling while the load lasted).
+for _ in $(seq 200); do grep -q "github_webhook_broker_connected 1" <(curl -s "$abase/metrics") && break; sleep 0.02; done
+code=$(curl -sS -o "$work/last.body" -w '%{http_code}' --max-time 5 -X POST --data-binary "@$data/github_push.json" \
+  -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H 'X-GitHub-Delivery: fresh-start-1' \
+  -H "X-Hub-Signature-256: sha256=$(hmac rotated-secret "$data/github_push.json")" "$abase/github")
+curl -s "$abase/metrics" >"$work/fresh.metrics"
+[[ $code == 202 ]] && grep -q '^github_webhook_events_published_total [1-9]' "$work/fresh.metrics" \
+  && grep -q '^github_webhook_events_spooled_total 0$' "$work/fresh.metrics" \
+  && pass "first delivery after start receipted directly, not spooled" \
+  || bad "first delivery after start: $code $(cat "$work/last.body"); $(grep -E 'published_total|spooled_total' "$work/fresh.metrics")"
 code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "$abase/livez" 2>/dev/null || true)
 expect "/livez from outside allow-from" 200 "$code"
 code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "$abase/readyz" 2>/dev/null || true)

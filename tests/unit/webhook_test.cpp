@@ -213,6 +213,35 @@ TEST_CASE("webhook: malformed payloads are 400 and publish nothing")
     }
 }
 
+TEST_CASE("webhook: members the parsers do not read are skipped but still checked to be JSON")
+{
+    auto h = hook_for(provider::github);
+    auto base = nlohmann::json::parse(fixture("github_push.json"));
+    // Unread members of any shape (deep, arrays of objects, scalars) change nothing; read members
+    // after them are still found (the payload tree keeps only what the parsers read).
+    auto j = nlohmann::json::object();
+    j["sender"] = {{"login", "x"}, {"nested", {{"a", {1, 2, {{"b", nullptr}}}}}}};
+    j["zz_unread"] = nlohmann::json::array({nlohmann::json::object({{"ref", "refs/heads/evil"}}), 1.5, true});
+    for (auto& [k, v] : base.items()) j[k] = v;
+    j["repository"]["owner"] = {{"name", "not-the-repo"}, {"full_name", "x/y"}};
+    j["repository"]["topics"] = nlohmann::json::array({"a", "b"});
+    auto d = github("push", j.dump()).run(h);
+    REQUIRE(d.status == 202);
+    REQUIRE(d.commits.size() == 1);
+    CHECK(d.commits[0].repo == "blog");
+    CHECK(d.commits[0].ref == "refs/heads/main");
+    CHECK(d.commits[0].author == "Mona Lisa <mona@example.com>");
+    h.naming = repo_naming::full_name;
+    CHECK(github("push", j.dump()).run(h).commits.at(0).repo == "octo-org/blog");
+    // A syntax error inside a skipped member is still a malformed payload.
+    auto text = base.dump();
+    text.insert(1, R"("sender": {"login": [1, 2,, ]}, )");
+    CHECK(github("push", text).run(h).status == 400);
+    text = base.dump();
+    text.insert(text.size() - 1, R"(, "zz": {"a": tru})");
+    CHECK(github("push", text).run(h).status == 400);
+}
+
 TEST_CASE("webhook: hostile refs and repository names are refused")
 {
     auto h = hook_for(provider::github);

@@ -83,7 +83,7 @@ private:
     spdlog::logger& log_;
     std::mutex spool_mutex_;  // outbox::spool is not thread-safe
     boost::asio::steady_timer kick_;
-    bool backlog_ = true;  // the outbox may hold messages (from an earlier run, too)
+    bool backlog_ = true;  // the outbox holds messages (from an earlier run, too)
     std::uint64_t generation_ = 0;  // bumped whenever something is spooled
     bool stopping_ = false;
     publisher_stats stats_;
