@@ -94,7 +94,7 @@ net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls
     socket_.set_option(net::socket_base::keep_alive(true));
     if (ep.tls) {
         if (!tls) throw std::runtime_error("TLS endpoint without a TLS context");
-        tls_.emplace(socket_, *tls);
+        tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, *tls);
         if (!SSL_set_tlsext_host_name(tls_->native_handle(), ep.host.c_str()))
             throw std::runtime_error("TLS: cannot set SNI host name");
         if (verify) tls_->set_verify_callback(ssl::host_name_verification(ep.host));
@@ -105,7 +105,7 @@ net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls
 
 net::awaitable<void> stomp_stream::server_handshake(ssl::context& tls, time_point deadline)
 {
-    tls_.emplace(socket_, tls);
+    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, tls);
     co_await timed(tls_->async_handshake(ssl::stream_base::server, net::use_awaitable), deadline, "TLS handshake");
 }
 
@@ -228,8 +228,16 @@ net::awaitable<void> stomp_stream::run_writer(std::chrono::milliseconds timeout,
     for (;;) {
         if (!broken_.empty()) throw std::runtime_error(broken_);
         if (!socket_.is_open()) throw std::runtime_error("connection closed");
-        if (queue_.empty()) {
+        if (qhead_ == queue_.size()) {
             if (finishing_) co_return;
+            // Idle: hold no batch or queue storage while waiting (a burst's 256 entries are
+            // ~12 kB per connection otherwise).
+            if (queue_.capacity() > 16) {
+                std::vector<std::string>().swap(queue_);
+                qhead_ = 0;
+            }
+            if (batch.capacity() > 16) std::vector<std::string>().swap(batch);
+            if (bufs.capacity() > 16) std::vector<net::const_buffer>().swap(bufs);
             signal_.expires_at(time_point::max());
             co_await signal_.async_wait(tuple_awaitable);
             continue;
@@ -237,10 +245,16 @@ net::awaitable<void> stomp_stream::run_writer(std::chrono::milliseconds timeout,
         batch.clear();
         bufs.clear();
         std::size_t bytes = 0;
-        while (!queue_.empty() && batch.size() < 256 && bytes < 512 * 1024) {
-            bytes += queue_.front().size();
-            batch.push_back(std::move(queue_.front()));
-            queue_.pop_front();
+        while (qhead_ < queue_.size() && batch.size() < 256 && bytes < 512 * 1024) {
+            bytes += queue_[qhead_].size();
+            batch.push_back(std::move(queue_[qhead_++]));
+        }
+        if (qhead_ == queue_.size()) {
+            queue_.clear();
+            qhead_ = 0;
+        } else if (qhead_ >= 1024 && qhead_ * 2 >= queue_.size()) {
+            queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(qhead_));
+            qhead_ = 0;
         }
         for (auto& b : batch) bufs.push_back(net::buffer(b));
         // The deadline allows a slow link ~64 KiB/s on top of the base timeout, so one large
@@ -248,6 +262,8 @@ net::awaitable<void> stomp_stream::run_writer(std::chrono::milliseconds timeout,
         auto allowance = std::chrono::milliseconds(static_cast<std::int64_t>(bytes / 64));
         co_await timed(write_some_all(bufs), clock::now() + timeout + allowance, "write");
         queued_ -= bytes;
+        batch.clear();  // the written frames go now, not when the next batch starts
+        bufs.clear();
         if (on_written) on_written(bytes);
     }
 }

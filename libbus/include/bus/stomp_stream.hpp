@@ -19,7 +19,7 @@
 
 #include <chrono>
 #include <cstddef>
-#include <deque>
+#include <memory>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -107,9 +107,14 @@ private:
     boost::asio::awaitable<std::size_t> write_some_all(const Buffers& b);
 
     boost::asio::ip::tcp::socket socket_;
-    std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
+    // Only on a TLS connection (an Asio SSL stream is ~0.5 kB even unused: a plain-TCP broker
+    // with thousands of clients pays nothing for it).
+    std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
     boost::asio::steady_timer signal_;
-    std::deque<std::string> queue_;
+    // Frames waiting for the writer, oldest at queue_[qhead_]. A vector, not a deque: an empty
+    // std::deque still holds a 512-byte node and its map, on every idle connection.
+    std::vector<std::string> queue_;
+    std::size_t qhead_ = 0;
     std::size_t queued_ = 0;
     std::size_t max_queued_;
     bool finishing_ = false;
