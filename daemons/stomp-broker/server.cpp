@@ -166,6 +166,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     };
     std::map<std::string, bucket> login_failures;  // per source address
     actions scratch;
+    std::string wire;  // send(): one frame's bytes, reused
     // The broker's own session, for what it publishes itself (heartbeats). Its login holds a
     // NUL, which no STOMP header can carry, so no client can log in as it.
     inline static const std::string self_login{std::string_view("\0stomp-broker", 13)};
@@ -180,7 +181,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         if (it == conns.end()) return;
         auto& c = *it->second;
         if (c.closing && c.stream.queued_bytes() == 0 && f.command == "MESSAGE") return;
-        std::string bytes;
+        // Serialised into one reused buffer and copied into the connection's queue, where small
+        // frames share a buffer: no allocation per delivered frame, one iovec per burst.
+        auto& bytes = wire;
+        bytes.clear();
         std::error_code ec;
         bus::stomp::serialize(bytes, f, c.ver, ec);
         if (ec) {
@@ -193,15 +197,22 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             bus::stomp::serialize(bytes, f, c.ver, ec);
             if (ec) return;
         }
-        enqueue(c, std::move(bytes));
+        // A big frame keeps its buffer (moved, not copied); the next send() starts a new one.
+        if (bytes.size() > 8 * 1024) enqueue(c, bytes.size(), [&] { return c.stream.enqueue(std::move(bytes)); });
+        else enqueue(c, bytes);
     }
 
-    void enqueue(connection& c, std::string bytes)
+    void enqueue(connection& c, std::string_view bytes)
+    {
+        enqueue(c, bytes.size(), [&] { return c.stream.enqueue_copy(bytes); });
+    }
+
+    template <class Push>
+    void enqueue(connection& c, std::size_t size, Push push)
     {
         // The stream holds up to 4 x send_queue_bytes; past that not even receipts and acked
         // deliveries drain: a stuck client, not a slow one.
-        auto size = bytes.size();
-        if (!c.stream.enqueue(std::move(bytes))) {
+        if (!push()) {
             if (c.closing) return;
             log.warn("broker: closing {} (session {}): send queue over {} bytes", c.peer, c.id,
                      c.stream.queued_bytes() + size);

@@ -85,7 +85,12 @@ public:
     /// Writes `bytes` now (outside the queue), before `deadline`.
     boost::asio::awaitable<void> write(std::string_view bytes, time_point deadline);
     /// Queues bytes for the writer; false (and nothing queued) when that would pass the bound.
+    /// Small frames are appended to the last queued buffer the writer has not taken yet, so a
+    /// burst goes out as a few large buffers (one sendmsg) rather than one iovec per frame.
     bool enqueue(std::string bytes);
+    /// The same for bytes the caller keeps (a reused serialisation buffer): copied into the
+    /// queue, so a small frame costs no allocation of its own.
+    bool enqueue_copy(std::string_view bytes);
     std::size_t queued_bytes() const noexcept { return queued_; }
     /// Writes the queue in batches (up to 256 items or 512 KiB per write) until close() or a
     /// failure, each batch before `timeout` plus a slow link's allowance (~64 KiB/s).
@@ -116,6 +121,7 @@ private:
     std::vector<std::string> queue_;
     std::size_t qhead_ = 0;
     std::size_t queued_ = 0;
+    bool writer_waiting_ = false;  // run_writer waits on signal_: enqueue must wake it
     std::size_t max_queued_;
     bool finishing_ = false;
     std::string broken_;
