@@ -2,8 +2,13 @@
 # Brokers side by side, in one run, with the same client (libbus's broker_bench) and the same
 # message sizes: stomp-broker (embedded), RabbitMQ (STOMP plugin), ActiveMQ. Throughput and
 # p50/p99 latency for topic fan-out 1->1 and 1->50 and a queue with 4 consumers, non-persistent
-# and persistent, plus latency at a fixed 2,000 msg/s, and RSS idle and after the load.
+# and persistent, plus latency at fixed rates of 2,000 and 10,000 msg/s, and RSS idle and after
+# the load.
 #   bench/broker_bench.sh [BUILD_DIR]      (COUNT=20000 SIZE=200 by default)
+# BROKERS (default "embedded rabbitmq activemq") chooses the peers; EMBEDDED="label=binary ..."
+# runs several stomp-broker binaries side by side (before/after a change), each its own broker,
+# the cases alternating between them; CASES (a regex, default all) chooses the rows; RESULTS=DIR
+# keeps the JSON lines and the table. Ratios are against RabbitMQ when it ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -20,10 +25,23 @@ import socket
 s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
-declare -A url=([embedded]="stomp://127.0.0.1:$pe" [rabbitmq]="stomp://guest:guest@127.0.0.1:$pr" [activemq]="stomp://127.0.0.1:$pa")
-bash tests/brokers/broker.sh start embedded "$root/embedded" "$pe" >&2
-bash tests/brokers/broker.sh start rabbitmq "$root/rabbitmq" "$pr" >&2
-bash tests/brokers/broker.sh start activemq "$root/activemq" "$pa" >&2
+declare -A url=([rabbitmq]="stomp://guest:guest@127.0.0.1:$pr" [activemq]="stomp://127.0.0.1:$pa")
+peers=${BROKERS:-embedded rabbitmq activemq}
+all=()
+for b in $peers; do
+  if [[ $b == embedded ]]; then
+    for e in ${EMBEDDED:-embedded=$STOMP_BROKER}; do
+      label=${e%%=*}
+      port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+      url[$label]="stomp://127.0.0.1:$port"
+      STOMP_BROKER=$(realpath "${e#*=}") bash tests/brokers/broker.sh start embedded "$root/$label" "$port" >&2
+      all+=("$label")
+    done
+  else
+    bash tests/brokers/broker.sh start "$b" "$root/$b" "${url[$b]##*:}" >&2
+    all+=("$b")
+  fi
+done
 
 rss_kb() { # DIR: resident memory of every process the broker dir owns
   local d total=0 p
@@ -35,7 +53,7 @@ rss_kb() { # DIR: resident memory of every process the broker dir owns
 }
 declare -A idle loaded
 sleep 2 # let the JVM and the Erlang VM settle before measuring idle memory
-for b in embedded rabbitmq activemq; do idle[$b]=$(rss_kb "$root/$b"); done
+for b in "${all[@]}"; do idle[$b]=$(rss_kb "$root/$b"); done
 
 cases=(
   "topic-1to1|--mode topic --subscribers 1 --count $count"
@@ -45,31 +63,36 @@ cases=(
   "topic-1to50-persistent|--mode topic --subscribers 50 --count $((count / 10)) --persistent"
   "queue-1to4-persistent|--mode queue --subscribers 4 --count $count --persistent --ack client-individual"
   "topic-1to1-at-2k/s|--mode topic --subscribers 1 --count 4000 --rate 2000"
+  "topic-1to1-at-10k/s|--mode topic --subscribers 1 --count 20000 --rate 10000"
 )
-out=$root/results.jsonl
+out=${RESULTS:+$RESULTS/results.jsonl}
+out=${out:-$root/results.jsonl}
+[[ -n ${RESULTS:-} ]] && mkdir -p "$RESULTS"
 for c in "${cases[@]}"; do
   name=${c%%|*}
   args=${c#*|}
-  for b in embedded rabbitmq activemq; do
+  [[ $name =~ ${CASES:-.} ]] || continue
+  for b in "${all[@]}"; do
     # shellcheck disable=SC2086
     line=$(timeout 300 "$bench" --url "${url[$b]}" --size "$size" $args || echo '{"failed":true}')
-    echo "{\"broker\":\"$b\",\"case\":\"$name\",\"result\":$line}" | tee -a "$out" >&2
+    echo "{\"broker\":\"$b\",\"case\":\"$name\",\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"result\":$line}" | tee -a "$out" >&2
   done
 done
-for b in embedded rabbitmq activemq; do loaded[$b]=$(rss_kb "$root/$b"); done
+rss_args=()
+for b in "${all[@]}"; do rss_args+=("$b" "${idle[$b]}" "$(rss_kb "$root/$b")"); done
 
-/usr/bin/python3 - "$out" "${idle[embedded]}" "${loaded[embedded]}" "${idle[rabbitmq]}" "${loaded[rabbitmq]}" \
-  "${idle[activemq]}" "${loaded[activemq]}" <<'PY'
+/usr/bin/python3 - "$out" "${rss_args[@]}" <<'PY' | tee ${RESULTS:+"$RESULTS/table.md"}
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-rss = {"embedded": sys.argv[2:4], "rabbitmq": sys.argv[4:6], "activemq": sys.argv[6:8]}
+a = sys.argv[2:]
+rss = {a[i]: a[i + 1:i + 3] for i in range(0, len(a), 3)}
 cases = []
 for r in rows:
     if r["case"] not in cases: cases.append(r["case"])
-print("| case | broker | deliveries/s | vs stomp-broker | p50 ms | p99 ms |")
+print("| case | broker | deliveries/s | ratio to RabbitMQ | p50 ms | p99 ms |")
 print("|---|---|---:|---:|---:|---:|")
 for c in cases:
-    base = next(r["result"] for r in rows if r["case"] == c and r["broker"] == "embedded")
+    base = next((r["result"] for r in rows if r["case"] == c and r["broker"] == "rabbitmq"), {})
     for r in rows:
         if r["case"] != c: continue
         res = r["result"]

@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <span>
 #include <vector>
 
 namespace bus {
@@ -29,8 +30,12 @@ net::awaitable<T> timed(net::awaitable<T> op, stomp_stream::time_point deadline,
 {
     net::steady_timer t(co_await net::this_coro::executor);
     t.expires_at(deadline);
-    auto r = co_await (capture(std::move(op)) || t.async_wait(net::use_awaitable));
-    if (r.index() == 1) throw std::runtime_error(std::string(what) + " timed out");
+    // The timer as a tuple: cancelled when `op` finishes first (every time), it must not throw.
+    auto r = co_await (capture(std::move(op)) || t.async_wait(tuple_awaitable));
+    if (r.index() == 1) {
+        if (auto [ec] = std::get<1>(r); ec) throw boost::system::system_error(ec);
+        throw std::runtime_error(std::string(what) + " timed out");
+    }
     auto [value, error] = std::get<0>(std::move(r));
     if (error) std::rethrow_exception(error);
     co_return std::move(*value);
@@ -40,8 +45,12 @@ net::awaitable<void> timed(net::awaitable<void> op, stomp_stream::time_point dea
 {
     net::steady_timer t(co_await net::this_coro::executor);
     t.expires_at(deadline);
-    auto r = co_await (capture(std::move(op)) || t.async_wait(net::use_awaitable));
-    if (r.index() == 1) throw std::runtime_error(std::string(what) + " timed out");
+    // The timer as a tuple: cancelled when `op` finishes first (every time), it must not throw.
+    auto r = co_await (capture(std::move(op)) || t.async_wait(tuple_awaitable));
+    if (r.index() == 1) {
+        if (auto [ec] = std::get<1>(r); ec) throw boost::system::system_error(ec);
+        throw std::runtime_error(std::string(what) + " timed out");
+    }
     if (auto error = std::get<0>(r)) std::rethrow_exception(error);
 }
 
@@ -94,7 +103,7 @@ net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls
     socket_.set_option(net::socket_base::keep_alive(true));
     if (ep.tls) {
         if (!tls) throw std::runtime_error("TLS endpoint without a TLS context");
-        tls_.emplace(socket_, *tls);
+        tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, *tls);
         if (!SSL_set_tlsext_host_name(tls_->native_handle(), ep.host.c_str()))
             throw std::runtime_error("TLS: cannot set SNI host name");
         if (verify) tls_->set_verify_callback(ssl::host_name_verification(ep.host));
@@ -105,7 +114,7 @@ net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls
 
 net::awaitable<void> stomp_stream::server_handshake(ssl::context& tls, time_point deadline)
 {
-    tls_.emplace(socket_, tls);
+    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, tls);
     co_await timed(tls_->async_handshake(ssl::stream_base::server, net::use_awaitable), deadline, "TLS handshake");
 }
 
@@ -191,13 +200,43 @@ net::awaitable<void> stomp_stream::write(std::string_view bytes, time_point dead
     co_await timed(write_some_all(net::buffer(bytes)), deadline, "write");
 }
 
+namespace {
+// Frames up to this size are coalesced into the queue's last buffer while it stays under
+// coalesce_limit; larger ones keep their own buffer (no copy of a big body).
+constexpr std::size_t coalesce_frame = 8 * 1024;
+constexpr std::size_t coalesce_limit = 64 * 1024;
+} // namespace
+
 bool stomp_stream::enqueue(std::string bytes)
 {
     if (!broken_.empty()) return false;
     if (queued_ + bytes.size() > max_queued_) return false;
     queued_ += bytes.size();
-    queue_.push_back(std::move(bytes));
-    signal_.cancel();
+    if (bytes.size() <= coalesce_frame && qhead_ < queue_.size() &&
+        queue_.back().size() + bytes.size() <= coalesce_limit)
+        queue_.back() += bytes;
+    else
+        queue_.push_back(std::move(bytes));
+    if (writer_waiting_) signal_.cancel();
+    return true;
+}
+
+bool stomp_stream::enqueue_copy(std::string_view bytes)
+{
+    if (!broken_.empty()) return false;
+    if (queued_ + bytes.size() > max_queued_) return false;
+    queued_ += bytes.size();
+    if (bytes.size() <= coalesce_frame && qhead_ < queue_.size() &&
+        queue_.back().size() + bytes.size() <= coalesce_limit) {
+        queue_.back() += bytes;
+    } else {
+        std::string b;
+        // Room for the frames that follow in a burst; freed once written.
+        if (bytes.size() <= coalesce_frame) b.reserve(4096);
+        b.append(bytes);
+        queue_.push_back(std::move(b));
+    }
+    if (writer_waiting_) signal_.cancel();
     return true;
 }
 
@@ -228,26 +267,64 @@ net::awaitable<void> stomp_stream::run_writer(std::chrono::milliseconds timeout,
     for (;;) {
         if (!broken_.empty()) throw std::runtime_error(broken_);
         if (!socket_.is_open()) throw std::runtime_error("connection closed");
-        if (queue_.empty()) {
+        if (qhead_ == queue_.size()) {
             if (finishing_) co_return;
+            // Idle: hold no batch or queue storage while waiting (a burst's 256 entries are
+            // ~12 kB per connection otherwise).
+            if (queue_.capacity() > 16) {
+                std::vector<std::string>().swap(queue_);
+                qhead_ = 0;
+            }
+            if (batch.capacity() > 16) std::vector<std::string>().swap(batch);
+            if (bufs.capacity() > 16) std::vector<net::const_buffer>().swap(bufs);
             signal_.expires_at(time_point::max());
+            writer_waiting_ = true;
             co_await signal_.async_wait(tuple_awaitable);
+            writer_waiting_ = false;
             continue;
         }
         batch.clear();
         bufs.clear();
         std::size_t bytes = 0;
-        while (!queue_.empty() && batch.size() < 256 && bytes < 512 * 1024) {
-            bytes += queue_.front().size();
-            batch.push_back(std::move(queue_.front()));
-            queue_.pop_front();
+        while (qhead_ < queue_.size() && batch.size() < 256 && bytes < 512 * 1024) {
+            bytes += queue_[qhead_].size();
+            batch.push_back(std::move(queue_[qhead_++]));
+        }
+        if (qhead_ == queue_.size()) {
+            queue_.clear();
+            qhead_ = 0;
+        } else if (qhead_ >= 1024 && qhead_ * 2 >= queue_.size()) {
+            queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(qhead_));
+            qhead_ = 0;
         }
         for (auto& b : batch) bufs.push_back(net::buffer(b));
-        // The deadline allows a slow link ~64 KiB/s on top of the base timeout, so one large
-        // message is not cut off forever; a stalled peer still trips it.
-        auto allowance = std::chrono::milliseconds(static_cast<std::int64_t>(bytes / 64));
-        co_await timed(write_some_all(bufs), clock::now() + timeout + allowance, "write");
+        // Plain TCP: first what the socket takes at once, without a wait (a reader keeping up
+        // takes it all: no timer, no coroutine per write); the rest, if any, waits below.
+        std::size_t left = bytes;
+        if (!tls_) {
+            boost::system::error_code e;
+            if (!socket_.non_blocking()) socket_.non_blocking(true, e);
+            std::size_t first = 0;  // bufs[first..] still to write
+            while (!e && first < bufs.size()) {
+                std::size_t n = socket_.write_some(
+                    std::span<const net::const_buffer>(bufs).subspan(first), e);
+                if (e) break;
+                left -= n;
+                while (first < bufs.size() && n >= bufs[first].size()) n -= bufs[first++].size();
+                if (first < bufs.size()) bufs[first] += n;
+            }
+            if (e && e != net::error::would_block && e != net::error::try_again) throw boost::system::system_error(e);
+            bufs.erase(bufs.begin(), bufs.begin() + static_cast<std::ptrdiff_t>(first));
+        }
+        if (left > 0) {
+            // The deadline allows a slow link ~64 KiB/s on top of the base timeout, so one large
+            // message is not cut off forever; a stalled peer still trips it.
+            auto allowance = std::chrono::milliseconds(static_cast<std::int64_t>(left / 64));
+            co_await timed(write_some_all(bufs), clock::now() + timeout + allowance, "write");
+        }
         queued_ -= bytes;
+        batch.clear();  // the written frames go now, not when the next batch starts
+        bufs.clear();
         if (on_written) on_written(bytes);
     }
 }

@@ -101,3 +101,42 @@ TEST_CASE("stomp_stream - finish writes what is queued and then the writer ends 
         CHECK(why == net::error::eof);
     });
 }
+
+TEST_CASE("stomp_stream - a burst larger than the socket takes arrives whole and in order")
+{
+    // Small frames share buffers (enqueue and enqueue_copy), large ones keep their own; the
+    // writer writes what the socket takes at once and waits for the rest (a partial write is
+    // certain: 16 MB against loopback's socket buffers).
+    test::run_test([](net::any_io_executor ex) -> net::awaitable<void> {
+        auto [server, client] = co_await loopback_pair(ex);
+        bus::stomp_stream st(std::move(server), {}, 64 << 20);
+        std::string expected;
+        for (int i = 0; i < 8000; ++i) {
+            std::string f = "MESSAGE\nn:" + std::to_string(i) + "\n\n" + std::string(static_cast<std::size_t>(i % 97), 'a') + '\0';
+            expected += f;
+            CHECK(i % 2 ? st.enqueue(std::move(f)) : st.enqueue_copy(f));
+            if (i % 53 == 0) {
+                std::string big = "MESSAGE\nbig:" + std::to_string(i) + "\n\n" + std::string(100000, 'b') + '\0';
+                expected += big;
+                CHECK(st.enqueue(std::move(big)));
+            }
+        }
+        CHECK(st.queued_bytes() == expected.size());
+        st.finish();
+        std::size_t written = 0;
+        std::exception_ptr failed;
+        bool done = false;
+        std::function<void(std::size_t)> count = [&](std::size_t n) { written += n; };  // outlives the writer
+        net::co_spawn(ex, st.run_writer(10000ms, count), [&](std::exception_ptr e) {
+            failed = e;
+            done = true;
+        });
+        std::string got(expected.size(), '\0');
+        co_await net::async_read(client, net::buffer(got), net::use_awaitable);
+        CHECK(co_await test::eventually([&] { return done; }, 5000ms));
+        CHECK_FALSE(failed);
+        CHECK(written == expected.size());
+        CHECK(st.queued_bytes() == 0);
+        CHECK(got == expected);
+    });
+}
