@@ -2,7 +2,8 @@
 """Speed of stomp.py's (8.0) own frame parser on an in-memory byte string.
 
   parse_bench.py FILE [--chunk 1024]                 FILE holds many concatenated server frames
-  parse_bench.py --generate FILE [--frames 10000] [--size 200]   writes MESSAGE frames with content-length
+  parse_bench.py --generate FILE [--frames 10000] [--size 200] [--no-content-length]
+                                                    writes MESSAGE frames (with content-length unless told)
 
 Runs the library's real receive path with the socket replaced by memory: BaseTransport.__read (the
 buffer accumulation and NUL/content-length frame splitting, fed in recv()-sized chunks, 1024 bytes
@@ -46,13 +47,14 @@ def parse_all(data, chunk):
     return frames
 
 
-def generate(path, n, size):
+def generate(path, n, size, content_length=True):
     body = (b"0123456789abcdef" * (size // 16 + 1))[:size]
     with open(path, "wb") as out:
         for i in range(n):
+            length = b"content-length:%d\n" % size if content_length else b""
             out.write(b"MESSAGE\nsubscription:1\ndestination:/topic/bench\n"
-                      b"message-id:T_1@@session-bench@@%d\nredelivered:false\ncontent-length:%d\n\n%s\0"
-                      % (i, size, body))
+                      b"message-id:T_1@@session-bench@@%d\nredelivered:false\n%s\n%s\0"
+                      % (i, length, body))
 
 
 def main():
@@ -62,9 +64,10 @@ def main():
     p.add_argument("--generate", action="store_true")
     p.add_argument("--frames", type=int, default=10000)
     p.add_argument("--size", type=int, default=200)
+    p.add_argument("--no-content-length", action="store_true")
     a = p.parse_args()
     if a.generate:
-        generate(a.file, a.frames, a.size)
+        generate(a.file, a.frames, a.size, not a.no_content_length)
         return
     with open(a.file, "rb") as f:
         data = f.read()

@@ -377,3 +377,29 @@ TEST_CASE("frame helpers")
     CHECK(parse_version("1.1") == version::v1_1);
     CHECK(!parse_version("2.0"));
 }
+
+TEST_CASE("escaped headers decode alike before and after the parser has scratch room")
+{
+    // The first frame's escaped lines do not fit the parser's initial scratch room (its block is
+    // parsed again with room reserved); the second frame's fit (decoded in the single pass).
+    // Long lines (over 16 and 64 bytes) and CRLF take the other branches of the line scan.
+    const std::string value(70, 'v');
+    const std::string one = "MESSAGE\r\nlong\\cname\\\\with\\nescapes:" + value + "\\c" + value +
+                            "\r\nplain:x:y\r\ncontent-length:2\r\n\r\nab";
+    const std::string input = one + '\0' + one + '\0';
+    for (std::size_t chunk : {input.size(), std::size_t{1}, std::size_t{7}, std::size_t{64}}) {
+        CAPTURE(chunk);
+        auto views = feed(input, chunk, version::v1_2, {}, true);
+        auto owned = feed(input, chunk, version::v1_2, {}, false);
+        same(views, owned);
+        REQUIRE(views.frames.size() == 2);
+        for (const auto& f : views.frames) {
+            REQUIRE(f.headers.size() == 3);
+            CHECK(f.headers[0].first == "long:name\\with\nescapes");
+            CHECK(f.headers[0].second == value + ":" + value);
+            CHECK(f.headers[1].first == "plain");
+            CHECK(f.headers[1].second == "x:y");
+            CHECK(f.body == "ab");
+        }
+    }
+}

@@ -63,8 +63,11 @@ public:
     void reset() noexcept;
 
 private:
+    enum class head_state { done, more, failed };
     std::size_t fail(std::error_code& ec, error e) noexcept;
+    head_state walk_head(std::string_view in, bool parse, std::error_code& ec);
     bool parse_head(std::string_view head, std::error_code& ec);
+    bool parse_line(std::string_view line, const char* colon, bool backslash, error& e);
     std::size_t scan(std::string_view in, std::error_code& ec);
 
     stomp::limits limits_;
@@ -83,6 +86,8 @@ private:
     bool have_head_ = false;
     bool have_length_ = false;
     std::size_t body_len_ = 0;
+    bool escaped_ = true;         // the current frame's header values are unescaped
+    std::size_t head_room_ = 0;   // parse_head: size of the complete block (scratch room)
 };
 
 } // namespace bus::stomp
