@@ -19,30 +19,26 @@ import sys
 import time
 
 
-def rss_kb(pids):
+def proc_kb(pids, name, key):
+    """The sum over PIDS of /proc/PID/NAME's "KEY: N kB" line (a process gone counts 0)."""
     total = 0
     for p in pids:
         try:
-            with open(f"/proc/{p}/status") as f:
+            with open(f"/proc/{p}/{name}") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(key + ":"):
                         total += int(line.split()[1])
         except OSError:
             pass
     return total
+
+
+def rss_kb(pids):
+    return proc_kb(pids, "status", "VmRSS")
 
 
 def private_dirty_kb(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Private_Dirty:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    return proc_kb(pids, "smaps_rollup", "Private_Dirty")
 
 
 def frames_until(sock, buf, want, deadline):
