@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <thread>
 #include <vector>
 
@@ -102,25 +104,32 @@ TEST_CASE("send_once spools at once when every broker refuses the connection")
 namespace {
 
 // A loopback broker address that drops every SYN, as a host that does not answer: a listener
-// with a backlog of 0 whose accept queue is filled by connections nobody accepts.
+// with a backlog of 0 whose accept queue is filled by connections nobody accepts. The filling
+// connects are plain non-blocking sockets (Asio's connect would wait for each to complete).
 struct blackhole {
     net::io_context io;
     net::ip::tcp::acceptor acceptor{io};
-    std::vector<net::ip::tcp::socket> held;
+    std::vector<int> held;
     blackhole()
     {
         net::ip::tcp::endpoint any(net::ip::make_address("127.0.0.1"), 0);
         acceptor.open(any.protocol());
         acceptor.bind(any);
         acceptor.listen(0);
+        auto to = acceptor.local_endpoint();
         for (int i = 0; i < 4; ++i) {
-            auto& s = held.emplace_back(io);
-            s.open(any.protocol());
-            s.non_blocking(true);
-            boost::system::error_code ec;
-            s.connect(acceptor.local_endpoint(), ec);  // in progress, or queued: never accepted
+            int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            REQUIRE(fd >= 0);
+            held.push_back(fd);
+            (void)::connect(fd, to.data(), static_cast<socklen_t>(to.size()));  // queued, or in progress for ever
         }
     }
+    ~blackhole()
+    {
+        for (int fd : held) ::close(fd);
+    }
+    blackhole(const blackhole&) = delete;
+    blackhole& operator=(const blackhole&) = delete;
     std::uint16_t port() const { return acceptor.local_endpoint().port(); }
 };
 
