@@ -1,10 +1,11 @@
 #include "jenkins_http.hpp"
 
+#include "curl_init.hpp"
+
 #include <curl/curl.h>
 
 #include <algorithm>
 #include <cctype>
-#include <mutex>
 #include <string_view>
 
 namespace stomp_jenkins {
@@ -63,15 +64,8 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
 
 void http_global_init()
 {
-    // At the first request, not at start: libcurl's global init initialises OpenSSL (and
-    // libssh2), 1.7 MB of RSS a daemon that never called Jenkins does not need. Thread-safe:
-    // std::call_once, and libcurl >= 7.84 (bookworm: 7.88) is built thread-safe; a failure is
-    // the request's error (no call_once mark, so the next request tries again).
-    static std::once_flag once;
-    std::call_once(once, [] {
-        if (auto rc = curl_global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK)
-            throw std::runtime_error(std::string("libcurl initialisation failed: ") + curl_easy_strerror(rc));
-    });
+    // At the first request, not at start; a failure is the request's error, the next one retries.
+    if (auto e = deploykit::curl_init_once(); !e.empty()) throw std::runtime_error(e);
 }
 
 http_session::http_session(const http_settings& s, credentials c, const std::atomic<bool>* stop)

@@ -1,12 +1,13 @@
 #include "send.hpp"
 
+#include "curl_init.hpp"
+
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
-#include <mutex>
 
 namespace herald::alerts {
 
@@ -105,20 +106,7 @@ std::string webhook_body(const decision& d, std::string_view herald_host, time_p
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string init_curl()
-{
-    // At the first mail or webhook, not at start: libcurl's global init initialises OpenSSL
-    // (~1.7 MB of RSS a herald that never alerted does not need). Under a mutex (libcurl >= 7.84
-    // is thread-safe too); a failure is that send's error, and the next send tries again.
-    static std::mutex mu;
-    static bool done = false;
-    std::lock_guard lock(mu);
-    if (done) return {};
-    if (auto rc = curl_global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK)
-        return std::string("libcurl initialisation failed: ") + curl_easy_strerror(rc);
-    done = true;
-    return {};
-}
+std::string init_curl() { return deploykit::curl_init_once(); }
 
 outcome send_mail(const mail_settings& m, const std::string& message)
 {
