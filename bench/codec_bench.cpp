@@ -47,6 +47,12 @@ struct harness {
     std::string buf;
 };
 
+[[noreturn]] void parse_failed(const std::error_code& ec)
+{
+    std::fprintf(stderr, "codec_bench: parse error: %s\n", ec.message().c_str());
+    std::exit(1);
+}
+
 template <bool Owning>
 std::size_t parse_pass(harness& h, const std::string& data, std::size_t chunk)
 {
@@ -63,10 +69,7 @@ std::size_t parse_pass(harness& h, const std::string& data, std::size_t chunk)
             std::string_view in = std::string_view(buf).substr(start);
             std::size_t used = Owning ? p.put(in, ec) : p.put_view(in, ec);
             if (ec == bus::stomp::error::need_more) break;
-            if (ec) {
-                std::fprintf(stderr, "codec_bench: parse error: %s\n", ec.message().c_str());
-                std::exit(1);
-            }
+            if (ec) parse_failed(ec);
             start += used;
             if (p.got() == bus::stomp::parser::item::frame) {
                 if constexpr (Owning) {
@@ -98,10 +101,7 @@ std::size_t inplace_pass(bus::stomp::parser& p, const std::string& data)
         std::error_code ec;
         std::size_t used = p.put_view(all.substr(start), ec);
         if (ec == bus::stomp::error::need_more) break;
-        if (ec) {
-            std::fprintf(stderr, "codec_bench: parse error: %s\n", ec.message().c_str());
-            std::exit(1);
-        }
+        if (ec) parse_failed(ec);
         start += used;
         if (p.got() == bus::stomp::parser::item::frame) {
             auto v = p.view();
