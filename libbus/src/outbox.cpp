@@ -82,6 +82,42 @@ std::vector<fs::path> outbox::pending() const
     return out;
 }
 
+outbox::usage_t outbox::usage() const
+{
+    usage_t u;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(opts_.dir, ec)) {
+        if (!e.is_regular_file()) continue; // d_type from readdir: no stat
+        auto name = e.path().filename().string();
+        if (!name.ends_with(suffix) || name.starts_with(".")) continue;
+        ++u.messages;
+        if (auto size = spooled_size(name)) {
+            u.bytes += *size;
+        } else {
+            std::error_code sec;
+            auto n = fs::file_size(e.path(), sec); // a name from before sizes were in it
+            if (!sec) u.bytes += n;
+        }
+    }
+    return u;
+}
+
+std::optional<std::uintmax_t> outbox::spooled_size(std::string_view name) noexcept
+{
+    // <ns:20>-<pid:8>-<counter:6>-<bytes>.stomp: the fourth field is the size it was spooled with.
+    if (!name.ends_with(suffix)) return std::nullopt;
+    name.remove_suffix(suffix.size());
+    if (std::count(name.begin(), name.end(), '-') != 3) return std::nullopt;
+    auto digits = name.substr(name.rfind('-') + 1);
+    if (digits.empty() || digits.size() > 12) return std::nullopt;
+    std::uintmax_t n = 0;
+    for (char c : digits) {
+        if (c < '0' || c > '9') return std::nullopt;
+        n = n * 10 + static_cast<unsigned>(c - '0');
+    }
+    return n;
+}
+
 std::string outbox::spool(const stomp::frame& f)
 {
     std::string bytes;
@@ -90,14 +126,9 @@ std::string outbox::spool(const stomp::frame& f)
     if (sec) throw outbox_error("cannot spool a frame that cannot be serialised: " + sec.message());
     if (bytes.size() > opts_.max_message_bytes)
         throw outbox_error("message of " + std::to_string(bytes.size()) + " bytes exceeds the spool's per-message limit");
-    auto files = pending();
-    std::uintmax_t total = 0;
-    for (auto& p : files) {
-        std::error_code ec;
-        total += fs::file_size(p, ec);
-    }
-    if (files.size() >= opts_.max_messages)
-        throw outbox_error(opts_.dir.string() + ": spool full (" + std::to_string(files.size()) + " messages); " +
+    auto [count, total] = usage();
+    if (count >= opts_.max_messages)
+        throw outbox_error(opts_.dir.string() + ": spool full (" + std::to_string(count) + " messages); " +
                            "is the broker reachable? run 'stompctl drain'");
     if (total + bytes.size() > opts_.max_bytes)
         throw outbox_error(opts_.dir.string() + ": spool full (" + std::to_string(total) + " bytes)");
@@ -107,8 +138,8 @@ std::string outbox::spool(const stomp::frame& f)
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
     char name[96];
-    std::snprintf(name, sizeof name, "%020lld-%08d-%06llu", static_cast<long long>(ns), static_cast<int>(::getpid()),
-                  static_cast<unsigned long long>(++counter_ % 1000000));
+    std::snprintf(name, sizeof name, "%020lld-%08d-%06llu-%zu", static_cast<long long>(ns),
+                  static_cast<int>(::getpid()), static_cast<unsigned long long>(++counter_ % 1000000), bytes.size());
     fs::path final_path = opts_.dir / (std::string(name) + std::string(suffix));
     fs::path tmp = opts_.dir / ("." + std::string(name) + ".tmp");
     write_durably(tmp, final_path, bytes, O_EXCL, opts_.dir);

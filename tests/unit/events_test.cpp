@@ -412,6 +412,37 @@ TEST_CASE("key files must be private and well-formed")
     fs::remove_all(dir);
 }
 
+TEST_CASE("outbox - the byte bound counts sizes from file names and stats only older names")
+{
+    auto dir = fs::temp_directory_path() / ("dk-outbox-" + new_event_id());
+    {
+        outbox box({.dir = dir, .max_bytes = 1000});
+        stomp::frame f("SEND");
+        f.add("destination", "/queue/q");
+        f.body = std::string(300, 'x');
+        auto name = box.spool(f);
+        auto recorded = outbox::spooled_size(name);
+        REQUIRE(recorded);
+        CHECK(*recorded == fs::file_size(dir / name));
+        CHECK(box.usage().messages == 1);
+        CHECK(box.usage().bytes == *recorded);
+        // A spool file from an older version has no size in its name: it is stat'ed.
+        std::ofstream(dir / "00000000000000000001-00000001-000001.stomp") << std::string(400, 'y');
+        CHECK(!outbox::spooled_size("00000000000000000001-00000001-000001.stomp"));
+        CHECK(box.usage().messages == 2);
+        CHECK(box.usage().bytes == *recorded + 400);
+        // 300 + 400 + another ~340 bytes exceeds 1000: refused, nothing written.
+        CHECK_THROWS_WITH_AS(box.spool(f), doctest::Contains("bytes"), outbox_error);
+        CHECK(box.pending().size() == 2);
+        // Names that only look alike are not trusted for a size.
+        CHECK(!outbox::spooled_size("1-2-3-x4.stomp"));
+        CHECK(!outbox::spooled_size("1-2-3-.stomp"));
+        CHECK(!outbox::spooled_size("1-2-3-4-5.stomp"));
+        CHECK(outbox::spooled_size("1-2-3-4.stomp") == std::uintmax_t{4});
+    }
+    fs::remove_all(dir);
+}
+
 TEST_CASE("outbox - spooled in order / bounded / corrupt files quarantined / half-written files ignored")
 {
     auto dir = fs::temp_directory_path() / ("dk-outbox-" + new_event_id());

@@ -8,6 +8,7 @@
 #include "bus/stomp/frame.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -54,6 +55,17 @@ public:
     /// Deletes a delivered file (and fsyncs the directory).
     void remove(const std::filesystem::path& p);
     std::size_t quarantined() const;
+
+    /// What the spool holds, for its bounds: one readdir, no sort, and no stat for files whose
+    /// name carries their size (every file spool() writes; a possibly-sent mark adds a header's
+    /// bytes that are not counted). Files from older versions are stat'ed.
+    struct usage_t {
+        std::size_t messages = 0;
+        std::uintmax_t bytes = 0;
+    };
+    usage_t usage() const;
+    /// The size a spooled file's name records, if it has one.
+    static std::optional<std::uintmax_t> spooled_size(std::string_view file_name) noexcept;
     const outbox_options& options() const noexcept { return opts_; }
 
     /// An exclusive lock on the spool (flock), so two producers never deliver the same file.
