@@ -8,14 +8,15 @@
 #   perf-sym.txt                     and per symbol
 #   perf-gw.data, perf-gw-children.txt  perf record --call-graph dwarf of the daemon only (inclusive %)
 #   strace-c.txt, strace-wrk.txt     strace -c -f of the daemon (syscalls per request; wrk slowed by strace)
-#   smaps-rollup.txt, smaps-top.txt, status.txt  the daemon's memory after the runs (VmHWM = peak)
+#   smaps-rollup.txt, smaps-top.txt, smaps-by-name.txt, status.txt  the daemon's memory after the runs
+#                                    (VmHWM = peak; smaps-by-name: resident KiB per file / heap / anonymous)
 # Run it under the CPU lock.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/daemons}; OUT=${OUT:-/tmp/webhookprof}; C=${C:-32}; D=${D:-8}
 gw=$BIN/github-webhook; broker=$BIN/stomp-broker
-[[ -x $gw ]] || gw=$BIN/github-webhook/github-webhook
-[[ -x $broker ]] || broker=$BIN/stomp-broker/stomp-broker
+[[ -f $gw && -x $gw ]] || gw=$BIN/github-webhook/github-webhook
+[[ -f $broker && -x $broker ]] || broker=$BIN/stomp-broker/stomp-broker
 mkdir -p "$OUT"; W=$(mktemp -d /tmp/webhookprof.XXXXXX)
 pids=()
 trap '{ for p in "${pids[@]}"; do kill "$p"; done; } 2>/dev/null || true; rm -rf "$W"' EXIT
@@ -81,5 +82,8 @@ fi
 cat "/proc/$gpid/smaps_rollup" >"$OUT/smaps-rollup.txt"
 grep -E '^Vm|^Rss|^Threads' "/proc/$gpid/status" >"$OUT/status.txt"
 awk '/^[0-9a-f]+-[0-9a-f]+ /{name=$6" "$1} /^Rss:/{print $2, name}' "/proc/$gpid/smaps" | sort -rn | head -25 >"$OUT/smaps-top.txt"
+# Resident KiB per mapping name (file, [heap], [stack], anonymous), summed over its mappings.
+awk '/^[0-9a-f]+-[0-9a-f]+ /{name=($6 == "" ? "[anon]" : $6)} /^Rss:/{r[name]+=$2} END{for (n in r) if (r[n]) print r[n], n}' \
+  "/proc/$gpid/smaps" | sort -rn >"$OUT/smaps-by-name.txt"
 curl -s "http://127.0.0.1:$gport/metrics" | grep -E 'published_total|spooled_total|accepted_total' >"$OUT/metrics.txt"
 echo "done: $OUT"

@@ -123,7 +123,17 @@ adnanh_forged=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "@$
 
 run() { # NAME URL PID
   local out=$work/$1.wrk
+  # The whole machine's idle share and the server's CPU during the run (/proc/stat, /proc/PID/stat):
+  # with wrk and the broker on the same cores, whether the cores or the server are the limit.
+  local s0 s1 c0 c1
+  s0=$(awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
+  c0=$(awk '{print $14 + $15}' "/proc/$3/stat")
   wrk -t"$threads" -c"$conns" -d"${duration}s" --latency -s "$work/post.lua" "$2" >"$out" 2>&1
+  s1=$(awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
+  c1=$(awk '{print $14 + $15}' "/proc/$3/stat")
+  local idle cores
+  read -r idle cores < <(echo "$s0 $s1 $c0 $c1 $(getconf CLK_TCK)" | awk '{
+    printf "%.1f %.2f\n", 100 * ($3 - $1) / ($4 - $2), ($6 - $5) / $7 / '"$duration"' }')
   local rps p50 p99 non2xx rss hwm
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
   p50=$(awk '$1 == "50%" {print $2}' "$out")
@@ -131,7 +141,7 @@ run() { # NAME URL PID
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$out")
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$3/status")
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$3/status")
-  echo "$1 ${rps:-0} ${p50:-?} ${p99:-?} ${non2xx:-0} $rss $hwm"
+  echo "$1 ${rps:-0} ${p50:-?} ${p99:-?} ${non2xx:-0} $rss $hwm $idle $cores"
 }
 to_ms() { # wrk's "1.23ms" / "850.00us" / "1.02s" -> ms
   /usr/bin/python3 -c '
@@ -144,8 +154,8 @@ else:
     print("nan")' "$1"
 }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-read -r _ g_rps g_p50 g_p99 g_bad g_rss g_hwm < <(run github-webhook "http://127.0.0.1:$gport/github" "$gpid")
-read -r _ a_rps a_p50 a_p99 a_bad a_rss a_hwm < <(run adnanh-webhook "http://127.0.0.1:$aport/hooks/github" "$apid")
+read -r _ g_rps g_p50 g_p99 g_bad g_rss g_hwm g_idle g_cores < <(run github-webhook "http://127.0.0.1:$gport/github" "$gpid")
+read -r _ a_rps a_p50 a_p99 a_bad a_rss a_hwm a_idle a_cores < <(run adnanh-webhook "http://127.0.0.1:$aport/hooks/github" "$apid")
 published=$(curl -s "http://127.0.0.1:$gport/metrics" | awk '/^github_webhook_events_published_total/ {print $2}')
 spooled=$(curl -s "http://127.0.0.1:$gport/metrics" | awk '/^github_webhook_events_spooled_total/ {print $2}')
 
@@ -155,10 +165,10 @@ g50=$(to_ms "$g_p50") g99=$(to_ms "$g_p99") a50=$(to_ms "$a_p50") a99=$(to_ms "$
   echo
   echo "wrk -t$threads -c$conns -d${duration}s, signed GitHub push ($(wc -c <"$payload") bytes), unique delivery ids; $(nproc) cores shared by wrk, the servers and the broker."
   echo
-  echo "| server | requests/s | p50 ms | p99 ms | non-2xx | RSS after (KiB) | peak RSS (KiB) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
-  echo "| github-webhook (verify, parse, dedupe, receipted publish to stomp-broker) | $g_rps | $g50 | $g99 | $g_bad | $g_rss | $g_hwm |"
-  echo "| adnanh/webhook (verify, run /bin/true) | $a_rps | $a50 | $a99 | $a_bad | $a_rss | $a_hwm |"
+  echo "| server | requests/s | p50 ms | p99 ms | non-2xx | RSS after (KiB) | peak RSS (KiB) | server CPU (cores) | machine idle % |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| github-webhook (verify, parse, dedupe, receipted publish to stomp-broker) | $g_rps | $g50 | $g99 | $g_bad | $g_rss | $g_hwm | $g_cores | $g_idle |"
+  echo "| adnanh/webhook (verify, run /bin/true) | $a_rps | $a50 | $a99 | $a_bad | $a_rss | $a_hwm | $a_cores | $a_idle |"
   echo
   /usr/bin/python3 - "$g_rps" "$a_rps" "$g50" "$a50" "$g99" "$a99" "$g_hwm" "$a_hwm" <<'PY'
 import sys

@@ -7,10 +7,10 @@
 #include "daemon.hpp"
 
 #include "config.hpp"
+#include "delivery_window.hpp"
 #include "webhook.hpp"
 
 #include "bus/client.hpp"
-#include "bus/dedupe.hpp"
 #include "bus/http/metrics.hpp"
 #include "bus/http/server.hpp"
 #include "bus/legacy.hpp"
@@ -109,7 +109,7 @@ struct daemon_state {
     bus::client client;
     bus::spooling_publisher out;  // receipted, or in the outbox (delivered later)
     std::optional<bus::outbox> spool_view;  // to see how full the spool is (readiness)
-    bus::digest_dedupe_window seen;  // digests: ~32 B per delivery instead of ~260 (perf.md)
+    delivery_window seen;  // 16 B per delivery: keyed 96-bit digest + time (delivery_window.hpp)
     std::set<std::string, std::less<>> in_flight;
     std::string host;
     bus::http::registry metrics{"github_webhook"};

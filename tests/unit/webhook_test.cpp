@@ -1,5 +1,10 @@
 #include "config.hpp"
+#include "delivery_window.hpp"
+#include "digest.hpp"
 #include "webhook.hpp"
+
+#include "bus/dedupe.hpp"
+#include "bus/detail/hex.hpp"
 
 #include "bus/legacy.hpp"
 #include "bus/url.hpp"
@@ -11,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 using namespace webhook;
@@ -654,4 +660,115 @@ TEST_CASE("webhook: JSON nesting is bounded before parsing on an unsigned hook")
     CHECK(json_depth(fixture("github_push.json"), max_json_depth) < 10);
     CHECK(json_depth(R"({"m":"[[[[[[[[[[[[\"[[[["})", 3) == 1);
     CHECK(json_depth("[[[[[", 3) == 4);
+}
+
+
+// ---- HMAC and SHA-256 over OpenSSL's low-level functions (digest.hpp) ----------------------
+
+namespace {
+std::string hex_of(const auto& d) { return bus::detail::to_hex(d.data(), d.size()); }
+} // namespace
+
+TEST_CASE("webhook digest: HMAC-SHA256 matches the RFC 4231 test vectors")
+{
+    CHECK(hex_of(hmac_sha256(std::string(20, '\x0b'), "Hi There")) ==
+          "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    CHECK(hex_of(hmac_sha256("Jefe", "what do ya want for nothing?")) ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    CHECK(hex_of(hmac_sha256(std::string(20, '\xaa'), std::string(50, '\xdd'))) ==
+          "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+    std::string k4;
+    for (char c = 1; c <= 25; ++c) k4 += c;
+    CHECK(hex_of(hmac_sha256(k4, std::string(50, '\xcd'))) ==
+          "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
+    // Keys longer than the 64-byte block are hashed first (test cases 6 and 7).
+    CHECK(hex_of(hmac_sha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")) ==
+          "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    CHECK(hex_of(hmac_sha256(std::string(131, '\xaa'),
+                             "This is a test using a larger than block-size key and a larger than block-size data. "
+                             "The key needs to be hashed before being used by the HMAC algorithm.")) ==
+          "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+    // A key of exactly one block is used as it is.
+    CHECK(hex_of(hmac_sha256(std::string(64, 'k'), "m")) == hex_of(hmac_sha256(std::string(64, 'k'), "m")));
+}
+
+TEST_CASE("webhook digest: HMAC-SHA1 matches RFC 2202 and SHA-256 matches FIPS 180-2")
+{
+    CHECK(hex_of(hmac_sha1(std::string(20, '\x0b'), "Hi There")) == "b617318655057264e28bc0b6fb378c8ef146be00");
+    CHECK(hex_of(hmac_sha1(std::string(80, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")) ==
+          "aa4ae5e15272d00e95705637ce8a3b55ed402112");
+    CHECK(hex_of(sha256("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(hex_of(sha256("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+// ---- the dedupe window (delivery_window.hpp) ------------------------------------------------
+
+namespace {
+using wclock = delivery_window::clock;
+wclock::time_point whole_second_now() { return std::chrono::floor<std::chrono::seconds>(wclock::now()); }
+} // namespace
+
+TEST_CASE("webhook dedupe: a remembered delivery is a duplicate and another is not")
+{
+    delivery_window w(100, std::chrono::seconds(60));
+    auto t = wclock::now();
+    CHECK_FALSE(w.seen("github:/github:d-1", t));
+    w.remember("github:/github:d-1", t);
+    CHECK(w.seen("github:/github:d-1", t));
+    CHECK_FALSE(w.seen("github:/github:d-2", t));
+    CHECK_FALSE(w.seen("gitea:/github:d-1", t));  // the key names provider and path too
+    CHECK(w.size() == 1);
+}
+
+TEST_CASE("webhook dedupe: at most capacity deliveries and the oldest forgotten first")
+{
+    delivery_window w(1000, std::chrono::seconds(3600));
+    auto t = wclock::now();
+    for (int i = 0; i < 5000; ++i) w.remember("d-" + std::to_string(i), t);
+    CHECK(w.size() == 1000);
+    int kept = 0;
+    for (int i = 0; i < 5000; ++i) kept += w.seen("d-" + std::to_string(i), t) ? 1 : 0;
+    CHECK(kept == 1000);
+    for (int i = 4000; i < 5000; ++i) REQUIRE(w.seen("d-" + std::to_string(i), t));
+    // 16 bytes per slot plus the index at load <= 2/3: the memory bound holds at any fill.
+    CHECK(w.memory_bytes() <= 1000 * 16 + (1000 * 3 / 2 + 1) * 4);
+}
+
+TEST_CASE("webhook dedupe: a delivery expires after the ttl and never before it")
+{
+    const auto ttl = std::chrono::seconds(10);
+    delivery_window w(100, ttl);
+    auto t0 = wclock::now();
+    w.remember("a", t0);
+    CHECK(w.seen("a", t0 + ttl - std::chrono::milliseconds(1)));
+    CHECK_FALSE(w.seen("a", t0 + ttl + std::chrono::seconds(1)));  // whole seconds: at most 1 s late
+    CHECK(w.size() == 0);
+    // Remembered again: kept for the ttl from the later time.
+    w.remember("b", t0);
+    w.remember("b", t0 + std::chrono::seconds(8));
+    CHECK(w.seen("b", t0 + std::chrono::seconds(17)));
+    CHECK_FALSE(w.seen("b", t0 + std::chrono::seconds(19)));
+}
+
+TEST_CASE("webhook dedupe: answers like the exact string window under random load")
+{
+    // bus::dedupe_window keeps the ids themselves; with whole-second times both must agree on
+    // every answer (capacity, expiry, re-remembering), through wrap-around and index growth.
+    // Each remember a few seconds after the last (the exact window cannot tell two remembers of
+    // one id in the same tick apart); ~500 remembers span about the ttl, so both bounds bind.
+    delivery_window w(500, std::chrono::seconds(3000), "fixed test key");
+    bus::dedupe_window exact(500, std::chrono::seconds(3000));
+    std::mt19937 rng(18);
+    auto t = whole_second_now();
+    for (int op = 0; op < 40000; ++op) {
+        std::string id = "id-" + std::to_string(rng() % 2000);
+        if (rng() % 2) {
+            REQUIRE(w.seen(id, t) == exact.seen(id, t));
+        } else {
+            t += std::chrono::seconds(1 + rng() % 11);
+            w.remember(id, t);
+            exact.remember(id, t);
+        }
+        REQUIRE(w.size() == exact.entries().size());
+    }
 }
