@@ -20,6 +20,11 @@
 # sbin daemons, 1 for the rest, from the binary's install directory in the table: DAEMON = first
 # binary in sbin).
 
+# Libraries the daemons load at their first use (dlopen, daemons/common/lazy_library.hpp): no
+# DT_NEEDED entry, so dpkg-shlibdeps cannot see them. The package that ships the soname the build
+# loads, at least the version the build compiled against (its headers decide which options exist).
+set(DK_DEP_LIBCURL "libcurl4 (>= ${DK_LIBCURL_VERSION})")  # libcurl.so.4, the OpenSSL flavour
+
 dk_package(stomp-git BINARIES stomp-git DAEMON USER root
   CONFIGS stomp-git/stomp-git.yaml
   SECRETS stomp-git/bus.passcode stomp-git/git.credentials
@@ -30,6 +35,7 @@ dk_package(stomp-git BINARIES stomp-git DAEMON USER root
 dk_package(stomp-jenkins BINARIES stomp-jenkins DAEMON USER stomp-jenkins
   CONFIGS stomp-jenkins/stomp-jenkins.yaml
   SECRETS stomp-jenkins/bus.passcode stomp-jenkins/jenkins.credentials
+  DEPENDS "${DK_DEP_LIBCURL}"
   SUMMARY "deploykit: trigger Jenkins jobs for commits announced on the bus"
   DESCRIPTION "stomp-jenkins listens for commit events on a STOMP bus and triggers the Jenkins jobs configured for each repository, with crumbs, API tokens and retries, and reports the queued builds.")
 
@@ -84,6 +90,7 @@ dk_package(herald BINARIES herald DAEMON USER herald
   CONFIGS herald/herald.yaml
   SECRETS herald/bus.passcode
   SECRET_MAPS herald/users.yaml
+  DEPENDS "${DK_DEP_LIBCURL}"
   SUMMARY "deploykit: record and search the bus's events"
   DESCRIPTION "herald subscribes to the deploykit topics, records every event in an SQLite database and serves a search page, a JSON API and live updates, with logins and an ingest API for other systems.")
 
