@@ -24,10 +24,13 @@
 # DT_NEEDED entry, so dpkg-shlibdeps cannot see them. The package that ships the soname the build
 # loads, at least the version the build compiled against (its headers decide which options exist).
 set(DK_DEP_LIBCURL "libcurl4 (>= ${DK_LIBCURL_VERSION})")  # libcurl.so.4, the OpenSSL flavour
+string(REGEX REPLACE "^libgit2\\.so\\." "libgit2-" _git_pkg "${DK_LIBGIT2_SONAME}")  # libgit2.so.1.5 -> libgit2-1.5
+set(DK_DEP_LIBGIT2 "${_git_pkg} (>= ${DK_LIBGIT2_VERSION})")
 
 dk_package(stomp-git BINARIES stomp-git DAEMON USER root
   CONFIGS stomp-git/stomp-git.yaml
   SECRETS stomp-git/bus.passcode stomp-git/git.credentials
+  DEPENDS "${DK_DEP_LIBGIT2}"
   RECOMMENDS openssh-client
   SUMMARY "deploykit: fetch git repositories when commits are announced on the bus"
   DESCRIPTION "stomp-git listens for commit events on a STOMP bus and fetches (and, per mode, checks out) the configured repositories as each repository's owner. It runs as root only to drop to those owners.")
@@ -97,6 +100,7 @@ dk_package(herald BINARIES herald DAEMON USER herald
 dk_package(deploy-agent BINARIES deploy-agent DAEMON USER root
   CONFIGS deploy-agent/deploy-agent.yaml
   SECRETS deploy-agent/bus.passcode
+  DEPENDS "${DK_DEP_LIBGIT2}"
   SUMMARY "deploykit: deploy tags of a site's clone on this server"
   DESCRIPTION "deploy-agent answers the deploy CLI over the STOMP bus: it lists tags, reports the deployed release, deploys a tag with hooks and an atomic symlink switch, rolls back and runs whitelisted commands. It runs as root only to drop to each repository's owner.")
 
@@ -108,6 +112,7 @@ dk_package(deploy BINARIES deploy
 dk_package(stomp-ci BINARIES stomp-ci DAEMON USER root JOB_USER ci-runner
   CONFIGS stomp-ci/stomp-ci.yaml
   SECRETS stomp-ci/bus.passcode
+  DEPENDS "${DK_DEP_LIBGIT2}"
   RECOMMENDS openssh-client
   SUMMARY "deploykit: run CI jobs for commits announced on the bus"
   DESCRIPTION "stomp-ci turns commit events into CI jobs on a queue and runs their steps in a fresh checkout as an unprivileged user, with deadlines and limits, and reports the builds as Jenkins does. It runs as root only to drop to that user.")

@@ -1,8 +1,10 @@
 // deploykit::lazy_library (daemons/common/lazy_library.hpp): libraries loaded at their first use.
 #include "curl_init.hpp"
+#include "git_lazy.hpp"
 #include "lazy_library.hpp"
 
 #include <curl/curl.h>
+#include <git2.h>
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -73,4 +75,21 @@ TEST_CASE("lazy_library - libcurl is loaded at the first call through its forwar
     CHECK(code == 0);
     CHECK(std::string(curl_easy_strerror(CURLE_OK)) == "No error");
     curl_easy_cleanup(h);
+}
+
+TEST_CASE("lazy_library - libgit2 is loaded at the first call and its options are forwarded by type")
+{
+    CHECK(deploykit::libgit2_check().empty());
+    REQUIRE(git_libgit2_init() > 0);
+    CHECK(deploykit::libgit2_library().loaded());
+    int owner_validation = -1;
+    CHECK(git_libgit2_opts(GIT_OPT_GET_OWNER_VALIDATION, &owner_validation) == 0);
+    CHECK((owner_validation == 0 || owner_validation == 1));
+    CHECK(git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, owner_validation) == 0);
+    // an option the loader does not know is refused with libgit2's error, not guessed at
+    CHECK(git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 1) == -1);
+    const git_error* e = git_error_last();
+    REQUIRE(e != nullptr);
+    CHECK(std::string(e->message).find("not forwarded") != std::string::npos);
+    git_libgit2_shutdown();
 }
