@@ -84,6 +84,13 @@ apt_update >"$work/apt-setup.log" 2>&1 || bad "initial apt-get update: $(cat "$w
 [[ $(candidate site-web) == 1.0-1 ]] && pass "isolated apt root sees site-web 1.0-1" || bad "initial candidate: $(candidate site-web)"
 
 # ---- stomp-repo ----
+# The version helper (libapt-pkg's order) through a wrapper the test can break (case 6b).
+cat >"$work/vercmp" <<EOF
+#!/bin/sh
+if [ -e "$work/vercmp-broken" ]; then echo "stomp-repo-vercmp broken by the test" >&2; exit 3; fi
+exec "$(dirname "$daemon")/stomp-repo-vercmp"
+EOF
+chmod 755 "$work/vercmp"
 cat >"$work/stomp-repo.yaml" <<EOF
 rserver: failover://($url)
 stomp-options: initialReconnectDelay=10&maxReconnectDelay=500&useExponentialBackOff=true
@@ -105,8 +112,19 @@ retry-max: 1s
 coalesce: 200ms
 admin-listen: 127.0.0.1:$aport
 heartbeat-interval: 0
+version-helper: $work/vercmp
 EOF
 "$daemon" -c "$work/stomp-repo.yaml" --check-config >/dev/null && pass "stomp-repo --check-config" || bad "check-config"
+# A missing version helper (or one that cannot order versions) stops --check-config and the start.
+sed "s|^version-helper: .*|version-helper: $work/no-such-vercmp|" "$work/stomp-repo.yaml" >"$work/nohelper.yaml"
+set +e; "$daemon" -c "$work/nohelper.yaml" --check-config 2>"$work/nohelper.err"; rc=$?; set -e
+[[ $rc == 2 ]] && grep -q "version-helper: $work/no-such-vercmp" "$work/nohelper.err" \
+  && pass "missing version helper: --check-config fails (exit 2) and names it" || bad "missing helper: rc=$rc $(cat "$work/nohelper.err")"
+touch "$work/vercmp-broken"
+set +e; timeout 20 "$daemon" -d -c "$work/stomp-repo.yaml" 2>"$work/nohelper-start.err"; rc=$?; set -e
+rm -f "$work/vercmp-broken"
+[[ $rc == 2 ]] && grep -q "broken by the test" "$work/nohelper-start.err" \
+  && pass "a failing version helper stops the start (exit 2)" || bad "broken helper at start: rc=$rc $(tail -3 "$work/nohelper-start.err")"
 printf 'rserver: %s\nwatch: [site-web]\nsources-lst: /x\n' "$url" >"$work/bad.yaml"
 set +e; "$daemon" -c "$work/bad.yaml" --check-config 2>"$work/bad.err"; rc=$?; set -e
 [[ $rc == 2 ]] && grep -q "bad.yaml:3.*sources-lst.*did you mean .sources-list." "$work/bad.err" \
@@ -215,6 +233,25 @@ wait_for 60 results 'len([e for e in evs if e["data"]["outcome"] == "stale" and 
   && pass "candidate still older after the update: 3 stale results (first try + 2 retries)" \
   || bad "stale: $(grep -c stale "$work/results") / $(tail -5 "$work/stomp-repo.log")"
 wait_for 30 metric_is gave_up_total 1 && pass "then given up (bounded) and counted" || bad "gave_up_total=$(metric gave_up_total)"
+
+# 6b. The version helper fails: the event is not acknowledged but delivered again (NACK after
+# retry-initial) until the helper works; then it is decided (here: not newer than 1.3-1).
+touch "$work/vercmp-broken"
+not_newer_before=$(metric ignored_not_newer_total)
+ev='{"v":1,"id":"6b0c2f7e-0000-4000-8000-00000000ab01","type":"package","host":"repo01","time":"2026-12-04T10:00:00Z","data":{"name":"site-web","new_version":"1.0~rc1-1","codename":"bookworm","component":"main","architecture":"amd64","file":"site-web_1.0~rc1-1_all.deb"}}'
+"$stompctl" -u "$url" publish -t /topic/future.package.updates -H content-type:application/json -m "$ev" >/dev/null
+metric_at_least() { local v; v=$(metric "$1"); [[ -n $v ]] && (( ${v%.*} >= $2 )); }
+wait_for 30 metric_at_least version_order_failures_total 2 \
+  && pass "helper failing: the event is delivered again (helper failures: $(metric version_order_failures_total))" \
+  || bad "no redelivery: failures=$(metric version_order_failures_total) $(tail -5 "$work/stomp-repo.log")"
+grep -q "6b0c2f7e-0000-4000-8000-00000000ab01.*cannot be ordered.*not acknowledged" "$work/stomp-repo.log" \
+  && pass "a clear error in the log" || bad "no error line: $(tail -5 "$work/stomp-repo.log")"
+[[ $(metric ignored_not_newer_total) == "$not_newer_before" ]] && pass "no verdict while the helper fails" \
+  || bad "decided without the helper"
+rm -f "$work/vercmp-broken"
+wait_for 30 metric_is ignored_not_newer_total $((not_newer_before + 1)) \
+  && pass "helper back: the redelivered event is decided (1.0~rc1-1 not newer than 1.3-1)" \
+  || bad "not decided after the helper came back: not_newer=$(metric ignored_not_newer_total) $(tail -5 "$work/stomp-repo.log")"
 
 # 7. Hostile names, versions and codenames: refused and counted, never on a command line.
 hostile() { # NAME VERSION CODENAME
