@@ -14,9 +14,10 @@
 // libapt-pkg) ranks the versions an event or a batch needs to compare, one run per event (and per
 // batch after the update), with a deadline; the daemon itself is lean-linked and idles without
 // libapt-pkg or the shared C++ runtime mapped (bench/results/perf-4-repo4.md). The helper is
-// checked at start and by --check-config. When it fails, nothing is acknowledged: an event is
-// NACKed (delivered again) after a pause of retry-initial, a batch is retried on the retry
-// schedule and after its last retry its messages are NACKed, not acknowledged.
+// checked at start and by --check-config. When it fails, nothing is acknowledged: an event that
+// cannot be ordered is held and joins an update as if newer; an update whose versions cannot be
+// ordered is retried on the retry schedule, and after its last retry its messages are left
+// unacknowledged (delivered again at the next connection), never acknowledged.
 #include "daemon.hpp"
 
 #include "repo_config.hpp"
@@ -250,14 +251,12 @@ struct daemon_state {
         }
     }
 
-    // `otherwise`: what the broker is told when not acknowledging (leave: at the next connection;
-    // nack: delivered again now).
-    void resolve(const coalescer::batch& b, bool ack, bus::disposition otherwise = bus::disposition::leave)
+    void resolve(const coalescer::batch& b, bool ack)
     {
         auto now = std::chrono::system_clock::now();
         for (const auto& i : b.items)
             for (auto& a : held.resolve(i.token, ack)) {
-                client.acknowledge(a.msg, a.ack ? bus::disposition::ack : otherwise);
+                client.acknowledge(a.msg, a.ack ? bus::disposition::ack : bus::disposition::leave);
                 if (a.ack && a.first) in.processed(a.event_id, now);
             }
     }
@@ -381,12 +380,15 @@ struct daemon_state {
                 log.warn("stomp-repo: stopping: the update's messages go back to the broker");
                 resolve(b, false);
             } else if (!order_error.empty()) {
-                // No verdict without libapt-pkg's order: the messages are not acknowledged but
-                // delivered again (a fresh batch, a fresh retry schedule).
+                // No verdict without libapt-pkg's order: the messages are not acknowledged. They
+                // stay with the broker, which delivers them again when this connection ends (a
+                // restart after fixing the helper). Not NACKed: ActiveMQ moves a NACKed message
+                // to its dead-letter queue instead of delivering it again.
                 ++gave_up;
-                log.error("stomp-repo: {} after {} attempt(s): {}; messages not acknowledged (NACK: delivered again)",
+                log.error("stomp-repo: {} after {} attempt(s): {}; messages not acknowledged (the broker delivers them "
+                          "again at the next connection)",
                           res.outcome, b.attempt, bus::log_escape(res.error));
-                resolve(b, false, bus::disposition::nack);
+                resolve(b, false);
             } else {
                 ++gave_up;
                 log.error("stomp-repo: apt lists update {} after {} attempt(s): {}; giving up (messages acknowledged, "
@@ -473,18 +475,16 @@ struct daemon_state {
             std::vector<std::pair<std::string, std::string>> pairs;
             if (cand) pairs.emplace_back(pkg->new_version, *cand);
             auto ord = co_await rank(std::move(pairs));
-            if (!ord.order) {
-                // No verdict without libapt-pkg's order, and no acknowledgement: NACKed after a
-                // pause (the broker delivers it again), so a broken helper cannot spin.
-                log.error("stomp-repo: event {}: {} {} cannot be ordered against the candidate: {}; not acknowledged "
-                          "(NACK after {} ms: delivered again)",
-                          bus::log_escape(id), pkg->name, pkg->new_version, bus::log_escape(ord.error),
-                          cfg.retry.initial.count());
-                bool paused = co_await svc.sleep_for(cfg.retry.initial);
-                if (!paused) co_return bus::disposition::leave;
-                co_return bus::disposition::nack;
+            if (ord.order) {
+                d = decide(cfg.watches, *pkg, cand, *ord.order);
+            } else {
+                // No verdict without libapt-pkg's order, and no acknowledgement: the event is held
+                // and joins the next update as if newer; that update orders it against the new
+                // candidate (the helper again), on the retry schedule while the helper fails.
+                log.error("stomp-repo: event {}: {} {} cannot be ordered against the candidate: {}; held, not "
+                          "acknowledged, for the update and its retries",
+                          bus::log_escape(id), pkg->name, pkg->new_version, bus::log_escape(ord.error));
             }
-            d = decide(cfg.watches, *pkg, cand, *ord.order);
         }
         switch (d.v) {
         case verdict::invalid:
