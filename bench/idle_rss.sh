@@ -14,7 +14,7 @@ DAEMONS=(stomp-broker stomp-git stomp-jenkins github-webhook herald deploy-agent
 [[ -n ${ONLY:-} ]] && read -r -a _only <<<"$ONLY" && DAEMONS=(stomp-broker "${_only[@]}")
 declare -A SUB=([stomp-broker]=stomp-broker [stomp-git]=stomp-git [stomp-jenkins]=stomp-jenkins
   [github-webhook]=github-webhook [herald]=herald [deploy-agent]=deploy-agent [stomp-ci]=stomp-ci
-  [stomp-repo]=stomp-repo)
+  [stomp-repo]=stomp-repo [repo-poller]=repo-poller)
 bin() { if [[ -n ${BIN_DIR:-} ]]; then echo "$BIN_DIR/$1"; else echo "$B/daemons/${SUB[$1]}/$1"; fi; }
 W=$(mktemp -d /tmp/idle-rss.XXXXXX)
 PIDS=()
