@@ -336,6 +336,9 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         auto deadline = steady::now() + opts.connect_timeout;
         auto st = std::make_shared<stomp_stream>(exec, opts.limits, opts.max_queued_bytes);
         stream = st;
+        // 64 KiB per read: a burst of messages arrives in few syscalls (the buffer is freed
+        // whenever the connection goes idle, so a quiet subscriber holds none).
+        st->set_read_size(64 * 1024);
         co_await st->connect(ep, tls_ctx ? &*tls_ctx : nullptr, opts.tls.verify, deadline);
         co_await st->write(sess.begin(ep, steady::now()), deadline);
         while (!sess.connected()) {
@@ -358,9 +361,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     net::awaitable<void> reader(std::shared_ptr<stomp_stream> st)
     {
         for (;;) {
-            stomp_stream::item item;
+            // Frames as views into the stream's read buffer: a RECEIPT costs no copy; what the
+            // session keeps (a MESSAGE for delivery) is copied once, out of the read buffer.
+            stomp_stream::view_item item;
             try {
-                item = co_await st->read(steady::time_point::max(), [this] { sess.on_rx(steady::now()); });
+                item = co_await st->read_view(steady::time_point::max(), [this] { sess.on_rx(steady::now()); });
             } catch (const stream_protocol_error&) {
                 ++sess.stats().protocol_errors;
                 throw;
@@ -369,7 +374,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 sess.on_heartbeat(steady::now());
                 continue;
             }
-            sess.on_frame(std::move(item.frame), steady::now());
+            sess.on_frame(item.frame, steady::now());
             auto a = apply();
             for (auto& m : a.deliveries) co_await deliver(std::move(m));
             if (a.close) throw std::runtime_error(a.close_reason);

@@ -73,6 +73,15 @@ public:
     /// closed or failed connection, std::runtime_error for the deadline.
     boost::asio::awaitable<item> read(time_point deadline = time_point::max(),
                                       const std::function<void()>& on_bytes = {});
+    /// The same without the owning copy: the frame as views into the read buffer (and the
+    /// parser's header storage), valid until the next read, read_view or set_limits. For a
+    /// frame that must outlive that, take `frame.to_frame()`.
+    struct view_item {
+        bool heartbeat = false;
+        stomp::frame_view frame;
+    };
+    boost::asio::awaitable<view_item> read_view(time_point deadline = time_point::max(),
+                                                const std::function<void()>& on_bytes = {});
     /// Frames after this are parsed as version `v` (CONNECT/CONNECTED decided it).
     void set_version(stomp::version v) noexcept { parser_.set_version(v); }
     /// Frames after this are parsed with `lim` (a server: its own limits once the peer logged in,
@@ -125,11 +134,19 @@ private:
     std::size_t max_queued_;
     bool finishing_ = false;
     std::string broken_;
+    // Room for read_size_ more bytes at the tail of the read buffer (moving the unconsumed
+    // bytes to the front, or growing it); returns where the read lands.
+    char* read_room();
+
     stomp::parser parser_;
-    std::string rbuf_;
+    // The read buffer: [rstart_, rlen_) not yet parsed, [rlen_, rcap_) room for the next read.
+    // Not a std::string: its resize() zero-fills the room before every read. Freed while the
+    // connection is idle.
+    std::unique_ptr<char[]> rbuf_;
+    std::size_t rcap_ = 0;
+    std::size_t rlen_ = 0;
     std::size_t rstart_ = 0;
     std::size_t read_size_ = 16 * 1024;
-    std::vector<char> rchunk_;  // what one read fills
 };
 
 } // namespace bus
