@@ -191,10 +191,12 @@ struct socket_feed {
     ~socket_feed()
     {
         stop = true;
-        ::shutdown(fd, SHUT_RDWR);  // the writer's send fails: it returns
+        // The writer may be blocked in send: closing the reading end with bytes unread resets
+        // the connection, and shutting down the writing end wakes the send; either ends it.
+        if (fd >= 0) ::close(fd);
+        ::shutdown(wfd, SHUT_RDWR);
         writer.join();
         ::close(wfd);
-        if (fd >= 0) ::close(fd);
     }
     [[noreturn]] static void fail(const char* what)
     {
