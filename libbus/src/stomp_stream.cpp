@@ -5,7 +5,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -19,7 +18,6 @@
 namespace bus {
 
 namespace net = boost::asio;
-namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using namespace net::experimental::awaitable_operators;
 using detail::capture;
@@ -69,7 +67,7 @@ stomp_stream::stomp_stream(tcp::socket s, stomp::limits lim, std::size_t max_que
 {
 }
 
-net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls, bool verify, time_point deadline)
+net::awaitable<void> stomp_stream::connect(const endpoint& ep, boost::asio::ssl::context* tls, bool verify, time_point deadline)
 {
     tcp::resolver resolver(socket_.get_executor());
     tcp::resolver::results_type results;
@@ -106,19 +104,15 @@ net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls
     socket_.set_option(net::socket_base::keep_alive(true));
     if (ep.tls) {
         if (!tls) throw std::runtime_error("TLS endpoint without a TLS context");
-        tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, *tls);
-        if (!SSL_set_tlsext_host_name(tls_->native_handle(), ep.host.c_str()))
-            throw std::runtime_error("TLS: cannot set SNI host name");
-        if (verify) tls_->set_verify_callback(ssl::host_name_verification(ep.host));
-        co_await timed(tls_->async_handshake(ssl::stream_base::client, net::use_awaitable), deadline,
-                       "TLS handshake");
+        tls_ = detail::tls_client(socket_, *tls, ep.host, verify);
+        co_await timed(detail::tls_handshake(*tls_, true), deadline, "TLS handshake");
     }
 }
 
-net::awaitable<void> stomp_stream::server_handshake(ssl::context& tls, time_point deadline)
+net::awaitable<void> stomp_stream::server_handshake(boost::asio::ssl::context& tls, time_point deadline)
 {
-    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, tls);
-    co_await timed(tls_->async_handshake(ssl::stream_base::server, net::use_awaitable), deadline, "TLS handshake");
+    tls_ = detail::tls_server(socket_, tls);
+    co_await timed(detail::tls_handshake(*tls_, false), deadline, "TLS handshake");
 }
 
 char* stomp_stream::read_room()
@@ -173,7 +167,7 @@ net::awaitable<stomp_stream::view_item> stomp_stream::read_view(time_point deadl
                 // OpenSSL may hold decrypted bytes the socket no longer shows: read through it,
                 // straight into the read buffer's tail.
                 char* room = read_room();
-                auto [e, n] = co_await tls_->async_read_some(net::buffer(room, read_size_), tuple_awaitable);
+                auto [e, n] = co_await detail::tls_read_some(*tls_, net::buffer(room, read_size_));
                 if (!e) rlen_ += n;
                 co_return std::tuple{e, n};
             }
@@ -209,7 +203,7 @@ net::awaitable<stomp_stream::view_item> stomp_stream::read_view(time_point deadl
         };
         auto [rec, n] = deadline == time_point::max() ? co_await op() : co_await timed(op(), deadline, "read");
         if (rec) {
-            if (rec == net::error::eof || rec == ssl::error::stream_truncated)
+            if (rec == net::error::eof || detail::tls_truncated(rec))
                 throw stream_read_error(rec, "broker closed the connection");
             throw stream_read_error(rec, "read: " + rec.message());
         }
@@ -221,7 +215,10 @@ net::awaitable<stomp_stream::view_item> stomp_stream::read_view(time_point deadl
 template <class Buffers>
 net::awaitable<std::size_t> stomp_stream::write_some_all(const Buffers& b)
 {
-    if (tls_) co_return co_await net::async_write(*tls_, b, net::use_awaitable);
+    if (tls_) {
+        std::vector<net::const_buffer> v(net::buffer_sequence_begin(b), net::buffer_sequence_end(b));
+        co_return co_await detail::tls_write(*tls_, std::move(v));
+    }
     co_return co_await net::async_write(socket_, b, net::use_awaitable);
 }
 

@@ -5,6 +5,7 @@
 // stomp-broker both use it; the protocol decisions are elsewhere (bus::session for the client,
 // broker_core for the broker). Asio lives here, not in the session or codec headers.
 
+#include "bus/detail/openssl.hpp"
 #include "bus/stomp/frame.hpp"
 #include "bus/stomp/parser.hpp"
 #include "bus/url.hpp"
@@ -122,8 +123,9 @@ private:
 
     boost::asio::ip::tcp::socket socket_;
     // Only on a TLS connection (an Asio SSL stream is ~0.5 kB even unused: a plain-TCP broker
-    // with thousands of clients pays nothing for it).
-    std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
+    // with thousands of clients pays nothing for it). Opaque here: OpenSSL is used only behind
+    // bus/detail/openssl.hpp.
+    detail::tls_ptr tls_;
     boost::asio::steady_timer signal_;
     // Frames waiting for the writer, oldest at queue_[qhead_]. A vector, not a deque: an empty
     // std::deque still holds a 512-byte node and its map, on every idle connection.
