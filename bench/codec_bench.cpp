@@ -9,10 +9,33 @@
 // bytes where they lie (the parser alone: no read-buffer copy), `copy+memchr` is the read-buffer
 // feeding of the `libbus` row (the same appends and chunking) with a memchr NUL count instead of
 // the parser (the limit for any parser fed through a read buffer).
+// Three rows over a real socket, what a connection does: a thread writes the file again and again
+// into a loopback TCP connection, the reader gets it with read(2) — the kernel's copy is the one
+// copy into the read buffer — through `bus::stomp_stream` itself: `stream` is
+// `stomp_stream::read_view` (frames as views of the read buffer: the client's reader), and
+// `stream-owning` is `stomp_stream::read` (an owning frame per message: the broker's reader);
+// `read+memchr` is read(2) of 64 KiB into one buffer and a memchr NUL count (the limit for any
+// parser fed by a socket).
 //
 //   codec_bench FILE [--chunk N] [--only ROW]   feed N-byte reads (default 65536, what the client
-//                                               reads); --only: time just that row (for perf record)
+//                                               asks for per read); --only: time just that row
+//                                               (for perf record)
 #include "bus/stomp/parser.hpp"
+#include "bus/stomp_stream.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <exception>
+#include <thread>
 
 #include <chrono>
 #include <cstdio>
@@ -131,6 +154,119 @@ std::size_t copy_pass(std::string& buf, const std::string& data, std::size_t chu
     return frames;
 }
 
+// A loopback TCP connection whose far end a thread fills with `data`, over and over, until the
+// feed goes away. `fd` is the reading end.
+struct socket_feed {
+    int fd = -1;
+    int wfd = -1;
+    std::atomic<bool> stop{false};
+    std::thread writer;
+
+    explicit socket_feed(const std::string& data)
+    {
+        int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (l < 0 || ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(l, 1) != 0 ||
+            ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            fail("listen");
+        wfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (wfd < 0 || ::connect(wfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fail("connect");
+        fd = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) fail("accept");
+        ::close(l);
+        writer = std::thread([this, &data] {
+            while (!stop.load(std::memory_order_relaxed)) {
+                std::size_t off = 0;
+                while (off < data.size()) {
+                    ssize_t n = ::send(wfd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+                    if (n <= 0) return;
+                    off += static_cast<std::size_t>(n);
+                }
+            }
+        });
+    }
+    ~socket_feed()
+    {
+        stop = true;
+        // The writer may be blocked in send: closing the reading end with bytes unread resets
+        // the connection, and shutting down the writing end wakes the send; either ends it.
+        if (fd >= 0) ::close(fd);
+        ::shutdown(wfd, SHUT_RDWR);
+        writer.join();
+        ::close(wfd);
+    }
+    [[noreturn]] static void fail(const char* what)
+    {
+        std::perror(what);
+        std::exit(1);
+    }
+};
+
+// The reader's fd handed to a stomp_stream (which then owns it).
+struct stream_reader {
+    boost::asio::io_context io;
+    std::unique_ptr<bus::stomp_stream> st;
+
+    explicit stream_reader(socket_feed& feed)
+    {
+        boost::asio::ip::tcp::socket s(io);
+        s.assign(boost::asio::ip::tcp::v4(), feed.fd);
+        feed.fd = -1;
+        st = std::make_unique<bus::stomp_stream>(std::move(s), bus::stomp::limits{}, 1 << 20);
+        st->set_read_size(65536);  // what the client asks for per read
+    }
+    ~stream_reader() { st->close(); }
+
+    // Reads `frames` frames; returns how many had a command (all of them).
+    template <bool Owning>
+    std::size_t pass(std::size_t frames)
+    {
+        std::size_t seen = 0;
+        std::exception_ptr error;
+        boost::asio::co_spawn(
+            io,
+            [&]() -> boost::asio::awaitable<void> {
+                for (std::size_t i = 0; i < frames;) {
+                    if constexpr (Owning) {
+                        bus::stomp_stream::item it = co_await st->read();
+                        if (it.heartbeat) continue;
+                        seen += !it.frame.command.empty();
+                    } else {
+                        bus::stomp_stream::view_item it = co_await st->read_view();
+                        if (it.heartbeat) continue;
+                        seen += !it.frame.command.empty();
+                    }
+                    ++i;
+                }
+            },
+            [&](std::exception_ptr e) { error = e; });
+        io.restart();
+        io.run();
+        if (error) std::rethrow_exception(error);
+        return seen;
+    }
+};
+
+// read(2) of 64 KiB reads into one buffer and a memchr count of the NULs: `frames` of them.
+std::size_t read_pass(int fd, std::string& buf, std::size_t frames)
+{
+    std::size_t seen = 0;
+    while (seen < frames) {
+        ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n <= 0) socket_feed::fail("read");
+        const char* p = buf.data();
+        const char* end = p + n;
+        while (const void* nul = std::memchr(p, '\0', static_cast<std::size_t>(end - p))) {
+            ++seen;
+            p = static_cast<const char*>(nul) + 1;
+        }
+    }
+    return seen;
+}
+
 std::size_t memchr_pass(const std::string& data)
 {
     std::size_t count = 0;
@@ -196,6 +332,33 @@ int main(int argc, char** argv)
     if (wanted("memchr")) ms = best_seconds([&] { return memchr_pass(data); }, nuls);
     if (wanted("libbus-inplace")) is = best_seconds([&] { return inplace_pass(pi, data); }, inplace);
     if (wanted("copy+memchr")) cs = best_seconds([&] { return copy_pass(cbuf, data, chunk); }, copied);
+    // The socket rows: the frames in one copy of the file, read again and again.
+    const std::size_t per_pass = memchr_pass(data);
+    std::size_t streamed = 0, streamed_owning = 0, socket_nuls = 0;
+    double ss = 0, sos = 0, rs = 0, sa = 0, soa = 0;
+    auto socket_allocs = [&](auto pass) {
+        std::size_t before = g_allocs;
+        std::size_t n = pass();
+        return n ? static_cast<double>(g_allocs - before) / static_cast<double>(n) : 0.0;
+    };
+    if (wanted("stream")) {
+        socket_feed feed(data);
+        stream_reader r(feed);
+        ss = best_seconds([&] { return r.pass<false>(per_pass); }, streamed);
+        sa = socket_allocs([&] { return r.pass<false>(per_pass); });
+    }
+    if (wanted("stream-owning")) {
+        socket_feed feed(data);
+        stream_reader r(feed);
+        sos = best_seconds([&] { return r.pass<true>(per_pass); }, streamed_owning);
+        soa = socket_allocs([&] { return r.pass<true>(per_pass); });
+    }
+    if (wanted("read+memchr")) {
+        socket_feed feed(data);
+        std::string rbuf(65536, '\0');
+        // A read may end inside a frame: count NULs, so a pass is `per_pass` NULs, not aligned.
+        rs = best_seconds([&] { return read_pass(feed.fd, rbuf, per_pass); }, socket_nuls);
+    }
     auto allocs = [&](auto pass) {
         std::size_t before = g_allocs;
         std::size_t n = pass();
@@ -212,5 +375,8 @@ int main(int argc, char** argv)
     line("memchr", nuls, ms, 0.0);
     line("libbus-inplace", inplace, is, wanted("libbus-inplace") ? allocs([&] { return inplace_pass(pi, data); }) : 0);
     line("copy+memchr", copied, cs, 0.0);
+    line("stream", streamed, ss, sa);
+    line("stream-owning", streamed_owning, sos, soa);
+    line("read+memchr", socket_nuls, rs, 0.0);
     return 0;
 }

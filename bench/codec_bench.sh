@@ -3,8 +3,15 @@
 # and a plain memchr scan (the limit). 200-byte and 4 KiB MESSAGE frames. `libbus` parses into views
 # (parser::put_view), `libbus-owning` builds an owning frame per message (parser::put + release);
 # `libbus-inplace` and `copy+memchr` split the `libbus` row into parser and read-buffer copy
-# (bench/codec_bench.cpp). The frames carry content-length, as every producer of ours writes
-# them; the `4096 B, no c-l` rows are the same frames without it (the body scanned for its NUL).
+# (bench/codec_bench.cpp). Those rows copy the bytes into the read buffer with memcpy; the
+# socket rows are what a connection does: a thread writes the file into a loopback TCP
+# connection and the reader read(2)s it (the kernel's copy is the one copy into the read buffer)
+# through bus::stomp_stream itself: `stream` = stomp_stream::read_view (frames as views of the
+# read buffer, the client's reader), `stream-owning` = stomp_stream::read (an owning frame per
+# message, the broker's reader), `read+memchr` = read(2) of 64 KiB and a memchr NUL count (the
+# limit for any parser fed by a socket). The frames carry content-length, as every producer of
+# ours writes them; the `4096 B, no c-l` rows are the same frames without it (the body scanned
+# for its NUL).
 #   bench/codec_bench.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

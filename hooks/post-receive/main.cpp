@@ -27,6 +27,7 @@
 
 int main(int argc, char** argv)
 {
+    hook::set_argv(argv);
     std::vector<std::string> install_paths;
     bool check_only = false;
     // git runs a hook by its path: a post-commit symlink to this binary is the post-commit hook.

@@ -9,6 +9,8 @@
 #include <zlib.h>
 
 #include <cstdlib>
+#include <exception>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -282,10 +284,33 @@ int install(const std::vector<std::string>& paths, const std::string& name, bool
     return rc;
 }
 
+namespace {
+char** program_argv = nullptr;
+
+} // namespace
+
+void set_argv(char** argv) noexcept { program_argv = argv; }
+
 int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& log)
 {
     const std::string hook_name = post_commit ? "post-commit" : "post-receive";
     const char* what = post_commit ? "commit" : "push";
+    // The configuration first (stdin untouched, in case another build of this hook must take
+    // over); an error in it is reported below, where every failure is, after the input is read.
+    std::optional<bus::runtime::hook_config> loaded;
+    std::exception_ptr config_error;
+    std::vector<std::string> notices;
+    try {
+        loaded = bus::runtime::load_hook_config(config, "future.events.gitolite",
+                                                [&](std::string_view n) { notices.emplace_back(n); });
+    } catch (...) {
+        config_error = std::current_exception();
+    }
+#ifdef DEPLOYKIT_OPENSSL_BUILD
+    // This build links no OpenSSL: a configuration that needs it goes to the build that does.
+    if (loaded) bus::runtime::hand_over_to_openssl_build(*loaded, program_argv, DEPLOYKIT_OPENSSL_BUILD, log);
+#endif
+    for (const auto& n : notices) log.info("{}", n);
     // post-receive reads the ref updates on stdin; post-commit gets nothing there.
     std::string input;
     if (!post_commit) input.assign(std::istreambuf_iterator<char>(std::cin), {});
@@ -307,8 +332,8 @@ int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& lo
     std::string repo = repo_name(env("GL_REPO"), git_dir.string());
     std::vector<ref_update> updates;
     try {
-        auto cfg = bus::runtime::load_hook_config(config, "future.events.gitolite",
-                                                  [&](std::string_view n) { log.info("{}", n); });
+        if (config_error) std::rethrow_exception(config_error);
+        const auto& cfg = *loaded;
         updates = read_updates(git ? &*git : nullptr, git_dir, post_commit, input);
         if (!bus::valid_repo_name(repo)) throw std::runtime_error("repository name '" + repo + "' refused");
         std::vector<bus::stomp::frame> frames;

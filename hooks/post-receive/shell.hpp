@@ -26,5 +26,7 @@ int install(const std::vector<std::string>& paths, const std::string& name, bool
 /// publishes them (spooled when the broker is away), logs one line, then runs the chained hook.
 /// Never fails the push: the exit status is the chained hook's (0 without one).
 int run(const std::filesystem::path& config, bool post_commit, bool debug, spdlog::logger& log);
+/// The program's argv, kept for handing over to the OpenSSL build of the hook (run()).
+void set_argv(char** argv) noexcept;
 
 } // namespace hook

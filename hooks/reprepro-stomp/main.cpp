@@ -19,6 +19,7 @@
 
 int main(int argc, char** argv)
 {
+    reprepro_stomp::set_argv(argv);
     reprepro_stomp::options o{.config = reprepro_stomp::default_config()};
     int i = 1;
     for (; i < argc; ++i) {

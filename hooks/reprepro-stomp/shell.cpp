@@ -12,6 +12,8 @@
 #include "bus/runtime/hook.hpp"
 #include "bus/wire.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -144,6 +146,12 @@ int usage(const std::string& why)
     return 2;
 }
 
+namespace {
+char** program_argv = nullptr;
+} // namespace
+
+void set_argv(char** argv) noexcept { program_argv = argv; }
+
 int run(const options& o)
 {
     // Whatever fails here, the repository change itself is done: say why on stderr (reprepro
@@ -159,6 +167,10 @@ int run(const options& o)
         std::cout << o.config << ": configuration OK\n";
         return 0;
     }
+#ifdef DEPLOYKIT_OPENSSL_BUILD
+    // This build links no OpenSSL: a configuration that needs it goes to the build that does.
+    bus::runtime::hand_over_to_openssl_build(cfg.hook, program_argv, DEPLOYKIT_OPENSSL_BUILD, *spdlog::default_logger());
+#endif
     auto p = parse_arguments(o.args, o.changes);
     if (!p.value) return usage(p.error);
     const auto& n = *p.value;

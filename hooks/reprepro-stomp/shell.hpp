@@ -28,5 +28,7 @@ int usage(const std::string& why);
 /// One call: --check-config, or publish the notification's package event (at once, or from a
 /// detached child once the export replaced dists/CODENAME/Release). Never blocks reprepro.
 int run(const options& o);
+/// The program's argv, kept for handing over to the OpenSSL build of the hook (run()).
+void set_argv(char** argv) noexcept;
 
 } // namespace reprepro_stomp

@@ -20,6 +20,7 @@
 
 int main(int argc, char** argv)
 {
+    svn_hook::set_argv(argv);
     // svnlook's exit status must be collectable, whatever disposition we inherited.
     ::signal(SIGCHLD, SIG_DFL);
     std::vector<std::string> install_paths, args;

@@ -3,6 +3,7 @@
 #include "svn_hook.hpp"
 
 #include "bus/outbox.hpp"
+#include "bus/runtime/hook.hpp"
 #include "bus/runtime/log.hpp"
 #include "bus/runtime/spawn.hpp"
 
@@ -189,6 +190,12 @@ int install(const std::vector<std::string>& paths, const std::string& config, bo
 }
 
 
+namespace {
+char** program_argv = nullptr;
+} // namespace
+
+void set_argv(char** argv) noexcept { program_argv = argv; }
+
 int run(const fs::path& config, const std::vector<std::string>& args, bool debug, spdlog::logger& log)
 {
     // Bad arguments: say why, publish nothing, run nothing.
@@ -211,6 +218,10 @@ int run(const fs::path& config, const std::vector<std::string>& args, bool debug
     std::string event_id;
     try {
         auto cfg = load_settings(config, [&](std::string_view n) { log.info("{}", n); });
+#ifdef DEPLOYKIT_OPENSSL_BUILD
+        // This build links no OpenSSL: a configuration that needs it goes to the build that does.
+        bus::runtime::hand_over_to_openssl_build(cfg.hook, program_argv, DEPLOYKIT_OPENSSL_BUILD, log);
+#endif
         auto line = publish(cfg, repos, rev, debug, event_id);
         bus::runtime::log_event(log, spdlog::level::info, event_id, "{}", line);
     } catch (const std::exception& e) {

@@ -37,5 +37,7 @@ int install(const std::vector<std::string>& paths, const std::string& config, bo
 /// line, then runs the chained hook. Returns 0, or 1 when the event could not be published or
 /// spooled, or the chained hook's non-zero status.
 int run(const std::filesystem::path& config, const std::vector<std::string>& args, bool debug, spdlog::logger& log);
+/// The program's argv, kept for handing over to the OpenSSL build of the hook (run()).
+void set_argv(char** argv) noexcept;
 
 } // namespace svn_hook

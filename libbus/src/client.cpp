@@ -8,7 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -119,7 +119,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     spdlog::logger& log;
     // Made only for a TLS endpoint: an SSL_CTX initialises OpenSSL (config file, providers),
     // a cost a plain-TCP one-shot producer (the git hook) should not pay.
-    std::optional<ssl::context> tls_ctx;
+    std::shared_ptr<ssl::context> tls_ctx;
     bool any_tls = false;
 
     std::shared_ptr<stomp_stream> stream;  // the connection being set up or in use
@@ -137,17 +137,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
     void setup_tls()
     {
-        tls_ctx.emplace(ssl::context::tls_client);
-        tls_ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                            ssl::context::no_tlsv1_1);
-        if (opts.tls.ca_file.empty()) tls_ctx->set_default_verify_paths();
-        else tls_ctx->load_verify_file(opts.tls.ca_file);
-        if (!opts.tls.cert_file.empty())
-            tls_ctx->use_certificate_chain_file(opts.tls.cert_file);
-        if (!opts.tls.key_file.empty())
-            tls_ctx->use_private_key_file(opts.tls.key_file, ssl::context::pem);
-        tls_ctx->set_verify_mode(opts.tls.verify ? ssl::verify_peer : ssl::verify_none);
+        tls_ctx = detail::tls_client_context(opts.tls);
     }
 
     // ---- carrying out the session's actions -------------------------------------------------
@@ -336,7 +326,10 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         auto deadline = steady::now() + opts.connect_timeout;
         auto st = std::make_shared<stomp_stream>(exec, opts.limits, opts.max_queued_bytes);
         stream = st;
-        co_await st->connect(ep, tls_ctx ? &*tls_ctx : nullptr, opts.tls.verify, deadline);
+        // 64 KiB per read: a burst of messages arrives in few syscalls (the buffer is freed
+        // whenever the connection goes idle, so a quiet subscriber holds none).
+        st->set_read_size(64 * 1024);
+        co_await st->connect(ep, tls_ctx.get(), opts.tls.verify, deadline);
         co_await st->write(sess.begin(ep, steady::now()), deadline);
         while (!sess.connected()) {
             auto item = co_await st->read(deadline, [this] { sess.on_rx(steady::now()); });
@@ -358,9 +351,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     net::awaitable<void> reader(std::shared_ptr<stomp_stream> st)
     {
         for (;;) {
-            stomp_stream::item item;
+            // Frames as views into the stream's read buffer: a RECEIPT costs no copy; what the
+            // session keeps (a MESSAGE for delivery) is copied once, out of the read buffer.
+            stomp_stream::view_item item;
             try {
-                item = co_await st->read(steady::time_point::max(), [this] { sess.on_rx(steady::now()); });
+                item = co_await st->read_view(steady::time_point::max(), [this] { sess.on_rx(steady::now()); });
             } catch (const stream_protocol_error&) {
                 ++sess.stats().protocol_errors;
                 throw;
@@ -369,7 +364,7 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
                 sess.on_heartbeat(steady::now());
                 continue;
             }
-            sess.on_frame(std::move(item.frame), steady::now());
+            sess.on_frame(item.frame, steady::now());
             auto a = apply();
             for (auto& m : a.deliveries) co_await deliver(std::move(m));
             if (a.close) throw std::runtime_error(a.close_reason);

@@ -265,16 +265,24 @@ void session::on_frame(stomp::frame f, time_point now)
         return;
     }
     if (state_ != state::connected) return;
-    if (f.command == "RECEIPT") return on_receipt(f);
+    if (f.command == "RECEIPT") return on_receipt(f.get("receipt-id"));
     if (f.command == "MESSAGE") return on_message(std::move(f));
     if (f.command == "ERROR") return on_error(f, now);
     ++stats_.protocol_errors;
     close(close_cause::protocol, "unexpected " + f.command + " frame from broker");
 }
 
-void session::on_receipt(const stomp::frame& f)
+void session::on_frame(const stomp::frame_view& f, time_point now)
 {
-    std::string_view id = f.get("receipt-id");
+    if (state_ == state::connected && !closing_ && f.command == "RECEIPT") {
+        ka_.on_rx(now);
+        return on_receipt(f.get("receipt-id"));
+    }
+    on_frame(f.to_frame(), now);
+}
+
+void session::on_receipt(std::string_view id)
+{
     if (id.starts_with("p-")) {
         auto n = number_after(id, 2);
         if (pending_.count(n)) {

@@ -1,11 +1,8 @@
 #include "bus/signing.hpp"
 
-#include "bus/detail/hex.hpp"
+#include "bus/detail/openssl.hpp"
 #include "bus/url.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include <array>
@@ -46,14 +43,7 @@ std::string canonical(const stomp::frame& f, std::string_view kid, std::string_v
     return c;
 }
 
-std::string hmac_hex(std::string_view key, std::string_view data)
-{
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-         data.size(), md.data(), &len);
-    return detail::to_hex(md.data(), len);
-}
+using detail::hmac_sha256_hex;  // bus/detail/openssl.hpp
 
 } // namespace
 
@@ -104,7 +94,7 @@ void sign(stomp::frame& f, const signing_key& k, std::int64_t unix_now)
     std::string ts = std::to_string(unix_now);
     f.set(header::sig_key, k.id);
     f.set(header::sig_time, ts);
-    f.set(header::signature, std::string(signature_scheme) + hmac_hex(k.secret, canonical(f, k.id, ts)));
+    f.set(header::signature, std::string(signature_scheme) + hmac_sha256_hex(k.secret, canonical(f, k.id, ts)));
 }
 
 std::string_view to_string(signature_verdict v) noexcept
@@ -131,8 +121,8 @@ signature_verdict verify(const stomp::frame& f, const keyring& keys, std::int64_
     sig->remove_prefix(signature_scheme.size());
     const signing_key* k = keys.find(*kid);
     if (!k) return signature_verdict::unknown_key;
-    std::string expected = hmac_hex(k->secret, canonical(f, *kid, *ts));
-    if (sig->size() != expected.size() || CRYPTO_memcmp(sig->data(), expected.data(), expected.size()) != 0)
+    std::string expected = hmac_sha256_hex(k->secret, canonical(f, *kid, *ts));
+    if (sig->size() != expected.size() || !detail::equal_constant_time(*sig, expected))
         return signature_verdict::bad_signature;
     std::int64_t t = 0;
     auto r = std::from_chars(ts->data(), ts->data() + ts->size(), t);

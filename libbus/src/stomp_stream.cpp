@@ -5,18 +5,19 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+#include <cstring>
+#include <memory>
 #include <span>
 #include <vector>
 
 namespace bus {
 
 namespace net = boost::asio;
-namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using namespace net::experimental::awaitable_operators;
 using detail::capture;
@@ -66,7 +67,7 @@ stomp_stream::stomp_stream(tcp::socket s, stomp::limits lim, std::size_t max_que
 {
 }
 
-net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls, bool verify, time_point deadline)
+net::awaitable<void> stomp_stream::connect(const endpoint& ep, boost::asio::ssl::context* tls, bool verify, time_point deadline)
 {
     tcp::resolver resolver(socket_.get_executor());
     tcp::resolver::results_type results;
@@ -103,74 +104,97 @@ net::awaitable<void> stomp_stream::connect(const endpoint& ep, ssl::context* tls
     socket_.set_option(net::socket_base::keep_alive(true));
     if (ep.tls) {
         if (!tls) throw std::runtime_error("TLS endpoint without a TLS context");
-        tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, *tls);
-        if (!SSL_set_tlsext_host_name(tls_->native_handle(), ep.host.c_str()))
-            throw std::runtime_error("TLS: cannot set SNI host name");
-        if (verify) tls_->set_verify_callback(ssl::host_name_verification(ep.host));
-        co_await timed(tls_->async_handshake(ssl::stream_base::client, net::use_awaitable), deadline,
-                       "TLS handshake");
+        tls_ = detail::tls_client(socket_, *tls, ep.host, verify);
+        co_await timed(detail::tls_handshake(*tls_, true), deadline, "TLS handshake");
     }
 }
 
-net::awaitable<void> stomp_stream::server_handshake(ssl::context& tls, time_point deadline)
+net::awaitable<void> stomp_stream::server_handshake(boost::asio::ssl::context& tls, time_point deadline)
 {
-    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, tls);
-    co_await timed(tls_->async_handshake(ssl::stream_base::server, net::use_awaitable), deadline, "TLS handshake");
+    tls_ = detail::tls_server(socket_, tls);
+    co_await timed(detail::tls_handshake(*tls_, false), deadline, "TLS handshake");
+}
+
+char* stomp_stream::read_room()
+{
+    const std::size_t keep = rlen_ - rstart_;
+    if (rcap_ - rlen_ >= read_size_) return rbuf_.get() + rlen_;
+    if (keep + read_size_ <= rcap_) {
+        // The parsed frames' bytes go; the partial frame moves to the front (the parser's
+        // progress is relative to the start of the unconsumed bytes, so it survives the move).
+        if (keep > 0) std::memmove(rbuf_.get(), rbuf_.get() + rstart_, keep);
+    } else {
+        // Grows geometrically (a large frame arrives in few copies) to at most about twice a
+        // partial frame plus one read (the parser bounds the frame).
+        const std::size_t cap = std::max(keep + read_size_, 2 * rcap_);
+        auto bigger = std::make_unique_for_overwrite<char[]>(cap);
+        if (keep > 0) std::memcpy(bigger.get(), rbuf_.get() + rstart_, keep);
+        rbuf_ = std::move(bigger);
+        rcap_ = cap;
+    }
+    rstart_ = 0;
+    rlen_ = keep;
+    return rbuf_.get() + rlen_;
 }
 
 net::awaitable<stomp_stream::item> stomp_stream::read(time_point deadline, const std::function<void()>& on_bytes)
 {
+    view_item v = co_await read_view(deadline, on_bytes);
+    if (v.heartbeat) co_return item{true, {}};
+    co_return item{false, v.frame.to_frame()};
+}
+
+net::awaitable<stomp_stream::view_item> stomp_stream::read_view(time_point deadline,
+                                                                const std::function<void()>& on_bytes)
+{
     for (;;) {
-        for (;;) {
+        {
             std::error_code ec;
-            std::string_view view(rbuf_.data() + rstart_, rbuf_.size() - rstart_);
-            std::size_t used = parser_.put(view, ec);
-            if (ec == stomp::error::need_more) break;
-            if (ec) throw stream_protocol_error(ec, "bad frame from broker: " + ec.message());
-            rstart_ += used;
-            if (rstart_ == rbuf_.size()) {
-                rbuf_.clear();
-                rstart_ = 0;
+            std::string_view view(rbuf_.get() + rstart_, rlen_ - rstart_);
+            std::size_t used = parser_.put_view(view, ec);
+            if (!ec) {
+                // The frame's bytes stay where they are until the next read (the views need
+                // them); only the offsets move on.
+                rstart_ += used;
+                if (rstart_ == rlen_) rstart_ = rlen_ = 0;
+                if (parser_.got() == stomp::parser::item::heartbeat) co_return view_item{true, {}};
+                co_return view_item{false, parser_.view()};
             }
-            if (parser_.got() == stomp::parser::item::heartbeat) co_return item{true, {}};
-            co_return item{false, parser_.release()};
-        }
-        if (rstart_ > 64 * 1024) {
-            rbuf_.erase(0, rstart_);
-            rstart_ = 0;
+            if (ec != stomp::error::need_more) throw stream_protocol_error(ec, "bad frame from broker: " + ec.message());
         }
         auto op = [&]() -> net::awaitable<std::tuple<boost::system::error_code, std::size_t>> {
             if (tls_) {
-                // OpenSSL may hold decrypted bytes the socket no longer shows: read through it.
-                rchunk_.resize(read_size_);
-                auto [e, n] = co_await tls_->async_read_some(net::buffer(rchunk_), tuple_awaitable);
-                if (!e) rbuf_.append(rchunk_.data(), n);
+                // OpenSSL may hold decrypted bytes the socket no longer shows: read through it,
+                // straight into the read buffer's tail.
+                char* room = read_room();
+                auto [e, n] = co_await detail::tls_read_some(*tls_, net::buffer(room, read_size_));
+                if (!e) rlen_ += n;
                 co_return std::tuple{e, n};
             }
-            // Plain TCP, straight into the tail of rbuf_ (no staging copy). While bytes keep
-            // coming, a non-blocking read first (one syscall, as Asio's speculative read); once
-            // the socket is drained and nothing is pending, the buffer is freed before waiting
-            // for readability, so an idle connection holds no read buffer (a broker's thousand
-            // idle clients, a daemon's quiet subscription).
+            // Plain TCP, straight into the tail of the read buffer (no staging copy, no zero
+            // fill). While bytes keep coming, a non-blocking read first (one syscall, as Asio's
+            // speculative read); once the socket is drained and nothing is pending, the buffer is
+            // freed before waiting for readability, so an idle connection holds no read buffer
+            // (a broker's thousand idle clients, a daemon's quiet subscription).
             auto read_now = [&](boost::system::error_code& e) {
                 if (!socket_.non_blocking()) socket_.non_blocking(true, e);
                 if (e) return std::size_t{0};
-                const std::size_t old = rbuf_.size();
-                rbuf_.resize(old + read_size_);
-                std::size_t n = socket_.read_some(net::buffer(rbuf_.data() + old, read_size_), e);
-                rbuf_.resize(old + (e ? 0 : n));
-                return e ? 0 : n;
+                char* room = read_room();
+                std::size_t n = socket_.read_some(net::buffer(room, read_size_), e);
+                if (e) return std::size_t{0};
+                rlen_ += n;
+                return n;
             };
-            bool speculate = rbuf_.capacity() >= rbuf_.size() + read_size_;
+            bool speculate = rbuf_ != nullptr;
             for (;;) {
                 if (speculate) {
                     boost::system::error_code e;
                     std::size_t n = read_now(e);
                     if (e != net::error::would_block && e != net::error::try_again) co_return std::tuple{e, n};
                 }
-                if (rstart_ == rbuf_.size()) {
-                    std::string().swap(rbuf_);
-                    rstart_ = 0;
+                if (rstart_ == rlen_) {
+                    rbuf_.reset();
+                    rcap_ = rlen_ = rstart_ = 0;
                 }
                 auto [we] = co_await socket_.async_wait(tcp::socket::wait_read, tuple_awaitable);
                 if (we) co_return std::tuple{we, std::size_t{0}};
@@ -179,7 +203,7 @@ net::awaitable<stomp_stream::item> stomp_stream::read(time_point deadline, const
         };
         auto [rec, n] = deadline == time_point::max() ? co_await op() : co_await timed(op(), deadline, "read");
         if (rec) {
-            if (rec == net::error::eof || rec == ssl::error::stream_truncated)
+            if (rec == net::error::eof || detail::tls_truncated(rec))
                 throw stream_read_error(rec, "broker closed the connection");
             throw stream_read_error(rec, "read: " + rec.message());
         }
@@ -191,7 +215,10 @@ net::awaitable<stomp_stream::item> stomp_stream::read(time_point deadline, const
 template <class Buffers>
 net::awaitable<std::size_t> stomp_stream::write_some_all(const Buffers& b)
 {
-    if (tls_) co_return co_await net::async_write(*tls_, b, net::use_awaitable);
+    if (tls_) {
+        std::vector<net::const_buffer> v(net::buffer_sequence_begin(b), net::buffer_sequence_end(b));
+        co_return co_await detail::tls_write(*tls_, std::move(v));
+    }
     co_return co_await net::async_write(socket_, b, net::use_awaitable);
 }
 

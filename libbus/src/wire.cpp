@@ -4,7 +4,7 @@
 #include "bus/legacy.hpp"
 #include "bus/text.hpp"
 
-#include <openssl/evp.h>
+#include "bus/detail/openssl.hpp"
 
 #include <array>
 
@@ -19,13 +19,7 @@ struct overloaded : Ts... {
 template <class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
-std::string sha256_hex(std::string_view data)
-{
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr);
-    return detail::to_hex(md.data(), len);
-}
+using detail::sha256_hex;  // bus/detail/openssl.hpp
 
 // The original's legacy form of an event, if it had one.
 std::optional<legacy::message> legacy_form(const event& e)

@@ -10,6 +10,7 @@
 #include "bus/errc.hpp"
 #include "bus/keepalive.hpp"
 #include "bus/stomp/frame.hpp"
+#include "bus/stomp/frame_view.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -153,6 +154,10 @@ public:
 
     /// A frame arrived.
     void on_frame(stomp::frame f, time_point now);
+    /// The same as views into the read buffer (valid only during the call): a RECEIPT is
+    /// handled without an owning copy; the frames the session keeps or reports (MESSAGE,
+    /// CONNECTED, ERROR) are copied.
+    void on_frame(const stomp::frame_view& f, time_point now);
     /// A heart-beat (bare EOL) arrived.
     void on_heartbeat(time_point now);
     /// Bytes arrived (any).
@@ -230,7 +235,7 @@ private:
     bool emit(std::string bytes);
     emitted emit_frame(const stomp::frame& f);
     void on_connected(const stomp::frame& r, time_point now);
-    void on_receipt(const stomp::frame& f);
+    void on_receipt(std::string_view receipt_id);
     void on_message(stomp::frame f);
     void on_error(const stomp::frame& f, time_point now);
     void send_pending(std::uint64_t seq, pending_publish& p);

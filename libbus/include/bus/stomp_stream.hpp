@@ -5,6 +5,7 @@
 // stomp-broker both use it; the protocol decisions are elsewhere (bus::session for the client,
 // broker_core for the broker). Asio lives here, not in the session or codec headers.
 
+#include "bus/detail/openssl.hpp"
 #include "bus/stomp/frame.hpp"
 #include "bus/stomp/parser.hpp"
 #include "bus/url.hpp"
@@ -73,6 +74,15 @@ public:
     /// closed or failed connection, std::runtime_error for the deadline.
     boost::asio::awaitable<item> read(time_point deadline = time_point::max(),
                                       const std::function<void()>& on_bytes = {});
+    /// The same without the owning copy: the frame as views into the read buffer (and the
+    /// parser's header storage), valid until the next read, read_view or set_limits. For a
+    /// frame that must outlive that, take `frame.to_frame()`.
+    struct view_item {
+        bool heartbeat = false;
+        stomp::frame_view frame;
+    };
+    boost::asio::awaitable<view_item> read_view(time_point deadline = time_point::max(),
+                                                const std::function<void()>& on_bytes = {});
     /// Frames after this are parsed as version `v` (CONNECT/CONNECTED decided it).
     void set_version(stomp::version v) noexcept { parser_.set_version(v); }
     /// Frames after this are parsed with `lim` (a server: its own limits once the peer logged in,
@@ -113,8 +123,9 @@ private:
 
     boost::asio::ip::tcp::socket socket_;
     // Only on a TLS connection (an Asio SSL stream is ~0.5 kB even unused: a plain-TCP broker
-    // with thousands of clients pays nothing for it).
-    std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
+    // with thousands of clients pays nothing for it). Opaque here: OpenSSL is used only behind
+    // bus/detail/openssl.hpp.
+    detail::tls_ptr tls_;
     boost::asio::steady_timer signal_;
     // Frames waiting for the writer, oldest at queue_[qhead_]. A vector, not a deque: an empty
     // std::deque still holds a 512-byte node and its map, on every idle connection.
@@ -125,11 +136,19 @@ private:
     std::size_t max_queued_;
     bool finishing_ = false;
     std::string broken_;
+    // Room for read_size_ more bytes at the tail of the read buffer (moving the unconsumed
+    // bytes to the front, or growing it); returns where the read lands.
+    char* read_room();
+
     stomp::parser parser_;
-    std::string rbuf_;
+    // The read buffer: [rstart_, rlen_) not yet parsed, [rlen_, rcap_) room for the next read.
+    // Not a std::string: its resize() zero-fills the room before every read. Freed while the
+    // connection is idle.
+    std::unique_ptr<char[]> rbuf_;
+    std::size_t rcap_ = 0;
+    std::size_t rlen_ = 0;
     std::size_t rstart_ = 0;
     std::size_t read_size_ = 16 * 1024;
-    std::vector<char> rchunk_;  // what one read fills
 };
 
 } // namespace bus

@@ -2,6 +2,7 @@
 
 #include "bus/outbox.hpp"
 #include "bus/runtime/config_yaml.hpp"
+#include "bus/detail/openssl.hpp"
 #include "bus/signing.hpp"
 #include "bus/wire.hpp"
 
@@ -9,7 +10,13 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 
 namespace bus::runtime {
 
@@ -72,7 +79,7 @@ hook_sent send_hook_frames(const hook_config& cfg, std::vector<stomp::frame> fra
     if (cfg.bus.signing) {
         auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
-        for (auto& f : frames) bus::sign(f, *cfg.bus.signing, now);
+        bus::detail::sign_frames(frames, *cfg.bus.signing, now);
     }
     spdlog::logger client_log("bus", debug ? spdlog::sink_ptr(std::make_shared<spdlog::sinks::stderr_sink_mt>())
                                            : spdlog::sink_ptr(std::make_shared<spdlog::sinks::null_sink_mt>()));
@@ -81,6 +88,29 @@ hook_sent send_hook_frames(const hook_config& cfg, std::vector<stomp::frame> fra
     out.published = rep.published;
     out.spooled = rep.spooled;
     return out;
+}
+
+void hand_over_to_openssl_build(const hook_config& cfg, char** argv, const char* openssl_build, spdlog::logger& log)
+{
+    if (bus::detail::have_openssl() || argv == nullptr) return;
+    const auto& eps = cfg.bus.client.url.endpoints;
+    const bool tls = std::any_of(eps.begin(), eps.end(), [](const bus::endpoint& e) { return e.tls; });
+    if (!tls && !cfg.bus.signing) return;
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
+    if (ec) {
+        log.error("cannot find this program ({}), so not {}", ec.message(), openssl_build);
+        return;
+    }
+    for (const auto& full : {self.parent_path() / openssl_build,
+                             self.parent_path().parent_path() / "libexec/deploykit" / openssl_build}) {
+        if (::access(full.c_str(), X_OK) != 0) continue;
+        log.flush();
+        ::execv(full.c_str(), argv);
+        log.error("cannot run {}: {}", full.string(), std::strerror(errno));
+        return;
+    }
+    log.error("this configuration needs TLS or signing, but {} is not installed", openssl_build);
 }
 
 } // namespace bus::runtime
