@@ -4,15 +4,17 @@
 # RSS and private (smaps_rollup), threads, and per mapping (smaps) what each shared library and
 # the heap cost. Run under the CPU lock.
 #   BIN_DIR=DIR (the daemons' binaries; default: the build tree's) SETTLE=3 bench/idle_rss.sh [OUT.md]
+#   ONLY="stomp-repo ..." measures only those daemons (the broker always runs).
 # Output: a Markdown table (stdout, and OUT.md if given) and per-daemon mapping lists next to it.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${BUILD_DIR:-$ROOT/build}
 SETTLE=${SETTLE:-3}
 DAEMONS=(stomp-broker stomp-git stomp-jenkins github-webhook herald deploy-agent stomp-ci stomp-repo)
+[[ -n ${ONLY:-} ]] && read -r -a _only <<<"$ONLY" && DAEMONS=(stomp-broker "${_only[@]}")
 declare -A SUB=([stomp-broker]=stomp-broker [stomp-git]=stomp-git [stomp-jenkins]=stomp-jenkins
   [github-webhook]=github-webhook [herald]=herald [deploy-agent]=deploy-agent [stomp-ci]=stomp-ci
-  [stomp-repo]=stomp-repo)
+  [stomp-repo]=stomp-repo [repo-poller]=repo-poller)
 bin() { if [[ -n ${BIN_DIR:-} ]]; then echo "$BIN_DIR/$1"; else echo "$B/daemons/${SUB[$1]}/$1"; fi; }
 W=$(mktemp -d /tmp/idle-rss.XXXXXX)
 PIDS=()
@@ -29,6 +31,9 @@ conf() { # DAEMON
     -e "s|^users-file: .*|users-file: $W/$1/users.yaml|" -e "s|^facts-file: .*|facts-file: $W/$1/facts.yaml|" \
     -e "s|^user: ci-runner|user: nobody|" \
     "$ROOT/packaging/etc/$1/$1.yaml" >"$W/$1.yaml"
+  # stomp-repo's version helper (libapt-pkg), installed next to it in /usr/lib/deploykit
+  local helper; helper="$(dirname "$(bin "$1")")/$1-vercmp"
+  [[ $1 == stomp-repo && -x $helper ]] && echo "version-helper: $helper" >>"$W/$1.yaml"
   echo '{}' >"$W/$1/users.yaml"; echo '{}' >"$W/$1/facts.yaml"
 }
 start() { # DAEMON

@@ -20,9 +20,17 @@
 # sbin daemons, 1 for the rest, from the binary's install directory in the table: DAEMON = first
 # binary in sbin).
 
+# Libraries the daemons load at their first use (dlopen, daemons/common/lazy_library.hpp): no
+# DT_NEEDED entry, so dpkg-shlibdeps cannot see them. The package that ships the soname the build
+# loads, at least the version the build compiled against (its headers decide which options exist).
+set(DK_DEP_LIBCURL "libcurl4 (>= ${DK_LIBCURL_VERSION})")  # libcurl.so.4, the OpenSSL flavour
+string(REGEX REPLACE "^libgit2\\.so\\." "libgit2-" _git_pkg "${DK_LIBGIT2_SONAME}")  # libgit2.so.1.5 -> libgit2-1.5
+set(DK_DEP_LIBGIT2 "${_git_pkg} (>= ${DK_LIBGIT2_VERSION})")
+
 dk_package(stomp-git BINARIES stomp-git DAEMON USER root
   CONFIGS stomp-git/stomp-git.yaml
   SECRETS stomp-git/bus.passcode stomp-git/git.credentials
+  DEPENDS "${DK_DEP_LIBGIT2}"
   RECOMMENDS openssh-client
   SUMMARY "deploykit: fetch git repositories when commits are announced on the bus"
   DESCRIPTION "stomp-git listens for commit events on a STOMP bus and fetches (and, per mode, checks out) the configured repositories as each repository's owner. It runs as root only to drop to those owners.")
@@ -30,6 +38,7 @@ dk_package(stomp-git BINARIES stomp-git DAEMON USER root
 dk_package(stomp-jenkins BINARIES stomp-jenkins DAEMON USER stomp-jenkins
   CONFIGS stomp-jenkins/stomp-jenkins.yaml
   SECRETS stomp-jenkins/bus.passcode stomp-jenkins/jenkins.credentials
+  DEPENDS "${DK_DEP_LIBCURL}"
   SUMMARY "deploykit: trigger Jenkins jobs for commits announced on the bus"
   DESCRIPTION "stomp-jenkins listens for commit events on a STOMP bus and triggers the Jenkins jobs configured for each repository, with crumbs, API tokens and retries, and reports the queued builds.")
 
@@ -84,12 +93,14 @@ dk_package(herald BINARIES herald DAEMON USER herald
   CONFIGS herald/herald.yaml
   SECRETS herald/bus.passcode
   SECRET_MAPS herald/users.yaml
+  DEPENDS "${DK_DEP_LIBCURL}"
   SUMMARY "deploykit: record and search the bus's events"
   DESCRIPTION "herald subscribes to the deploykit topics, records every event in an SQLite database and serves a search page, a JSON API and live updates, with logins and an ingest API for other systems.")
 
 dk_package(deploy-agent BINARIES deploy-agent DAEMON USER root
   CONFIGS deploy-agent/deploy-agent.yaml
   SECRETS deploy-agent/bus.passcode
+  DEPENDS "${DK_DEP_LIBGIT2}"
   SUMMARY "deploykit: deploy tags of a site's clone on this server"
   DESCRIPTION "deploy-agent answers the deploy CLI over the STOMP bus: it lists tags, reports the deployed release, deploys a tag with hooks and an atomic symlink switch, rolls back and runs whitelisted commands. It runs as root only to drop to each repository's owner.")
 
@@ -101,6 +112,7 @@ dk_package(deploy BINARIES deploy
 dk_package(stomp-ci BINARIES stomp-ci DAEMON USER root JOB_USER ci-runner
   CONFIGS stomp-ci/stomp-ci.yaml
   SECRETS stomp-ci/bus.passcode
+  DEPENDS "${DK_DEP_LIBGIT2}"
   RECOMMENDS openssh-client
   SUMMARY "deploykit: run CI jobs for commits announced on the bus"
   DESCRIPTION "stomp-ci turns commit events into CI jobs on a queue and runs their steps in a fresh checkout as an unprivileged user, with deadlines and limits, and reports the builds as Jenkins does. It runs as root only to drop to that user.")

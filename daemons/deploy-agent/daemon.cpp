@@ -11,6 +11,7 @@
 #include "daemon.hpp"
 
 #include "config.hpp"
+#include "git_lazy.hpp"
 #include "core.hpp"
 #include "deployer.hpp"
 #include "git_ops.hpp"
@@ -706,6 +707,9 @@ net::awaitable<void> ready_when_both(agent* a)
 int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("deploy-agent: {}", n); });
+    // libgit2 is loaded at the first deploy or tag listing (git_lazy.hpp); that it can be is checked now, so a
+    // missing library stops the start (and --check-config), not the first deploy.
+    if (auto e = deploykit::libgit2_check(); !e.empty()) throw std::runtime_error(e);
     if (opts.check_config) return 0;
     std::error_code ec;
     std::filesystem::create_directories(cfg.state_dir, ec);

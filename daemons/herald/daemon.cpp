@@ -10,6 +10,9 @@
 
 #include "alert_seam.hpp"
 #include "config.hpp"
+#ifdef HERALD_ALERTS_USE_CURL
+#include "curl_init.hpp"
+#endif
 #include "deploy_web.hpp"
 #include "record.hpp"
 #include "store.hpp"
@@ -967,6 +970,12 @@ net::awaitable<void> announce_ready(daemon_state* d)
 int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("herald: {}", n); });
+#ifdef HERALD_ALERTS_USE_CURL
+    // The alerts' mail and webhooks load libcurl at their first send (curl_init.hpp); that it can
+    // be loaded is checked now, so a missing library stops the start, not the first alert.
+    if (cfg.alerts)
+        if (auto e = deploykit::curl_library_check(); !e.empty()) throw std::runtime_error(e);
+#endif
     if (opts.check_config) return 0;
     bus::runtime::service svc(opts, log, {.drain_deadline = std::chrono::seconds(8), .workers = 4});
     daemon_state d(svc, opts.config_path, std::move(cfg));

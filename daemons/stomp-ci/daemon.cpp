@@ -12,6 +12,7 @@
 
 #include "ci.hpp"
 #include "config.hpp"
+#include "git_lazy.hpp"
 #include "runner.hpp"
 
 #include "bus/client.hpp"
@@ -585,6 +586,9 @@ void reload(daemon_state& d)
 int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("stomp-ci: {}", n); });
+    // libgit2 is loaded at the first job (git_lazy.hpp); that it can be is checked now, so a
+    // missing library stops the start (and --check-config), not the first job.
+    if (auto e = deploykit::libgit2_check(); !e.empty()) throw std::runtime_error(e);
     if (opts.check_config) return 0;
     auto user = bus::runtime::lookup_user(cfg.user);
     if (!user) {

@@ -10,6 +10,7 @@
 #include "daemon.hpp"
 
 #include "config.hpp"
+#include "git_lazy.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
 
@@ -282,6 +283,10 @@ void reload(daemon_state& d)
 int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("stomp-git: {}", n); });
+    // libgit2 is loaded by the fetch workers (git_lazy.hpp), never by the daemon itself; that it
+    // can be is checked now, so a missing library stops the start (and --check-config), not the
+    // first fetch.
+    if (auto e = deploykit::libgit2_check(); !e.empty()) throw std::runtime_error(e);
     if (opts.check_config) return 0;
     std::string self = std::filesystem::canonical("/proc/self/exe").string();
     std::string config_path = std::filesystem::absolute(opts.config_path).string();

@@ -9,6 +9,7 @@
 #include "daemon.hpp"
 
 #include "config.hpp"
+#include "curl_init.hpp"
 #include "jenkins_http.hpp"
 #include "stomp_jenkins.hpp"
 
@@ -533,6 +534,9 @@ bus::subscription_options subscription(const config& cfg, spdlog::logger& log)
 int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("stomp-jenkins: {}", n); });
+    // libcurl is loaded at the first request (curl_init.hpp); that it can be is checked now, so a
+    // missing library stops the start (and --check-config), not the first build.
+    if (auto e = deploykit::curl_library_check(); !e.empty()) throw std::runtime_error(e);
     if (opts.check_config) return 0;
     bus::runtime::service svc(opts, log,
                               {.drain_deadline = cfg.http.connect_timeout + cfg.http.request_timeout + std::chrono::seconds(3),

@@ -9,6 +9,15 @@
 // "stale" attempt, retried like a failure on the retry schedule, bounded. Every attempt publishes
 // a package.result event (and the original-style one-liner); the messages are acknowledged after
 // the update succeeded, or after the last retry failed (the failure is then on the bus).
+//
+// Debian version order: libapt-pkg's, but not in this process. stomp-repo-vercmp (linked with
+// libapt-pkg) ranks the versions an event or a batch needs to compare, one run per event (and per
+// batch after the update), with a deadline; the daemon itself is lean-linked and idles without
+// libapt-pkg or the shared C++ runtime mapped (bench/results/perf-4-repo4.md). The helper is
+// checked at start and by --check-config. When it fails, nothing is acknowledged: an event that
+// cannot be ordered is held and joins an update as if newer; an update whose versions cannot be
+// ordered is retried on the retry schedule, and after its last retry its messages are left
+// unacknowledged (delivered again at the next connection), never acknowledged.
 #include "daemon.hpp"
 
 #include "repo_config.hpp"
@@ -71,6 +80,53 @@ std::string failure_text(update_outcome oc, const bus::runtime::spawn_result& r,
     return r.describe() + (e.empty() ? "" : ": " + e);
 }
 
+// ---- the version helper ----
+
+struct ranked {
+    std::optional<version_order> order;  ///< nullopt: the helper failed
+    std::string error;
+};
+
+// Runs stomp-repo-vercmp for `versions` and reads its ranks. Blocking (a worker, or main at start).
+ranked rank_now(const std::string& helper, const std::vector<std::string>& versions)
+{
+    if (versions.empty()) return {version_order{}, {}};
+    bus::runtime::spawn_options so;
+    so.argv.push_back(helper);
+    so.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"};
+    so.input = vercmp_input(versions);
+    so.cwd = "/";
+    so.timeout = milliseconds(10000);
+    so.kill_grace = milliseconds(1000);
+    so.die_with_parent = true;
+    so.max_out = 12 * versions.size() + 64;  // a rank is at most 10 digits and a newline
+    so.kill_on_overflow = true;
+    auto r = bus::runtime::spawn(so);
+    if (!r.ok() || r.out_truncated) {
+        auto e = r.err.substr(0, std::min<std::size_t>(r.err.find('\n'), 300));
+        std::string what = r.out_truncated ? std::string("answered too much") : r.describe();
+        return {std::nullopt, helper + " " + what + (e.empty() ? "" : ": " + e)};
+    }
+    std::string why;
+    auto o = version_order::parse(versions, r.out, why);
+    if (!o) return {std::nullopt, helper + ": unreadable answer: " + why};
+    return {std::move(o), {}};
+}
+
+// At start and for --check-config: the helper runs and orders as libapt-pkg does (epochs, `~`,
+// revisions, `0:` = no epoch). Empty when fine, else why not.
+std::string check_version_helper(const std::string& helper)
+{
+    const std::vector<std::string> v{"1.0~rc1", "1.0", "1:0.9", "1.0-1", "0:1.0"};
+    auto r = rank_now(helper, v);
+    if (!r.order) return r.error;
+    const auto& o = *r.order;
+    if (!(o.compare("1.0~rc1", "1.0") < 0 && o.compare("1.0", "0:1.0") == 0 && o.compare("1.0", "1.0-1") < 0 &&
+          o.compare("1.0-1", "1:0.9") < 0))
+        return helper + ": a wrong order for 1.0~rc1 < 1.0 = 0:1.0 < 1.0-1 < 1:0.9";
+    return {};
+}
+
 struct daemon_state {
     daemon_state(bus::runtime::service& svc_, std::string config_path_, config cfg_)
         : svc(svc_), io(svc.io()), config_path(std::move(config_path_)), cfg(std::move(cfg_)), log(svc.log()),
@@ -102,7 +158,7 @@ struct daemon_state {
     bool subscribed = false;
     // counters (heartbeat and /metrics)
     std::uint64_t events = 0, updates = 0, failures = 0, gave_up = 0, unwatched = 0, not_newer = 0, refused = 0,
-                  removals = 0;
+                  removals = 0, order_failures = 0;
     bus::http::registry metrics{"stomp_repo"};
     bus::http::daemon_metrics common{metrics, bus::runtime::version()};
 
@@ -124,6 +180,9 @@ struct daemon_state {
         metrics.add_counter_of("ignored_unwatched_total", "events for packages no watch entry matches", unwatched);
         metrics.add_counter_of("ignored_not_newer_total", "events not newer than the candidate", not_newer);
         metrics.add_counter_of("refused_total", "events refused by the Debian policy checks", refused);
+        metrics.add_counter_of("version_order_failures_total",
+                               "failed runs of the version helper (stomp-repo-vercmp); nothing acknowledged",
+                               order_failures);
         metrics.add_callback("pending_messages", "messages held until their update ended", "gauge",
                              [this] { return static_cast<double>(held.size()); });
     }
@@ -158,6 +217,19 @@ struct daemon_state {
         auto p = parse_policy(r.out);
         for (const auto& n : names) known[n] = p.count(n) ? p[n] : policy_entry{};
         co_return p;
+    }
+
+    // The order of the versions these pairs compare, from the helper on the worker pool (no run
+    // when every pair is two equal strings).
+    net::awaitable<ranked> rank(std::vector<std::pair<std::string, std::string>> pairs)
+    {
+        auto versions = std::make_shared<std::vector<std::string>>(versions_to_rank(pairs));
+        if (versions->empty()) co_return ranked{version_order{}, {}};
+        auto helper = std::make_shared<std::string>(cfg.version_helper);
+        auto job = [helper, versions] { return rank_now(*helper, *versions); };
+        auto r = co_await svc.blocking(job);
+        if (!r.order) ++order_failures;
+        co_return r;
     }
 
     // ---- the bus ----
@@ -196,6 +268,18 @@ struct daemon_state {
         busy = true;
         ++b.attempt;
         const auto started = clock_type::now();
+        // The highest version announced per package: needs an order only when one batch carries
+        // several versions of one package.
+        std::string order_error;
+        auto bp = batch_pairs(b.items);
+        auto first = co_await rank(std::move(bp));
+        b.wanted.clear();
+        if (first.order) {
+            b.wanted = highest_versions(b.items, *first.order);
+        } else {
+            order_error = first.error;
+            for (const auto& i : b.items) b.wanted.try_emplace(i.pkg.name, i.pkg.new_version);
+        }
         std::vector<std::string> names;
         for (const auto& [n, v] : b.wanted) names.push_back(n);
         std::string list = wanted_text(b);
@@ -206,7 +290,7 @@ struct daemon_state {
         update_outcome oc = update_outcome::failed;
         const auto lock_deadline = clock_type::now() + cfg.apt.lock_timeout;
         bool waited = false;
-        for (;;) {
+        while (order_error.empty()) {
             r = co_await run(update_argv(cfg.apt), cfg.apt.update_timeout);
             oc = r.started && !r.timed_out ? classify_update(r.exit_code, r.out, r.err) : update_outcome::failed;
             if (oc != update_outcome::lock_busy || svc.stopping()) break;
@@ -223,21 +307,35 @@ struct daemon_state {
         res.attempt = b.attempt;
         for (const auto& i : b.items) res.events.push_back(i.event_id);
         bool done = false;
-        if (oc == update_outcome::ok) {
+        if (order_error.empty() && oc == update_outcome::ok) {
             auto p = co_await policy(names);
-            bool stale = false;
+            std::vector<std::pair<std::string, std::string>> pairs;
             for (const auto& [n, v] : b.wanted) {
                 bus::package_candidate c{n, v, {}, {}};
                 if (auto it = p.find(n); it != p.end()) {
                     c.candidate = it->second.candidate;
                     c.installed = it->second.installed;
                 }
-                if (c.candidate.empty() || compare_versions(c.candidate, v) < 0) stale = true;
-                if (!c.installed.empty() && !c.candidate.empty() && compare_versions(c.candidate, c.installed) > 0)
-                    res.upgrade_pending = true;
+                if (!c.candidate.empty()) pairs.emplace_back(c.candidate, v);
+                if (!c.installed.empty() && !c.candidate.empty()) pairs.emplace_back(c.candidate, c.installed);
                 res.packages.push_back(std::move(c));
             }
-            if (stale) {
+            auto after = co_await rank(std::move(pairs));
+            bool stale = false;
+            if (after.order) {
+                for (const auto& c : res.packages) {
+                    if (c.candidate.empty() || after.order->compare(c.candidate, c.version) < 0) stale = true;
+                    if (!c.installed.empty() && !c.candidate.empty() && after.order->compare(c.candidate, c.installed) > 0)
+                        res.upgrade_pending = true;
+                }
+            } else {
+                order_error = after.error;
+            }
+            if (!order_error.empty()) {
+                res.ok = false;
+                res.outcome = "version-order-failed";
+                res.error = "updated, but the versions could not be ordered: " + order_error;
+            } else if (stale) {
                 res.ok = false;
                 res.outcome = "stale";
                 res.error = "updated, but the candidate is still older than announced (repository not exported yet?)";
@@ -245,6 +343,11 @@ struct daemon_state {
                 res.outcome = "updated";
                 done = true;
             }
+        } else if (!order_error.empty()) {
+            res.ok = false;
+            res.outcome = "version-order-failed";
+            res.error = "the announced versions could not be ordered: " + order_error;
+            for (const auto& [n, v] : b.wanted) res.packages.push_back(bus::package_candidate{n, v, known[n].candidate, known[n].installed});
         } else {
             res.ok = false;
             res.outcome = to_outcome(oc);
@@ -275,6 +378,16 @@ struct daemon_state {
                 retry_at = clock_type::now() + *d;
             } else if (svc.stopping()) {
                 log.warn("stomp-repo: stopping: the update's messages go back to the broker");
+                resolve(b, false);
+            } else if (!order_error.empty()) {
+                // No verdict without libapt-pkg's order: the messages are not acknowledged. They
+                // stay with the broker, which delivers them again when this connection ends (a
+                // restart after fixing the helper). Not NACKed: ActiveMQ moves a NACKed message
+                // to its dead-letter queue instead of delivering it again.
+                ++gave_up;
+                log.error("stomp-repo: {} after {} attempt(s): {}; messages not acknowledged (the broker delivers them "
+                          "again at the next connection)",
+                          res.outcome, b.attempt, bus::log_escape(res.error));
                 resolve(b, false);
             } else {
                 ++gave_up;
@@ -359,7 +472,19 @@ struct daemon_state {
             auto it = known.find(pkg->name);
             std::optional<std::string> cand;
             if (it != known.end() && !it->second.candidate.empty()) cand = it->second.candidate;
-            d = decide(cfg.watches, *pkg, cand);
+            std::vector<std::pair<std::string, std::string>> pairs;
+            if (cand) pairs.emplace_back(pkg->new_version, *cand);
+            auto ord = co_await rank(std::move(pairs));
+            if (ord.order) {
+                d = decide(cfg.watches, *pkg, cand, *ord.order);
+            } else {
+                // No verdict without libapt-pkg's order, and no acknowledgement: the event is held
+                // and joins the next update as if newer; that update orders it against the new
+                // candidate (the helper again), on the retry schedule while the helper fails.
+                log.error("stomp-repo: event {}: {} {} cannot be ordered against the candidate: {}; held, not "
+                          "acknowledged, for the update and its retries",
+                          bus::log_escape(id), pkg->name, pkg->new_version, bus::log_escape(ord.error));
+            }
         }
         switch (d.v) {
         case verdict::invalid:
@@ -442,6 +567,10 @@ net::awaitable<void> announce_ready(daemon_state* d, std::string id)
 int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("stomp-repo: {}", n); });
+    // The version order is part of every decision: a missing or broken helper (or libapt-pkg) stops
+    // the start and fails --check-config, as a config error does.
+    if (auto e = check_version_helper(cfg.version_helper); !e.empty())
+        throw bus::runtime::config_error(opts.config_path + ": version-helper: " + e);
     if (opts.check_config) return 0;
     bus::runtime::service svc(opts, log, {.drain_deadline = cfg.apt.update_timeout + std::chrono::seconds(3), .workers = 2});
     daemon_state d(svc, opts.config_path, std::move(cfg));

@@ -77,6 +77,8 @@ config load_config(const std::filesystem::path& path, bus::runtime::notice_fn no
     check_program(r, "apt-get", a.apt_get);
     a.apt_cache = r.str("apt-cache", a.apt_cache);
     check_program(r, "apt-cache", a.apt_cache);
+    c.version_helper = r.str("version-helper", c.version_helper);
+    check_program(r, "version-helper", c.version_helper);
     a.lock_timeout = r.duration("lock-timeout", 60s, 0ms, 1h);
     a.update_timeout = r.duration("update-timeout", 300s, 1s, 1h);
 

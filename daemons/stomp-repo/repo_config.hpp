@@ -26,6 +26,8 @@ struct config {
     std::string durable_name;
     std::vector<watch> watches;
     apt_settings apt;
+    /// stomp-repo-vercmp: libapt-pkg's version order, run once per event that needs one.
+    std::string version_helper = "/usr/lib/deploykit/stomp-repo-vercmp";
     retry_policy retry;
     std::chrono::milliseconds coalesce{500};
     std::chrono::milliseconds coalesce_max{5000};

@@ -1,9 +1,10 @@
 #include "stomp_repo.hpp"
 
-#include <apt-pkg/debversion.h>
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <charconv>
+#include <stdexcept>
 #include <cmath>
 
 namespace stomp_repo {
@@ -82,10 +83,71 @@ bool valid_architecture(std::string_view s) noexcept
     return std::all_of(s.begin(), s.end(), [](char c) { return lower_or_digit(c) || c == '-'; });
 }
 
-int compare_versions(std::string_view a, std::string_view b)
+std::optional<version_order> version_order::parse(const std::vector<std::string>& versions, std::string_view out,
+                                                  std::string& why)
 {
-    int r = debVS.DoCmpVersion(a.data(), a.data() + a.size(), b.data(), b.data() + b.size());
-    return r < 0 ? -1 : r > 0 ? 1 : 0;
+    version_order o;
+    std::size_t i = 0;
+    while (!out.empty()) {
+        auto nl = out.find('\n');
+        if (nl == std::string_view::npos) {
+            why = "answer not ended by a newline";
+            return std::nullopt;
+        }
+        auto line = out.substr(0, nl);
+        out.remove_prefix(nl + 1);
+        if (i >= versions.size()) {
+            why = "more ranks than the " + std::to_string(versions.size()) + " versions asked";
+            return std::nullopt;
+        }
+        unsigned r = 0;
+        auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), r);
+        if (line.empty() || ec != std::errc{} || end != line.data() + line.size()) {
+            why = "line " + std::to_string(i + 1) + " is not a rank";
+            return std::nullopt;
+        }
+        auto [it, fresh] = o.rank_.try_emplace(versions[i], r);
+        if (!fresh && it->second != r) {
+            why = "two ranks for version " + versions[i];
+            return std::nullopt;
+        }
+        ++i;
+    }
+    if (i != versions.size()) {
+        why = std::to_string(i) + " ranks for " + std::to_string(versions.size()) + " versions";
+        return std::nullopt;
+    }
+    return o;
+}
+
+int version_order::compare(std::string_view a, std::string_view b) const
+{
+    if (a == b) return 0;
+    auto x = rank_.find(a), y = rank_.find(b);
+    if (x == rank_.end() || y == rank_.end())
+        throw std::out_of_range("version order: '" + std::string(x == rank_.end() ? a : b) + "' was not ranked");
+    return x->second < y->second ? -1 : x->second > y->second ? 1 : 0;
+}
+
+std::vector<std::string> versions_to_rank(const std::vector<std::pair<std::string, std::string>>& pairs)
+{
+    std::vector<std::string> out;
+    auto add = [&](const std::string& v) {
+        if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+    };
+    for (const auto& [a, b] : pairs)
+        if (a != b) {
+            add(a);
+            add(b);
+        }
+    return out;
+}
+
+std::string vercmp_input(const std::vector<std::string>& versions)
+{
+    std::string s;
+    for (const auto& v : versions) s += v + "\n";
+    return s;
 }
 
 bool valid_pattern(std::string_view p) noexcept { return !p.empty() && p.size() <= 255 && !has_control(p); }
@@ -130,12 +192,13 @@ std::string validate(const bus::package_event& p)
     return {};
 }
 
-decision decide(const std::vector<watch>& watches, const bus::package_event& p, const std::optional<std::string>& candidate)
+decision decide(const std::vector<watch>& watches, const bus::package_event& p, const std::optional<std::string>& candidate,
+                const version_order& order)
 {
     if (auto why = validate(p); !why.empty()) return {verdict::invalid, why};
     if (p.new_version.empty()) return {verdict::removal, "no new version (a removal)"};
     if (!match(watches, p)) return {verdict::unwatched, {}};
-    if (candidate && !candidate->empty() && compare_versions(p.new_version, *candidate) <= 0)
+    if (candidate && !candidate->empty() && order.compare(p.new_version, *candidate) <= 0)
         return {verdict::not_newer, "candidate " + *candidate + " is not older than " + p.new_version};
     return {verdict::update, {}};
 }
@@ -160,11 +223,28 @@ std::optional<coalescer::batch> coalescer::take(clock::time_point now)
     batch b;
     b.items = std::move(items_);
     items_.clear();
-    for (const auto& i : b.items) {
-        auto [it, fresh] = b.wanted.try_emplace(i.pkg.name, i.pkg.new_version);
-        if (!fresh && compare_versions(i.pkg.new_version, it->second) > 0) it->second = i.pkg.new_version;
-    }
     return b;
+}
+
+std::vector<std::pair<std::string, std::string>> batch_pairs(const std::vector<coalescer::item>& items)
+{
+    std::map<std::string, std::string> first;
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (const auto& i : items) {
+        auto [it, fresh] = first.try_emplace(i.pkg.name, i.pkg.new_version);
+        if (!fresh && it->second != i.pkg.new_version) pairs.emplace_back(it->second, i.pkg.new_version);
+    }
+    return pairs;
+}
+
+std::map<std::string, std::string> highest_versions(const std::vector<coalescer::item>& items, const version_order& order)
+{
+    std::map<std::string, std::string> wanted;
+    for (const auto& i : items) {
+        auto [it, fresh] = wanted.try_emplace(i.pkg.name, i.pkg.new_version);
+        if (!fresh && order.compare(i.pkg.new_version, it->second) > 0) it->second = i.pkg.new_version;
+    }
+    return wanted;
 }
 
 std::optional<std::chrono::milliseconds> retry_delay(const retry_policy& p, unsigned attempt, double jitter01)

@@ -1,7 +1,8 @@
 #pragma once
 
 // stomp-repo's decisions, pure: which package events concern this host (watch patterns), whether
-// the announced version is newer than apt's candidate (Debian ordering, by libapt-pkg), the
+// the announced version is newer than apt's candidate (Debian ordering: libapt-pkg's, answered by
+// the helper stomp-repo-vercmp as ranks, read here by version_order), the
 // validation of names, versions and codenames before any of them reaches a command line, the
 // coalescing of a burst into one apt update, the retry schedule, the apt command lines and the
 // reading of apt's answers. No I/O: daemon.cpp runs the commands (bus::runtime::spawn).
@@ -35,8 +36,36 @@ bool valid_component(std::string_view s) noexcept;
 /// An architecture (`amd64`, `all`, `source`): lowercase letters, digits and `-`, at most 32.
 bool valid_architecture(std::string_view s) noexcept;
 
-/// Debian version ordering (epochs, `~`, revisions) by libapt-pkg's debVS: <0, 0, >0.
-int compare_versions(std::string_view a, std::string_view b);
+// ---- Debian version order ----
+
+/// The Debian order of a set of versions, as libapt-pkg's debVS gave it: stomp-repo-vercmp (the
+/// one program of the package linked with libapt-pkg, vercmp_main.cpp) reads the versions one a
+/// line and answers each one's dense rank. The daemon runs it once per event that needs an order
+/// (daemon.cpp); it keeps libapt-pkg and the shared C++ runtime out of the idle daemon.
+class version_order {
+public:
+    /// Reads the helper's answer for `versions` (the helper's input, in order): exactly one
+    /// decimal rank a line. nullopt, with `why`, for anything else (a short or long answer, a
+    /// non-number, two ranks for one version string).
+    static std::optional<version_order> parse(const std::vector<std::string>& versions, std::string_view out,
+                                              std::string& why);
+    /// Orders a version the helper ranked; for tests and the one-version case.
+    void set(std::string version, unsigned rank) { rank_[std::move(version)] = rank; }
+    bool knows(std::string_view v) const { return rank_.find(v) != rank_.end(); }
+    /// <0, 0, >0. Equal strings are equal without a rank; any other version must have been ranked
+    /// (std::out_of_range otherwise: the caller asked the helper for the wrong set).
+    int compare(std::string_view a, std::string_view b) const;
+    std::size_t size() const noexcept { return rank_.size(); }
+
+private:
+    std::map<std::string, unsigned, std::less<>> rank_;
+};
+
+/// The distinct versions that comparing these pairs needs (pairs of equal strings need none), in
+/// first-seen order: the helper's input. Empty: no helper run needed.
+std::vector<std::string> versions_to_rank(const std::vector<std::pair<std::string, std::string>>& pairs);
+/// The helper's stdin for `versions`: one a line.
+std::string vercmp_input(const std::vector<std::string>& versions);
 
 // ---- watching ----
 
@@ -73,9 +102,10 @@ struct decision {
 std::string validate(const bus::package_event& p);
 
 /// The decision for one event, given apt's current candidate for the package (nullopt: apt does
-/// not know it, or it is not known yet).
+/// not know it, or it is not known yet) and the order of the event's version and the candidate
+/// (needed only with a candidate that differs from the announced version).
 decision decide(const std::vector<watch>& watches, const bus::package_event& p,
-                const std::optional<std::string>& candidate);
+                const std::optional<std::string>& candidate, const version_order& order = {});
 
 // ---- coalescing ----
 
@@ -93,7 +123,8 @@ public:
     };
     struct batch {
         std::vector<item> items;
-        /// Package name -> the highest version announced for it in this batch.
+        /// Package name -> the highest version announced for it in this batch: filled by
+        /// highest_versions() once the daemon has the versions' order.
         std::map<std::string, std::string> wanted;
         unsigned attempt = 0;  ///< 0 for a fresh batch; raised by the daemon on retries
     };
@@ -112,6 +143,13 @@ private:
     std::vector<item> items_;
     clock::time_point first_{}, last_{};
 };
+
+/// The pairs whose order highest_versions() needs: each package's announced versions against the
+/// first one announced for it (several versions of one package in one batch).
+std::vector<std::pair<std::string, std::string>> batch_pairs(const std::vector<coalescer::item>& items);
+/// Package name -> the highest version announced for it among `items`, by `order`.
+std::map<std::string, std::string> highest_versions(const std::vector<coalescer::item>& items,
+                                                    const version_order& order);
 
 // ---- retries ----
 

@@ -84,6 +84,13 @@ apt_update >"$work/apt-setup.log" 2>&1 || bad "initial apt-get update: $(cat "$w
 [[ $(candidate site-web) == 1.0-1 ]] && pass "isolated apt root sees site-web 1.0-1" || bad "initial candidate: $(candidate site-web)"
 
 # ---- stomp-repo ----
+# The version helper (libapt-pkg's order) through a wrapper the test can break (case 6b).
+cat >"$work/vercmp" <<EOF
+#!/bin/sh
+if [ -e "$work/vercmp-broken" ]; then echo "stomp-repo-vercmp broken by the test" >&2; exit 3; fi
+exec "$(dirname "$daemon")/stomp-repo-vercmp"
+EOF
+chmod 755 "$work/vercmp"
 cat >"$work/stomp-repo.yaml" <<EOF
 rserver: failover://($url)
 stomp-options: initialReconnectDelay=10&maxReconnectDelay=500&useExponentialBackOff=true
@@ -105,8 +112,19 @@ retry-max: 1s
 coalesce: 200ms
 admin-listen: 127.0.0.1:$aport
 heartbeat-interval: 0
+version-helper: $work/vercmp
 EOF
 "$daemon" -c "$work/stomp-repo.yaml" --check-config >/dev/null && pass "stomp-repo --check-config" || bad "check-config"
+# A missing version helper (or one that cannot order versions) stops --check-config and the start.
+sed "s|^version-helper: .*|version-helper: $work/no-such-vercmp|" "$work/stomp-repo.yaml" >"$work/nohelper.yaml"
+set +e; "$daemon" -c "$work/nohelper.yaml" --check-config 2>"$work/nohelper.err"; rc=$?; set -e
+[[ $rc == 2 ]] && grep -q "version-helper: $work/no-such-vercmp" "$work/nohelper.err" \
+  && pass "missing version helper: --check-config fails (exit 2) and names it" || bad "missing helper: rc=$rc $(cat "$work/nohelper.err")"
+touch "$work/vercmp-broken"
+set +e; timeout 20 "$daemon" -d -c "$work/stomp-repo.yaml" 2>"$work/nohelper-start.err"; rc=$?; set -e
+rm -f "$work/vercmp-broken"
+[[ $rc == 2 ]] && grep -q "broken by the test" "$work/nohelper-start.err" \
+  && pass "a failing version helper stops the start (exit 2)" || bad "broken helper at start: rc=$rc $(tail -3 "$work/nohelper-start.err")"
 printf 'rserver: %s\nwatch: [site-web]\nsources-lst: /x\n' "$url" >"$work/bad.yaml"
 set +e; "$daemon" -c "$work/bad.yaml" --check-config 2>"$work/bad.err"; rc=$?; set -e
 [[ $rc == 2 ]] && grep -q "bad.yaml:3.*sources-lst.*did you mean .sources-list." "$work/bad.err" \
@@ -215,6 +233,33 @@ wait_for 60 results 'len([e for e in evs if e["data"]["outcome"] == "stale" and 
   && pass "candidate still older after the update: 3 stale results (first try + 2 retries)" \
   || bad "stale: $(grep -c stale "$work/results") / $(tail -5 "$work/stomp-repo.log")"
 wait_for 30 metric_is gave_up_total 1 && pass "then given up (bounded) and counted" || bad "gave_up_total=$(metric gave_up_total)"
+
+# 6b. The version helper fails: the event cannot be ordered, so it is held and joins an update;
+# the update's versions cannot be ordered either: version-order-failed results, retried (bounded),
+# and the message is left unacknowledged. After the helper is fixed and stomp-repo restarted, the
+# broker delivers it again and it is decided (here: 1.0~rc1-1 is not newer than 1.3-1).
+touch "$work/vercmp-broken"
+ev_id=6b0c2f7e-0000-4000-8000-00000000ab01
+ev='{"v":1,"id":"'$ev_id'","type":"package","host":"repo01","time":"2026-12-04T10:00:00Z","data":{"name":"site-web","new_version":"1.0~rc1-1","codename":"bookworm","component":"main","architecture":"amd64","file":"site-web_1.0~rc1-1_all.deb"}}'
+"$stompctl" -u "$url" publish -t /topic/future.package.updates -H content-type:application/json -m "$ev" >/dev/null
+wait_for 60 results 'len([e for e in evs if e["data"]["outcome"] == "version-order-failed" and "'$ev_id'" in e["data"]["events"] and not e["data"]["ok"]]) == 3' \
+  && pass "helper failing: 3 version-order-failed results (first try + 2 retries), no verdict" \
+  || bad "no version-order-failed results: $(grep -c version-order "$work/results") / $(tail -5 "$work/stomp-repo.log")"
+wait_for 30 grep -q "version-order-failed after 3 attempt(s).*not acknowledged" "$work/stomp-repo.log" \
+  && pass "then a clear error: messages not acknowledged" || bad "no give-up line: $(tail -5 "$work/stomp-repo.log")"
+grep -q "$ev_id.*cannot be ordered against the candidate.*held, not acknowledged" "$work/stomp-repo.log" \
+  && pass "the event's own error line" || bad "no event error line"
+[[ $(metric ignored_not_newer_total) == 0 ]] && pass "not decided while the helper fails" || bad "decided without the helper"
+rm -f "$work/vercmp-broken"
+kill -TERM "$dpid"
+wait "$dpid" || bad "stomp-repo exit status $? on SIGTERM"
+"$daemon" -d -c "$work/stomp-repo.yaml" 2>>"$work/stomp-repo.log" &
+dpid=$!
+pids+=($dpid)
+wait_for 30 curl -sf "http://127.0.0.1:$aport/readyz" || bad "stomp-repo not ready after the restart"
+wait_for 30 metric_is ignored_not_newer_total 1 \
+  && pass "helper fixed, restarted: the unacknowledged event is delivered again and decided (not newer)" \
+  || bad "not delivered again: not_newer=$(metric ignored_not_newer_total) $(tail -5 "$work/stomp-repo.log")"
 
 # 7. Hostile names, versions and codenames: refused and counted, never on a command line.
 hostile() { # NAME VERSION CODENAME

@@ -79,6 +79,7 @@ retry-max: 1s
 coalesce: 200ms
 admin-listen: 127.0.0.1:$rport
 heartbeat-interval: 0
+version-helper: $(dirname "$daemon")/stomp-repo-vercmp
 EOT
 "$daemon" -c "$WORK/stomp-repo.yaml" --check-config >"$WORK/stomp-repo-check.log" 2>&1 \
   || fatal "stomp-repo --check-config: $(cat "$WORK/stomp-repo-check.log")"

@@ -1,7 +1,9 @@
 // stomp-repo's decisions (Debian policy checks, watch matching, newer-than-candidate, coalescing,
 // retry schedule, apt command lines and output) and reprepro-stomp's notifier arguments; the
-// package.result event's wire forms. Version ordering is checked against `dpkg --compare-versions`.
+// package.result event's wire forms. Version ordering: stomp-repo-vercmp (the helper that holds
+// libapt-pkg for the daemon) against libapt-pkg in this process and `dpkg --compare-versions`.
 #include "stomp_repo.hpp"
+#include "vercmp.hpp"
 #include "repo_config.hpp"
 #include "reprepro_stomp.hpp"
 
@@ -51,6 +53,26 @@ int dpkg_compare(const std::string& a, const std::string& b)
     return 1;
 }
 
+// The order of `versions` by libapt-pkg in this process (what the helper runs).
+version_order apt_order(const std::vector<std::string>& versions)
+{
+    version_order o;
+    auto r = apt_version_ranks(versions);
+    for (std::size_t i = 0; i < versions.size(); ++i) o.set(versions[i], r[i]);
+    return o;
+}
+
+// stomp-repo-vercmp, the built helper: its exit status and stdout for `input`.
+bus::runtime::spawn_result run_vercmp(std::string input)
+{
+    bus::runtime::spawn_options so;
+    so.argv = {STOMP_REPO_VERCMP};
+    so.env = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
+    so.input = std::move(input);
+    so.timeout = 10s;
+    return bus::runtime::spawn(so);
+}
+
 } // namespace
 
 TEST_CASE("stomp-repo - version ordering agrees with dpkg --compare-versions")
@@ -67,9 +89,78 @@ TEST_CASE("stomp-repo - version ordering agrees with dpkg --compare-versions")
     for (const auto& [a, b] : vectors) {
         CAPTURE(a);
         CAPTURE(b);
-        CHECK(compare_versions(a, b) == dpkg_compare(a, b));
-        CHECK(compare_versions(b, a) == -dpkg_compare(a, b));
+        CHECK(apt_compare_versions(a, b) == dpkg_compare(a, b));
+        CHECK(apt_compare_versions(b, a) == -dpkg_compare(a, b));
     }
+    // The helper the daemon runs: every version of the vectors in one run, ranked; each pair's
+    // order from the ranks is libapt-pkg's (and dpkg's).
+    std::vector<std::pair<std::string, std::string>> pairs(vectors.begin(), vectors.end());
+    auto versions = versions_to_rank(pairs);
+    auto r = run_vercmp(vercmp_input(versions));
+    REQUIRE(r.ok());
+    std::string why;
+    auto order = version_order::parse(versions, r.out, why);
+    INFO(why);
+    REQUIRE(order);
+    for (const auto& [a, b] : vectors) {
+        CAPTURE(a);
+        CAPTURE(b);
+        CHECK(order->compare(a, b) == apt_compare_versions(a, b));
+        CHECK(order->compare(b, a) == apt_compare_versions(b, a));
+    }
+}
+
+TEST_CASE("stomp-repo - stomp-repo-vercmp ranks tricky versions as libapt-pkg orders them")
+{
+    // 1.0~rc1 < 1.0 = 0:1.0 < 1.0-1 < 1.0-1+b1 < 1.0-2 < 1.0-10 < 1:0.9 < 2:0.1~~ < 2:0.1~ < 2:0.1
+    std::vector<std::string> v{"2:0.1", "1.0-10", "1.0", "1:0.9", "1.0~rc1", "1.0-2", "0:1.0", "1.0-1+b1", "1.0-1",
+                               "2:0.1~", "2:0.1~~"};
+    auto r = run_vercmp(vercmp_input(v));
+    REQUIRE(r.ok());
+    CHECK(r.out == "9\n5\n1\n6\n0\n4\n1\n3\n2\n8\n7\n");
+    auto want = apt_version_ranks(v);
+    std::string expect;
+    for (auto x : want) expect += std::to_string(x) + "\n";
+    CHECK(r.out == expect);
+    // An empty input is an empty answer.
+    auto e = run_vercmp("");
+    CHECK(e.ok());
+    CHECK(e.out.empty());
+}
+
+TEST_CASE("stomp-repo - stomp-repo-vercmp refuses what is not a version list")
+{
+    for (std::string bad : {std::string("1.0\n\n2.0\n"), std::string("1.0\x01\n"), std::string(300, '1') + "\n"}) {
+        auto r = run_vercmp(bad);
+        CHECK(r.started);
+        CHECK(r.exit_code == 2);
+        CHECK(r.out.empty());
+        CHECK(r.err.find("line") != std::string::npos);
+    }
+}
+
+TEST_CASE("stomp-repo - an unreadable helper answer gives no order")
+{
+    std::vector<std::string> v{"1.0", "2.0"};
+    std::string why;
+    CHECK(version_order::parse(v, "0\n1\n", why));
+    for (std::string_view bad : {"0\n", "0\n1\n2\n", "0\nx\n", "0\n1", "0\n-1\n", "0\n 1\n", ""}) {
+        CAPTURE(bad);
+        why.clear();
+        CHECK_FALSE(version_order::parse(v, bad, why));
+        CHECK_FALSE(why.empty());
+    }
+    // One version string given two different ranks.
+    CHECK_FALSE(version_order::parse({"1.0", "1.0"}, "0\n1\n", why));
+    // Asking about a version the helper was not given is a programming error, not an answer.
+    auto o = version_order::parse(v, "0\n1\n", why);
+    REQUIRE(o);
+    CHECK(o->compare("1.0", "2.0") < 0);
+    CHECK(o->compare("3.0", "3.0") == 0);  // equal strings need no rank
+    CHECK_THROWS_AS(o->compare("1.0", "3.0"), std::out_of_range);
+    // Only pairs of different strings need the helper.
+    CHECK(versions_to_rank({{"1.0", "1.0"}, {"2.0", "2.0"}}).empty());
+    CHECK(versions_to_rank({{"1.0", "2.0"}, {"2.0", "1.0"}, {"2.0", "3.0"}}) == std::vector<std::string>{"1.0", "2.0", "3.0"});
 }
 
 TEST_CASE("stomp-repo - Debian policy names and versions")
@@ -148,11 +239,12 @@ TEST_CASE("stomp-repo - watch patterns and newer-than-candidate")
     // Legacy events carry no codename: a codename pattern does not match them.
     CHECK(decide(w, pkg("site-web", "1.0", ""), std::nullopt).v == verdict::unwatched);
 
-    CHECK(decide(w, pkg("site-web", "1.0-2"), std::string("1.0-1")).v == verdict::update);
-    CHECK(decide(w, pkg("site-web", "1.0-1"), std::string("1.0-1")).v == verdict::not_newer);
-    CHECK(decide(w, pkg("site-web", "1.0-1"), std::string("1:0.1")).v == verdict::not_newer);   // epoch
-    CHECK(decide(w, pkg("site-web", "1.1~rc1"), std::string("1.1")).v == verdict::not_newer);   // tilde
-    CHECK(decide(w, pkg("site-web", "1.1"), std::string("1.1~rc1")).v == verdict::update);
+    auto o = apt_order({"1.0-2", "1.0-1", "1:0.1", "1.1~rc1", "1.1"});
+    CHECK(decide(w, pkg("site-web", "1.0-2"), std::string("1.0-1"), o).v == verdict::update);
+    CHECK(decide(w, pkg("site-web", "1.0-1"), std::string("1.0-1")).v == verdict::not_newer);  // no order needed
+    CHECK(decide(w, pkg("site-web", "1.0-1"), std::string("1:0.1"), o).v == verdict::not_newer);   // epoch
+    CHECK(decide(w, pkg("site-web", "1.1~rc1"), std::string("1.1"), o).v == verdict::not_newer);   // tilde
+    CHECK(decide(w, pkg("site-web", "1.1"), std::string("1.1~rc1"), o).v == verdict::update);
     CHECK(decide(w, pkg("site-web", "1.0"), std::string("")).v == verdict::update);  // (none)
 
     auto removal = pkg("site-web", "");
@@ -174,9 +266,12 @@ TEST_CASE("stomp-repo - a burst coalesces into one update")
     auto b = c.take(t0 + 600ms);
     REQUIRE(b);
     CHECK(b->items.size() == 40);
-    CHECK(b->wanted.size() == 2);
-    CHECK(b->wanted["site-web"] == "1.0-40");
-    CHECK(b->wanted["site-api"] == "1.0-39");
+    auto pairs = batch_pairs(b->items);
+    CHECK(pairs.size() == 38);  // every later version of a package against its first
+    auto wanted = highest_versions(b->items, apt_order(versions_to_rank(pairs)));
+    CHECK(wanted.size() == 2);
+    CHECK(wanted["site-web"] == "1.0-40");
+    CHECK(wanted["site-api"] == "1.0-39");
     CHECK(c.waiting() == 0);
     CHECK_FALSE(c.take(t0 + 10s));
     // A window never stays open longer than max_wait, however steady the stream.
@@ -187,7 +282,18 @@ TEST_CASE("stomp-repo - a burst coalesces into one update")
     coalescer v(0ms, 0ms);
     v.add({"a", 1, pkg("foo", "1.0-10")}, t0);
     v.add({"b", 2, pkg("foo", "1.0-9")}, t0);
-    CHECK(v.take(t0)->wanted["foo"] == "1.0-10");
+    auto vb = v.take(t0);
+    REQUIRE(vb);
+    CHECK(highest_versions(vb->items, apt_order({"1.0-10", "1.0-9"}))["foo"] == "1.0-10");
+    // One version per package: no order needed.
+    coalescer one(0ms, 0ms);
+    one.add({"a", 1, pkg("foo", "1.0")}, t0);
+    one.add({"b", 2, pkg("foo", "1.0")}, t0);
+    one.add({"c", 3, pkg("bar", "2.0")}, t0);
+    auto ob = one.take(t0);
+    REQUIRE(ob);
+    CHECK(batch_pairs(ob->items).empty());
+    CHECK(highest_versions(ob->items, version_order{}).size() == 2);
 }
 
 TEST_CASE("stomp-repo - retry schedule is bounded and jittered")
