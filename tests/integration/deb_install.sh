@@ -11,8 +11,8 @@ NAME=deb_install
 . "$(dirname "$0")/lib.sh"
 DEBS=$(cd "$1" && pwd)
 
-PKGS=(stomp-git stomp-jenkins jenkins-helper github-webhook stomp-broker stompctl deploykit-hooks stomp-repo
-  repo-poller reprepro-stomp herald deploy-agent deploy stomp-ci)
+PKGS=(stomp-git stomp-jenkins jenkins-helper github-webhook stomp-broker stompctl deploykit-hooks deploykit-vercmp
+  stomp-repo repo-poller reprepro-stomp herald deploy-agent deploy stomp-ci)
 DAEMONS=(stomp-broker stomp-git stomp-jenkins github-webhook stomp-repo repo-poller herald deploy-agent stomp-ci)
 declare -A USER_OF=([stomp-git]=root [stomp-repo]=root [stomp-jenkins]=stomp-jenkins [github-webhook]=github-webhook
   [stomp-broker]=stomp-broker [repo-poller]=repo-poller [herald]=herald [deploy-agent]=root [stomp-ci]=root)
