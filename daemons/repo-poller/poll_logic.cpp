@@ -1,8 +1,9 @@
+#define OPENSSL_SUPPRESS_DEPRECATED 1  // SHA256_Init & co. (sha256_hex says why)
 #include "poll_logic.hpp"
 
 #include <lzma.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -210,10 +211,16 @@ packages_parse parse_packages(std::string_view text, std::size_t max_packages)
 
 std::string sha256_hex(std::string_view data)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1)
-        throw std::runtime_error("SHA-256 failed");
+    // OpenSSL's low-level SHA-256 (the same assembly as EVP's), not EVP_Digest: EVP's first use
+    // initialises libcrypto (config, providers, ~2 MB resident), and the state files' names are
+    // hashed at start; an idle repo-poller would carry that before its first poll
+    // (bench/results/perf-4-poller4.md). github-webhook does the same (digest.cpp).
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    constexpr unsigned n = SHA256_DIGEST_LENGTH;
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, data.data(), data.size());
+    SHA256_Final(md, &c);
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
     out.reserve(n * 2);

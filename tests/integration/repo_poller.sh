@@ -330,8 +330,8 @@ kill "$spid" "$bpid" 2>/dev/null || true
 wait "$spid" "$bpid" 2>/dev/null || true
 spid= bpid=
 start_poller
-deb foo 1:1.4-1
-reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.4-1_amd64.deb"
+deb foo 1:1.6-1
+reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.6-1_amd64.deb"
 next_second
 cp -a "$work/stage/pool/." "$repo/pool/"
 for f in "$work"/stage/dists/bookworm/main/binary-amd64/*; do cp "$f" "$bin/.tmp"; mv "$bin/.tmp" "$bin/${f##*/}"; done
@@ -349,7 +349,7 @@ rm -f "$work/sub-ready"
 spid=$!
 until_true 10 test -f "$work/sub-ready" || bad "second subscriber not ready"
 start_poller
-evfile=$work/events2 until_true 30 has_event "d['name']=='foo' and d['new_version']=='1:1.4-1'" \
+evfile=$work/events2 until_true 30 has_event "d['name']=='foo' and d['new_version']=='1:1.6-1'" \
   && pass "broker back (and the poller restarted): the spooled event delivered from the outbox" \
   || bad "spooled event not delivered: $(tail -3 "$work/poller.log")"
 (($(evfile=$work/events2 events True) == 1)) && pass "delivered once, not announced again by the poll" \
