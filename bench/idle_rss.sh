@@ -31,9 +31,10 @@ conf() { # DAEMON
     -e "s|^users-file: .*|users-file: $W/$1/users.yaml|" -e "s|^facts-file: .*|facts-file: $W/$1/facts.yaml|" \
     -e "s|^user: ci-runner|user: nobody|" \
     "$ROOT/packaging/etc/$1/$1.yaml" >"$W/$1.yaml"
-  # stomp-repo's version helper (libapt-pkg), installed next to it in /usr/lib/deploykit
-  local helper; helper="$(dirname "$(bin "$1")")/$1-vercmp"
-  [[ $1 == stomp-repo && -x $helper ]] && echo "version-helper: $helper" >>"$W/$1.yaml"
+  # stomp-repo's and repo-poller's version helper (libapt-pkg), installed in /usr/lib/deploykit,
+  # here next to the binaries
+  local helper; helper="$(dirname "$(bin "$1")")/stomp-repo-vercmp"
+  [[ ($1 == stomp-repo || $1 == repo-poller) && -x $helper ]] && echo "version-helper: $helper" >>"$W/$1.yaml"
   echo '{}' >"$W/$1/users.yaml"; echo '{}' >"$W/$1/facts.yaml"
 }
 start() { # DAEMON

@@ -70,13 +70,24 @@ dk_package(deploykit-hooks BINARIES stomp-post-receive svn-stomp
   SUMMARY "deploykit: git and Subversion hooks that announce commits on the bus"
   DESCRIPTION "stomp-post-receive (git post-receive and post-commit) and svn-stomp (Subversion post-commit) publish commit events on the STOMP bus, spooling them when no broker is reachable.")
 
+# libapt-pkg's version order for stomp-repo and repo-poller, out of their processes
+# (daemons/common/version_helper.hpp): the helper in a package of its own that both depend on, so
+# neither daemon's package drags in the other and no file is shipped twice. No man page: a private
+# helper in /usr/lib/deploykit, not a command. Its libapt-pkg dependency comes from dpkg-shlibdeps.
+dk_package(deploykit-vercmp
+  SUMMARY "deploykit: libapt-pkg's Debian version order for stomp-repo and repo-poller"
+  DESCRIPTION "stomp-repo-vercmp ranks Debian versions in libapt-pkg's order (epochs, tildes, revisions) for the deploykit daemons that compare package versions, so that those daemons do not load libapt-pkg themselves.")
+set(DK_DEP_VERCMP "deploykit-vercmp (>= ${PROJECT_VERSION})")
+
 dk_package(stomp-repo BINARIES stomp-repo DAEMON USER root
+  DEPENDS "${DK_DEP_VERCMP}"
   CONFIGS stomp-repo/stomp-repo.yaml
   SECRETS stomp-repo/bus.passcode
   SUMMARY "deploykit: refresh apt lists when a watched package is published"
   DESCRIPTION "stomp-repo listens for package events on the STOMP bus and runs a scoped apt-get update when a watched package gets a new version. It runs as root because apt-get update does.")
 
 dk_package(repo-poller BINARIES repo-poller DAEMON USER repo-poller
+  DEPENDS "${DK_DEP_VERCMP}" "${DK_DEP_LIBCURL}"
   CONFIGS repo-poller/repo-poller.yaml
   SECRETS repo-poller/bus.passcode
   RECOMMENDS gpgv

@@ -25,6 +25,8 @@ config read(bus::runtime::config_file f)
     c.gpgv = r.str("gpgv", c.gpgv);
     if (!c.gpgv.starts_with("/")) r.fail("gpgv", "must be an absolute path");
     c.gpgv_timeout = r.duration("gpgv-timeout", c.gpgv_timeout, milliseconds(1000), milliseconds(600'000));
+    c.version_helper = r.str("version-helper", c.version_helper);
+    if (!c.version_helper.starts_with("/")) r.fail("version-helper", "must be an absolute path");
     c.workers = static_cast<unsigned>(r.integer("workers", c.workers, 1, 32));
     c.http.connect_timeout = r.duration("connect-timeout", c.http.connect_timeout, milliseconds(100), milliseconds(600'000));
     c.http.request_timeout = r.duration("request-timeout", c.http.request_timeout, milliseconds(100), milliseconds(3'600'000));

@@ -7,6 +7,8 @@
 
 #include "poll_logic.hpp"
 
+#include "version_helper.hpp"
+
 #include "bus/config.hpp"
 #include "bus/runtime/config_reader.hpp"
 #include "bus/runtime/settings.hpp"
@@ -48,6 +50,9 @@ struct config {
     http_limits http;
     std::string gpgv = "/usr/bin/gpgv";
     std::chrono::milliseconds gpgv_timeout{30'000};
+    /// stomp-repo-vercmp (package deploykit-vercmp): libapt-pkg's version order, one run per
+    /// changed Packages index (daemons/common/version_helper.hpp).
+    std::string version_helper = deploykit::default_version_helper;
     unsigned workers = 2;
     bus::runtime::heartbeat_options heartbeat;
     std::optional<bus::http::listen_address> admin_listen;

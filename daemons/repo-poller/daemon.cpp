@@ -13,10 +13,14 @@
 #include "fetch.hpp"
 #include "poller.hpp"
 
+#include "curl_init.hpp"
+#include "version_helper.hpp"
+
 #include "bus/client.hpp"
 #include "bus/event.hpp"
 #include "bus/http/metrics.hpp"
 #include "bus/publisher.hpp"
+#include "bus/runtime/config_reader.hpp"
 #include "bus/runtime/heartbeat.hpp"
 #include "bus/runtime/service.hpp"
 #include "bus/text.hpp"
@@ -96,6 +100,8 @@ struct daemon_state {
     bus::http::counter& failures = metrics.add_counter("poll_failures_total", "polls that failed (transfer, HTTP, format, hash)");
     bus::http::counter& indices = metrics.add_counter("indices_read_total", "Packages indices downloaded and checked");
     bus::http::counter& invalid = metrics.add_counter("invalid_stanzas_total", "Packages stanzas skipped as unusable");
+    bus::http::counter& version_order_failures = metrics.add_counter(
+        "version_order_failures_total", "polls failed because the version helper (stomp-repo-vercmp) did; nothing kept");
 
     double random01() { return std::uniform_real_distribution<double>(0, 1)(rng); }
 
@@ -157,6 +163,11 @@ struct daemon_state {
             try {
                 // Only a pointer captured: GCC 12 destroys a coroutine's lambda captures twice.
                 o = co_await svc.blocking([t] { return poll_once(t->ctx, t->st); });
+            } catch (const version_order_error& e) {
+                o = {};
+                o.what = poll_outcome::kind::failed;
+                o.why = e.what();
+                o.version_order_failed = true;
             } catch (const std::exception& e) {
                 o = {};
                 o.what = poll_outcome::kind::failed;
@@ -198,6 +209,13 @@ struct daemon_state {
             case k::failed:
                 ok = false;
                 failures.inc();
+                if (o.version_order_failed) {
+                    version_order_failures.inc();
+                    log.error("repo-poller: {}: version helper failed: {}; nothing of this poll published or recorded, "
+                              "retried at the next poll",
+                              t->label, bus::log_escape(o.why));
+                    break;
+                }
                 log.warn("repo-poller: {}: poll failed: {}", t->label, bus::log_escape(o.why));
                 break;
             }
@@ -252,8 +270,13 @@ net::awaitable<void> announce_ready(daemon_state* d)
 int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("repo-poller: {}", n); });
+    // libcurl is loaded and initialised at the first poll (fetch.hpp), libapt-pkg's order comes
+    // from the helper per changed index: that both work is checked now (libcurl in a child), so
+    // a missing one stops the start and --check-config, not the first poll.
+    if (auto e = deploykit::curl_library_check(); !e.empty()) throw std::runtime_error(e);
+    if (auto e = deploykit::check_version_helper(cfg.version_helper); !e.empty())
+        throw bus::runtime::config_error(opts.config_path + ": version-helper: " + e);
     if (opts.check_config) return 0;
-    http_global_init();
     prepare_dir(cfg.state_dir);
     bus::runtime::service svc(opts, log,
                               {.drain_deadline = std::chrono::seconds(3), .workers = cfg.workers});

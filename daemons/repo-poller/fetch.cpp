@@ -1,5 +1,7 @@
 #include "fetch.hpp"
 
+#include "curl_init.hpp"
+
 #include <curl/curl.h>
 
 #include <memory>
@@ -62,16 +64,16 @@ int on_progress(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
 
 } // namespace
 
-void http_global_init()
-{
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
+std::string http_global_init() { return deploykit::curl_init_once(); }
 
 fetch_result http_get(const std::string& url, const http_limits& limits, std::size_t max_bytes, const std::string& etag,
                       const std::string& last_modified, const std::atomic<bool>* stop)
 {
     fetch_result r;
+    if (auto e = http_global_init(); !e.empty()) {
+        r.error = e;
+        return r;
+    }
     std::unique_ptr<CURL, void (*)(CURL*)> h(curl_easy_init(), curl_easy_cleanup);
     if (!h) {
         r.error = "curl_easy_init failed";

@@ -3,6 +3,8 @@
 // Blocking HTTP GETs with libcurl for repo-poller: conditional (If-None-Match /
 // If-Modified-Since), bounded in size and time, abortable at shutdown. Runs on the worker pool,
 // never on the I/O thread. Nothing here logs; URLs with credentials are never put in errors.
+// libcurl is loaded and initialised (OpenSSL with it) at the first request, not at start
+// (daemons/common/curl_init.hpp): an idle daemon does not map libcurl's tree.
 
 #include "config.hpp"
 
@@ -11,8 +13,9 @@
 
 namespace repo_poller {
 
-/// curl_global_init, once, before any thread starts.
-void http_global_init();
+/// Loads and initialises libcurl, once (curl_init_once: thread-safe, a failure retried at the
+/// next call). Called by http_get; a failure is that request's error (status 0).
+std::string http_global_init();
 
 struct fetch_result {
     long status = 0;            ///< HTTP status; 0 when the transfer failed

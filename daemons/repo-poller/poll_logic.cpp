@@ -1,12 +1,13 @@
+#define OPENSSL_SUPPRESS_DEPRECATED 1  // SHA256_Init & co. (sha256_hex says why)
 #include "poll_logic.hpp"
 
-#include <apt-pkg/debversion.h>
 #include <lzma.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <set>
 #include <cctype>
 #include <fnmatch.h>
 #include <memory>
@@ -210,10 +211,16 @@ packages_parse parse_packages(std::string_view text, std::size_t max_packages)
 
 std::string sha256_hex(std::string_view data)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1)
-        throw std::runtime_error("SHA-256 failed");
+    // OpenSSL's low-level SHA-256 (the same assembly as EVP's), not EVP_Digest: EVP's first use
+    // initialises libcrypto (config, providers, ~2 MB resident), and the state files' names are
+    // hashed at start; an idle repo-poller would carry that before its first poll
+    // (bench/results/perf-4-poller4.md). github-webhook does the same (digest.cpp).
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    constexpr unsigned n = SHA256_DIGEST_LENGTH;
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, data.data(), data.size());
+    SHA256_Final(md, &c);
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
     out.reserve(n * 2);
@@ -282,12 +289,6 @@ std::string decompress(std::string_view data, compression c, std::size_t max_out
         if (rc != LZMA_OK) throw parse_error("xz: corrupt data (liblzma error " + std::to_string(static_cast<int>(rc)) + ")");
     }
     return out;
-}
-
-int compare_versions(std::string_view a, std::string_view b)
-{
-    // debVS.CmpVersion(std::string, std::string) without the copies: the same comparison.
-    return debVS.DoCmpVersion(a.data(), a.data() + a.size(), b.data(), b.data() + b.size());
 }
 
 bool valid_package_name(std::string_view s) noexcept
@@ -371,22 +372,42 @@ std::string state_file_name(std::string_view url, std::string_view suite)
     return sha256_hex(key).substr(0, 32) + ".json";
 }
 
+std::vector<std::string> versions_to_order(const std::vector<binary_package>& pkgs, const std::vector<std::string>& patterns,
+                                           const std::map<std::string, std::string>& versions, std::string_view component,
+                                           std::string_view arch)
+{
+    std::vector<std::string> out;
+    std::set<std::string_view> seen;
+    auto add = [&](const std::string& v) {
+        if (seen.insert(v).second) out.push_back(v);
+    };
+    for (const auto& p : pkgs)
+        if (name_matches(patterns, p.name)) add(p.version);
+    const std::string prefix = std::string(component) + "/" + std::string(arch) + "/";
+    // A remembered string that is not a version (a state file edited by hand) is not sent: the
+    // helper would refuse the whole run. apply_index then takes it as unknown (a change).
+    for (auto it = versions.lower_bound(prefix); it != versions.end() && it->first.starts_with(prefix); ++it)
+        if (valid_version(it->second)) add(it->second);
+    return out;
+}
+
 std::map<std::string, binary_package> newest_of_interest(const std::vector<binary_package>& pkgs,
-                                                         const std::vector<std::string>& patterns)
+                                                         const std::vector<std::string>& patterns,
+                                                         const version_order& order)
 {
     std::map<std::string, binary_package> out;
     for (const auto& p : pkgs) {
         if (!name_matches(patterns, p.name)) continue;
         auto it = out.find(p.name);
         if (it == out.end()) out.emplace(p.name, p);
-        else if (compare_versions(p.version, it->second.version) > 0) it->second = p;
+        else if (order.compare(p.version, it->second.version) > 0) it->second = p;
     }
     return out;
 }
 
 std::vector<change> apply_index(std::map<std::string, std::string>& versions, std::string_view component,
                                 std::string_view arch, const std::map<std::string, binary_package>& current,
-                                bool baseline)
+                                bool baseline, const version_order& order)
 {
     const std::string prefix = std::string(component) + "/" + std::string(arch) + "/";
     std::map<std::string, std::string> old;
@@ -399,7 +420,8 @@ std::vector<change> apply_index(std::map<std::string, std::string>& versions, st
         versions[prefix + name] = p.version;
         if (!baseline) continue;
         auto o = old.find(name);
-        if (o != old.end() && compare_versions(p.version, o->second) <= 0) continue;
+        if (o != old.end() && (p.version == o->second || (order.knows(o->second) && order.compare(p.version, o->second) <= 0)))
+            continue;
         auto file = p.filename;
         if (auto slash = file.rfind('/'); slash != std::string::npos) file.erase(0, slash + 1);
         out.push_back(change{std::string(component), std::string(arch), name, o == old.end() ? std::string() : o->second,

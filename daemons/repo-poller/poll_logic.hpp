@@ -6,7 +6,12 @@
 // the persisted state, and the poll schedule. The daemon (daemon.cpp) does the I/O around it.
 //
 // Formats: Debian's repository format (https://wiki.debian.org/DebianRepository/Format), deb822
-// paragraphs; version order is libapt-pkg's (debVS.CmpVersion), as apt itself orders them.
+// paragraphs; version order is libapt-pkg's (debVS.CmpVersion), as apt itself orders them, given
+// as a deploykit::version_order: the ranks stomp-repo-vercmp answered for one index's versions
+// (version_helper.hpp; one helper run per changed index, poller.cpp), so this process never maps
+// libapt-pkg.
+
+#include "version_helper.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -18,6 +23,8 @@
 #include <vector>
 
 namespace repo_poller {
+
+using deploykit::version_order;
 
 /// Input that is not what the format says (a broken InRelease, a truncated index, a hash that
 /// does not match): the poll fails, nothing changes, it is retried with backoff.
@@ -85,9 +92,6 @@ std::optional<chosen_index> choose_index(const release_info& r, std::string_view
 /// parse_error (a decompression bomb never takes more than `max_out`).
 std::string decompress(std::string_view data, compression c, std::size_t max_out);
 
-/// Debian version order (libapt-pkg): <0, 0, >0.
-int compare_versions(std::string_view a, std::string_view b);
-
 /// Names Debian allows for packages (policy 5.6.1): [a-z0-9][a-z0-9+.-]+, at most 200 bytes.
 bool valid_package_name(std::string_view s) noexcept;
 /// Version strings Debian allows (policy 5.6.12 characters): [A-Za-z0-9.+~:-], starting with a
@@ -126,17 +130,28 @@ struct change {
     bool operator==(const change&) const = default;
 };
 
-/// The newest version of every package of interest in one index.
+/// The distinct versions that deciding one index needs ordered, in first-seen order (the
+/// helper's input): those of the packages of interest in `pkgs`, and those `versions` remembers
+/// for `component`/`arch`. One helper run per changed index orders them all.
+std::vector<std::string> versions_to_order(const std::vector<binary_package>& pkgs, const std::vector<std::string>& patterns,
+                                           const std::map<std::string, std::string>& versions, std::string_view component,
+                                           std::string_view arch);
+
+/// The newest version of every package of interest in one index; `order` ranks every version of
+/// interest (versions_to_order).
 std::map<std::string, binary_package> newest_of_interest(const std::vector<binary_package>& pkgs,
-                                                         const std::vector<std::string>& patterns);
+                                                         const std::vector<std::string>& patterns,
+                                                         const version_order& order);
 
 /// Replaces what `versions` holds for `component`/`arch` with `current` and returns the real
 /// changes: a version newer than the remembered one, or a package not remembered before. When
 /// `baseline` is false (the first poll), nothing is a change: the state is only recorded.
-/// Removals and downgrades update the state quietly.
+/// Removals and downgrades update the state quietly. `order` ranks the current and remembered
+/// versions (versions_to_order); without `baseline` nothing is compared. A remembered string the
+/// order does not know (not a valid version, never sent to the helper) counts as older.
 std::vector<change> apply_index(std::map<std::string, std::string>& versions, std::string_view component,
                                 std::string_view arch, const std::map<std::string, binary_package>& current,
-                                bool baseline);
+                                bool baseline, const version_order& order);
 
 /// When to poll next: after a success, `interval` plus up to `jitter` (r in [0,1)); after
 /// `failures` consecutive failures, exponential backoff from `retry_initial` doubling up to

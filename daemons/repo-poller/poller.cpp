@@ -175,9 +175,18 @@ poll_outcome poll_once(const poll_context& ctx, const suite_state& prev)
             auto parsed = parse_packages(decompress(got.body, idx->comp, cfg.http.max_unpacked_bytes));
             o.invalid_stanzas += parsed.invalid;
             ++o.indices_read;
-            auto current = newest_of_interest(parsed.packages, repo.packages);
+            // libapt-pkg's order for this index's versions of interest and the remembered ones:
+            // one helper run (version_helper.hpp). Failing, the poll fails before anything of it is
+            // kept; the next one reads the index again.
+            auto to_order = versions_to_order(parsed.packages, repo.packages, o.next.versions, comp, arch);
+            auto ranks = deploykit::rank_versions(cfg.version_helper, to_order);
+            if (!ranks.order)
+                throw version_order_error(idx->file.path + ": cannot order its " + std::to_string(to_order.size()) +
+                                          " version(s): " + ranks.error);
+            auto current = newest_of_interest(parsed.packages, repo.packages, *ranks.order);
             const bool baseline = prev.baseline && known != o.next.index_hashes.end();
-            for (auto& c : apply_index(o.next.versions, comp, arch, current, baseline)) o.changes.push_back(std::move(c));
+            for (auto& c : apply_index(o.next.versions, comp, arch, current, baseline, *ranks.order))
+                o.changes.push_back(std::move(c));
             o.next.index_hashes[key] = idx->file.sha256;
         }
     // Indices no longer listed (or configured): forget them and their versions.
@@ -187,7 +196,7 @@ poll_outcome poll_once(const poll_context& ctx, const suite_state& prev)
             continue;
         }
         auto slash = it->first.find('/');
-        apply_index(o.next.versions, it->first.substr(0, slash), it->first.substr(slash + 1), {}, false);
+        apply_index(o.next.versions, it->first.substr(0, slash), it->first.substr(slash + 1), {}, false, version_order{});
         it = o.next.index_hashes.erase(it);
     }
     o.next.etag = rel.etag;

@@ -10,11 +10,19 @@
 #include "poll_logic.hpp"
 
 #include <atomic>
+#include <stdexcept>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 namespace repo_poller {
+
+/// The version helper failed for an index (it did not run, timed out or answered nonsense): the
+/// poll fails and nothing of it is committed; the next poll (with backoff) reads the index again.
+class version_order_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 struct poll_outcome {
     enum class kind {
@@ -31,6 +39,7 @@ struct poll_outcome {
     suite_state next;            ///< to persist once the changes are kept (not for failures)
     bool save = false;           ///< `next` differs from the previous state
     bool same_release = false;   ///< unchanged: a 200 with the very bytes acted on last time
+    bool version_order_failed = false;  ///< failed because the version helper did
     std::size_t indices_read = 0;
     std::size_t invalid_stanzas = 0;
 };

@@ -82,50 +82,9 @@ std::string failure_text(update_outcome oc, const bus::runtime::spawn_result& r,
 
 // ---- the version helper ----
 
-struct ranked {
-    std::optional<version_order> order;  ///< nullopt: the helper failed
-    std::string error;
-};
-
-// Runs stomp-repo-vercmp for `versions` and reads its ranks. Blocking (a worker, or main at start).
-ranked rank_now(const std::string& helper, const std::vector<std::string>& versions)
-{
-    if (versions.empty()) return {version_order{}, {}};
-    bus::runtime::spawn_options so;
-    so.argv.push_back(helper);
-    so.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"};
-    so.input = vercmp_input(versions);
-    so.cwd = "/";
-    so.timeout = milliseconds(10000);
-    so.kill_grace = milliseconds(1000);
-    so.die_with_parent = true;
-    so.max_out = 12 * versions.size() + 64;  // a rank is at most 10 digits and a newline
-    so.kill_on_overflow = true;
-    auto r = bus::runtime::spawn(so);
-    if (!r.ok() || r.out_truncated) {
-        auto e = r.err.substr(0, std::min<std::size_t>(r.err.find('\n'), 300));
-        std::string what = r.out_truncated ? std::string("answered too much") : r.describe();
-        return {std::nullopt, helper + " " + what + (e.empty() ? "" : ": " + e)};
-    }
-    std::string why;
-    auto o = version_order::parse(versions, r.out, why);
-    if (!o) return {std::nullopt, helper + ": unreadable answer: " + why};
-    return {std::move(o), {}};
-}
-
-// At start and for --check-config: the helper runs and orders as libapt-pkg does (epochs, `~`,
-// revisions, `0:` = no epoch). Empty when fine, else why not.
-std::string check_version_helper(const std::string& helper)
-{
-    const std::vector<std::string> v{"1.0~rc1", "1.0", "1:0.9", "1.0-1", "0:1.0"};
-    auto r = rank_now(helper, v);
-    if (!r.order) return r.error;
-    const auto& o = *r.order;
-    if (!(o.compare("1.0~rc1", "1.0") < 0 && o.compare("1.0", "0:1.0") == 0 && o.compare("1.0", "1.0-1") < 0 &&
-          o.compare("1.0-1", "1:0.9") < 0))
-        return helper + ": a wrong order for 1.0~rc1 < 1.0 = 0:1.0 < 1.0-1 < 1:0.9";
-    return {};
-}
+using deploykit::check_version_helper;
+using deploykit::ranked;
+using deploykit::rank_versions;
 
 struct daemon_state {
     daemon_state(bus::runtime::service& svc_, std::string config_path_, config cfg_)
@@ -226,7 +185,7 @@ struct daemon_state {
         auto versions = std::make_shared<std::vector<std::string>>(versions_to_rank(pairs));
         if (versions->empty()) co_return ranked{version_order{}, {}};
         auto helper = std::make_shared<std::string>(cfg.version_helper);
-        auto job = [helper, versions] { return rank_now(*helper, *versions); };
+        auto job = [helper, versions] { return rank_versions(*helper, *versions); };
         auto r = co_await svc.blocking(job);
         if (!r.order) ++order_failures;
         co_return r;

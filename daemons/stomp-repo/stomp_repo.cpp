@@ -83,52 +83,6 @@ bool valid_architecture(std::string_view s) noexcept
     return std::all_of(s.begin(), s.end(), [](char c) { return lower_or_digit(c) || c == '-'; });
 }
 
-std::optional<version_order> version_order::parse(const std::vector<std::string>& versions, std::string_view out,
-                                                  std::string& why)
-{
-    version_order o;
-    std::size_t i = 0;
-    while (!out.empty()) {
-        auto nl = out.find('\n');
-        if (nl == std::string_view::npos) {
-            why = "answer not ended by a newline";
-            return std::nullopt;
-        }
-        auto line = out.substr(0, nl);
-        out.remove_prefix(nl + 1);
-        if (i >= versions.size()) {
-            why = "more ranks than the " + std::to_string(versions.size()) + " versions asked";
-            return std::nullopt;
-        }
-        unsigned r = 0;
-        auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), r);
-        if (line.empty() || ec != std::errc{} || end != line.data() + line.size()) {
-            why = "line " + std::to_string(i + 1) + " is not a rank";
-            return std::nullopt;
-        }
-        auto [it, fresh] = o.rank_.try_emplace(versions[i], r);
-        if (!fresh && it->second != r) {
-            why = "two ranks for version " + versions[i];
-            return std::nullopt;
-        }
-        ++i;
-    }
-    if (i != versions.size()) {
-        why = std::to_string(i) + " ranks for " + std::to_string(versions.size()) + " versions";
-        return std::nullopt;
-    }
-    return o;
-}
-
-int version_order::compare(std::string_view a, std::string_view b) const
-{
-    if (a == b) return 0;
-    auto x = rank_.find(a), y = rank_.find(b);
-    if (x == rank_.end() || y == rank_.end())
-        throw std::out_of_range("version order: '" + std::string(x == rank_.end() ? a : b) + "' was not ranked");
-    return x->second < y->second ? -1 : x->second > y->second ? 1 : 0;
-}
-
 std::vector<std::string> versions_to_rank(const std::vector<std::pair<std::string, std::string>>& pairs)
 {
     std::vector<std::string> out;
@@ -141,13 +95,6 @@ std::vector<std::string> versions_to_rank(const std::vector<std::pair<std::strin
             add(b);
         }
     return out;
-}
-
-std::string vercmp_input(const std::vector<std::string>& versions)
-{
-    std::string s;
-    for (const auto& v : versions) s += v + "\n";
-    return s;
 }
 
 bool valid_pattern(std::string_view p) noexcept { return !p.empty() && p.size() <= 255 && !has_control(p); }

@@ -8,6 +8,7 @@
 // reading of apt's answers. No I/O: daemon.cpp runs the commands (bus::runtime::spawn).
 
 #include "bus/event.hpp"
+#include "version_helper.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -38,34 +39,15 @@ bool valid_architecture(std::string_view s) noexcept;
 
 // ---- Debian version order ----
 
-/// The Debian order of a set of versions, as libapt-pkg's debVS gave it: stomp-repo-vercmp (the
-/// one program of the package linked with libapt-pkg, vercmp_main.cpp) reads the versions one a
-/// line and answers each one's dense rank. The daemon runs it once per event that needs an order
-/// (daemon.cpp); it keeps libapt-pkg and the shared C++ runtime out of the idle daemon.
-class version_order {
-public:
-    /// Reads the helper's answer for `versions` (the helper's input, in order): exactly one
-    /// decimal rank a line. nullopt, with `why`, for anything else (a short or long answer, a
-    /// non-number, two ranks for one version string).
-    static std::optional<version_order> parse(const std::vector<std::string>& versions, std::string_view out,
-                                              std::string& why);
-    /// Orders a version the helper ranked; for tests and the one-version case.
-    void set(std::string version, unsigned rank) { rank_[std::move(version)] = rank; }
-    bool knows(std::string_view v) const { return rank_.find(v) != rank_.end(); }
-    /// <0, 0, >0. Equal strings are equal without a rank; any other version must have been ranked
-    /// (std::out_of_range otherwise: the caller asked the helper for the wrong set).
-    int compare(std::string_view a, std::string_view b) const;
-    std::size_t size() const noexcept { return rank_.size(); }
-
-private:
-    std::map<std::string, unsigned, std::less<>> rank_;
-};
+/// The Debian order of a set of versions, as libapt-pkg's debVS gave it through the helper
+/// stomp-repo-vercmp (daemons/common/version_helper.hpp, shared with repo-poller). The daemon runs
+/// it once per event that needs an order (daemon.cpp).
+using deploykit::version_order;
+using deploykit::vercmp_input;
 
 /// The distinct versions that comparing these pairs needs (pairs of equal strings need none), in
 /// first-seen order: the helper's input. Empty: no helper run needed.
 std::vector<std::string> versions_to_rank(const std::vector<std::pair<std::string, std::string>>& pairs);
-/// The helper's stdin for `versions`: one a line.
-std::string vercmp_input(const std::vector<std::string>& versions);
 
 // ---- watching ----
 

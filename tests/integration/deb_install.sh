@@ -11,8 +11,8 @@ NAME=deb_install
 . "$(dirname "$0")/lib.sh"
 DEBS=$(cd "$1" && pwd)
 
-PKGS=(stomp-git stomp-jenkins jenkins-helper github-webhook stomp-broker stompctl deploykit-hooks stomp-repo
-  repo-poller reprepro-stomp herald deploy-agent deploy stomp-ci)
+PKGS=(stomp-git stomp-jenkins jenkins-helper github-webhook stomp-broker stompctl deploykit-hooks deploykit-vercmp
+  stomp-repo repo-poller reprepro-stomp herald deploy-agent deploy stomp-ci)
 DAEMONS=(stomp-broker stomp-git stomp-jenkins github-webhook stomp-repo repo-poller herald deploy-agent stomp-ci)
 declare -A USER_OF=([stomp-git]=root [stomp-repo]=root [stomp-jenkins]=stomp-jenkins [github-webhook]=github-webhook
   [stomp-broker]=stomp-broker [repo-poller]=repo-poller [herald]=herald [deploy-agent]=root [stomp-ci]=root)
@@ -20,7 +20,7 @@ declare -A USER_OF=([stomp-git]=root [stomp-repo]=root [stomp-jenkins]=stomp-jen
 SYS_USERS=(stomp-jenkins github-webhook stomp-broker repo-poller herald ci-runner)
 declare -A BINS_OF=([stomp-git]=/usr/sbin/stomp-git [stomp-jenkins]=/usr/sbin/stomp-jenkins
   [jenkins-helper]=/usr/bin/jenkins-helper [github-webhook]=/usr/sbin/github-webhook
-  [stomp-broker]=/usr/sbin/stomp-broker [stompctl]=/usr/bin/stompctl
+  [stomp-broker]=/usr/sbin/stomp-broker [stompctl]=/usr/bin/stompctl [deploykit-vercmp]=""
   [deploykit-hooks]="/usr/bin/stomp-post-receive /usr/bin/svn-stomp" [stomp-repo]=/usr/sbin/stomp-repo
   [repo-poller]=/usr/sbin/repo-poller [reprepro-stomp]=/usr/bin/reprepro-stomp [herald]=/usr/sbin/herald
   [deploy-agent]=/usr/sbin/deploy-agent [deploy]=/usr/bin/deploy [stomp-ci]=/usr/sbin/stomp-ci)
@@ -93,6 +93,9 @@ for p in "${PKGS[@]}"; do
   done
   [[ -f /usr/share/doc/$p/copyright && -f /usr/share/doc/$p/changelog.gz ]] || { fail "$p: docs missing"; ok=false; }
 done
+# The version helper stomp-repo and repo-poller run (not a command: no --version, no man page).
+[[ $(printf '2.0\n1:0.1\n1.0~rc1\n' | /usr/lib/deploykit/stomp-repo-vercmp | tr '\n' ' ') == "1 2 0 " ]] \
+  || { fail "deploykit-vercmp: /usr/lib/deploykit/stomp-repo-vercmp does not rank versions"; ok=false; }
 for d in "${DAEMONS[@]}"; do
   [[ -f /lib/systemd/system/$d.service ]] || { fail "$d: no unit"; ok=false; }
   grep -qx "/etc/$d/$d.yaml" /var/lib/dpkg/info/"$d".conffiles || { fail "$d: config is not a conffile"; ok=false; }

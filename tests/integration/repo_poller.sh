@@ -6,11 +6,14 @@
 # nothing published; `reprepro includedeb` of a newer version -> one package event (native and the
 # original `package:` line); a package not of interest -> nothing; a tampered InRelease and one
 # signed by another key -> refused, counted, nothing published, then published once the repository
-# is signed again; a restart publishes nothing twice; aptly publish update -> event. Reports the
-# time from a changed InRelease to the event.
-#   tests/integration/repo_poller.sh STOMP_BROKER STOMPCTL REPO_POLLER
+# is signed again; a restart publishes nothing twice; aptly publish update -> event; a missing
+# version helper stops --check-config, a failing one the start; a version helper failing while
+# running -> the poll is not committed (error line, counted, nothing published or recorded), and
+# the next poll with the helper back publishes the event. Reports the time from a changed
+# InRelease to the event.
+#   tests/integration/repo_poller.sh STOMP_BROKER STOMPCTL REPO_POLLER STOMP_REPO_VERCMP
 set -euo pipefail
-broker=$(realpath "$1") stompctl=$(realpath "$2") poller=$(realpath "$3")
+broker=$(realpath "$1") stompctl=$(realpath "$2") poller=$(realpath "$3") vercmp=$(realpath "$4")
 PY=/usr/bin/python3
 for tool in reprepro aptly gpg gpgv dpkg-deb; do
   command -v "$tool" >/dev/null || { echo "FAIL $tool is not installed (scripts/deps.sh installs it)"; exit 1; }
@@ -119,11 +122,20 @@ spid=$!
 until_true 10 test -f "$work/sub-ready" || { echo "FAIL subscriber not ready"; exit 1; }
 
 # ---- repo-poller ---------------------------------------------------------------------------------
+# The version helper (libapt-pkg's order, one run per changed index), failing while
+# $work/vercmp-broken exists.
+cat >"$work/vercmp" <<EOF
+#!/bin/sh
+if [ -e "$work/vercmp-broken" ]; then echo "stomp-repo-vercmp broken by the test" >&2; exit 3; fi
+exec "$vercmp"
+EOF
+chmod 755 "$work/vercmp"
 cat >"$work/poller.yaml" <<EOF
 rserver: failover://(stomp://127.0.0.1:$bport)
 stomp-options: initialReconnectDelay=0.01&randomize=false&useExponentialBackOff=true&MaxReconnectDelay=30&BackOffMultiplier=2&MaxReconnectAttempts=0&Backup=false&Timeout=-1
 wire-format: both
 state-dir: $work/state
+version-helper: $work/vercmp
 admin-listen: 127.0.0.1:$aport
 heartbeat-interval: 0
 repositories:
@@ -155,6 +167,16 @@ if out=$("$poller" --check-config -c "$work/typo.yaml" 2>&1); then bad "a misspe
 elif [[ $out == *"typo.yaml:"*"repositories[0].intervall"*"did you mean"*"interval"* ]]; then pass "config typo: file, line, key, did-you-mean"
 else bad "config typo message: $out"; fi
 "$poller" --check-config -c "$work/poller.yaml" >/dev/null 2>&1 && pass "--check-config accepts the test config" || bad "--check-config"
+# The version helper is checked by --check-config and at start: missing, or failing.
+sed "s|^version-helper: .*|version-helper: $work/no-such-vercmp|" "$work/poller.yaml" >"$work/nohelper.yaml"
+rc=0; "$poller" --check-config -c "$work/nohelper.yaml" >"$work/nohelper.err" 2>&1 || rc=$?
+[[ $rc == 2 ]] && grep -q "version-helper: $work/no-such-vercmp" "$work/nohelper.err" \
+  && pass "missing version helper: --check-config exit 2, naming it" || bad "missing helper: rc $rc $(cat "$work/nohelper.err")"
+touch "$work/vercmp-broken"
+rc=0; timeout 20 "$poller" -d -c "$work/poller.yaml" >"$work/broken-start.err" 2>&1 || rc=$?
+rm -f "$work/vercmp-broken"
+[[ $rc == 2 ]] && grep -q "broken by the test" "$work/broken-start.err" && pass "failing version helper: the start fails (exit 2)" \
+  || bad "failing helper at start: rc $rc $(tail -3 "$work/broken-start.err")"
 
 start_poller
 until_true 20 log_has "$work/poller.log" "reprepro bookworm: baseline recorded" \
@@ -250,6 +272,30 @@ for f in "$work"/stage/dists/bookworm/main/binary-amd64/*; do cp "$f" "$bin/.tmp
 until_true 20 has_event "d['name']=='foo' and d['new_version']=='1:1.3-1'" && pass "matching indices -> the event (retried with backoff)" \
   || bad "no event after the indices were fixed: $(tail -3 "$work/poller.log")"
 
+# ---- the version helper fails: nothing of the poll is kept; the next poll, helper back, publishes --
+deb foo 1:1.5-1
+reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.5-1_amd64.deb"
+vfails=$(metric repo_poller_version_order_failures_total)
+events_before=$(events True)
+state_before=$(cat "$work"/state/*.json | sha256sum)
+touch "$work/vercmp-broken"
+next_second
+cp -a "$work/stage/pool/." "$repo/pool/"
+for f in "$work"/stage/dists/bookworm/main/binary-amd64/*; do cp "$f" "$bin/.tmp"; mv "$bin/.tmp" "$bin/${f##*/}"; done
+cp "$work/stage/dists/bookworm/InRelease" "$inrel.tmp" && mv "$inrel.tmp" "$inrel"
+# Two failures: the first poll's result was not committed, so the next one reads the index again.
+until_true 20 metric_above repo_poller_version_order_failures_total $((vfails + 1)) \
+  && pass "version helper failing: polls fail and are counted, the index read again at each retry" \
+  || bad "helper failure not counted: $(tail -3 "$work/poller.log")"
+log_has "$work/poller.log" "version helper failed" && log_has "$work/poller.log" "broken by the test" \
+  && pass "the failure is an error line with the helper's answer" || bad "helper failure not logged"
+(($(events True) == events_before)) && pass "nothing published while the helper fails" || bad "published without an order"
+[[ $(cat "$work"/state/*.json | sha256sum) == "$state_before" ]] && pass "nothing recorded while the helper fails (state files unchanged)" \
+  || bad "state changed while the helper failed"
+rm -f "$work/vercmp-broken"
+until_true 20 has_event "d['name']=='foo' and d['new_version']=='1:1.5-1' and d['old_version']=='1:1.3-1'" \
+  && pass "helper back -> the next poll publishes foo 1:1.5-1 (old 1:1.3-1)" || bad "no event after the helper came back: $(tail -3 "$work/poller.log")"
+
 # ---- aptly ----------------------------------------------------------------------------------------
 ap repo add site "$work/debs/foo_1.1-1_amd64.deb"
 ap publish update -batch -gpg-key="$keyid" aptdist
@@ -284,8 +330,8 @@ kill "$spid" "$bpid" 2>/dev/null || true
 wait "$spid" "$bpid" 2>/dev/null || true
 spid= bpid=
 start_poller
-deb foo 1:1.4-1
-reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.4-1_amd64.deb"
+deb foo 1:1.6-1
+reprepro -b "$work/stage" --silent includedeb bookworm "$work/debs/foo_1:1.6-1_amd64.deb"
 next_second
 cp -a "$work/stage/pool/." "$repo/pool/"
 for f in "$work"/stage/dists/bookworm/main/binary-amd64/*; do cp "$f" "$bin/.tmp"; mv "$bin/.tmp" "$bin/${f##*/}"; done
@@ -303,7 +349,7 @@ rm -f "$work/sub-ready"
 spid=$!
 until_true 10 test -f "$work/sub-ready" || bad "second subscriber not ready"
 start_poller
-evfile=$work/events2 until_true 30 has_event "d['name']=='foo' and d['new_version']=='1:1.4-1'" \
+evfile=$work/events2 until_true 30 has_event "d['name']=='foo' and d['new_version']=='1:1.6-1'" \
   && pass "broker back (and the poller restarted): the spooled event delivered from the outbox" \
   || bad "spooled event not delivered: $(tail -3 "$work/poller.log")"
 (($(evfile=$work/events2 events True) == 1)) && pass "delivered once, not announced again by the poll" \

@@ -92,6 +92,7 @@ rserver: failover://($url)
 stomp-options: initialReconnectDelay=0.01&randomize=false&useExponentialBackOff=true&MaxReconnectDelay=30
 wire-format: both
 state-dir: $WORK/poller-state
+version-helper: $(dirname "$daemon")/stomp-repo-vercmp
 admin-listen: 127.0.0.1:$aport
 heartbeat-interval: 0
 repositories:

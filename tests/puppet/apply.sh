@@ -30,7 +30,8 @@ BUILD=${2:?usage: apply.sh SOURCE_DIR BUILD_DIR}
 DEBS=$BUILD/debs
 export DEBIAN_FRONTEND=noninteractive PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-PKGS=(stomp-git stomp-jenkins github-webhook stomp-broker stomp-repo repo-poller jenkins-helper deploykit-hooks)
+PKGS=(stomp-git stomp-jenkins github-webhook stomp-broker stomp-repo repo-poller jenkins-helper deploykit-hooks
+  deploykit-vercmp)
 UNITS=(stomp-git stomp-jenkins github-webhook stomp-broker stomp-repo repo-poller)
 USERS=(stomp-jenkins github-webhook stomp-broker repo-poller)
 ETC=(stomp-git stomp-jenkins github-webhook stomp-broker stomp-repo repo-poller jenkins-helper stomp-postrec svn-stomp)

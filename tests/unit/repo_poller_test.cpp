@@ -1,6 +1,7 @@
 // repo-poller's pure logic: the clearsigned InRelease wrapper, Release and Packages parsing,
-// hashes, index choice, decompression bounds, libapt-pkg version order, change detection against
-// the saved state, the poll schedule, and the config's errors. No sockets, no child processes.
+// hashes, index choice, decompression bounds, libapt-pkg version order (the built helper
+// stomp-repo-vercmp, run as the daemon runs it), change detection against the saved state, the
+// poll schedule, and the config's errors. No sockets; the helper is the only child process.
 #include "config.hpp"
 #include "poll_logic.hpp"
 
@@ -67,6 +68,22 @@ std::map<std::string, binary_package> pkgs(std::initializer_list<std::pair<const
     std::map<std::string, binary_package> m;
     for (auto [n, v] : l) m[n] = binary_package{n, v, "amd64", std::string("pool/main/") + n + "_" + v + "_amd64.deb"};
     return m;
+}
+
+// libapt-pkg's order of `v` from the built helper, one run, as poller.cpp asks it.
+version_order order_of(const std::vector<std::string>& v)
+{
+    auto r = deploykit::rank_versions(STOMP_REPO_VERCMP, v);
+    if (!r.order) FAIL("the version helper failed: " << r.error);
+    return *r.order;
+}
+
+// The order apply_index needs for `current` against what `v` remembers for main/amd64.
+version_order order_for(const std::map<std::string, std::string>& v, const std::map<std::string, binary_package>& current)
+{
+    std::vector<binary_package> l;
+    for (const auto& [n, p] : current) l.push_back(p);
+    return order_of(versions_to_order(l, {}, v, "main", "amd64"));
 }
 
 } // namespace
@@ -182,17 +199,55 @@ TEST_CASE("repo_poller: gzip and xz indices decompress within the bound and bomb
 
 TEST_CASE("repo_poller: versions are ordered as libapt-pkg (and dpkg) order them")
 {
-    // Vectors from Debian policy 5.6.12 (and dpkg --compare-versions).
-    CHECK(compare_versions("1.0-1", "1.0-1") == 0);
-    CHECK(compare_versions("1.1-1", "1.0-1") > 0);
-    CHECK(compare_versions("1:0.9-1", "1.1-1") > 0);       // epoch wins
-    CHECK(compare_versions("1.0~rc1-1", "1.0-1") < 0);     // tilde sorts before anything
-    CHECK(compare_versions("1.0~~", "1.0~") < 0);
-    CHECK(compare_versions("1.0-1", "1.0") > 0);           // revision
-    CHECK(compare_versions("1.10", "1.9") > 0);            // numeric, not lexical
-    CHECK(compare_versions("1.0+b1", "1.0") > 0);
-    CHECK(compare_versions("0:1.0", "1.0") == 0);
-    CHECK(compare_versions("2.0a", "2.0") > 0);
+    // Vectors from Debian policy 5.6.12 (and dpkg --compare-versions), all in one helper run.
+    auto o = order_of({"1.0-1", "1.1-1", "1:0.9-1", "1.0~rc1-1", "1.0~~", "1.0~", "1.0", "1.10", "1.9", "1.0+b1",
+                       "0:1.0", "2.0a", "2.0"});
+    CHECK(o.compare("1.0-1", "1.0-1") == 0);
+    CHECK(o.compare("1.1-1", "1.0-1") > 0);
+    CHECK(o.compare("1:0.9-1", "1.1-1") > 0);       // epoch wins
+    CHECK(o.compare("1.0~rc1-1", "1.0-1") < 0);     // tilde sorts before anything
+    CHECK(o.compare("1.0~~", "1.0~") < 0);
+    CHECK(o.compare("1.0-1", "1.0") > 0);           // revision
+    CHECK(o.compare("1.10", "1.9") > 0);            // numeric, not lexical
+    CHECK(o.compare("1.0+b1", "1.0") > 0);
+    CHECK(o.compare("0:1.0", "1.0") == 0);
+    CHECK(o.compare("2.0a", "2.0") > 0);
+}
+
+TEST_CASE("repo_poller: one helper run per index orders its versions of interest and the remembered ones")
+{
+    std::vector<binary_package> l{{"foo", "1.0-1", "amd64", ""}, {"foo", "1.0~rc1", "amd64", ""}, {"bar", "9", "amd64", ""},
+                                  {"baz", "1.0-1", "amd64", ""}};
+    std::map<std::string, std::string> v{{"main/amd64/foo", "0.9"}, {"main/amd64/gone", "3"}, {"main/arm64/foo", "7"},
+                                         {"contrib/amd64/foo", "8"}};
+    // Distinct, first seen first; only packages of interest; only this component/architecture's state.
+    CHECK(versions_to_order(l, {"foo", "baz"}, v, "main", "amd64") ==
+          std::vector<std::string>{"1.0-1", "1.0~rc1", "0.9", "3"});
+    CHECK(versions_to_order(l, {}, {}, "main", "amd64") == std::vector<std::string>{"1.0-1", "1.0~rc1", "9"});
+    CHECK(versions_to_order({}, {}, {}, "main", "amd64").empty());
+    // A remembered string that is not a version is not sent (the helper would refuse the run):
+    // the package counts as changed.
+    std::map<std::string, std::string> junk{{"main/amd64/foo", "not a version"}};
+    auto cur = pkgs({{"foo", "1.0-1"}});
+    CHECK(versions_to_order({cur.at("foo")}, {}, junk, "main", "amd64") == std::vector<std::string>{"1.0-1"});
+    auto ch = apply_index(junk, "main", "amd64", cur, true, order_for(junk, cur));
+    REQUIRE(ch.size() == 1);
+    CHECK(ch[0].old_version == "not a version");
+    // A helper that cannot run, or that answers nonsense, gives no order and says why.
+    auto missing = deploykit::rank_versions("/nonexistent/stomp-repo-vercmp", {"1.0", "2.0"});
+    CHECK_FALSE(missing.order);
+    CHECK(missing.error.find("/nonexistent/stomp-repo-vercmp") != std::string::npos);
+    auto wrong = deploykit::rank_versions("/bin/echo", {"1.0", "2.0"});
+    CHECK_FALSE(wrong.order);
+    CHECK(wrong.error.find("unreadable answer") != std::string::npos);
+    CHECK(deploykit::check_version_helper(STOMP_REPO_VERCMP).empty());
+    CHECK_FALSE(deploykit::check_version_helper("/bin/true").empty());
+    // More than one run can rank is refused before any run.
+    std::vector<std::string> many(deploykit::max_versions_per_run + 1);
+    for (std::size_t i = 0; i < many.size(); ++i) many[i] = std::to_string(i);
+    auto big = deploykit::rank_versions(STOMP_REPO_VERCMP, many);
+    CHECK_FALSE(big.order);
+    CHECK(big.error.find("more than the 100000") != std::string::npos);
 }
 
 TEST_CASE("repo_poller: names that may reach a URL or the bus are checked")
@@ -221,7 +276,7 @@ TEST_CASE("repo_poller: names that may reach a URL or the bus are checked")
 TEST_CASE("repo_poller: the first poll records a baseline and publishes nothing")
 {
     std::map<std::string, std::string> v;
-    auto ch = apply_index(v, "main", "amd64", pkgs({{"foo", "1.0-1"}, {"bar", "2.0"}}), false);
+    auto ch = apply_index(v, "main", "amd64", pkgs({{"foo", "1.0-1"}, {"bar", "2.0"}}), false, version_order{});
     CHECK(ch.empty());
     CHECK(v.at("main/amd64/foo") == "1.0-1");
     CHECK(v.at("main/amd64/bar") == "2.0");
@@ -231,8 +286,8 @@ TEST_CASE("repo_poller: only newer versions and new packages are changes")
 {
     std::map<std::string, std::string> v{{"main/amd64/foo", "1.0-1"}, {"main/amd64/bar", "2.0"}, {"main/amd64/gone", "1"},
                                          {"main/arm64/foo", "0.1"}};
-    auto ch = apply_index(v, "main", "amd64",
-                          pkgs({{"foo", "1:0.5-1"}, {"bar", "1.9"}, {"new-pkg", "0.1"}}), true);
+    auto cur = pkgs({{"foo", "1:0.5-1"}, {"bar", "1.9"}, {"new-pkg", "0.1"}});
+    auto ch = apply_index(v, "main", "amd64", cur, true, order_for(v, cur));
     REQUIRE(ch.size() == 2);
     CHECK(ch[0] == change{"main", "amd64", "foo", "1.0-1", "1:0.5-1", "foo_1:0.5-1_amd64.deb"});
     CHECK(ch[1].name == "new-pkg");
@@ -242,17 +297,18 @@ TEST_CASE("repo_poller: only newer versions and new packages are changes")
     CHECK(v.count("main/amd64/gone") == 0);
     CHECK(v.at("main/arm64/foo") == "0.1");
     // The same index again: nothing.
-    CHECK(apply_index(v, "main", "amd64", pkgs({{"foo", "1:0.5-1"}, {"bar", "1.9"}, {"new-pkg", "0.1"}}), true).empty());
+    CHECK(apply_index(v, "main", "amd64", cur, true, order_for(v, cur)).empty());
 }
 
 TEST_CASE("repo_poller: the newest version of each package of interest is taken")
 {
     std::vector<binary_package> l{{"foo", "1.0-1", "amd64", ""}, {"foo", "1.0~rc1", "amd64", ""}, {"foo", "1:0.1", "amd64", ""},
                                   {"bar", "9", "amd64", ""}};
-    auto m = newest_of_interest(l, {"foo"});
+    auto o = order_of(versions_to_order(l, {}, {}, "main", "amd64"));
+    auto m = newest_of_interest(l, {"foo"}, o);
     REQUIRE(m.size() == 1);
     CHECK(m.at("foo").version == "1:0.1");
-    CHECK(newest_of_interest(l, {}).size() == 2);
+    CHECK(newest_of_interest(l, {}, o).size() == 2);
 }
 
 TEST_CASE("repo_poller: the state round-trips and a foreign file is refused")
