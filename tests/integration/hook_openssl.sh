@@ -22,13 +22,7 @@ n=$(needed "$tlsbin")
 [[ $n == *libssl* ]] && pass "stomp-post-receive-tls links OpenSSL, shared ($n)" || bad "stomp-post-receive-tls needs: $n"
 [[ $(dirname "$tlsbin") == "$(dirname "$hookbin")" ]] || bad "the TLS build must sit next to the hook in the build tree"
 
-(
-  cd "$work"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
-  printf 'subjectAltName=DNS:localhost\n' >san.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
-)
+test_ca_and_cert "$work"
 cat >"$work/broker.yaml" <<EOF2
 listen: 127.0.0.1:$port
 tls_listen: 127.0.0.1:$tls_port

@@ -144,6 +144,17 @@ wait_exit() {
 }
 ready_or_dead() { [[ -e $1 ]] || exited "$2"; } # FILE PID
 
+test_ca_and_cert() { # DIR: a test CA (ca.pem, ca.key) and a server certificate it signed for
+  # localhost (server.pem, server.key) in DIR, valid two days
+  (
+    cd "$1"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
+  )
+}
+
 free_ports() { # N: prints N distinct free loopback ports
   "$PY" -c '
 import socket, sys

@@ -120,13 +120,7 @@ stop TERM
 
 # 3b. TLS listener: a client that trusts the CA and names the host connects; others are refused.
 read -r tls_port < <(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(
-  cd "$work"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
-  printf 'subjectAltName=DNS:localhost\n' >san.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null
-)
+test_ca_and_cert "$work"
 cat >"$work/tls.yaml" <<EOF2
 listen: 127.0.0.1:$port
 tls_listen: 127.0.0.1:$tls_port

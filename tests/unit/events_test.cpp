@@ -557,34 +557,3 @@ TEST_CASE("json_fields reads a bounded list of objects all or nothing")
     CHECK(error == "data.bad[].n: not a string");
 }
 
-TEST_CASE("digest dedupe window answers as the dedupe window does")
-{
-    // The same random remember/seen sequence (ids from a small set, time moving on, a small
-    // capacity so the ring wraps, forgets by size and by age, and grows again after emptying).
-    bus::dedupe_window ref(37, 50s);
-    bus::digest_dedupe_window compact(37, 50s);
-    std::mt19937 rng(18);
-    auto t = bus::dedupe_window::clock::time_point{} + 1000h;
-    for (int step = 0; step < 20000; ++step) {
-        t += std::chrono::milliseconds(rng() % (step % 3000 < 2500 ? 900 : 30000));
-        std::string id = "github:/hooks/site:" + std::to_string(rng() % 120);
-        if (rng() % 3 == 0) {
-            ref.remember(id, t);
-            compact.remember(id, t);
-        } else {
-            REQUIRE(ref.seen(id, t) == compact.seen(id, t));
-        }
-        REQUIRE(ref.size() == compact.size());
-    }
-}
-
-TEST_CASE("digest dedupe window holds 100000 delivery keys in 3.5 MB")
-{
-    bus::digest_dedupe_window w(100000, std::chrono::hours(24 * 7));
-    auto t = bus::digest_dedupe_window::clock::now();
-    for (int i = 0; i < 150000; ++i) w.remember("github:/hooks/site:" + std::to_string(i) + "-delivery-uuid", t);
-    CHECK(w.size() == 100000);
-    CHECK(w.seen("github:/hooks/site:149999-delivery-uuid", t));
-    CHECK(!w.seen("github:/hooks/site:49999-delivery-uuid", t));  // the oldest were forgotten
-    CHECK(w.memory_bytes() <= 3584u * 1024);  // dedupe_window: ~26 MB
-}
