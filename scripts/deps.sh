@@ -6,6 +6,7 @@ set -euo pipefail
 build_pkgs=(
   cmake g++ ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libcurl4-openssl-dev libgit2-dev
+  nettle-dev  # hashes, HMAC, PBKDF2, base64 outside TLS (libbus bus/crypto.hpp)
   nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev libyaml-cpp-dev libcli11-dev
   libapt-pkg-dev liblzma-dev zlib1g-dev  # repo-poller: apt version order, .xz and .gz indices
   libpcre2-dev  # herald alerts: pattern rules (match and depth limits)

@@ -14,7 +14,7 @@ bash scripts/build.sh build -DBUS_WARNINGS_AS_ERRORS=ON
 
 echo "== ASan+UBSan: unit and client tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBUS_SANITIZE=ON >/dev/null
-cmake --build build-asan -j "$(nproc)" --target unit_tests client_tests webhook_unit_tests http_unit_tests runtime_unit_tests repo_poller_unit_tests herald_unit_tests alerts_unit_tests deploy_unit_tests deploy_agent_unit_tests deploy_cli_unit_tests stomp_ci_unit_tests stompctl stomp-broker
+cmake --build build-asan -j "$(nproc)" --target unit_tests crypto_unit_tests client_tests webhook_unit_tests http_unit_tests runtime_unit_tests repo_poller_unit_tests herald_unit_tests alerts_unit_tests deploy_unit_tests deploy_agent_unit_tests deploy_cli_unit_tests stomp_ci_unit_tests stompctl stomp-broker
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -R '^(unit|client)\.' --timeout 300)
 

@@ -7,6 +7,8 @@
 #include "shell.hpp"
 
 #include "bus/client.hpp"
+#include "bus/crypto.hpp"
+#include "bus/detail/hex.hpp"
 #include "bus/intake.hpp"
 #include "bus/runtime/spawn.hpp"
 #include "bus/wire.hpp"
@@ -21,7 +23,6 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <curl/curl.h>
-#include <openssl/rand.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -44,15 +45,8 @@ milliseconds ms(double s) { return milliseconds(static_cast<long>(s * 1000)); }
 
 std::string random_hex(std::size_t bytes)
 {
-    std::vector<unsigned char> b(bytes);
-    RAND_bytes(b.data(), static_cast<int>(b.size()));
-    static const char* hex = "0123456789abcdef";
-    std::string s;
-    for (auto c : b) {
-        s += hex[c >> 4];
-        s += hex[c & 15];
-    }
-    return s;
+    const std::string b = bus::crypto::random_bytes(bytes);  // getrandom(2), unchecked RAND_bytes before
+    return bus::detail::to_hex(reinterpret_cast<const unsigned char*>(b.data()), b.size());
 }
 
 // ---- the health gate (blocking: called on the worker thread) ----

@@ -1,6 +1,6 @@
 #include "delivery_window.hpp"
 
-#include "digest.hpp"
+#include "bus/crypto.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -9,12 +9,7 @@
 namespace webhook {
 
 namespace {
-std::string random_key()
-{
-    std::string k(32, '\0');
-    random_bytes(reinterpret_cast<unsigned char*>(k.data()), k.size());
-    return k;
-}
+std::string random_key() { return bus::crypto::random_bytes(32); }
 } // namespace
 
 delivery_window::delivery_window(std::size_t capacity, std::chrono::seconds ttl)
@@ -33,7 +28,7 @@ delivery_window::delivery_window(std::size_t capacity, std::chrono::seconds ttl,
 
 delivery_window::slot delivery_window::digest_of(std::string_view id) const noexcept
 {
-    auto mac = hmac_sha256(key_, id);
+    auto mac = bus::crypto::hmac_sha256(key_, id);
     slot s;
     std::memcpy(s.d, mac.data(), sizeof s.d);
     return s;

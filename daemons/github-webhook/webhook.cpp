@@ -1,11 +1,8 @@
 #include "webhook.hpp"
 
-#include "digest.hpp"
-
 #include "bus/detail/hex.hpp"
 
 #include <nlohmann/json.hpp>
-#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <cctype>
@@ -54,23 +51,6 @@ std::string lower(std::string_view s)
 }
 
 } // namespace
-
-std::string hmac_sha256_hex(std::string_view secret, std::string_view body)
-{
-    auto mac = hmac_sha256(secret, body);  // digest.hpp: OpenSSL's SHA-256 without the EVP provider layer
-    return bus::detail::to_hex(mac.data(), mac.size());
-}
-
-std::string hmac_sha1_hex(std::string_view secret, std::string_view body)
-{
-    auto mac = hmac_sha1(secret, body);
-    return bus::detail::to_hex(mac.data(), mac.size());
-}
-
-bool equal_constant_time(std::string_view a, std::string_view b) noexcept
-{
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
 
 // ---- form decoding ----
 
@@ -167,7 +147,7 @@ std::string delivery_id(provider p, const request& req)
 std::string event_id_for(provider p, std::string_view delivery, std::size_t n)
 {
     std::string in = std::string(to_string(p)) + ":" + std::string(delivery) + ":" + std::to_string(n);
-    auto d = sha256(in);
+    auto d = bus::crypto::sha256(in);
     // Shaped like an RFC 4122 UUID (version 8: custom), so it looks like our other event ids.
     d[6] = static_cast<unsigned char>((d[6] & 0x0f) | 0x80);
     d[8] = static_cast<unsigned char>((d[8] & 0x3f) | 0x80);
@@ -645,8 +625,7 @@ decision handle(const hook_config& h, const request& req)
     }
     if (d.delivery.empty()) {
         // No delivery id: the body's hash still makes an exact redelivery recognisable.
-        auto dg = sha256(req.body);
-        d.delivery = "sha256:" + bus::detail::to_hex(dg.data(), dg.size());
+        d.delivery = "sha256:" + bus::crypto::sha256_hex(req.body);
     }
     // Every field that reaches the bus is validated as strictly as our own hooks' output.
     for (std::size_t i = 0; i < commits.size(); ++i) {

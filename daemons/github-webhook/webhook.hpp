@@ -4,6 +4,7 @@
 // the hook's secret, what the provider's payload says, and what to answer. No sockets, no Asio;
 // the server (main.cpp) only moves bytes, dedupes, publishes and spools.
 
+#include "bus/crypto.hpp"
 #include "bus/event.hpp"
 #include "bus/http/address.hpp"
 #include "bus/http/message.hpp"
@@ -116,11 +117,11 @@ std::string access_line(const access_entry& e, std::string_view time);
 
 // ---- building blocks, exposed for tests ----
 
-/// Lower-case hex HMAC-SHA256 / HMAC-SHA1 of `body` under `secret`.
-std::string hmac_sha256_hex(std::string_view secret, std::string_view body);
-std::string hmac_sha1_hex(std::string_view secret, std::string_view body);
-/// Constant-time comparison of two strings (length is not secret).
-bool equal_constant_time(std::string_view a, std::string_view b) noexcept;
+/// Lower-case hex HMAC-SHA256 / HMAC-SHA1 of a body under a secret, and the constant-time
+/// comparison of two strings (length is not secret): libbus's, over Nettle (bus/crypto.hpp).
+using bus::crypto::equal_constant_time;
+using bus::crypto::hmac_sha1_hex;
+using bus::crypto::hmac_sha256_hex;
 
 /// `application/x-www-form-urlencoded` value of `key` ("+" is a space, %XX decoded); nullopt
 /// when absent or malformed.

@@ -1,10 +1,10 @@
 #include "record.hpp"
 
+#include "bus/crypto.hpp"
 #include "bus/event.hpp"
 #include "bus/url.hpp"
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -224,20 +224,7 @@ std::string format_time_ms(std::int64_t ms)
     return out;
 }
 
-std::string sha256_hex(std::string_view s)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    std::string o;
-    o.reserve(n * 2);
-    for (unsigned i = 0; i < n; ++i) {
-        o.push_back(hex[md[i] >> 4]);
-        o.push_back(hex[md[i] & 15]);
-    }
-    return o;
-}
+std::string sha256_hex(std::string_view s) { return bus::crypto::sha256_hex(s); }
 
 recorded_event from_intake(const bus::intake::result& r, const bus::stomp::frame& f, std::int64_t received_ms)
 {

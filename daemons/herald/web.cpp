@@ -1,15 +1,14 @@
 #include "web.hpp"
 
+#include "bus/crypto.hpp"
+#include "bus/detail/hex.hpp"
+
 #include <nlohmann/json.hpp>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
-#include <sys/random.h>
 
 namespace herald {
 
@@ -88,29 +87,12 @@ std::string cookie_value(std::string_view h, std::string_view name)
 
 std::string random_token(std::size_t bytes)
 {
-    // The kernel's CSPRNG (getrandom(2), which OpenSSL's DRBG seeds from too), not RAND_bytes:
-    // herald makes tokens at start, and RAND_bytes' first call initialises libcrypto (config,
-    // providers, DRBG): ~1.7 MB of RSS for a herald nobody has logged in to yet.
-    std::vector<unsigned char> b(bytes);
-    for (std::size_t got = 0; got < b.size();) {
-        ssize_t n = ::getrandom(b.data() + got, b.size() - got, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
-        got += static_cast<std::size_t>(n);
-    }
-    static const char* hex = "0123456789abcdef";
-    std::string o;
-    for (auto c : b) {
-        o.push_back(hex[c >> 4]);
-        o.push_back(hex[c & 15]);
-    }
-    return o;
+    // The kernel's CSPRNG (getrandom(2), bus/crypto.hpp): nothing to initialise at start.
+    const std::string b = bus::crypto::random_bytes(bytes);
+    return bus::detail::to_hex(reinterpret_cast<const unsigned char*>(b.data()), b.size());
 }
 
-bool same_secret(std::string_view a, std::string_view b) noexcept
-{
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
+bool same_secret(std::string_view a, std::string_view b) noexcept { return bus::crypto::equal_constant_time(a, b); }
 
 std::string session_store::create(const std::string& user, role r, std::chrono::steady_clock::time_point now)
 {
@@ -152,16 +134,8 @@ std::string session_cookie(std::string_view name, std::string_view value, std::c
 namespace {
 std::optional<std::string> base64_decode(std::string_view s)
 {
-    if (s.size() % 4 || s.size() > 4096) return std::nullopt;
-    std::string out(s.size() / 4 * 3, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(s.data()),
-                            static_cast<int>(s.size()));
-    if (n < 0) return std::nullopt;
-    std::size_t len = static_cast<std::size_t>(n);
-    if (s.size() >= 1 && s[s.size() - 1] == '=') --len;
-    if (s.size() >= 2 && s[s.size() - 2] == '=') --len;
-    out.resize(len);
-    return out;
+    if (s.size() % 4 || s.size() > 4096) return std::nullopt;  // padded, as RFC 7617 credentials are
+    return bus::crypto::base64_decode(s);
 }
 } // namespace
 

@@ -63,7 +63,7 @@ private:
     std::map<std::string, entry, std::less<>> s_;
 };
 
-/// A random token (hex of `bytes` random bytes, OpenSSL RAND_bytes).
+/// A random token (hex of `bytes` random bytes from getrandom(2)).
 std::string random_token(std::size_t bytes = 32);
 /// Constant-time string comparison (length not secret).
 bool same_secret(std::string_view a, std::string_view b) noexcept;

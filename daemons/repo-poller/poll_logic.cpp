@@ -1,9 +1,9 @@
-#define OPENSSL_SUPPRESS_DEPRECATED 1  // SHA256_Init & co. (sha256_hex says why)
 #include "poll_logic.hpp"
+
+#include "bus/crypto.hpp"
 
 #include <lzma.h>
 #include <nlohmann/json.hpp>
-#include <openssl/sha.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -211,24 +211,9 @@ packages_parse parse_packages(std::string_view text, std::size_t max_packages)
 
 std::string sha256_hex(std::string_view data)
 {
-    // OpenSSL's low-level SHA-256 (the same assembly as EVP's), not EVP_Digest: EVP's first use
-    // initialises libcrypto (config, providers, ~2 MB resident), and the state files' names are
-    // hashed at start; an idle repo-poller would carry that before its first poll
-    // (bench/results/perf-4-poller4.md). github-webhook does the same (digest.cpp).
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    constexpr unsigned n = SHA256_DIGEST_LENGTH;
-    SHA256_CTX c;
-    SHA256_Init(&c);
-    SHA256_Update(&c, data.data(), data.size());
-    SHA256_Final(md, &c);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(n * 2);
-    for (unsigned i = 0; i < n; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 15]);
-    }
-    return out;
+    // Nettle's (bus/crypto.hpp), not OpenSSL's: the state files' names are hashed at start, and
+    // an idle repo-poller maps no libcrypto for it.
+    return bus::crypto::sha256_hex(data);
 }
 
 std::optional<chosen_index> choose_index(const release_info& r, std::string_view component, std::string_view arch)

@@ -3,9 +3,6 @@
 #include "bus/detail/hex.hpp"
 #include "bus/url.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>

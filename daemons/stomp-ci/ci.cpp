@@ -2,11 +2,11 @@
 
 #include "jenkins_helper.hpp"
 
+#include "bus/crypto.hpp"
 #include "bus/url.hpp"
 #include "bus/wire.hpp"
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <fnmatch.h>
@@ -39,16 +39,7 @@ std::string make_run_id(std::string_view repo, std::string_view job, std::string
         in += std::to_string(f.size()) + ":";
         in += f;
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(in.data(), in.size(), md, &n, EVP_sha256(), nullptr);
-    std::string hex;
-    char b[3];
-    for (unsigned i = 0; i < 16; ++i) {
-        std::snprintf(b, sizeof b, "%02x", md[i]);
-        hex += b;
-    }
-    return hex;
+    return bus::crypto::sha256_hex(in).substr(0, 32);
 }
 
 bool valid_run_id(std::string_view s) noexcept { return s.size() == 32 && is_hex(s); }

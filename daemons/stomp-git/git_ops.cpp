@@ -1,12 +1,10 @@
 #include "git_ops.hpp"
 
+#include "bus/crypto.hpp"
 #include "bus/url.hpp"
 
 #include <fcntl.h>
 #include <git2.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -436,28 +434,6 @@ std::string secret_file_problem(std::string_view file, unsigned mode, unsigned o
 
 namespace {
 
-constexpr std::string_view b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-// OpenSSL's EVP_EncodeBlock (padded); OpenSSH's SHA256 fingerprints leave the padding off.
-std::string base64_encode(std::string_view in, bool pad)
-{
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-    out.resize(static_cast<std::size_t>(n));
-    if (!pad)
-        while (out.ends_with('=')) out.pop_back();
-    return out;
-}
-
-std::string sha256(std::string_view data)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-    return std::string(reinterpret_cast<char*>(md), len);
-}
-
 // OpenSSH's match_pattern: '*' any run, '?' one character.
 bool glob(std::string_view s, std::string_view p)
 {
@@ -484,23 +460,9 @@ std::string normal_key_type(std::string_view t)
 
 } // namespace
 
-// Strict: only the standard alphabet, padding optional (known_hosts files carry both forms).
-// OpenSSL's EVP_DecodeBlock decodes; it would also skip surrounding blanks, so the alphabet is
-// checked first.
-std::optional<std::string> base64_decode(std::string_view in)
-{
-    while (in.ends_with('=')) in.remove_suffix(1);
-    if (in.size() % 4 == 1 || in.find_first_not_of(b64chars) != std::string_view::npos) return std::nullopt;
-    std::string padded(in);
-    std::size_t pads = (4 - padded.size() % 4) % 4;
-    padded.append(pads, '=');
-    std::string out(padded.size() / 4 * 3 + 1, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(padded.data()), static_cast<int>(padded.size()));
-    if (n < 0 || static_cast<std::size_t>(n) < pads) return std::nullopt;
-    out.resize(static_cast<std::size_t>(n) - pads);
-    return out;
-}
+// Strict (bus/crypto.hpp): the standard alphabet only, padding optional (known_hosts files carry
+// both forms).
+std::optional<std::string> base64_decode(std::string_view in) { return bus::crypto::base64_decode(in); }
 
 std::string ssh_key_type(std::string_view blob)
 {
@@ -518,7 +480,8 @@ std::string ssh_key_type(std::string_view blob)
 
 std::string sha256_fingerprint(std::string_view blob)
 {
-    return "SHA256:" + base64_encode(sha256(blob), false);
+    const auto d = bus::crypto::sha256(blob);
+    return "SHA256:" + bus::crypto::base64_encode({reinterpret_cast<const char*>(d.data()), d.size()}, false);
 }
 
 std::string known_hosts_name(std::string_view host, unsigned port)
@@ -538,12 +501,8 @@ bool known_hosts_field_matches(std::string_view field, std::string_view name)
         auto salt = base64_decode(rest.substr(0, bar));
         auto hash = base64_decode(rest.substr(bar + 1));
         if (!salt || !hash || hash->size() != 20) return false;
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int len = 0;
-        if (!HMAC(EVP_sha1(), salt->data(), static_cast<int>(salt->size()),
-                  reinterpret_cast<const unsigned char*>(n.data()), n.size(), md, &len))
-            return false;
-        return len == hash->size() && CRYPTO_memcmp(md, hash->data(), len) == 0;
+        const auto md = bus::crypto::hmac_sha1(*salt, n);
+        return bus::crypto::equal_constant_time({reinterpret_cast<const char*>(md.data()), md.size()}, *hash);
     }
     bool matched = false;
     while (!field.empty()) {

@@ -4,6 +4,7 @@
 #include "config.hpp"
 #include "git_ops.hpp"
 
+#include "bus/crypto.hpp"
 #include "bus/detail/hex.hpp"
 #include "bus/runtime/spawn.hpp"
 
@@ -11,7 +12,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -69,10 +69,8 @@ int open_clone_lock(const config& cfg, const repo_entry& e)
     ::chmod(dir.c_str(), 0700);
     std::string canonical = fs::weakly_canonical(e.path, ec).string();
     if (canonical.empty()) canonical = e.path.string();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(canonical.data(), canonical.size(), md, &len, EVP_sha256(), nullptr);
-    fs::path file = dir / (bus::detail::to_hex(md, 16) + ".lock");
+    const auto md = bus::crypto::sha256(canonical);
+    fs::path file = dir / (bus::detail::to_hex(md.data(), 16) + ".lock");
     int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) throw std::runtime_error("lock " + file.string() + ": " + std::strerror(errno));
     // A second fetch of this clone (another worker, or one left by a daemon killed before a

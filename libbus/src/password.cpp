@@ -1,11 +1,8 @@
 // PBKDF2-SHA256 password hashes (bus/password.hpp): the stomp-broker's users file and herald's.
 #include "bus/password.hpp"
 
+#include "bus/crypto.hpp"
 #include "bus/detail/hex.hpp"
-
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <atomic>
 #include <charconv>
@@ -15,9 +12,12 @@ namespace bus {
 
 namespace {
 
-using bus::detail::to_hex;
+std::string hex(std::string_view s)
+{
+    return detail::to_hex(reinterpret_cast<const unsigned char*>(s.data()), s.size());
+}
 
-bool from_hex(std::string_view s, std::vector<unsigned char>& out)
+bool from_hex(std::string_view s, std::string& out)
 {
     if (s.size() % 2) return false;
     out.clear();
@@ -25,7 +25,7 @@ bool from_hex(std::string_view s, std::vector<unsigned char>& out)
         unsigned v = 0;
         auto r = std::from_chars(s.data() + i, s.data() + i + 2, v, 16);
         if (r.ec != std::errc{} || r.ptr != s.data() + i + 2) return false;
-        out.push_back(static_cast<unsigned char>(v));
+        out.push_back(static_cast<char>(v));
     }
     return true;
 }
@@ -34,13 +34,9 @@ bool from_hex(std::string_view s, std::vector<unsigned char>& out)
 
 std::string hash_password(std::string_view password, unsigned iterations)
 {
-    unsigned char salt[16];
-    RAND_bytes(salt, sizeof salt);
-    unsigned char out[32];
-    PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt, sizeof salt,
-                      static_cast<int>(iterations), EVP_sha256(), sizeof out, out);
-    return "pbkdf2-sha256$" + std::to_string(iterations) + "$" + to_hex(salt, sizeof salt) + "$" +
-           to_hex(out, sizeof out);
+    const std::string salt = crypto::random_bytes(16);
+    const std::string out = crypto::pbkdf2_sha256(password, salt, iterations, 32);
+    return "pbkdf2-sha256$" + std::to_string(iterations) + "$" + hex(salt) + "$" + hex(out);
 }
 
 namespace {
@@ -62,13 +58,10 @@ bool check_password(std::string_view password, std::string_view hash)
     unsigned iterations = 0;
     auto r = std::from_chars(parts[1].data(), parts[1].data() + parts[1].size(), iterations);
     if (r.ec != std::errc{} || iterations == 0 || iterations > 10'000'000) return false;
-    std::vector<unsigned char> salt, expected;
+    std::string salt, expected;
     if (!from_hex(parts[2], salt) || !from_hex(parts[3], expected) || expected.empty()) return false;
-    std::vector<unsigned char> got(expected.size());
     ++pbkdf2_count;
-    PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(), static_cast<int>(salt.size()),
-                      static_cast<int>(iterations), EVP_sha256(), static_cast<int>(got.size()), got.data());
-    return CRYPTO_memcmp(got.data(), expected.data(), got.size()) == 0;
+    return crypto::equal_constant_time(crypto::pbkdf2_sha256(password, salt, iterations, expected.size()), expected);
 }
 
 } // namespace bus

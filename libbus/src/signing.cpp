@@ -1,6 +1,6 @@
 #include "bus/signing.hpp"
 
-#include "bus/detail/openssl.hpp"
+#include "bus/crypto.hpp"
 #include "bus/url.hpp"
 
 #include <sys/stat.h>
@@ -43,7 +43,7 @@ std::string canonical(const stomp::frame& f, std::string_view kid, std::string_v
     return c;
 }
 
-using detail::hmac_sha256_hex;  // bus/detail/openssl.hpp
+using crypto::hmac_sha256_hex;
 
 } // namespace
 
@@ -122,7 +122,7 @@ signature_verdict verify(const stomp::frame& f, const keyring& keys, std::int64_
     const signing_key* k = keys.find(*kid);
     if (!k) return signature_verdict::unknown_key;
     std::string expected = hmac_sha256_hex(k->secret, canonical(f, *kid, *ts));
-    if (sig->size() != expected.size() || !detail::equal_constant_time(*sig, expected))
+    if (sig->size() != expected.size() || !crypto::equal_constant_time(*sig, expected))
         return signature_verdict::bad_signature;
     std::int64_t t = 0;
     auto r = std::from_chars(ts->data(), ts->data() + ts->size(), t);

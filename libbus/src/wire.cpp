@@ -1,10 +1,9 @@
 #include "bus/wire.hpp"
 
+#include "bus/crypto.hpp"
 #include "bus/detail/hex.hpp"
 #include "bus/legacy.hpp"
 #include "bus/text.hpp"
-
-#include "bus/detail/openssl.hpp"
 
 #include <array>
 
@@ -19,7 +18,7 @@ struct overloaded : Ts... {
 template <class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
-using detail::sha256_hex;  // bus/detail/openssl.hpp
+using crypto::sha256_hex;
 
 // The original's legacy form of an event, if it had one.
 std::optional<legacy::message> legacy_form(const event& e)

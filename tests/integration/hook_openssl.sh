@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The git hook's two builds (hooks/post-receive/CMakeLists.txt): stomp-post-receive links no
-# OpenSSL, so with a plain stomp:// broker a push never maps libssl or libcrypto; a configuration
-# naming a stomp+ssl:// broker (or a signing key) is handed to stomp-post-receive-tls, which
-# still publishes, over TLS with a verified certificate, with the same stdin.
+# OpenSSL, so with a plain stomp:// broker a push never maps libssl or libcrypto, signed or not
+# (HMAC signing is Nettle's, bus/crypto.hpp: the signed event verifies at a subscriber that
+# drops unsigned and forged messages); a configuration naming a stomp+ssl:// broker is handed to
+# stomp-post-receive-tls, which still publishes, over TLS with a verified certificate, with the
+# same stdin.
 #   tests/integration/hook_openssl.sh STOMP_BROKER STOMPCTL STOMP_POST_RECEIVE STOMP_POST_RECEIVE_TLS
 set -euo pipefail
 broker=$(realpath "$1") stompctl=$(realpath "$2") hookbin=$(realpath "$3") tlsbin=$(realpath "$4")
@@ -43,12 +45,19 @@ git -C "$work/clone" commit -q --allow-empty -m "plain commit"
 c1=$(git -C "$work/clone" rev-parse HEAD)
 git -C "$work/clone" commit -q --allow-empty -m "tls commit"
 c2=$(git -C "$work/clone" rev-parse HEAD)
+git -C "$work/clone" commit -q --allow-empty -m "signed commit"
+c3=$(git -C "$work/clone" rev-parse HEAD)
 git -C "$work/clone" push -q origin HEAD:refs/heads/master 2>/dev/null
 zero=0000000000000000000000000000000000000000
 
 start_subscriber sub "$stompctl" -u "stomp://127.0.0.1:$port" subscribe -t /topic/future.git.commits --events -n 2 --wait 60 \
   || fatal "subscriber"
 sub=$SUB_PID
+umask 077
+echo "hook-2026 0123456789abcdef0123456789abcdef" >"$work/keys"
+umask 022
+start_subscriber signed "$stompctl" -u "stomp://127.0.0.1:$port" subscribe -t /topic/future.git.signed --events \
+  --key-file "$work/keys" --require-signatures -n 1 --wait 60 || fatal "signed subscriber"
 
 # run_hook NAME CONFIG REV: the hook on the bare repository, the dynamic loader's file log kept.
 run_hook() {
@@ -81,6 +90,27 @@ grep -Eq "file=libssl" "$work/tls.loaded" && pass "a stomp+ssl:// configuration 
   || bad "tls hook did not load libssl: $(grep -c file= "$work/tls.loaded") files"
 [[ -z $(find "$work/spool-tls" -name '*.stomp' 2>/dev/null) ]] && pass "the TLS broker took the event (nothing spooled)" \
   || bad "tls hook spooled: $(cat "$work/tls.out")"
+
+cat >"$work/signed.yaml" <<EOF2
+rserver: stomp://127.0.0.1:$port
+trigger-topic: future.git.signed
+spool-dir: $work/spool-signed
+signing-key-file: $work/keys
+signing-key-id: hook-2026
+EOF2
+run_hook signed "$work/signed.yaml" "$c3" || bad "signed hook exit: $(cat "$work/signed.out")"
+grep -q "file=libc.so" "$work/signed.loaded" || bad "LD_DEBUG gave no file log: $(head -3 "$work/signed.loaded")"
+! grep -Eq "file=lib(ssl|crypto)" "$work/signed.loaded" \
+  && pass "a signed plain stomp:// push stays in the lean build: neither libssl nor libcrypto mapped" \
+  || bad "signed hook loaded: $(grep -E 'file=lib(ssl|crypto)' "$work/signed.loaded" | head -3)"
+[[ -z $(find "$work/spool-signed" -name '*.stomp' 2>/dev/null) ]] || bad "signed hook spooled: $(cat "$work/signed.out")"
+wait_lines "$WORK/signed.out" 1 && /usr/bin/python3 - "$WORK/signed.out" "$c3" <<'PY' \
+  && pass "the lean build's signature verified (a --require-signatures subscriber took the event)" \
+  || bad "signed event: $(cat "$WORK/signed.out" "$WORK/signed.err") $(cat "$work/signed.out")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+assert [e["data"]["new_rev"] for e in ev] == [sys.argv[2]], ev
+PY
 
 wait_lines "$WORK/sub.out" 2 && /usr/bin/python3 - "$WORK/sub.out" "$c1" "$c2" <<'PY' && pass "both events arrived, each with its own commit (stdin read once, by the build that published)" || bad "events: $(cat "$WORK/sub.out") $(cat "$work/tls.out")"
 import json, sys

@@ -1,6 +1,7 @@
 // Hardening of the event path (issue 10, items 7, 8, 9, 13, 14): each case reproduces an attack
 // or fault that the previous code let through.
 
+#include "bus/crypto.hpp"
 #include "bus/intake.hpp"
 #include "bus/legacy.hpp"
 #include "bus/replay_cache.hpp"
@@ -11,8 +12,6 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <filesystem>
 #include <fstream>
@@ -66,20 +65,7 @@ stomp::frame ruby_frame(const commit_event& c, std::string mid, bool redelivered
     return f;
 }
 
-std::string hmac_hex(std::string_view key, std::string_view data)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-         data.size(), md, &len);
-    std::string out;
-    char b[3];
-    for (unsigned i = 0; i < len; ++i) {
-        std::snprintf(b, sizeof b, "%02x", md[i]);
-        out += b;
-    }
-    return out;
-}
+std::string hmac_hex(std::string_view key, std::string_view data) { return bus::crypto::hmac_sha256_hex(key, data); }
 
 // The v1 canonical text (before the fix): fields joined with newlines.
 std::string v1_canonical(const stomp::frame& f)

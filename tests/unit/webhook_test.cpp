@@ -1,6 +1,5 @@
 #include "config.hpp"
 #include "delivery_window.hpp"
-#include "digest.hpp"
 #include "webhook.hpp"
 
 #include "bus/dedupe.hpp"
@@ -662,44 +661,6 @@ TEST_CASE("webhook: JSON nesting is bounded before parsing on an unsigned hook")
     CHECK(json_depth("[[[[[", 3) == 4);
 }
 
-
-// ---- HMAC and SHA-256 over OpenSSL's low-level functions (digest.hpp) ----------------------
-
-namespace {
-std::string hex_of(const auto& d) { return bus::detail::to_hex(d.data(), d.size()); }
-} // namespace
-
-TEST_CASE("webhook digest: HMAC-SHA256 matches the RFC 4231 test vectors")
-{
-    CHECK(hex_of(hmac_sha256(std::string(20, '\x0b'), "Hi There")) ==
-          "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
-    CHECK(hex_of(hmac_sha256("Jefe", "what do ya want for nothing?")) ==
-          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    CHECK(hex_of(hmac_sha256(std::string(20, '\xaa'), std::string(50, '\xdd'))) ==
-          "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
-    std::string k4;
-    for (char c = 1; c <= 25; ++c) k4 += c;
-    CHECK(hex_of(hmac_sha256(k4, std::string(50, '\xcd'))) ==
-          "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
-    // Keys longer than the 64-byte block are hashed first (test cases 6 and 7).
-    CHECK(hex_of(hmac_sha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")) ==
-          "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
-    CHECK(hex_of(hmac_sha256(std::string(131, '\xaa'),
-                             "This is a test using a larger than block-size key and a larger than block-size data. "
-                             "The key needs to be hashed before being used by the HMAC algorithm.")) ==
-          "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
-    // A key of exactly one block is used as it is.
-    CHECK(hex_of(hmac_sha256(std::string(64, 'k'), "m")) == hex_of(hmac_sha256(std::string(64, 'k'), "m")));
-}
-
-TEST_CASE("webhook digest: HMAC-SHA1 matches RFC 2202 and SHA-256 matches FIPS 180-2")
-{
-    CHECK(hex_of(hmac_sha1(std::string(20, '\x0b'), "Hi There")) == "b617318655057264e28bc0b6fb378c8ef146be00");
-    CHECK(hex_of(hmac_sha1(std::string(80, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")) ==
-          "aa4ae5e15272d00e95705637ce8a3b55ed402112");
-    CHECK(hex_of(sha256("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    CHECK(hex_of(sha256("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-}
 
 // ---- the dedupe window (delivery_window.hpp) ------------------------------------------------
 

@@ -1,7 +1,7 @@
 #pragma once
 
 // Password hashes for users files (stomp-broker's, herald's): PBKDF2-HMAC-SHA256 strings
-// `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>` (OpenSSL). No Asio.
+// `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>` (bus/crypto.hpp, Nettle). No Asio.
 
 #include <cstdint>
 #include <string>

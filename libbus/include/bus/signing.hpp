@@ -3,7 +3,7 @@
 // Optional HMAC-SHA256 message signing. A signature covers the destination, the routing headers
 // and the body, and carries a key id and a timestamp. Scheme v2 (`dk-sig: v2:<hex>`) signs every
 // field length-prefixed, so text cannot move between fields; the ambiguous v1 form (bare hex) is
-// never verified. Pure (OpenSSL HMAC); keys come from files
+// never verified. Pure (HMAC over Nettle, bus/crypto.hpp); keys come from files
 // readable only by the daemon's user, never from command lines.
 
 #include "bus/stomp/frame.hpp"

@@ -1,7 +1,5 @@
-// libbus's OpenSSL uses (bus/detail/openssl.hpp), and Asio's SSL code compiled once.
+// libbus's OpenSSL use, TLS (bus/detail/openssl.hpp), and Asio's SSL code compiled once.
 #include "bus/detail/openssl.hpp"
-
-#include "bus/detail/hex.hpp"
 
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/ssl/impl/src.hpp>
@@ -9,11 +7,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/write.hpp>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
-#include <array>
 #include <stdexcept>
 
 namespace bus::detail {
@@ -73,33 +66,6 @@ std::shared_ptr<ssl::context> tls_client_context(const tls_options& o)
     if (!o.key_file.empty()) c->use_private_key_file(o.key_file, ssl::context::pem);
     c->set_verify_mode(o.verify ? ssl::verify_peer : ssl::verify_none);
     return c;
-}
-
-void sign_frames(std::vector<stomp::frame>& frames, const signing_key& k, std::int64_t unix_now)
-{
-    for (auto& f : frames) sign(f, k, unix_now);
-}
-
-std::string hmac_sha256_hex(std::string_view key, std::string_view data)
-{
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-         data.size(), md.data(), &len);
-    return to_hex(md.data(), len);
-}
-
-bool equal_constant_time(std::string_view a, std::string_view b) noexcept
-{
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string sha256_hex(std::string_view data)
-{
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr);
-    return to_hex(md.data(), len);
 }
 
 } // namespace bus::detail

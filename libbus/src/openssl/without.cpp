@@ -30,9 +30,5 @@ net::awaitable<std::tuple<boost::system::error_code, std::size_t>> tls_read_some
 net::awaitable<std::size_t> tls_write(tls_layer&, std::vector<net::const_buffer>) { missing("TLS"); }
 bool tls_truncated(const boost::system::error_code&) noexcept { return false; }
 std::shared_ptr<boost::asio::ssl::context> tls_client_context(const tls_options&) { missing("TLS"); }
-void sign_frames(std::vector<stomp::frame>&, const signing_key&, std::int64_t) { missing("message signing"); }
-std::string sha256_hex(std::string_view) { missing("SHA-256"); }
-std::string hmac_sha256_hex(std::string_view, std::string_view) { missing("message signing"); }
-bool equal_constant_time(std::string_view, std::string_view) noexcept { return false; }
 
 } // namespace bus::detail

@@ -79,7 +79,7 @@ hook_sent send_hook_frames(const hook_config& cfg, std::vector<stomp::frame> fra
     if (cfg.bus.signing) {
         auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
-        bus::detail::sign_frames(frames, *cfg.bus.signing, now);
+        for (auto& f : frames) bus::sign(f, *cfg.bus.signing, now);
     }
     spdlog::logger client_log("bus", debug ? spdlog::sink_ptr(std::make_shared<spdlog::sinks::stderr_sink_mt>())
                                            : spdlog::sink_ptr(std::make_shared<spdlog::sinks::null_sink_mt>()));
@@ -95,7 +95,7 @@ void hand_over_to_openssl_build(const hook_config& cfg, char** argv, const char*
     if (bus::detail::have_openssl() || argv == nullptr) return;
     const auto& eps = cfg.bus.client.url.endpoints;
     const bool tls = std::any_of(eps.begin(), eps.end(), [](const bus::endpoint& e) { return e.tls; });
-    if (!tls && !cfg.bus.signing) return;
+    if (!tls) return;  // signing needs no OpenSSL (bus/crypto.hpp, Nettle): the lean build signs
     std::error_code ec;
     const std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
     if (ec) {
@@ -110,7 +110,7 @@ void hand_over_to_openssl_build(const hook_config& cfg, char** argv, const char*
         log.error("cannot run {}: {}", full.string(), std::strerror(errno));
         return;
     }
-    log.error("this configuration needs TLS or signing, but {} is not installed", openssl_build);
+    log.error("this configuration needs TLS, but {} is not installed", openssl_build);
 }
 
 } // namespace bus::runtime

@@ -1,16 +1,15 @@
 #pragma once
 
-// What libbus does with OpenSSL, behind one link-time switch. Two implementations:
+// What libbus does with OpenSSL (TLS only), behind one link-time switch. Two implementations:
 // src/openssl/with.cpp (OpenSSL and Asio's SSL code) and src/openssl/without.cpp (each entry
 // throws). A program gets the first unless its target sets DEPLOYKIT_NO_OPENSSL (CMake, see
 // libbus/CMakeLists.txt): the git hook's plain-TCP build then maps neither libssl nor libcrypto,
-// and re-executes its OpenSSL build when the configuration needs TLS or signing.
+// and re-executes its OpenSSL build when the configuration needs TLS. Hashes, HMAC signing and
+// password hashes are not OpenSSL's (bus/crypto.hpp, Nettle), so they work in either build.
 // No OpenSSL or Asio SSL symbol may be referenced outside these two files, or the switch is gone
 // (tests: hooks.lean_without_openssl).
 
 #include "bus/client_options.hpp"
-#include "bus/signing.hpp"
-#include "bus/stomp/frame.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
@@ -54,16 +53,5 @@ bool tls_truncated(const boost::system::error_code& e) noexcept;
 
 /// The client's TLS context for `o` (CA, client certificate, verification).
 std::shared_ptr<boost::asio::ssl::context> tls_client_context(const tls_options& o);
-
-/// HMAC-SHA256 of `data` under `key`, lowercase hex.
-std::string hmac_sha256_hex(std::string_view key, std::string_view data);
-/// a == b (same size), in time independent of where they differ.
-bool equal_constant_time(std::string_view a, std::string_view b) noexcept;
-
-/// bus::sign for each frame.
-void sign_frames(std::vector<stomp::frame>& frames, const signing_key& k, std::int64_t unix_now);
-
-/// SHA-256 of `data`, lowercase hex.
-std::string sha256_hex(std::string_view data);
 
 } // namespace bus::detail

@@ -63,11 +63,12 @@ struct hook_sent {
 };
 
 /// For a hook linked without OpenSSL (DEPLOYKIT_NO_OPENSSL, libbus/CMakeLists.txt): when `cfg`
-/// names a stomp+ssl:// broker or a signing key, this process becomes `openssl_build` (execv,
+/// names a stomp+ssl:// broker, this process becomes `openssl_build` (execv,
 /// same argv and environment; the caller has not read stdin yet, and every descriptor of ours is
 /// close-on-exec), looked up next to the running binary (the build tree), then in
 /// ../libexec/deploykit (installed). Returns when nothing is to be handed over (or in a build with
-/// OpenSSL); logs and returns when the hand-over failed, and the send then spools.
+/// OpenSSL); logs and returns when the hand-over failed, and the send then spools. Signing alone
+/// stays in this process: HMAC is Nettle's (bus/crypto.hpp), not OpenSSL's.
 void hand_over_to_openssl_build(const hook_config& cfg, char** argv, const char* openssl_build, spdlog::logger& log);
 
 /// Signs `frames` when the config has a signing key, then sends them through the outbox
