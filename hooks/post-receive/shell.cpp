@@ -307,7 +307,7 @@ int run(const fs::path& config, bool post_commit, bool debug, spdlog::logger& lo
         config_error = std::current_exception();
     }
 #ifdef DEPLOYKIT_OPENSSL_BUILD
-    // This build links no OpenSSL: a configuration that needs it goes to the build that does.
+    // This build links no OpenSSL: a configuration that needs TLS goes to the build that has it.
     if (loaded) bus::runtime::hand_over_to_openssl_build(*loaded, program_argv, DEPLOYKIT_OPENSSL_BUILD, log);
 #endif
     for (const auto& n : notices) log.info("{}", n);

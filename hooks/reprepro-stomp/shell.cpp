@@ -168,7 +168,7 @@ int run(const options& o)
         return 0;
     }
 #ifdef DEPLOYKIT_OPENSSL_BUILD
-    // This build links no OpenSSL: a configuration that needs it goes to the build that does.
+    // This build links no OpenSSL: a configuration that needs TLS goes to the build that has it.
     bus::runtime::hand_over_to_openssl_build(cfg.hook, program_argv, DEPLOYKIT_OPENSSL_BUILD, *spdlog::default_logger());
 #endif
     auto p = parse_arguments(o.args, o.changes);

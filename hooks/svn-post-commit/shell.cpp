@@ -219,7 +219,7 @@ int run(const fs::path& config, const std::vector<std::string>& args, bool debug
     try {
         auto cfg = load_settings(config, [&](std::string_view n) { log.info("{}", n); });
 #ifdef DEPLOYKIT_OPENSSL_BUILD
-        // This build links no OpenSSL: a configuration that needs it goes to the build that does.
+        // This build links no OpenSSL: a configuration that needs TLS goes to the build that has it.
         bus::runtime::hand_over_to_openssl_build(cfg.hook, program_argv, DEPLOYKIT_OPENSSL_BUILD, log);
 #endif
         auto line = publish(cfg, repos, rev, debug, event_id);
