@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <stdexcept>
 #include <system_error>
 
 namespace bus::crypto {
@@ -80,8 +81,9 @@ std::string hmac_sha1_hex(std::string_view key, std::string_view data) { return 
 
 std::string pbkdf2_sha256(std::string_view password, std::string_view salt, unsigned iterations, std::size_t length)
 {
+    if (iterations == 0) throw std::invalid_argument("PBKDF2: iterations must be at least 1");
     std::string out(length, '\0');
-    if (length == 0 || iterations == 0) return out;
+    if (length == 0) return out;
     nettle_pbkdf2_hmac_sha256(password.size(), bytes(password), iterations, salt.size(), bytes(salt), length,
                               reinterpret_cast<std::uint8_t*>(out.data()));
     return out;

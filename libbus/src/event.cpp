@@ -1,16 +1,15 @@
 #include "bus/event.hpp"
 
+#include "bus/crypto.hpp"
 #include "bus/json_fields.hpp"
 #include "bus/text.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -376,17 +375,11 @@ std::string_view to_string(build_phase p) noexcept
 
 std::string new_event_id()
 {
-    // The kernel's CSPRNG (getrandom(2)): ids are unguessable, and unique across processes and
-    // forks (a forked mt19937_64 state would repeat its parent's ids). Not OpenSSL's RAND_bytes:
-    // its first call initialises libcrypto (config file, providers, DRBG), about 2 ms of a
-    // one-shot hook's start for 16 bytes.
+    // The kernel's CSPRNG (getrandom(2), bus/crypto.hpp): ids are unguessable, and unique across
+    // processes and forks (a forked mt19937_64 state would repeat its parent's ids). Nothing to
+    // initialise: a one-shot hook's start pays for 16 bytes, not for a library's set-up.
     std::array<unsigned char, 16> r{};
-    for (std::size_t got = 0; got < r.size();) {
-        ssize_t n = ::getrandom(r.data() + got, r.size() - got, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
-        got += static_cast<std::size_t>(n);
-    }
+    crypto::random_bytes(r.data(), r.size());
     r[6] = static_cast<unsigned char>((r[6] & 0x0f) | 0x40);  // version 4
     r[8] = static_cast<unsigned char>((r[8] & 0x3f) | 0x80);  // variant 10
     static constexpr char hex[] = "0123456789abcdef";

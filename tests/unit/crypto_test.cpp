@@ -12,6 +12,7 @@
 #include <chrono>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 using namespace bus::crypto;
@@ -95,6 +96,7 @@ TEST_CASE("crypto: PBKDF2-HMAC-SHA256 matches RFC 7914 section 11")
           "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56"
           "a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d");
     CHECK(pbkdf2_sha256("passwd", "salt", 1, 16) == pbkdf2_sha256("passwd", "salt", 1, 64).substr(0, 16));
+    CHECK_THROWS_AS(pbkdf2_sha256("passwd", "salt", 0, 32), std::invalid_argument);
 }
 
 TEST_CASE("crypto: base64 matches RFC 4648 section 10 both ways")

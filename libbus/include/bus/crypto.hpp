@@ -33,6 +33,7 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 std::string hmac_sha1_hex(std::string_view key, std::string_view data);
 
 /// PBKDF2 (RFC 8018) with HMAC-SHA256: `length` bytes derived from `password` and `salt`.
+/// Throws std::invalid_argument for 0 iterations.
 std::string pbkdf2_sha256(std::string_view password, std::string_view salt, unsigned iterations, std::size_t length);
 
 /// Base64 (RFC 4648, standard alphabet), with or without `=` padding.

@@ -215,7 +215,7 @@ std::string_view to_string(build_phase p) noexcept;
 /// cleaned with `sanitize`.
 event make_event(payload data, std::string host = {});
 
-/// A random RFC 4122 version-4 UUID (OpenSSL `RAND_bytes`).
+/// A random RFC 4122 version-4 UUID (getrandom(2), bus/crypto.hpp).
 std::string new_event_id();
 /// The current time as RFC 3339 UTC with seconds.
 std::string now_rfc3339();
