@@ -39,7 +39,7 @@ std::optional<provider> parse_provider(std::string_view s) noexcept
     return std::nullopt;
 }
 
-// ---- crypto ----
+// ---- text ----
 
 namespace {
 
