@@ -720,7 +720,7 @@ std::size_t resident_bytes()
 }
 } // namespace
 
-TEST_CASE("delivery_window - an empty window of 100,000 deliveries is not resident")
+TEST_CASE("delivery_window - an empty window for 100000 deliveries is not resident")
 {
     // The ring is allocated for its capacity but only the slots used may be touched: an idle
     // daemon must not hold 1.6 MB for deliveries it has not seen.
