@@ -20,12 +20,18 @@
 # sbin daemons, 1 for the rest, from the binary's install directory in the table: DAEMON = first
 # binary in sbin).
 
-# Libraries the daemons load at their first use (dlopen, daemons/common/lazy_library.hpp): no
+# Libraries the daemons load at their first use (dlopen, libbus/include/bus/lazy_library.hpp): no
 # DT_NEEDED entry, so dpkg-shlibdeps cannot see them. The package that ships the soname the build
 # loads, at least the version the build compiled against (its headers decide which options exist).
 set(DK_DEP_LIBCURL "libcurl4 (>= ${DK_LIBCURL_VERSION})")  # libcurl.so.4, the OpenSSL flavour
 string(REGEX REPLACE "^libgit2\\.so\\." "libgit2-" _git_pkg "${DK_LIBGIT2_SONAME}")  # libgit2.so.1.5 -> libgit2-1.5
 set(DK_DEP_LIBGIT2 "${_git_pkg} (>= ${DK_LIBGIT2_VERSION})")
+# libssl and libcrypto: every binary with BINARIES below speaks TLS when its configuration says so
+# (a stomp+ssl:// broker, a TLS listener) and loads them only then (libbus/src/openssl/
+# libssl_lazy.cpp); dk_package adds this to each such package's Depends.
+string(REGEX REPLACE "^libssl\\.so\\.([0-9]+)$" "libssl\\1" _ssl_pkg "${BUS_LIBSSL_SONAME}")  # libssl.so.3 -> libssl3
+string(REGEX MATCH "^[0-9]+\\.[0-9]+\\.[0-9]+" _ssl_version "${BUS_OPENSSL_VERSION}")
+set(DK_DEP_LIBSSL "${_ssl_pkg} (>= ${_ssl_version})")
 
 dk_package(stomp-git BINARIES stomp-git DAEMON USER root
   CONFIGS stomp-git/stomp-git.yaml

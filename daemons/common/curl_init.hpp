@@ -4,11 +4,14 @@
 // initialises OpenSSL (~1.7 MB more) in a daemon that may never call out. Thread-safe (a mutex;
 // libcurl >= 7.84, bookworm's 7.88, is thread-safe too).
 #pragma once
-#include "lazy_library.hpp"
+#include "bus/lazy_library.hpp"
 
 #include <string>
 
 namespace deploykit {
+
+using bus::lazy_library;
+using bus::lazy_library_error;
 
 /// The libcurl every call of a curl_* function goes to (soname libcurl.so.4, the OpenSSL flavour).
 lazy_library& libcurl_library();

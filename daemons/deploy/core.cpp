@@ -1,4 +1,5 @@
 #include "core.hpp"
+#include "bus/numeric.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -24,11 +25,7 @@ bool slashed(const std::string& s) { return s.size() >= 2 && s.front() == '/' &&
 
 std::optional<double> number(const std::string& s)
 {
-    if (s.empty()) return std::nullopt;
-    double v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-    return v;
+    return bus::parse_decimal(s);
 }
 
 std::vector<std::string> split(const std::string& s, char sep)

@@ -12,6 +12,7 @@
 #include "bus/intake.hpp"
 #include "bus/runtime/spawn.hpp"
 #include "bus/wire.hpp"
+#include "curl_init.hpp"
 #include "deploy/protocol.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -55,6 +56,7 @@ std::size_t discard(char*, std::size_t size, std::size_t n, void*) { return size
 
 std::string check_url(const std::string& url, double timeout_s)
 {
+    if (auto e = deploykit::curl_init_once(); !e.empty()) return e;  // loads libcurl at the first check
     std::unique_ptr<CURL, void (*)(CURL*)> h(curl_easy_init(), curl_easy_cleanup);
     if (!h) return "cannot initialise libcurl";
     curl_easy_setopt(h.get(), CURLOPT_URL, url.c_str());

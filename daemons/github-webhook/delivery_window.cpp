@@ -31,6 +31,7 @@ delivery_window::slot delivery_window::digest_of(std::string_view id) const noex
     auto mac = bus::crypto::hmac_sha256(key_, id);
     slot s;
     std::memcpy(s.d, mac.data(), sizeof s.d);
+    s.at = 0;
     return s;
 }
 

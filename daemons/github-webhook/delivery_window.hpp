@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace webhook {
@@ -39,9 +40,13 @@ public:
 
     struct slot {
         std::uint32_t d[3];     ///< 96 bits of HMAC-SHA256(key, id)
-        std::uint32_t at = 0;   ///< seconds after base_ (rounded up); 0 = forgotten
+        std::uint32_t at;       ///< seconds after base_ (rounded up); 0 = forgotten
     };
     static_assert(sizeof(slot) == 16);
+    // No member initialisers: the ring is allocated for `capacity` slots and must stay untouched
+    // (not resident) until used. With `at = 0` here, new slot[n] wrote every slot at start: 1.6 MB
+    // of a 100,000-delivery window resident in an idle daemon (bench/results/perf-5-*.md).
+    static_assert(std::is_trivially_default_constructible_v<slot>);
 
 private:
     slot digest_of(std::string_view id) const noexcept;

@@ -1,4 +1,5 @@
 #include "record.hpp"
+#include "bus/numeric.hpp"
 
 #include "bus/crypto.hpp"
 #include "bus/event.hpp"
@@ -331,9 +332,7 @@ std::optional<std::vector<std::string>> python_args(std::string_view a)
             auto e = a.find(',', i);
             auto tok = a.substr(i, e == std::string_view::npos ? a.size() - i : e - i);
             while (!tok.empty() && tok.back() == ' ') tok.remove_suffix(1);
-            double dv;
-            auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), dv);
-            if (ec != std::errc{} || p != tok.data() + tok.size()) {
+            if (!bus::parse_decimal(tok)) {
                 if (tok != "True" && tok != "False" && tok != "None") return std::nullopt;
             }
             out.emplace_back(tok);
@@ -388,15 +387,14 @@ recorded_event from_fields(const json& rec, const ingest_origin& o, std::int64_t
     e.time_ms = received_ms;
     if (auto it = rec.find("time"); it != rec.end()) {
         if (it->is_string()) e.time_ms = parse_time_ms(it->get<std::string>()).value_or(received_ms);
-        else if (it->is_number()) e.time_ms = static_cast<std::int64_t>(std::llround(it->get<double>() * 1000));
+        else if (it->is_number()) e.time_ms = bus::round_to_int64(it->get<double>() * 1000);
     } else if (auto c = rec.find("created"); c != rec.end()) {
         double secs = 0;
         if (c->is_number()) secs = c->get<double>();
         else if (c->is_string()) {
-            auto s = c->get<std::string>();
-            std::from_chars(s.data(), s.data() + s.size(), secs);
+            secs = bus::parse_decimal(c->get<std::string>()).value_or(0);
         }
-        if (secs > 0) e.time_ms = static_cast<std::int64_t>(std::llround(secs * 1000));
+        if (secs > 0) e.time_ms = bus::round_to_int64(secs * 1000);
     }
     std::string lv = str_field(rec, "level");
     if (lv.empty()) lv = str_field(rec, "levelname");

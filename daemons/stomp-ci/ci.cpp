@@ -1,4 +1,5 @@
 #include "ci.hpp"
+#include "bus/numeric.hpp"
 
 #include "jenkins_helper.hpp"
 
@@ -189,7 +190,7 @@ std::vector<bus::build_step> to_build_steps(const std::vector<step_result>& step
                          : s.end == step_end::timed_out ? "TIMEOUT"
                          : s.end == step_end::cancelled ? "ABORTED"
                                                         : "SKIPPED";
-        out.push_back(bus::build_step{s.name, st, s.exit_code, std::round(s.duration_s * 1000) / 1000});
+        out.push_back(bus::build_step{s.name, st, s.exit_code, bus::round_half_away(s.duration_s * 1000) / 1000});
     }
     return out;
 }

@@ -9,6 +9,7 @@
 // worker that dies mid-job leaves its message unacknowledged: the broker gives it to another
 // worker, which reruns it under the same run id (the completed event's id is derived from it).
 #include "daemon.hpp"
+#include "bus/numeric.hpp"
 
 #include "ci.hpp"
 #include "config.hpp"
@@ -369,7 +370,7 @@ struct daemon_state {
         }
         auto b = make_build(req, bus::build_phase::completed, number, url, host);
         b.status = o.status;
-        b.duration_s = std::round(o.duration_s * 1000) / 1000;
+        b.duration_s = bus::round_half_away(o.duration_s * 1000) / 1000;
         b.steps = to_build_steps(o.steps);
         if (!o.error.empty()) b.warnings.push_back("preparation failed: " + o.error);
         for (const auto& w : o.warnings) b.warnings.push_back(w);

@@ -1,4 +1,5 @@
 #include "stomp_jenkins.hpp"
+#include "bus/numeric.hpp"
 
 #include "bus/legacy.hpp"
 #include "bus/url.hpp"
@@ -574,7 +575,7 @@ queue_state parse_queue_item(std::string_view json)
 
 std::chrono::milliseconds retry_delay(const http_settings& h, unsigned attempt, double jitter01, std::string_view retry_after)
 {
-    double d = static_cast<double>(h.retry_initial.count()) * std::pow(2.0, attempt > 0 ? attempt - 1 : 0);
+    double d = static_cast<double>(h.retry_initial.count()) * bus::pow_int(2.0, attempt > 0 ? std::min(attempt - 1, 62U) : 0);
     const double cap = static_cast<double>(h.retry_max.count());
     d = std::min(d, cap);
     d *= 1.0 - 0.2 * std::clamp(jitter01, 0.0, 1.0);
@@ -587,7 +588,7 @@ std::chrono::milliseconds retry_delay(const http_settings& h, unsigned attempt, 
 
 std::chrono::milliseconds poll_delay(unsigned attempt)
 {
-    double d = 500.0 * std::pow(1.5, std::min(attempt, 20U));
+    double d = 500.0 * bus::pow_int(1.5, std::min(attempt, 20U));
     return std::chrono::milliseconds(static_cast<long>(std::min(d, 5000.0)));
 }
 

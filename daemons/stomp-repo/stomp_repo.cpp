@@ -1,4 +1,5 @@
 #include "stomp_repo.hpp"
+#include "bus/numeric.hpp"
 
 #include <fnmatch.h>
 
@@ -197,7 +198,7 @@ std::map<std::string, std::string> highest_versions(const std::vector<coalescer:
 std::optional<std::chrono::milliseconds> retry_delay(const retry_policy& p, unsigned attempt, double jitter01)
 {
     if (attempt == 0 || attempt > p.retries) return std::nullopt;
-    double base = static_cast<double>(p.initial.count()) * std::pow(2.0, std::min(attempt - 1, 30u));
+    double base = static_cast<double>(p.initial.count()) * bus::pow_int(2.0, std::min(attempt - 1, 30u));
     base = std::min(base, static_cast<double>(p.max.count()));
     jitter01 = std::clamp(jitter01, 0.0, 1.0);
     return std::chrono::milliseconds(static_cast<std::int64_t>(base * (0.5 + 0.5 * jitter01)));

@@ -1,4 +1,5 @@
 #include "bus/url.hpp"
+#include "bus/numeric.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -88,12 +89,11 @@ endpoint parse_endpoint(std::string_view url)
 
 double parse_number(std::string_view key, std::string_view v)
 {
-    double d = 0;
-    auto r = std::from_chars(v.data(), v.data() + v.size(), d);
-    if (v.empty() || r.ec != std::errc{} || r.ptr != v.data() + v.size() || !std::isfinite(d))
+    auto d = parse_decimal(v);
+    if (!d)
         throw config_error("stomp option " + std::string(key) + ": '" + std::string(v) +
                            "' is not a number");
-    return d;
+    return *d;
 }
 
 bool parse_bool(std::string_view key, std::string_view v)
@@ -108,7 +108,7 @@ std::chrono::milliseconds to_ms(double v)
 {
     if (v < 0) v = 0;
     if (v > 86'400'000.0) v = 86'400'000.0;
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(v)));
+    return std::chrono::milliseconds(round_to_int64(v));
 }
 
 void apply_option(broker_url& out, std::string_view key, std::string_view value)

@@ -77,6 +77,12 @@ done
 got=$(sc -u "$url" subscribe -t /queue/bp -n 12 --wait 20 | wc -l)
 rc=0; wait "$ppid_bp" || rc=$?
 [[ $got == 12 && $rc == 0 ]] && pass "the blocked producer resumed: all 12 receipted and delivered" || bad "back-pressure: got $got, publisher rc=$rc"
+# OpenSSL is loaded at the first TLS call (libbus/src/openssl/libssl_lazy.cpp): a broker that has
+# served plain clients and its admin endpoint maps neither libssl nor libcrypto.
+maps=$(cat "/proc/$bpid/maps")
+[[ $maps == *libc.so* && $maps != *libssl.so* && $maps != *libcrypto.so* ]] \
+  && pass "a broker without TLS maps neither libssl nor libcrypto" \
+  || bad "plain broker maps: $(grep -oE 'lib(ssl|crypto)[^ ]*' <<<"$maps" | sort -u | tr '\n' ' ')"
 stop TERM
 
 # 3. Users, permissions, SIGHUP.
@@ -134,6 +140,8 @@ rc=0; sc -u "stomp+ssl://localhost:$tls_port" --ca-file "$work/ca.pem" publish -
 [[ $rc == 0 ]] && pass "TLS listener with a verified certificate" || bad "TLS publish rc=$rc"
 rc=0; sc -u "stomp+ssl://127.0.0.1:$tls_port" --ca-file "$work/ca.pem" publish -t /topic/tls -m x >/dev/null 2>&1 || rc=$?
 [[ $rc == 1 ]] && pass "TLS host-name mismatch refused by the client" || bad "TLS mismatch rc=$rc"
+[[ $(cat "/proc/$bpid/maps") == *libssl.so.3* ]] && pass "the TLS listener's broker loaded libssl" \
+  || bad "TLS broker does not map libssl"
 stop TERM
 
 # 4. Malformed frames and 1,000 connections with a subscriber that never reads.

@@ -1,7 +1,7 @@
-// deploykit::lazy_library (daemons/common/lazy_library.hpp): libraries loaded at their first use.
+// bus::lazy_library (libbus/include/bus/lazy_library.hpp): libraries loaded at their first use.
 #include "curl_init.hpp"
 #include "git_lazy.hpp"
-#include "lazy_library.hpp"
+#include "bus/lazy_library.hpp"
 
 #include <curl/curl.h>
 #include <git2.h>
@@ -10,8 +10,8 @@
 #include <cmath>
 #include <string>
 
-using deploykit::lazy_library;
-using deploykit::lazy_library_error;
+using bus::lazy_library;
+using bus::lazy_library_error;
 
 namespace {
 constexpr const char* missing_lib = "libdeploykit-not-installed.so.7";

@@ -1,7 +1,15 @@
 #include "bus/backoff.hpp"
+#include "bus/numeric.hpp"
 #include "bus/url.hpp"
 
 #include <doctest/doctest.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
 
 using namespace std::chrono_literals;
 
@@ -97,4 +105,84 @@ TEST_CASE("backoff jitter stays within bounds and attempts are bounded")
         CHECK(d <= 1000ms);
     }
     CHECK(b.exhausted());
+}
+
+// ---- bus/numeric.hpp: rounding and powers without libm ---------------------------------------
+
+TEST_CASE("numeric - round_half_away and round_to_int64 agree with std::round and std::llround")
+{
+    const double specials[] = {0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994,
+                               4503599627370495.5, -4503599627370495.5, 0x1p52, 0x1p52 + 1, 0x1p62, -0x1p62,
+                               1e-310, 123456.499999, 86400000.5, 1.0 / 3.0};
+    for (double x : specials) {
+        CAPTURE(x);
+        CHECK(bus::round_half_away(x) == std::round(x));
+        CHECK(bus::round_to_int64(x) == std::llround(x));
+    }
+    std::mt19937_64 rng(20261205);
+    std::uniform_real_distribution<double> small(-1e6, 1e6);
+    for (int i = 0; i < 200000; ++i) {
+        // halves and near-halves on a fine grid, and arbitrary values across the whole range
+        double x = i % 2 ? small(rng) : std::ldexp(static_cast<double>(static_cast<std::int64_t>(rng() >> 1)), -(i % 70));
+        CAPTURE(x);
+        REQUIRE(bus::round_half_away(x) == std::round(x));
+        if (std::fabs(x) < 0x1p62) REQUIRE(bus::round_to_int64(x) == std::llround(x));
+    }
+}
+
+TEST_CASE("numeric - round_to_int64 saturates where std::llround is undefined")
+{
+    CHECK(bus::round_to_int64(1e300) == std::numeric_limits<std::int64_t>::max());
+    CHECK(bus::round_to_int64(-1e300) == std::numeric_limits<std::int64_t>::min());
+    CHECK(bus::round_to_int64(std::numeric_limits<double>::infinity()) == std::numeric_limits<std::int64_t>::max());
+    CHECK(bus::round_to_int64(std::numeric_limits<double>::quiet_NaN()) == 0);
+    CHECK(bus::round_to_int64(-0x1p63) == std::numeric_limits<std::int64_t>::min());
+    CHECK(bus::round_half_away(std::numeric_limits<double>::infinity()) == std::numeric_limits<double>::infinity());
+    CHECK(std::isnan(bus::round_half_away(std::numeric_limits<double>::quiet_NaN())));
+    static_assert(bus::round_to_int64(2.5) == 3 && bus::round_to_int64(-2.5) == -3);
+}
+
+TEST_CASE("numeric - pow_int matches std::pow for the back-off exponents")
+{
+    for (unsigned n = 0; n <= 62; ++n) CHECK(bus::pow_int(2.0, n) == std::pow(2.0, n));
+    for (unsigned n = 0; n <= 20; ++n) CHECK(bus::pow_int(1.5, n) == doctest::Approx(std::pow(1.5, n)).epsilon(1e-15));
+    CHECK(bus::pow_int(7.0, 0) == 1.0);
+}
+
+TEST_CASE("numeric - parse_decimal reads what std::from_chars reads and nothing around it")
+{
+    const char* good[] = {"0", "-0", "30", "0.5", ".5", "5.", "-2.25", "1e3", "1E-3", "2.5e+2", "86400000",
+                          "0.1", "123456789012345678901234567890", "4.9406564584124654e-324", "1.7976931348623157e308"};
+    for (const char* t : good) {
+        CAPTURE(t);
+        double want = 0;
+        std::string_view s(t);
+        auto r = std::from_chars(s.data(), s.data() + s.size(), want);
+        REQUIRE(r.ptr == s.data() + s.size());
+        auto got = bus::parse_decimal(s);
+        REQUIRE(got);
+        CHECK(*got == want);
+    }
+    const char* bad[] = {"", "-", ".", "e5", "1e", "1e+", " 1", "1 ", "+1", "0x10", "1,5", "inf", "nan", "-inf",
+                         "1..2", "1e400", "--1", "١"};
+    for (const char* t : bad) {
+        CAPTURE(t);
+        CHECK_FALSE(bus::parse_decimal(t));
+    }
+    // Correct rounding on random digit strings, against libstdc++'s from_chars.
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 20000; ++i) {
+        std::string t = std::to_string(rng() % 1000000007) + "." + std::to_string(rng()) + "e" +
+                        std::to_string(static_cast<int>(rng() % 600) - 300);
+        double want = 0;
+        auto r = std::from_chars(t.data(), t.data() + t.size(), want);
+        auto got = bus::parse_decimal(t);
+        CAPTURE(t);
+        if (r.ec == std::errc{} && std::isfinite(want)) {
+            REQUIRE(got);
+            REQUIRE(*got == want);
+        } else {
+            REQUIRE_FALSE(got);
+        }
+    }
 }

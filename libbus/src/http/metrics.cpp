@@ -1,8 +1,10 @@
 #include "bus/http/metrics.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
-#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 namespace bus::http {
@@ -14,12 +16,13 @@ std::string number(double v)
     if (std::isnan(v)) return "NaN";
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
     char buf[64];
-    if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    if (std::fabs(v) < 1e15 && static_cast<double>(static_cast<std::int64_t>(v)) == v) {
         std::snprintf(buf, sizeof buf, "%.0f", v);
         return buf;
     }
-    auto res = std::to_chars(buf, buf + sizeof buf, v);  // the shortest form that reads back
-    return std::string(buf, res.ptr);
+    // The shortest form that reads back (fmt's Dragonbox, as std::to_chars; the latter would make
+    // every daemon map libm for libstdc++'s fesetround: bus/numeric.hpp).
+    return fmt::format("{}", v);
 }
 
 std::string escape_help(std::string_view s)

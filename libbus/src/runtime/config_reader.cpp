@@ -1,4 +1,5 @@
 #include "bus/runtime/config_reader.hpp"
+#include "bus/numeric.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -245,7 +246,7 @@ std::chrono::milliseconds section::duration(std::string_view key, std::chrono::m
         ms = d * scale;
     }
     if (!ok) fail(key, "expected a duration (a number, or with ms, s, m, h: 30s), not " + describe(*v));
-    auto r = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
+    auto r = std::chrono::milliseconds(bus::round_to_int64(ms));
     if (r < min || r > max)
         fail(key, "expected a duration from " + std::to_string(min.count()) + " ms to " + std::to_string(max.count()) +
                       " ms, not " + v->Scalar());

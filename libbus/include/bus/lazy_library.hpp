@@ -6,7 +6,8 @@
 // Why: a library that is linked is mapped, relocated and its constructors run before main
 // (libcurl's tree with GnuTLS: 3.1 MB of RSS; libgit2 and its 13 libraries: 1.4 MB), though a
 // daemon needs it only at its first request or job. The forwarding definitions
-// (libcurl_lazy.cpp, libgit2_lazy.cpp) keep every call site as it is.
+// (daemons/common/libcurl_lazy.cpp, libgit2_lazy.cpp; libbus/src/openssl/libssl_lazy.cpp for
+// libssl and libcrypto, loaded only by a program that uses TLS) keep every call site as it is.
 //
 // A missing library must not surface only at the first job: probe() checks at start, in a child
 // process, that the library and every symbol load (so the daemon's own RSS does not grow).
@@ -20,7 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace deploykit {
+namespace bus {
 
 /// A library that could not be loaded, or lacks a symbol; what() names the soname.
 class lazy_library_error : public std::runtime_error {
@@ -66,4 +67,8 @@ private:
     std::vector<void*> table_;
 };
 
-} // namespace deploykit
+/// libssl.so.3 (and libcrypto, its dependency), loaded at the program's first TLS call
+/// (src/openssl/libssl_lazy.cpp; in programs linked with the CMake target bus_libssl).
+lazy_library& libssl_library();
+
+} // namespace bus

@@ -1,4 +1,4 @@
-#include "lazy_library.hpp"
+#include "bus/lazy_library.hpp"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace deploykit {
+namespace bus {
 
 lazy_library::lazy_library(const char* soname, std::span<const char* const> symbols) : soname_(soname), names_(symbols) {}
 
@@ -115,4 +115,4 @@ std::string lazy_library::probe(std::chrono::milliseconds deadline) const
            (WIFSIGNALED(status) ? std::string("died of signal ") + std::to_string(WTERMSIG(status)) : std::string("failed"));
 }
 
-} // namespace deploykit
+} // namespace bus
