@@ -6,7 +6,8 @@
 # nothing published; `reprepro includedeb` of a newer version -> one package event (native and the
 # original `package:` line); a package not of interest -> nothing; a tampered InRelease and one
 # signed by another key -> refused, counted, nothing published, then published once the repository
-# is signed again; a restart publishes nothing twice; aptly publish update -> event; a missing
+# is signed again; a restart publishes nothing twice; after its polls the daemon does not map
+# libcurl (the transfers run in a fetch child) and the credentials of a URL are not in its log; aptly publish update -> event; a missing
 # version helper stops --check-config, a failing one the start; a version helper failing while
 # running -> the poll is not committed (error line, counted, nothing published or recorded), and
 # the next poll with the helper back publishes the event. Reports the time from a changed
@@ -147,7 +148,7 @@ repositories:
     jitter: 0
     retry-initial: 200ms
     retry-max: 1s
-  - url: http://127.0.0.1:$hport/aptly
+  - url: http://poller:s3cret-in-url@127.0.0.1:$hport/aptly
     suites: aptdist
     keyring: $work/repo-keyring.gpg
     interval: 1s
@@ -183,6 +184,9 @@ until_true 20 log_has "$work/poller.log" "reprepro bookworm: baseline recorded" 
   || { bad "no baseline for the reprepro repository: $(tail -5 "$work/poller.log")"; exit 1; }
 until_true 20 log_has "$work/poller.log" "aptly aptdist: baseline recorded" || bad "no baseline for the aptly repository"
 pass "first poll: baseline recorded for both repositories"
+# The transfers ran in fetch children (repo-poller --fetch-worker): the daemon never maps libcurl.
+if grep -q 'libcurl' "/proc/$ppid_/maps"; then bad "the daemon maps libcurl after its polls: $(grep -o '/[^ ]*libcurl[^ ]*' "/proc/$ppid_/maps" | sort -u)"
+else pass "after its polls the daemon does not map libcurl (transfers in a child)"; fi
 # Unchanged: the next polls are answered 304 Not Modified, and nothing is published.
 until_true 20 metric_above repo_poller_not_modified_total 2 && pass "unchanged InRelease: 304 Not Modified (counted)" \
   || bad "no 304 seen: not_modified=$(metric repo_poller_not_modified_total)"
@@ -322,7 +326,7 @@ done
 pass "metrics: build_info, polls, not_modified, changes, signature_failures, last_success"
 "$PY" -c 'import sys,urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/readyz" % sys.argv[1], timeout=5)' "$aport" \
   && pass "/readyz 200" || bad "/readyz"
-grep -qi "passw\|secret" "$work/poller.log" && bad "something secret-looking in the log" || true
+grep -qi "passw\|secret\|s3cret" "$work/poller.log" && bad "something secret-looking in the log (the aptly URL carries s3cret-in-url)" || true
 
 # ---- broker down: the event goes to the outbox (state-dir/outbox) and is delivered later ----------
 stop_poller
