@@ -16,8 +16,8 @@
 //   the first reply that is neither 200 nor 304. A file rather than stdout: the parent reads the
 //   replies one at a time (a poll's memory stays one index, as before), the child's writes are
 //   bounded by RLIMIT_FSIZE, and there is no name to create, race or clean after a crash.
-// Sans-IO here (encoding, parsing, the spawn options); the child's main and the file handling
-// are in fetch_worker.cpp.
+// The encoding, parsing and spawn options are sans-IO (unit-tested); child_fetch runs the child
+// and reads its file; the child's main (which alone calls libcurl) is fetch_worker.cpp.
 
 #include "config.hpp"
 #include "fetch.hpp"
