@@ -94,8 +94,14 @@ fetch_batch decode_batch(std::string_view text)
 
 std::string encode_reply_header(const fetch_result& r)
 {
-    json j = {{"status", r.status},   {"etag", r.etag},   {"last_modified", r.last_modified},
-              {"date", r.date},       {"error", r.error}, {"length", r.body.size()}};
+    // http_get keeps validators of at most max_field bytes; an error longer than that (a loader's
+    // message) is cut rather than make the reply malformed.
+    json j = {{"status", r.status},
+              {"etag", r.etag.substr(0, max_field)},
+              {"last_modified", r.last_modified.substr(0, max_field)},
+              {"date", r.date.substr(0, max_field)},
+              {"error", r.error.substr(0, max_field)},
+              {"length", r.body.size()}};
     auto line = j.dump(-1, ' ', false, json::error_handler_t::replace);
     line += '\n';
     return line;

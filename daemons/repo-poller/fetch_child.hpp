@@ -36,9 +36,9 @@ namespace repo_poller {
 
 /// The hidden command-line mode of the child.
 inline constexpr std::string_view fetch_worker_flag = "--fetch-worker";
-/// A reply's header line (JSON, '\n' included) is at most this long; the request at most
-/// `max_request_bytes`.
-inline constexpr std::size_t max_reply_header = 8192;
+/// A reply's header line (JSON, '\n' included) is at most this long (three 1 KiB fields, each
+/// up to 6 KiB once JSON-escaped, and the error); the request at most `max_request_bytes`.
+inline constexpr std::size_t max_reply_header = 32768;
 inline constexpr std::size_t max_request_bytes = 1u << 20;
 /// Descriptor the child writes its replies to.
 inline constexpr int reply_fd = 3;

@@ -128,6 +128,21 @@ TEST_CASE("repo_poller fetch child: replies are read one at a time with their va
     CHECK(r3.status == 0);
     CHECK(r3.error == c.error);
     CHECK(pos == data.size());
+    // Validators of the largest size kept, all escaped in JSON (control bytes), and a long error
+    // (cut): still one valid header within the bound.
+    fetch_result odd;
+    odd.status = 200;
+    odd.etag = std::string(1024, '\x01');
+    odd.last_modified = std::string(1024, '"');
+    odd.date = std::string(1024, '\\');
+    odd.error = std::string(5000, 'e');
+    const auto line = encode_reply_header(odd);
+    CHECK(line.size() <= max_reply_header);
+    auto back = read_reply(over(line), 10);
+    CHECK(back.etag == odd.etag);
+    CHECK(back.last_modified == odd.last_modified);
+    CHECK(back.date == odd.date);
+    CHECK(back.error == std::string(1024, 'e'));
 }
 
 TEST_CASE("repo_poller fetch child: a malformed or oversized reply is refused")
