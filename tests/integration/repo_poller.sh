@@ -10,7 +10,8 @@
 # libcurl (the transfers run in a fetch child) and the credentials of a URL are not in its log; aptly publish update -> event; a missing
 # version helper stops --check-config, a failing one the start; a version helper failing while
 # running -> the poll is not committed (error line, counted, nothing published or recorded), and
-# the next poll with the helper back publishes the event. Reports the time from a changed
+# the next poll with the helper back publishes the event; during a transfer (a server that never
+# answers) the fetch child's argv holds no URL, and SIGTERM ends the daemon and the child promptly. Reports the time from a changed
 # InRelease to the event.
 #   tests/integration/repo_poller.sh STOMP_BROKER STOMPCTL REPO_POLLER STOMP_REPO_VERCMP
 set -euo pipefail
@@ -20,9 +21,10 @@ for tool in reprepro aptly gpg gpgv dpkg-deb; do
   command -v "$tool" >/dev/null || { echo "FAIL $tool is not installed (scripts/deps.sh installs it)"; exit 1; }
 done
 work=$(mktemp -d /tmp/deploykit-rp.XXXXXX)
-bpid= hpid= ppid_= spid=
+bpid= hpid= ppid_= spid= xpid= qpid=
 cleanup() {
   { [[ -n $ppid_ ]] && kill "$ppid_"; [[ -n $spid ]] && kill "$spid"; [[ -n $hpid ]] && kill "$hpid"
+    [[ -n $qpid ]] && kill "$qpid"; [[ -n $xpid ]] && kill "$xpid"
     [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true
   wait 2>/dev/null || true
   gpgconf --homedir "$work/gnupg" --kill all 2>/dev/null || true
@@ -359,4 +361,42 @@ evfile=$work/events2 until_true 30 has_event "d['name']=='foo' and d['new_versio
 (($(evfile=$work/events2 events True) == 1)) && pass "delivered once, not announced again by the poll" \
   || bad "events after the outbox delivery: $(cat "$work/events2")"
 stop_poller
+
+# ---- a poll in progress: the fetch child's argv, and a prompt stop --------------------------------
+# A server that accepts and never answers; a second poller on it, with credentials in the URL.
+xport=$(free_port)
+"$PY" -c 'import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+held=[]
+while True: held.append(s.accept()[0])' "$xport" &
+xpid=$!
+until_true 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$xport" 2>/dev/null || bad "hanging server did not start"
+cat >"$work/hang.yaml" <<EOF
+rserver: stomp://127.0.0.1:$bport
+state-dir: $work/hang-state
+version-helper: $work/vercmp
+heartbeat-interval: 0
+repositories:
+  - url: http://hang:s3cret-in-argv@127.0.0.1:$xport/repo
+    suites: [bookworm]
+    interval: 1s
+    jitter: 0
+EOF
+"$poller" -d -c "$work/hang.yaml" >"$work/hang.log" 2>&1 &
+qpid=$!
+child=
+fetch_child() { child=$(pgrep -P "$qpid" -f -- '--fetch-worker' | head -1); [[ -n $child ]]; }
+if until_true 20 fetch_child; then
+  argv=$(tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null || true)
+  [[ $argv == *"--fetch-worker"* && $argv != *s3cret* && $argv != *127.0.0.1* ]] \
+    && pass "the fetch child's argv is '$argv' (no URL, no credentials)" || bad "fetch child argv: $argv"
+  grep -q libcurl "/proc/$qpid/maps" && bad "the daemon maps libcurl during a poll" || pass "during a poll only the child maps libcurl"
+  kill -TERM "$qpid"
+  if until_true 5 bash -c "! kill -0 $qpid 2>/dev/null"; then pass "stop during a transfer: the daemon exits within 5 s"
+  else bad "the daemon did not stop within 5 s of SIGTERM during a transfer"; fi
+  wait "$qpid" 2>/dev/null || true
+  qpid=
+  until_true 5 bash -c "! kill -0 $child 2>/dev/null" && pass "the fetch child is ended at shutdown" || bad "fetch child $child left running"
+else bad "no fetch child seen for a poll in progress: $(tail -3 "$work/hang.log")"; fi
+grep -q s3cret "$work/hang.log" && bad "credentials in the log: $(grep s3cret "$work/hang.log")" || true
 exit $fail
