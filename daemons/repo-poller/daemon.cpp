@@ -10,7 +10,6 @@
 #include "daemon.hpp"
 
 #include "config.hpp"
-#include "fetch.hpp"
 #include "poller.hpp"
 
 #include "curl_init.hpp"
@@ -123,7 +122,7 @@ struct daemon_state {
     net::awaitable<void> drain()
     {
         log.info("repo-poller: stopping");
-        stop_flag = true;  // aborts transfers in progress; their polls fail and save nothing
+        stop_flag = true;  // ends fetch children in progress; their polls fail and save nothing
         out.stop();
         client.stop();
         co_return;
@@ -270,7 +269,7 @@ net::awaitable<void> announce_ready(daemon_state* d)
 int run(const bus::runtime::common_options& opts, spdlog::logger& log)
 {
     auto cfg = load_config(opts.config_path, [&](std::string_view n) { log.info("repo-poller: {}", n); });
-    // libcurl is loaded and initialised at the first poll (fetch.hpp), libapt-pkg's order comes
+    // libcurl is loaded only in the fetch children (fetch_child.hpp), libapt-pkg's order comes
     // from the helper per changed index: that both work is checked now (libcurl in a child), so
     // a missing one stops the start and --check-config, not the first poll.
     if (auto e = deploykit::curl_library_check(); !e.empty()) throw std::runtime_error(e);
@@ -278,6 +277,8 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
         throw bus::runtime::config_error(opts.config_path + ": version-helper: " + e);
     if (opts.check_config) return 0;
     prepare_dir(cfg.state_dir);
+    // The fetch child is this binary (`--fetch-worker`), as stomp-git's workers are.
+    const std::string self = std::filesystem::canonical("/proc/self/exe").string();
     bus::runtime::service svc(opts, log,
                               {.drain_deadline = std::chrono::seconds(3), .workers = cfg.workers});
     daemon_state d(svc, std::move(cfg));
@@ -290,7 +291,7 @@ int run(const bus::runtime::common_options& opts, spdlog::logger& log)
             t->suite = suite;
             t->label = redact_url(repo.url) + " " + suite;
             t->state_path = d.cfg.state_dir / state_file_name(repo.url, suite);
-            t->ctx = poll_context{&d.cfg, &repo, suite, d.gnupg_home, &d.stop_flag};
+            t->ctx = poll_context{&d.cfg, &repo, suite, d.gnupg_home, self, &d.stop_flag};
             try {
                 t->st = load_state(t->state_path);
             } catch (const std::exception& e) {

@@ -1,10 +1,10 @@
 #pragma once
 
 // Blocking HTTP GETs with libcurl for repo-poller: conditional (If-None-Match /
-// If-Modified-Since), bounded in size and time, abortable at shutdown. Runs on the worker pool,
-// never on the I/O thread. Nothing here logs; URLs with credentials are never put in errors.
-// libcurl is loaded and initialised (OpenSSL with it) at the first request, not at start
-// (daemons/common/curl_init.hpp): an idle daemon does not map libcurl's tree.
+// If-Modified-Since), bounded in size and time, abortable. Called only in the fetch child
+// (`repo-poller --fetch-worker`, fetch_child.hpp), never in the daemon, which therefore never maps
+// libcurl's tree. Nothing here logs; URLs with credentials are never put in errors. libcurl is
+// loaded and initialised (OpenSSL with it) at the first request (daemons/common/curl_init.hpp).
 
 #include "config.hpp"
 

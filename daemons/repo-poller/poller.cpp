@@ -1,6 +1,6 @@
 #include "poller.hpp"
 
-#include "fetch.hpp"
+#include "fetch_child.hpp"
 
 #include "bus/runtime/spawn.hpp"
 #include "bus/text.hpp"
@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <unistd.h>
@@ -102,8 +103,10 @@ poll_outcome poll_once(const poll_context& ctx, const suite_state& prev)
     const auto& cfg = *ctx.cfg;
     const auto& repo = *ctx.repo;
     const std::string base = repo.url + "/dists/" + ctx.suite + "/";
-    auto rel = http_get(base + "InRelease", cfg.http, cfg.http.max_release_bytes, prev.baseline ? prev.etag : std::string(),
-                        prev.baseline ? prev.last_modified : std::string(), ctx.stop);
+    fetch_batch release_get{cfg.http, {}};
+    release_get.requests.push_back({base + "InRelease", cfg.http.max_release_bytes, prev.baseline ? prev.etag : std::string(),
+                                    prev.baseline ? prev.last_modified : std::string()});
+    auto rel = child_fetch(ctx.self, cfg.state_dir, release_get, ctx.stop).next();
     if (rel.status == 304) {
         o.what = k::not_modified;
         return o;
@@ -157,7 +160,15 @@ poll_outcome poll_once(const poll_context& ctx, const suite_state& prev)
         o.next.versions.clear();
         o.next.interest = interest;
     }
+    // The indices whose hash changed, all read by one fetch child.
+    struct to_read {
+        std::string comp, arch, key;
+        chosen_index idx;
+        bool known = false;
+    };
     std::set<std::string> seen;
+    std::vector<to_read> reads;
+    fetch_batch index_gets{cfg.http, {}};
     for (const auto& comp : components)
         for (const auto& arch : arches) {
             const std::string key = comp + "/" + arch;
@@ -166,7 +177,17 @@ poll_outcome poll_once(const poll_context& ctx, const suite_state& prev)
             seen.insert(key);
             auto known = o.next.index_hashes.find(key);
             if (known != o.next.index_hashes.end() && known->second == idx->file.sha256) continue;
-            auto got = http_get(base + idx->file.path, cfg.http, cfg.http.max_index_bytes, {}, {}, ctx.stop);
+            index_gets.requests.push_back({base + idx->file.path, cfg.http.max_index_bytes, {}, {}});
+            reads.push_back({comp, arch, key, *idx, known != o.next.index_hashes.end()});
+        }
+    std::optional<child_fetch> fetched;
+    if (!reads.empty()) fetched.emplace(ctx.self, cfg.state_dir, index_gets, ctx.stop);
+    for (const auto& rd : reads) {
+        const auto& comp = rd.comp;
+        const auto& arch = rd.arch;
+        const auto* idx = &rd.idx;
+        {
+            auto got = fetched->next();
             if (got.status != 200)
                 throw parse_error(idx->file.path + ": " + (got.status == 0 ? got.error : "HTTP " + std::to_string(got.status)));
             if (got.body.size() != idx->file.size || sha256_hex(got.body) != idx->file.sha256)
@@ -184,11 +205,12 @@ poll_outcome poll_once(const poll_context& ctx, const suite_state& prev)
                 throw version_order_error(idx->file.path + ": cannot order its " + std::to_string(to_order.size()) +
                                           " version(s): " + ranks.error);
             auto current = newest_of_interest(parsed.packages, repo.packages, *ranks.order);
-            const bool baseline = prev.baseline && known != o.next.index_hashes.end();
+            const bool baseline = prev.baseline && rd.known;
             for (auto& c : apply_index(o.next.versions, comp, arch, current, baseline, *ranks.order))
                 o.changes.push_back(std::move(c));
-            o.next.index_hashes[key] = idx->file.sha256;
+            o.next.index_hashes[rd.key] = idx->file.sha256;
         }
+    }
     // Indices no longer listed (or configured): forget them and their versions.
     for (auto it = o.next.index_hashes.begin(); it != o.next.index_hashes.end();) {
         if (seen.count(it->first)) {

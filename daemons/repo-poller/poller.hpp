@@ -3,7 +3,8 @@
 // One poll of one (repository, suite), blocking: conditional GET of dists/<suite>/InRelease,
 // signature check with gpgv (bus::runtime::spawn, argv only), the Packages indices that changed
 // (hash-checked against the InRelease), and the change decision (poll_logic.hpp). Runs on the
-// worker pool. It returns the next state without writing it: the daemon persists it only once
+// worker pool. The transfers run in fetch children (fetch_child.hpp), never in the daemon: one
+// for the InRelease, and when it changed one more for all the indices to read. It returns the next state without writing it: the daemon persists it only once
 // the events it implies are published or spooled, so a crash or a lost broker never skips one.
 
 #include "config.hpp"
@@ -49,6 +50,7 @@ struct poll_context {
     const repository* repo;
     std::string suite;
     std::filesystem::path gnupg_home;  ///< gpgv's --homedir (empty directory of ours)
+    std::string self;                  ///< this binary, started as the fetch child
     const std::atomic<bool>* stop;
 };
 

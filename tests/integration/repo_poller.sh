@@ -6,10 +6,12 @@
 # nothing published; `reprepro includedeb` of a newer version -> one package event (native and the
 # original `package:` line); a package not of interest -> nothing; a tampered InRelease and one
 # signed by another key -> refused, counted, nothing published, then published once the repository
-# is signed again; a restart publishes nothing twice; aptly publish update -> event; a missing
+# is signed again; a restart publishes nothing twice; after its polls the daemon does not map
+# libcurl (the transfers run in a fetch child) and the credentials of a URL are not in its log; aptly publish update -> event; a missing
 # version helper stops --check-config, a failing one the start; a version helper failing while
 # running -> the poll is not committed (error line, counted, nothing published or recorded), and
-# the next poll with the helper back publishes the event. Reports the time from a changed
+# the next poll with the helper back publishes the event; during a transfer (a server that never
+# answers) the fetch child's argv holds no URL, and SIGTERM ends the daemon and the child promptly. Reports the time from a changed
 # InRelease to the event.
 #   tests/integration/repo_poller.sh STOMP_BROKER STOMPCTL REPO_POLLER STOMP_REPO_VERCMP
 set -euo pipefail
@@ -19,9 +21,10 @@ for tool in reprepro aptly gpg gpgv dpkg-deb; do
   command -v "$tool" >/dev/null || { echo "FAIL $tool is not installed (scripts/deps.sh installs it)"; exit 1; }
 done
 work=$(mktemp -d /tmp/deploykit-rp.XXXXXX)
-bpid= hpid= ppid_= spid=
+bpid= hpid= ppid_= spid= xpid= qpid=
 cleanup() {
   { [[ -n $ppid_ ]] && kill "$ppid_"; [[ -n $spid ]] && kill "$spid"; [[ -n $hpid ]] && kill "$hpid"
+    [[ -n $qpid ]] && kill "$qpid"; [[ -n $xpid ]] && kill "$xpid"
     [[ -n $bpid ]] && kill "$bpid"; } 2>/dev/null || true
   wait 2>/dev/null || true
   gpgconf --homedir "$work/gnupg" --kill all 2>/dev/null || true
@@ -147,7 +150,7 @@ repositories:
     jitter: 0
     retry-initial: 200ms
     retry-max: 1s
-  - url: http://127.0.0.1:$hport/aptly
+  - url: http://poller:s3cret-in-url@127.0.0.1:$hport/aptly
     suites: aptdist
     keyring: $work/repo-keyring.gpg
     interval: 1s
@@ -183,6 +186,9 @@ until_true 20 log_has "$work/poller.log" "reprepro bookworm: baseline recorded" 
   || { bad "no baseline for the reprepro repository: $(tail -5 "$work/poller.log")"; exit 1; }
 until_true 20 log_has "$work/poller.log" "aptly aptdist: baseline recorded" || bad "no baseline for the aptly repository"
 pass "first poll: baseline recorded for both repositories"
+# The transfers ran in fetch children (repo-poller --fetch-worker): the daemon never maps libcurl.
+if grep -q 'libcurl' "/proc/$ppid_/maps"; then bad "the daemon maps libcurl after its polls: $(grep -o '/[^ ]*libcurl[^ ]*' "/proc/$ppid_/maps" | sort -u)"
+else pass "after its polls the daemon does not map libcurl (transfers in a child)"; fi
 # Unchanged: the next polls are answered 304 Not Modified, and nothing is published.
 until_true 20 metric_above repo_poller_not_modified_total 2 && pass "unchanged InRelease: 304 Not Modified (counted)" \
   || bad "no 304 seen: not_modified=$(metric repo_poller_not_modified_total)"
@@ -322,7 +328,7 @@ done
 pass "metrics: build_info, polls, not_modified, changes, signature_failures, last_success"
 "$PY" -c 'import sys,urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/readyz" % sys.argv[1], timeout=5)' "$aport" \
   && pass "/readyz 200" || bad "/readyz"
-grep -qi "passw\|secret" "$work/poller.log" && bad "something secret-looking in the log" || true
+grep -qi "passw\|secret\|s3cret" "$work/poller.log" && bad "something secret-looking in the log (the aptly URL carries s3cret-in-url)" || true
 
 # ---- broker down: the event goes to the outbox (state-dir/outbox) and is delivered later ----------
 stop_poller
@@ -355,4 +361,42 @@ evfile=$work/events2 until_true 30 has_event "d['name']=='foo' and d['new_versio
 (($(evfile=$work/events2 events True) == 1)) && pass "delivered once, not announced again by the poll" \
   || bad "events after the outbox delivery: $(cat "$work/events2")"
 stop_poller
+
+# ---- a poll in progress: the fetch child's argv, and a prompt stop --------------------------------
+# A server that accepts and never answers; a second poller on it, with credentials in the URL.
+xport=$(free_port)
+"$PY" -c 'import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+held=[]
+while True: held.append(s.accept()[0])' "$xport" &
+xpid=$!
+until_true 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$xport" 2>/dev/null || bad "hanging server did not start"
+cat >"$work/hang.yaml" <<EOF
+rserver: stomp://127.0.0.1:$bport
+state-dir: $work/hang-state
+version-helper: $work/vercmp
+heartbeat-interval: 0
+repositories:
+  - url: http://hang:s3cret-in-argv@127.0.0.1:$xport/repo
+    suites: [bookworm]
+    interval: 1s
+    jitter: 0
+EOF
+"$poller" -d -c "$work/hang.yaml" >"$work/hang.log" 2>&1 &
+qpid=$!
+child=
+fetch_child() { child=$(pgrep -P "$qpid" -f -- '--fetch-worker' | head -1); [[ -n $child ]]; }
+if until_true 20 fetch_child; then
+  argv=$(tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null || true)
+  [[ $argv == *"--fetch-worker"* && $argv != *s3cret* && $argv != *127.0.0.1* ]] \
+    && pass "the fetch child's argv is '$argv' (no URL, no credentials)" || bad "fetch child argv: $argv"
+  grep -q libcurl "/proc/$qpid/maps" && bad "the daemon maps libcurl during a poll" || pass "during a poll only the child maps libcurl"
+  kill -TERM "$qpid"
+  if until_true 5 bash -c "! kill -0 $qpid 2>/dev/null"; then pass "stop during a transfer: the daemon exits within 5 s"
+  else bad "the daemon did not stop within 5 s of SIGTERM during a transfer"; fi
+  wait "$qpid" 2>/dev/null || true
+  qpid=
+  until_true 5 bash -c "! kill -0 $child 2>/dev/null" && pass "the fetch child is ended at shutdown" || bad "fetch child $child left running"
+else bad "no fetch child seen for a poll in progress: $(tail -3 "$work/hang.log")"; fi
+grep -q s3cret "$work/hang.log" && bad "credentials in the log: $(grep s3cret "$work/hang.log")" || true
 exit $fail
