@@ -110,7 +110,7 @@ dk_package(herald BINARIES herald DAEMON USER herald
   CONFIGS herald/herald.yaml
   SECRETS herald/bus.passcode
   SECRET_MAPS herald/users.yaml
-  DEPENDS "${DK_DEP_LIBCURL}"
+  DEPENDS "${DK_DEP_LIBCURL}" "libpcre2-8-0 (>= ${HERALD_LIBPCRE2_VERSION})"
   SUMMARY "deploykit: record and search the bus's events"
   DESCRIPTION "herald subscribes to the deploykit topics, records every event in an SQLite database and serves a search page, a JSON API and live updates, with logins and an ingest API for other systems.")
 

@@ -2,7 +2,7 @@
 // at its start. Every OpenSSL function deploykit's TLS code calls (Asio's SSL streams and
 // contexts, src/openssl/with.cpp, the HTTP server's and the broker's TLS listeners) is defined
 // here with OpenSSL's own name and signature, taken from OpenSSL's declaration by the compiler
-// (sig<> below; a mismatch does not compile), and forwarded to libssl.so.3 through a table
+// (bus/detail/lazy_forward.hpp; a mismatch does not compile), and forwarded to libssl.so.3 through a table
 // resolved once. dlsym on libssl's handle also finds libcrypto's functions (its dependency).
 //
 // Why: linked, libssl and libcrypto cost every daemon 1.7 MiB of RSS and 0.46 MiB of private
@@ -13,6 +13,7 @@
 // Debian's security updates replace. These definitions are not exported (executables are linked
 // without --export-dynamic), so libcurl and libgit2, which link libssl themselves, never reach
 // them.
+#include "bus/detail/lazy_forward.hpp"
 #include "bus/lazy_library.hpp"
 
 #include <openssl/err.h>
@@ -21,7 +22,6 @@
 #include <openssl/x509v3.h>
 
 #include <cstddef>
-#include <tuple>
 
 namespace {
 
@@ -115,15 +115,6 @@ constexpr const char* names[] = {
 #undef DK_NAME
 };
 
-template <class F>
-struct sig;
-template <class R, class... A>
-struct sig<R (*)(A...)> {
-    using ret = R;
-    template <std::size_t I>
-    using arg = std::tuple_element_t<I, std::tuple<A...>>;
-};
-
 template <index I, class F>
 F fn()
 {
@@ -142,22 +133,8 @@ lazy_library& libssl_library()
 
 } // namespace bus
 
-#define DK_R(f) sig<decltype(&::f)>::ret
-#define DK_A(f, i) sig<decltype(&::f)>::arg<i>
-#define DK_CALL(f) fn<i_##f, decltype(&::f)>()
-#define DK_FWD_0(f) DK_R(f) f() { return DK_CALL(f)(); }
-#define DK_FWD_1(f) DK_R(f) f(DK_A(f, 0) a) { return DK_CALL(f)(a); }
-#define DK_FWD_2(f) DK_R(f) f(DK_A(f, 0) a, DK_A(f, 1) b) { return DK_CALL(f)(a, b); }
-#define DK_FWD_3(f) DK_R(f) f(DK_A(f, 0) a, DK_A(f, 1) b, DK_A(f, 2) c) { return DK_CALL(f)(a, b, c); }
-#define DK_FWD_4(f) \
-    DK_R(f) f(DK_A(f, 0) a, DK_A(f, 1) b, DK_A(f, 2) c, DK_A(f, 3) d) { return DK_CALL(f)(a, b, c, d); }
-#define DK_FWD_5(f)                                                               \
-    DK_R(f) f(DK_A(f, 0) a, DK_A(f, 1) b, DK_A(f, 2) c, DK_A(f, 3) d, DK_A(f, 4) e) \
-    {                                                                             \
-        return DK_CALL(f)(a, b, c, d, e);                                         \
-    }
-#define DK_FWD(f, n) DK_FWD_##n(f)
+#define BUS_LAZY_CALL(f) fn<i_##f, decltype(&::f)>()
 
 extern "C" {
-DK_SSL_FUNCTIONS(DK_FWD)
+DK_SSL_FUNCTIONS(BUS_LAZY_FORWARD)
 }
