@@ -2,6 +2,7 @@
 // defined here with libcurl's own name and signature (the compiler checks them against curl.h)
 // and forwarded to libcurl.so.4 through a table resolved once. No target links -lcurl.
 #define CURL_DISABLE_TYPECHECK  // curl_easy_setopt/getinfo are macros otherwise (typecheck-gcc.h)
+#include "bus/detail/lazy_forward.hpp"
 #include "curl_init.hpp"
 
 #include <curl/curl.h>
@@ -22,23 +23,7 @@ namespace {
     X(curl_slist_append)     \
     X(curl_slist_free_all)
 
-enum index : std::size_t {
-#define DK_INDEX(f) i_##f,
-    DK_CURL_FUNCTIONS(DK_INDEX)
-#undef DK_INDEX
-};
-constexpr const char* names[] = {
-#define DK_NAME(f) #f,
-    DK_CURL_FUNCTIONS(DK_NAME)
-#undef DK_NAME
-};
-
-template <index I, class F>
-F fn()
-{
-    return reinterpret_cast<F>(deploykit::libcurl_library().symbol(I));
-}
-#define DK_CALL(f) fn<i_##f, decltype(&::f)>()
+BUS_LAZY_TABLE(DK_CURL_FUNCTIONS, deploykit::libcurl_library)
 
 } // namespace
 
@@ -54,21 +39,21 @@ lazy_library& libcurl_library()
 
 extern "C" {
 
-CURLcode curl_global_init(long flags) { return DK_CALL(curl_global_init)(flags); }
-CURL* curl_easy_init() { return DK_CALL(curl_easy_init)(); }
-void curl_easy_cleanup(CURL* h) { DK_CALL(curl_easy_cleanup)(h); }
-void curl_easy_reset(CURL* h) { DK_CALL(curl_easy_reset)(h); }
-CURLcode curl_easy_perform(CURL* h) { return DK_CALL(curl_easy_perform)(h); }
-const char* curl_easy_strerror(CURLcode c) { return DK_CALL(curl_easy_strerror)(c); }
-curl_slist* curl_slist_append(curl_slist* l, const char* s) { return DK_CALL(curl_slist_append)(l, s); }
-void curl_slist_free_all(curl_slist* l) { DK_CALL(curl_slist_free_all)(l); }
+CURLcode curl_global_init(long flags) { return BUS_LAZY_CALL(curl_global_init)(flags); }
+CURL* curl_easy_init() { return BUS_LAZY_CALL(curl_easy_init)(); }
+void curl_easy_cleanup(CURL* h) { BUS_LAZY_CALL(curl_easy_cleanup)(h); }
+void curl_easy_reset(CURL* h) { BUS_LAZY_CALL(curl_easy_reset)(h); }
+CURLcode curl_easy_perform(CURL* h) { return BUS_LAZY_CALL(curl_easy_perform)(h); }
+const char* curl_easy_strerror(CURLcode c) { return BUS_LAZY_CALL(curl_easy_strerror)(c); }
+curl_slist* curl_slist_append(curl_slist* l, const char* s) { return BUS_LAZY_CALL(curl_slist_append)(l, s); }
+void curl_slist_free_all(curl_slist* l) { BUS_LAZY_CALL(curl_slist_free_all)(l); }
 
 // The variadic pair: the argument's type follows from the option's number range, as in curl's own
 // lib/setopt.c (CURLOPTTYPE_*): below OBJECTPOINT a long, then object/string/slist/callback-data
 // pointers, function pointers, curl_off_t, and blobs (pointers).
 CURLcode curl_easy_setopt(CURL* h, CURLoption option, ...)
 {
-    auto f = DK_CALL(curl_easy_setopt);
+    auto f = BUS_LAZY_CALL(curl_easy_setopt);
     va_list ap;
     va_start(ap, option);
     CURLcode rc;
@@ -84,7 +69,7 @@ CURLcode curl_easy_setopt(CURL* h, CURLoption option, ...)
 // Every CURLINFO_* takes a pointer to where the answer goes.
 CURLcode curl_easy_getinfo(CURL* h, CURLINFO info, ...)
 {
-    auto f = DK_CALL(curl_easy_getinfo);
+    auto f = BUS_LAZY_CALL(curl_easy_getinfo);
     va_list ap;
     va_start(ap, info);
     CURLcode rc = f(h, info, va_arg(ap, void*));

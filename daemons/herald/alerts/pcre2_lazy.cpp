@@ -27,16 +27,8 @@ namespace {
     X(pcre2_set_depth_limit_8, 2)              \
     X(pcre2_set_match_limit_8, 2)
 
-enum index : std::size_t {
-#define HERALD_INDEX(f, n) i_##f,
-    HERALD_PCRE2_FUNCTIONS(HERALD_INDEX)
-#undef HERALD_INDEX
-};
-constexpr const char* names[] = {
-#define HERALD_NAME(f, n) #f,
-    HERALD_PCRE2_FUNCTIONS(HERALD_NAME)
-#undef HERALD_NAME
-};
+bus::lazy_library& pcre2_library();
+BUS_LAZY_TABLE(HERALD_PCRE2_FUNCTIONS, pcre2_library)
 
 bus::lazy_library& pcre2_library()
 {
@@ -44,15 +36,7 @@ bus::lazy_library& pcre2_library()
     return lib;
 }
 
-template <index I, class F>
-F fn()
-{
-    return reinterpret_cast<F>(pcre2_library().symbol(I));
-}
-
 } // namespace
-
-#define BUS_LAZY_CALL(f) fn<i_##f, decltype(&::f)>()
 
 extern "C" {
 HERALD_PCRE2_FUNCTIONS(BUS_LAZY_FORWARD)

@@ -104,22 +104,7 @@ namespace {
     X(X509_free, 1) \
     X(d2i_PrivateKey_bio, 2) \
 
-enum index : std::size_t {
-#define DK_INDEX(f, n) i_##f,
-    DK_SSL_FUNCTIONS(DK_INDEX)
-#undef DK_INDEX
-};
-constexpr const char* names[] = {
-#define DK_NAME(f, n) #f,
-    DK_SSL_FUNCTIONS(DK_NAME)
-#undef DK_NAME
-};
-
-template <index I, class F>
-F fn()
-{
-    return reinterpret_cast<F>(bus::libssl_library().symbol(I));
-}
+BUS_LAZY_TABLE(DK_SSL_FUNCTIONS, bus::libssl_library)
 
 } // namespace
 
@@ -132,8 +117,6 @@ lazy_library& libssl_library()
 }
 
 } // namespace bus
-
-#define BUS_LAZY_CALL(f) fn<i_##f, decltype(&::f)>()
 
 extern "C" {
 DK_SSL_FUNCTIONS(BUS_LAZY_FORWARD)

@@ -23,6 +23,21 @@ struct c_signature<R (*)(A...)> {
 
 } // namespace bus::detail
 
+/// The table behind the forwarding definitions: enum index (i_<function>), names[] (what
+/// bus::lazy_library resolves) and fn<index, type>(), the resolved function of `library()`, a
+/// function returning the bus::lazy_library built from names.
+#define BUS_LAZY_TABLE(list, library)                                  \
+    enum index : std::size_t { list(BUS_LAZY_INDEX_) };                \
+    constexpr const char* names[] = {list(BUS_LAZY_NAME_)};            \
+    template <index I, class F>                                        \
+    F fn()                                                             \
+    {                                                                  \
+        return reinterpret_cast<F>(library().symbol(I));               \
+    }
+#define BUS_LAZY_INDEX_(f, ...) i_##f,
+#define BUS_LAZY_NAME_(f, ...) #f,
+#define BUS_LAZY_CALL(f) fn<i_##f, decltype(&::f)>()
+
 #define BUS_LAZY_R(f) ::bus::detail::c_signature<decltype(&::f)>::ret
 #define BUS_LAZY_A(f, i) ::bus::detail::c_signature<decltype(&::f)>::template arg<i>
 #define BUS_LAZY_FORWARD_0(f) \
